@@ -1,0 +1,54 @@
+# The opam package `mycelium_native` (ocaml/), built with dune from nixpkgs'
+# OCaml package set. Its stubs are Rust (ocaml-rs), so dune calls cargo during
+# the build; cargo gets the pinned toolchain and the vendored crates of every
+# Cargo.lock, and runs offline. docs/nix.md explains why this uses nixpkgs'
+# ocamlPackages rather than opam2nix.
+{
+  pkgs,
+  lib,
+  rust,
+  sources,
+  version,
+  ocamlPackages,
+  rustToolchain,
+}:
+ocamlPackages.buildDunePackage {
+  pname = "mycelium_native";
+  inherit version;
+  src = sources.ocaml;
+  # dune works in ocaml/, but the stub crate may belong to the root Cargo
+  # workspace, whose target/ sits at the top of the tree: keep the whole
+  # tree writable, not just ocaml/.
+  sourceRoot = "source/ocaml";
+  postUnpack = ''
+    chmod -R u+w source
+  '';
+
+  nativeBuildInputs = [
+    rustToolchain
+    pkgs.pkg-config
+  ];
+  buildInputs = [ rust.mycelium-ffi ];
+  propagatedBuildInputs = [ ocamlPackages.lwt ];
+  checkInputs = [ ocamlPackages.alcotest ];
+  # The test matrix lives in scripts/test-ocaml.sh and runs as checks.ocaml;
+  # building the package should not be a second, diverging definition of it.
+  doCheck = false;
+
+  preConfigure = ''
+    if [ ! -f dune-project ]; then
+      echo "error: ocaml/dune-project is missing; packages.ocaml builds the dune project in ocaml/" >&2
+      exit 1
+    fi
+    export CARGO_HOME="$NIX_BUILD_TOP/cargo-home"
+    mkdir -p "$CARGO_HOME"
+    install -m644 ${rust.cargoVendorDir}/config.toml "$CARGO_HOME/config.toml"
+    export CARGO_NET_OFFLINE=true
+    export DUNE_CACHE=disabled
+  '';
+
+  meta = {
+    description = "OCaml bindings of the Mycelium message bus (opam package mycelium_native)";
+    platforms = lib.platforms.linux;
+  };
+}

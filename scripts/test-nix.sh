@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The Nix packaging checks that run without nixpkgs, a binary cache or network:
+# every .nix file parses, flake.lock is a version 7 lock that matches the inputs
+# of flake.nix and pins real-looking revisions, the imports of nix/*.nix pass
+# the arguments those files take, and the rust-overlay pin is newer than the
+# pinned Rust. The work is done by nix/check_flake.py; this script provides
+# nix-instantiate.
+#
+# Outside Nix, a missing nix-instantiate is installed from Debian (nix-bin).
+# With MYCELIUM_IN_NIX=1 (the `nix` flake check, `nix develop`) nothing is
+# installed: the tools must already be on PATH.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+in_nix="${MYCELIUM_IN_NIX:-0}"
+
+fail() {
+  echo "test-nix: error: $*" >&2
+  exit 1
+}
+
+install_nix_instantiate() {
+  if [ "$in_nix" = 1 ]; then
+    fail "nix-instantiate is not on PATH; with MYCELIUM_IN_NIX=1 it must come from the derivation's inputs (pkgs.nix)"
+  fi
+  command -v apt-get >/dev/null ||
+    fail "nix-instantiate is not on PATH and apt-get is not available; install Nix (docs/nix.md)"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || fail "installing nix-bin needs root or sudo"
+    sudo=(sudo)
+  fi
+  echo "test-nix: installing Debian's nix-bin for nix-instantiate"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nix-bin >/dev/null
+}
+
+command -v nix-instantiate >/dev/null || install_nix_instantiate
+command -v python3 >/dev/null || fail "python3 is not on PATH"
+
+if [ "$in_nix" = 1 ]; then
+  # The build sandbox has no /nix/var/nix and no writable HOME; the checker only
+  # parses and evaluates pure expressions against a dummy store, but Nix still
+  # wants somewhere to put its state and cache.
+  scratch="${TMPDIR:-/tmp}/test-nix-state"
+  mkdir -p "$scratch"
+  export NIX_STATE_DIR="$scratch/state" NIX_LOG_DIR="$scratch/log" XDG_CACHE_HOME="$scratch/cache"
+fi
+
+echo "test-nix: $(nix-instantiate --version), $(python3 --version)"
+exec python3 "$repo/nix/check_flake.py" --repo "$repo"
