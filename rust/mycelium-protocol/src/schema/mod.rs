@@ -1,0 +1,16 @@
+//! The schema language of `contracts.yaml`: the model, its loader and its rules.
+
+mod error;
+mod field_type;
+mod keywords;
+mod model;
+mod validation;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{SchemaError, ValidationError};
+pub use field_type::{FieldType, Scalar, TypeParseError, MAX_TYPE_NESTING};
+pub use model::{FieldDef, MessageDef, Schema, MAX_NESTING_DEPTH};
+pub use validation::is_reserved_type_id;
