@@ -1,0 +1,8 @@
+//! The `mycelium` command line tool; see `docs/cli.md` for every subcommand.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::install_panic_hook();
+    cli::run()
+}
