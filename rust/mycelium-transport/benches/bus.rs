@@ -1,0 +1,226 @@
+//! Publish -> deliver cost and fan-out throughput of the MessageBus, next to the same
+//! workload on `tokio::sync::broadcast` and `crossbeam-channel` (one bounded channel per
+//! subscriber) as references.
+//!
+//! - `latency/*`: one thread publishes one message and takes it out of every subscriber's
+//!   queue: the in-thread cost of one publish plus N deliveries, no thread hand-off.
+//! - `throughput/*`: one publisher thread, one consumer thread per subscriber; time until every
+//!   consumer has received a batch. Queues hold 1024 messages; the bus uses the Block policy,
+//!   broadcast overwrites (lagging receivers count skipped messages as received so the run
+//!   ends), crossbeam blocks. After each bus run the bus's own publish-to-dequeue latency
+//!   histogram (cross-thread) is printed.
+//!
+//! Run: `cargo bench -p mycelium-transport --bench bus` (about three minutes).
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mycelium_transport::{MessageBus, OverflowPolicy, SubscribeOptions};
+
+const SIZES: [usize; 4] = [16, 256, 4096, 65536];
+const SUBSCRIBERS: [usize; 2] = [1, 8];
+const CAPACITY: usize = 1024;
+const BATCH: u64 = 256;
+const TYPE: u16 = 1;
+
+fn payload(size: usize) -> Bytes {
+    Bytes::from(vec![0xA5u8; size])
+}
+
+fn id(subs: usize, size: usize) -> String {
+    format!("subs={subs}/bytes={size}")
+}
+
+fn latency(c: &mut Criterion) {
+    let mut group = c.benchmark_group("latency");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for subs in SUBSCRIBERS {
+        for size in SIZES {
+            let data = payload(size);
+            group.throughput(Throughput::Elements(1));
+
+            let bus = MessageBus::new();
+            let queues: Vec<_> = (0..subs)
+                .map(|_| {
+                    bus.subscribe_raw(TYPE, SubscribeOptions::new(CAPACITY, OverflowPolicy::Block))
+                })
+                .collect();
+            group.bench_function(BenchmarkId::new("mycelium", id(subs, size)), |b| {
+                b.iter(|| {
+                    bus.publish_raw(TYPE, data.clone()).unwrap();
+                    for q in &queues {
+                        black_box(q.try_recv().unwrap());
+                    }
+                })
+            });
+
+            let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(CAPACITY);
+            let mut receivers: Vec<_> = (0..subs).map(|_| tx.subscribe()).collect();
+            group.bench_function(BenchmarkId::new("tokio_broadcast", id(subs, size)), |b| {
+                b.iter(|| {
+                    tx.send(data.clone()).unwrap();
+                    for rx in &mut receivers {
+                        black_box(rx.try_recv().unwrap());
+                    }
+                })
+            });
+
+            let channels: Vec<_> = (0..subs)
+                .map(|_| crossbeam_channel::bounded::<Bytes>(CAPACITY))
+                .collect();
+            group.bench_function(BenchmarkId::new("crossbeam", id(subs, size)), |b| {
+                b.iter(|| {
+                    for (tx, _) in &channels {
+                        tx.send(data.clone()).unwrap();
+                    }
+                    for (_, rx) in &channels {
+                        black_box(rx.try_recv().unwrap());
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Consumer threads each bump their counter per message received.
+struct Consumers {
+    counters: Vec<Arc<AtomicU64>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Consumers {
+    fn spawn<R: Send + 'static>(receivers: Vec<R>, run: fn(R, &AtomicU64)) -> Self {
+        let counters: Vec<_> = receivers
+            .iter()
+            .map(|_| Arc::new(AtomicU64::new(0)))
+            .collect();
+        let threads = receivers
+            .into_iter()
+            .zip(&counters)
+            .map(|(rx, counter)| {
+                let counter = Arc::clone(counter);
+                thread::spawn(move || run(rx, &counter))
+            })
+            .collect();
+        Consumers { counters, threads }
+    }
+
+    /// Publishes `iters` batches and waits until every consumer has seen them.
+    fn timed(&self, iters: u64, mut publish: impl FnMut()) -> Duration {
+        let targets: Vec<u64> = self
+            .counters
+            .iter()
+            .map(|c| c.load(Ordering::Acquire) + iters * BATCH)
+            .collect();
+        let start = Instant::now();
+        for _ in 0..iters * BATCH {
+            publish();
+        }
+        for (counter, target) in self.counters.iter().zip(targets) {
+            while counter.load(Ordering::Acquire) < target {
+                thread::yield_now();
+            }
+        }
+        start.elapsed()
+    }
+
+    fn join(self) {
+        for t in self.threads {
+            t.join().unwrap();
+        }
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throughput");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(BATCH));
+    for subs in SUBSCRIBERS {
+        for size in SIZES {
+            let data = payload(size);
+
+            let bus = MessageBus::new();
+            let queues: Vec<_> = (0..subs)
+                .map(|_| {
+                    bus.subscribe_raw(TYPE, SubscribeOptions::new(CAPACITY, OverflowPolicy::Block))
+                })
+                .collect();
+            let consumers = Consumers::spawn(queues, |q, n| {
+                while q.recv_blocking().is_some() {
+                    n.fetch_add(1, Ordering::Release);
+                }
+            });
+            group.bench_function(BenchmarkId::new("mycelium", id(subs, size)), |b| {
+                b.iter_custom(|iters| {
+                    consumers.timed(iters, || bus.publish_raw(TYPE, data.clone()).unwrap())
+                })
+            });
+            bus.close();
+            consumers.join();
+            let l = bus.metrics().type_metrics(TYPE).map(|t| t.latency.clone());
+            // Nothing was delivered when a filter skipped this benchmark.
+            if let Some(l) = l.filter(|l| l.count > 0) {
+                println!(
+                    "mycelium {}: cross-thread publish->dequeue p50 {} ns, p90 {} ns, p99 {} ns, max {} ns over {} deliveries",
+                    id(subs, size), l.p50_ns, l.p90_ns, l.p99_ns, l.max_ns, l.count
+                );
+            }
+
+            let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(CAPACITY);
+            let receivers: Vec<_> = (0..subs).map(|_| tx.subscribe()).collect();
+            let consumers = Consumers::spawn(receivers, |mut rx, n| loop {
+                use tokio::sync::broadcast::error::RecvError;
+                match rx.blocking_recv() {
+                    Ok(_) => n.fetch_add(1, Ordering::Release),
+                    Err(RecvError::Lagged(skipped)) => n.fetch_add(skipped, Ordering::Release),
+                    Err(RecvError::Closed) => break,
+                };
+            });
+            group.bench_function(BenchmarkId::new("tokio_broadcast", id(subs, size)), |b| {
+                b.iter_custom(|iters| {
+                    consumers.timed(iters, || {
+                        tx.send(data.clone()).unwrap();
+                    })
+                })
+            });
+            drop(tx);
+            consumers.join();
+
+            let (senders, receivers): (Vec<_>, Vec<_>) = (0..subs)
+                .map(|_| crossbeam_channel::bounded::<Bytes>(CAPACITY))
+                .unzip();
+            let consumers = Consumers::spawn(receivers, |rx, n| {
+                while rx.recv().is_ok() {
+                    n.fetch_add(1, Ordering::Release);
+                }
+            });
+            group.bench_function(BenchmarkId::new("crossbeam", id(subs, size)), |b| {
+                b.iter_custom(|iters| {
+                    consumers.timed(iters, || {
+                        for tx in &senders {
+                            tx.send(data.clone()).unwrap();
+                        }
+                    })
+                })
+            });
+            drop(senders);
+            consumers.join();
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, latency, throughput);
+criterion_main!(benches);

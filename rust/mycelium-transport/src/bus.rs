@@ -1,0 +1,248 @@
+//! [`MessageBus`]: the topic table, subscribing, shutdown and metrics. Publishing lives in
+//! `publish.rs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use mycelium_protocol::Message;
+use parking_lot::RwLock;
+
+use crate::config::{BusConfig, SubscribeOptions, MAX_QUEUE_CAPACITY};
+use crate::error::SubscribeError;
+use crate::metrics::{MetricsSnapshot, TypeMetrics};
+use crate::raw_subscription::RawSubscription;
+use crate::subscriber::SubscriberShared;
+use crate::topic::{Topic, TopicTable};
+use crate::typed::Subscription;
+
+pub(crate) struct BusInner {
+    pub(crate) config: BusConfig,
+    /// Written only when a type id is seen for the first time; publishes and subscribes take
+    /// the read lock just long enough to reach the topic.
+    pub(crate) topics: RwLock<TopicTable>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) next_subscriber_id: AtomicU64,
+    /// Names given explicitly; they win over names learnt from typed calls.
+    pub(crate) type_names: RwLock<HashMap<u16, String>>,
+}
+
+/// The in-process publish/subscribe bus. Cheap to clone; clones share one bus.
+///
+/// See the [crate documentation](crate) for the delivery model.
+#[derive(Clone)]
+pub struct MessageBus {
+    pub(crate) inner: Arc<BusInner>,
+}
+
+impl Default for MessageBus {
+    fn default() -> Self {
+        MessageBus::new()
+    }
+}
+
+impl std::fmt::Debug for MessageBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageBus")
+            .field("config", &self.inner.config)
+            .field("closed", &self.is_closed())
+            .field("topics", &self.inner.topics.read().len())
+            .finish()
+    }
+}
+
+impl MessageBus {
+    /// A bus with the default [`BusConfig`].
+    pub fn new() -> Self {
+        MessageBus::with_config(BusConfig::default())
+    }
+
+    /// A bus with the given limits.
+    pub fn with_config(config: BusConfig) -> Self {
+        MessageBus {
+            inner: Arc::new(BusInner {
+                config,
+                topics: RwLock::new(TopicTable::default()),
+                closed: AtomicBool::new(false),
+                next_subscriber_id: AtomicU64::new(1),
+                type_names: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The limits this bus was created with.
+    pub fn config(&self) -> &BusConfig {
+        &self.inner.config
+    }
+
+    fn topic(&self, type_id: u16) -> Arc<Topic> {
+        if let Some(topic) = self.inner.topics.read().get(&type_id) {
+            return Arc::clone(topic);
+        }
+        let mut topics = self.inner.topics.write();
+        Arc::clone(
+            topics
+                .entry(type_id)
+                .or_insert_with(|| Arc::new(Topic::new(type_id))),
+        )
+    }
+
+    /// Runs `f` on the topic of `type_id`, creating the topic on first use. On the common path
+    /// `f` runs under the table's read lock, which spares the publish path an `Arc` clone;
+    /// `f` must therefore be short and must not call back into the bus.
+    pub(crate) fn with_topic<R>(&self, type_id: u16, f: impl FnOnce(&Topic) -> R) -> R {
+        if let Some(topic) = self.inner.topics.read().get(&type_id) {
+            return f(topic);
+        }
+        f(&self.topic(type_id))
+    }
+
+    /// Subscribes to `type_id`. A capacity outside `1..=MAX_QUEUE_CAPACITY` is clamped into
+    /// that range; use [`try_subscribe_raw`](Self::try_subscribe_raw) to have it refused.
+    /// Subscribing to a closed bus yields a subscription that is already at end-of-stream.
+    pub fn subscribe_raw(&self, type_id: u16, opts: SubscribeOptions) -> RawSubscription {
+        self.subscribe_with(type_id, opts, None)
+    }
+
+    /// Like [`subscribe_raw`](Self::subscribe_raw), but refuses an out-of-range capacity.
+    pub fn try_subscribe_raw(
+        &self,
+        type_id: u16,
+        opts: SubscribeOptions,
+    ) -> Result<RawSubscription, SubscribeError> {
+        check_capacity(opts.capacity)?;
+        Ok(self.subscribe_raw(type_id, opts))
+    }
+
+    pub(crate) fn subscribe_with(
+        &self,
+        type_id: u16,
+        opts: SubscribeOptions,
+        name: Option<&'static str>,
+    ) -> RawSubscription {
+        let capacity = opts.capacity.clamp(1, MAX_QUEUE_CAPACITY);
+        let (sender, receiver) = async_channel::bounded(capacity);
+        let topic = self.topic(type_id);
+        if let Some(name) = name {
+            topic.learn_name(name);
+        }
+        let id = self
+            .inner
+            .next_subscriber_id
+            .fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(SubscriberShared::new(
+            id,
+            type_id,
+            opts.label,
+            opts.policy,
+            capacity,
+            sender,
+            Arc::clone(&topic.stats),
+        ));
+        topic.add(Arc::clone(&shared));
+        // Checked after joining the topic: either `close` saw this subscriber in the list, or
+        // this load sees the flag `close` set (both SeqCst), so it is closed exactly as the
+        // others are.
+        if self.inner.closed.load(Ordering::SeqCst) {
+            shared.close_queue();
+        }
+        RawSubscription::new(receiver, shared, topic)
+    }
+
+    /// Typed subscription: yields decoded `T`s (see [`Subscription`]). Capacity is clamped as
+    /// in [`subscribe_raw`](Self::subscribe_raw).
+    pub fn subscribe<T: Message>(&self, opts: SubscribeOptions) -> Subscription<T> {
+        Subscription::new(self.subscribe_with(T::TYPE_ID, opts, Some(T::NAME)))
+    }
+
+    /// Live subscriptions to `type_id`.
+    pub fn subscriber_count(&self, type_id: u16) -> usize {
+        self.inner
+            .topics
+            .read()
+            .get(&type_id)
+            .map_or(0, |topic| topic.subscriber_count())
+    }
+
+    /// Refuses every further publish with [`PublishError::Closed`](crate::PublishError::Closed)
+    /// and ends every subscription: each still yields what is queued, then reports
+    /// end-of-stream. Publishers waiting on a full queue are released. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        for topic in topics {
+            for subscriber in topic.subscribers().iter() {
+                subscriber.close_queue();
+            }
+        }
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Replaces the explicitly registered message names used in metrics (the `message`
+    /// label). Types without an entry fall back to the name learnt from typed calls, if any.
+    pub fn set_type_names(&self, names: HashMap<u16, String>) {
+        *self.inner.type_names.write() = names;
+    }
+
+    /// Registers or replaces the name of one type id.
+    pub fn set_type_name(&self, type_id: u16, name: impl Into<String>) {
+        self.inner.type_names.write().insert(type_id, name.into());
+    }
+
+    /// The name metrics show for `type_id`.
+    pub fn type_name(&self, type_id: u16) -> Option<String> {
+        if let Some(name) = self.inner.type_names.read().get(&type_id) {
+            return Some(name.clone());
+        }
+        let topic = self.inner.topics.read().get(&type_id).cloned()?;
+        topic.learnt_name().map(str::to_owned)
+    }
+
+    /// Reads every counter into a plain snapshot.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let mut topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        topics.sort_by_key(|t| t.type_id);
+        let names = self.inner.type_names.read().clone();
+        let mut types = Vec::with_capacity(topics.len());
+        let mut subscribers = Vec::new();
+        for topic in &topics {
+            let list = topic.subscribers();
+            subscribers.extend(list.iter().map(|s| s.metrics()));
+            let stats = &topic.stats;
+            let latency = stats.latency.summary();
+            types.push(TypeMetrics {
+                type_id: topic.type_id,
+                name: names
+                    .get(&topic.type_id)
+                    .cloned()
+                    .or_else(|| topic.learnt_name().map(str::to_owned)),
+                published: stats.published.load(Ordering::Relaxed),
+                published_bytes: stats.published_bytes.load(Ordering::Relaxed),
+                delivered: latency.count,
+                dropped: stats.dropped.load(Ordering::Relaxed),
+                subscribers: list.len(),
+                latency,
+            });
+        }
+        subscribers.sort_by_key(|s| s.id);
+        MetricsSnapshot {
+            closed: self.is_closed(),
+            types,
+            subscribers,
+        }
+    }
+}
+
+pub(crate) fn check_capacity(capacity: usize) -> Result<(), SubscribeError> {
+    if (1..=MAX_QUEUE_CAPACITY).contains(&capacity) {
+        Ok(())
+    } else {
+        Err(SubscribeError::InvalidCapacity {
+            requested: capacity,
+        })
+    }
+}

@@ -1,0 +1,113 @@
+//! Bus-wide and per-subscriber settings.
+
+use serde::Serialize;
+
+/// Largest payload the bus accepts unless [`BusConfig::max_payload`] says otherwise.
+///
+/// The wire format's own limit ([`mycelium_protocol::MAX_PAYLOAD`], 16 MiB), so anything the
+/// bus accepts can also cross a socket bridge in one frame.
+pub const DEFAULT_MAX_PAYLOAD: usize = mycelium_protocol::MAX_PAYLOAD;
+
+/// Queue capacity used by [`SubscribeOptions::default`].
+pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+
+/// Largest queue capacity a subscriber may ask for.
+///
+/// The queue allocates all of its slots up front, so an unchecked capacity coming from a
+/// foreign caller could abort the process on allocation; 1 Mi slots is far beyond what a
+/// consumer that keeps up needs.
+pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// What a publish does when one subscriber's queue is full. Chosen per subscriber, so a slow
+/// audit log can block publishers while a UI feed just keeps the latest values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// The publisher waits until the subscriber makes room (back-pressure). A synchronous
+    /// publish blocks its thread; an async publish awaits.
+    #[default]
+    Block,
+    /// The oldest queued message is evicted (and counted as dropped) to make room, so the
+    /// subscriber always sees the newest messages.
+    DropOldest,
+    /// The new message is not queued for this subscriber (counted as dropped) and the publish
+    /// returns [`PublishError::QueueFull`](crate::PublishError::QueueFull); the other
+    /// subscribers still receive it.
+    FailPublish,
+}
+
+impl OverflowPolicy {
+    /// Stable lower-case name, used in metrics output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverflowPolicy::Block => "block",
+            OverflowPolicy::DropOldest => "drop_oldest",
+            OverflowPolicy::FailPublish => "fail_publish",
+        }
+    }
+}
+
+/// How a new subscription queues messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Maximum number of messages queued for this subscriber, `1..=MAX_QUEUE_CAPACITY`.
+    pub capacity: usize,
+    /// What happens when the queue is full.
+    pub policy: OverflowPolicy,
+    /// Free-form name shown in metrics and errors, e.g. `"python:telemetry-ui"`.
+    pub label: Option<String>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            capacity: DEFAULT_QUEUE_CAPACITY,
+            policy: OverflowPolicy::default(),
+            label: None,
+        }
+    }
+}
+
+impl SubscribeOptions {
+    /// Options with the given capacity and policy and no label.
+    pub fn new(capacity: usize, policy: OverflowPolicy) -> Self {
+        SubscribeOptions {
+            capacity,
+            policy,
+            label: None,
+        }
+    }
+
+    /// Sets the label shown in metrics and errors.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Sets the queue capacity.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets the overflow policy.
+    pub fn with_policy(mut self, policy: OverflowPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// Bus-wide limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    /// Largest payload, in bytes, that a publish accepts.
+    pub max_payload: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            max_payload: DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Live counters kept by the bus and the plain snapshot they are read into.
+//!
+//! Counters are relaxed atomics bumped on the publish and dequeue paths; nothing here takes a
+//! lock while messages flow. A snapshot reads each counter once, so counters that move while
+//! it is taken may be a few messages apart from each other; with the bus quiescent they
+//! reconcile exactly: for every type, each (publish, subscriber) pair ends up `delivered`,
+//! `dropped`, or still queued.
+
+mod histogram;
+mod prometheus;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::config::OverflowPolicy;
+pub(crate) use histogram::LatencyHistogram;
+pub use histogram::{HistogramBucket, LatencySummary};
+
+/// Counters for one message type, shared by the topic and its subscriptions.
+///
+/// There is no separate `delivered` counter: every delivery records exactly one latency
+/// sample, so the histogram's count is the delivery count, and the dequeue path saves one
+/// atomic on a cache line all consumers of the type share.
+pub(crate) struct TypeStats {
+    pub(crate) published: AtomicU64,
+    pub(crate) published_bytes: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) latency: LatencyHistogram,
+}
+
+impl TypeStats {
+    pub(crate) fn new() -> Self {
+        TypeStats {
+            published: AtomicU64::new(0),
+            published_bytes: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            latency: LatencyHistogram::new(),
+        }
+    }
+}
+
+/// Counters for one subscriber.
+///
+/// Aligned to its own cache lines: the consumer bumps `delivered` on every dequeue, and
+/// without the padding that would keep invalidating the line publishers read the queue
+/// handle and policy from.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct SubscriberStats {
+    /// Envelopes offered to this subscriber's queue (each ends up delivered or dropped), so
+    /// a waiter can tell when everything offered before a point in time has been handled.
+    pub(crate) offered: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) handler_errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    /// Only written when a handler fails, so a mutex costs nothing on the delivery path.
+    pub(crate) last_error: Mutex<Option<String>>,
+}
+
+impl SubscriberStats {
+    pub(crate) fn set_last_error(&self, message: String) {
+        // A poisoned lock only means another thread panicked while storing a string; the
+        // value is still a valid Option<String>, so keep using it.
+        let mut slot = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(message);
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn load(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything the bus counts, at one point in time. Plain data: serialize it, diff it, or
+/// render it with [`to_json`](Self::to_json) / [`to_prometheus`](Self::to_prometheus).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetricsSnapshot {
+    /// Whether [`MessageBus::close`](crate::MessageBus::close) has been called.
+    pub closed: bool,
+    /// One entry per type id that was ever published or subscribed, by ascending type id.
+    pub types: Vec<TypeMetrics>,
+    /// One entry per live subscription, by ascending subscriber id. Counters of closed
+    /// subscriptions remain in their type's totals.
+    pub subscribers: Vec<SubscriberMetrics>,
+}
+
+/// Totals for one message type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TypeMetrics {
+    /// Schema type id.
+    pub type_id: u16,
+    /// Message name, if registered with
+    /// [`MessageBus::set_type_names`](crate::MessageBus::set_type_names) or learnt from a
+    /// typed publish/subscribe.
+    pub name: Option<String>,
+    /// Publishes accepted (not refused as closed or too large).
+    pub published: u64,
+    /// Payload bytes of the accepted publishes (each counted once, however many subscribers).
+    pub published_bytes: u64,
+    /// Messages taken from a queue by a subscriber.
+    pub delivered: u64,
+    /// Messages that a subscriber did not get: evicted, refused, or still queued when it closed.
+    pub dropped: u64,
+    /// Live subscriptions.
+    pub subscribers: usize,
+    /// Publish-to-dequeue latency.
+    pub latency: LatencySummary,
+}
+
+/// State of one live subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriberMetrics {
+    /// Subscriber id (unique within the bus).
+    pub id: u64,
+    /// Type id it subscribes to.
+    pub type_id: u16,
+    /// Label given in [`SubscribeOptions`](crate::SubscribeOptions).
+    pub label: Option<String>,
+    /// Its overflow policy.
+    pub policy: OverflowPolicy,
+    /// Its queue capacity.
+    pub capacity: usize,
+    /// Messages waiting in its queue.
+    pub queue_depth: usize,
+    /// Messages it has taken.
+    pub delivered: u64,
+    /// Messages it missed (see [`TypeMetrics::dropped`]).
+    pub dropped: u64,
+    /// Failed or panicking handler calls, including those reported by foreign adapters.
+    pub handler_errors: u64,
+    /// Payloads a typed subscription could not decode (skipped).
+    pub decode_errors: u64,
+    /// Message of the most recent handler or decode failure.
+    pub last_error: Option<String>,
+}
+
+impl MetricsSnapshot {
+    /// The snapshot as a JSON document (same field names as the Rust structs).
+    pub fn to_json(&self) -> String {
+        // Every field is a string, number, bool, enum or list, so serialization cannot fail;
+        // the fallback only keeps this function total.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            serde_json::json!({ "error": format!("metrics serialization failed: {e}") }).to_string()
+        })
+    }
+
+    /// The snapshot in the Prometheus text exposition format 0.0.4.
+    pub fn to_prometheus(&self) -> String {
+        prometheus::render(self)
+    }
+
+    /// Totals for `type_id`, if it was ever published or subscribed.
+    pub fn type_metrics(&self, type_id: u16) -> Option<&TypeMetrics> {
+        self.types.iter().find(|t| t.type_id == type_id)
+    }
+
+    /// State of subscriber `id`, if it is still subscribed.
+    pub fn subscriber(&self, id: u64) -> Option<&SubscriberMetrics> {
+        self.subscribers.iter().find(|s| s.id == id)
+    }
+}

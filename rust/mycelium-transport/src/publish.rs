@@ -1,0 +1,188 @@
+//! Publishing: routing one payload to the subscribers of its type under their overflow
+//! policies.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use mycelium_protocol::Message;
+
+use crate::bus::{BusInner, MessageBus};
+use crate::envelope::Envelope;
+use crate::error::PublishError;
+use crate::subscriber::{Offer, SubscriberShared};
+use crate::topic::SubscriberList;
+
+/// What a publish routes: the subscribers at the time of the publish and the envelope.
+struct Routed {
+    subscribers: SubscriberList,
+    envelope: Envelope,
+}
+
+/// Collects per-subscriber outcomes of one publish into its result.
+#[derive(Default)]
+struct Outcome {
+    first_full: Option<PublishError>,
+    lost_while_waiting: bool,
+}
+
+impl Outcome {
+    fn note_rejected(&mut self, subscriber: &SubscriberShared) {
+        if self.first_full.is_none() {
+            self.first_full = Some(PublishError::QueueFull {
+                subscriber: subscriber.id,
+                label: subscriber.label.clone(),
+            });
+        }
+    }
+
+    fn finish(self, bus: &BusInner) -> Result<(), PublishError> {
+        // A publisher released because the bus closed under it learns that the bus is closed;
+        // one released because that subscriber left has nothing to report.
+        if self.lost_while_waiting && bus.closed.load(Ordering::Acquire) {
+            return Err(PublishError::Closed);
+        }
+        match self.first_full {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+impl MessageBus {
+    fn route(
+        &self,
+        type_id: u16,
+        payload: Bytes,
+        name: Option<&'static str>,
+    ) -> Result<Routed, PublishError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(PublishError::Closed);
+        }
+        let max = self.inner.config.max_payload;
+        let len = payload.len();
+        if len > max {
+            return Err(PublishError::TooLarge { len, max });
+        }
+        let subscribers = self.with_topic(type_id, |topic| {
+            if let Some(name) = name {
+                topic.learn_name(name);
+            }
+            let subscribers = topic.subscribers();
+            // Counted after the subscriber list is taken, so an observer that sees the count
+            // knows which subscribers this publish routes to (tests rely on this to avoid
+            // sleeps).
+            topic.stats.published.fetch_add(1, Ordering::Relaxed);
+            topic
+                .stats
+                .published_bytes
+                .fetch_add(len as u64, Ordering::Relaxed);
+            subscribers
+        });
+        Ok(Routed {
+            subscribers,
+            envelope: Envelope::new(type_id, payload),
+        })
+    }
+
+    /// Publishes a raw payload under `type_id`.
+    ///
+    /// Every subscriber that has room gets the message first; then this thread waits for each
+    /// full [`Block`](crate::OverflowPolicy::Block) subscriber in turn. Call it from plain
+    /// threads (FFI callers); inside async code use
+    /// [`publish_raw_async`](Self::publish_raw_async), or a full queue blocks the worker.
+    ///
+    /// A `QueueFull` error still means every other subscriber got the message.
+    pub fn publish_raw(&self, type_id: u16, payload: Bytes) -> Result<(), PublishError> {
+        self.publish_blocking(type_id, payload, None)
+    }
+
+    fn publish_blocking(
+        &self,
+        type_id: u16,
+        payload: Bytes,
+        name: Option<&'static str>,
+    ) -> Result<(), PublishError> {
+        let Routed {
+            subscribers,
+            envelope,
+        } = self.route(type_id, payload, name)?;
+        let mut outcome = Outcome::default();
+        // Allocates only when some Block subscriber is full.
+        let mut waiting = Vec::new();
+        for subscriber in subscribers.iter() {
+            match subscriber.offer(envelope.clone()) {
+                Offer::Queued | Offer::Dropped => {}
+                Offer::MustWait(envelope) => waiting.push((subscriber, envelope)),
+                Offer::Rejected => outcome.note_rejected(subscriber),
+            }
+        }
+        for (subscriber, envelope) in waiting {
+            if !subscriber.send_blocking(envelope) {
+                outcome.lost_while_waiting = true;
+            }
+        }
+        outcome.finish(&self.inner)
+    }
+
+    /// Async form of [`publish_raw`](Self::publish_raw): awaits room in full
+    /// [`Block`](crate::OverflowPolicy::Block) queues instead of blocking the thread.
+    pub async fn publish_raw_async(
+        &self,
+        type_id: u16,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        self.publish_awaiting(type_id, payload, None).await
+    }
+
+    async fn publish_awaiting(
+        &self,
+        type_id: u16,
+        payload: Bytes,
+        name: Option<&'static str>,
+    ) -> Result<(), PublishError> {
+        let Routed {
+            subscribers,
+            envelope,
+        } = self.route(type_id, payload, name)?;
+        let mut outcome = Outcome::default();
+        let mut waiting = Vec::new();
+        for subscriber in subscribers.iter() {
+            match subscriber.offer(envelope.clone()) {
+                Offer::Queued | Offer::Dropped => {}
+                Offer::MustWait(envelope) => waiting.push((subscriber, envelope)),
+                Offer::Rejected => outcome.note_rejected(subscriber),
+            }
+        }
+        for (subscriber, envelope) in waiting {
+            if !subscriber.send(envelope).await {
+                outcome.lost_while_waiting = true;
+            }
+        }
+        outcome.finish(&self.inner)
+    }
+
+    fn encode<T: Message>(msg: &T) -> Result<Bytes, PublishError> {
+        let mut buf = Vec::new();
+        msg.encode_payload(&mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Encodes and publishes a typed message (see [`publish_raw`](Self::publish_raw)).
+    pub fn publish<T: Message>(&self, msg: &T) -> Result<(), PublishError> {
+        if self.is_closed() {
+            return Err(PublishError::Closed);
+        }
+        let payload = Self::encode(msg)?;
+        self.publish_blocking(T::TYPE_ID, payload, Some(T::NAME))
+    }
+
+    /// Encodes and publishes a typed message (see [`publish_raw_async`](Self::publish_raw_async)).
+    pub async fn publish_async<T: Message>(&self, msg: &T) -> Result<(), PublishError> {
+        if self.is_closed() {
+            return Err(PublishError::Closed);
+        }
+        let payload = Self::encode(msg)?;
+        self.publish_awaiting(T::TYPE_ID, payload, Some(T::NAME))
+            .await
+    }
+}

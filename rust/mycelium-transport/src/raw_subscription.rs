@@ -1,0 +1,226 @@
+//! The consumer-facing half of a subscription: a bounded queue of [`Envelope`]s.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_channel::Receiver;
+use futures_core::Stream;
+
+use crate::blocking::wait_until;
+use crate::config::OverflowPolicy;
+use crate::envelope::Envelope;
+use crate::error::{RecvError, TryRecvError};
+use crate::subscriber::SubscriberShared;
+use crate::topic::Topic;
+
+/// A subscription to one type id that yields raw payloads. Dropping it unsubscribes.
+///
+/// Every method takes `&self`, and the type is `Send + Sync`, so an adapter may receive on one
+/// thread and close from another. Every envelope taken out counts as delivered and records its
+/// publish-to-dequeue latency.
+pub struct RawSubscription {
+    // Boxed because the receiver is `!Unpin`; boxing lets this type implement `Stream`
+    // without pin projections.
+    receiver: Pin<Box<Receiver<Envelope>>>,
+    shared: Arc<SubscriberShared>,
+    topic: Arc<Topic>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for RawSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSubscription")
+            .field("id", &self.shared.id)
+            .field("type_id", &self.shared.type_id)
+            .field("label", &self.shared.label)
+            .field("policy", &self.shared.policy)
+            .field("queued", &self.len())
+            .finish()
+    }
+}
+
+impl RawSubscription {
+    pub(crate) fn new(
+        receiver: Receiver<Envelope>,
+        shared: Arc<SubscriberShared>,
+        topic: Arc<Topic>,
+    ) -> Self {
+        RawSubscription {
+            receiver: Box::pin(receiver),
+            shared,
+            topic,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<SubscriberShared> {
+        &self.shared
+    }
+
+    pub(crate) fn topic(&self) -> &Arc<Topic> {
+        &self.topic
+    }
+
+    fn taken(&self, envelope: Envelope) -> Envelope {
+        self.shared.count_delivery(&envelope, Instant::now());
+        envelope
+    }
+
+    /// Subscriber id, unique within the bus; appears in metrics and in
+    /// [`PublishError::QueueFull`](crate::PublishError::QueueFull).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The type id this subscription receives.
+    pub fn type_id(&self) -> u16 {
+        self.shared.type_id
+    }
+
+    /// The label given at subscribe time.
+    pub fn label(&self) -> Option<&str> {
+        self.shared.label.as_deref()
+    }
+
+    /// The overflow policy given at subscribe time.
+    pub fn policy(&self) -> OverflowPolicy {
+        self.shared.policy
+    }
+
+    /// Messages offered to this subscription so far. Each one is eventually either taken
+    /// from the queue or counted in [`dropped`](Self::dropped); adapters use the pair to wait
+    /// until everything published before a point has been handled (C ABI `mycelium_flush`).
+    pub fn offered(&self) -> u64 {
+        self.shared.stats.offered.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Messages this subscription did not get: evicted, refused, or queued when it closed.
+    pub fn dropped(&self) -> u64 {
+        self.shared.stats.dropped.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The queue capacity in effect.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Waits on this thread for the next message; `None` once the subscription or the bus is
+    /// closed and the queue is drained. Inside an async task use [`recv`](Self::recv) instead,
+    /// or the worker thread is blocked.
+    pub fn recv_blocking(&self) -> Option<Envelope> {
+        self.receiver.recv_blocking().ok().map(|e| self.taken(e))
+    }
+
+    /// Like [`recv_blocking`](Self::recv_blocking), giving up after `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Envelope, RecvError> {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // A timeout too large to represent is as good as none.
+            return self.recv_blocking().ok_or(RecvError::Closed);
+        };
+        match wait_until(self.receiver.recv(), deadline) {
+            Some(Ok(envelope)) => Ok(self.taken(envelope)),
+            Some(Err(_)) => Err(RecvError::Closed),
+            None => Err(RecvError::Timeout),
+        }
+    }
+
+    /// Awaits the next message; `None` once closed and drained. Cancel-safe: dropping the
+    /// future before it completes loses no message.
+    pub async fn recv(&self) -> Option<Envelope> {
+        self.receiver.recv().await.ok().map(|e| self.taken(e))
+    }
+
+    /// Takes the next message if one is queued.
+    pub fn try_recv(&self) -> Result<Envelope, TryRecvError> {
+        match self.receiver.try_recv() {
+            Ok(envelope) => Ok(self.taken(envelope)),
+            Err(async_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
+            Err(async_channel::TryRecvError::Closed) => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// Moves up to `max` queued messages into `out` without waiting; returns how many. Lets an
+    /// adapter hand a batch across a language boundary in one call.
+    pub fn drain_into(&self, out: &mut Vec<Envelope>, max: usize) -> usize {
+        // One clock read for the batch: the envelopes leave the queue together.
+        let now = Instant::now();
+        let mut moved = 0;
+        while moved < max {
+            match self.receiver.try_recv() {
+                Ok(envelope) => {
+                    self.shared.count_delivery(&envelope, now);
+                    out.push(envelope);
+                    moved += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        moved
+    }
+
+    /// Messages waiting in the queue.
+    pub fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.receiver.is_empty()
+    }
+
+    /// Whether no more messages will arrive: the subscription or the bus was closed. Messages
+    /// already queued can still be taken.
+    pub fn is_closed(&self) -> bool {
+        self.receiver.is_closed()
+    }
+
+    /// Counts one failed handler call, for adapters whose callbacks run outside Rust.
+    pub fn record_handler_error(&self) {
+        self.shared
+            .stats
+            .handler_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one failed handler call and keeps `message` as the subscriber's last error
+    /// (shown in metrics), e.g. the text of a foreign exception.
+    pub fn record_handler_failure(&self, message: impl Into<String>) {
+        self.record_handler_error();
+        self.shared.stats.set_last_error(message.into());
+    }
+
+    /// Unsubscribes now: publishers stop routing to this subscription, publishers waiting on
+    /// its full queue are released, and messages still queued are discarded and counted as
+    /// dropped. Idempotent; also done on drop.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.topic.remove(self.shared.id);
+        self.shared.close_queue();
+        while self.receiver.try_recv().is_ok() {
+            self.shared.count_drop();
+        }
+    }
+}
+
+impl Drop for RawSubscription {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Stream for RawSubscription {
+    type Item = Envelope;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        let this = self.get_mut();
+        match this.receiver.as_mut().poll_next(cx) {
+            Poll::Ready(Some(envelope)) => Poll::Ready(Some(this.taken(envelope))),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! One message type's routing entry: its current subscribers and its counters.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+use crate::metrics::TypeStats;
+use crate::subscriber::SubscriberShared;
+
+pub(crate) type SubscriberList = Arc<[Arc<SubscriberShared>]>;
+
+/// Hashes a `u16` type id with one multiplication. SipHash's resistance to crafted keys buys
+/// nothing with at most 65 536 distinct ids, and every publish pays for the hash.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u16(&mut self, id: u16) {
+        self.0 = u64::from(id);
+    }
+
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing spreads small ids over the high bits the table probes with.
+        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+pub(crate) type TopicTable = HashMap<u16, Arc<Topic>, BuildHasherDefault<TypeIdHasher>>;
+
+pub(crate) struct Topic {
+    pub(crate) type_id: u16,
+    /// Copy-on-write list: publishers clone the `Arc` under a brief read lock and iterate
+    /// without any lock, so a publisher blocked on a full queue never holds up (un)subscribe,
+    /// and (un)subscribe never sees a half-updated list.
+    subscribers: RwLock<SubscriberList>,
+    pub(crate) stats: Arc<TypeStats>,
+    /// Name learnt from a typed publish or subscribe (`Message::NAME`).
+    learnt_name: OnceLock<&'static str>,
+}
+
+impl Topic {
+    pub(crate) fn new(type_id: u16) -> Self {
+        Topic {
+            type_id,
+            subscribers: RwLock::new(Arc::from(Vec::new())),
+            stats: Arc::new(TypeStats::new()),
+            learnt_name: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn subscribers(&self) -> SubscriberList {
+        self.subscribers.read().clone()
+    }
+
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.subscribers.read().len()
+    }
+
+    pub(crate) fn add(&self, subscriber: Arc<SubscriberShared>) {
+        let mut list = self.subscribers.write();
+        let mut next: Vec<_> = list.iter().cloned().collect();
+        next.push(subscriber);
+        *list = next.into();
+    }
+
+    /// Removes subscriber `id`; a no-op if it is already gone.
+    pub(crate) fn remove(&self, id: u64) {
+        let mut list = self.subscribers.write();
+        if list.iter().any(|s| s.id == id) {
+            let next: Vec<_> = list.iter().filter(|s| s.id != id).cloned().collect();
+            *list = next.into();
+        }
+    }
+
+    pub(crate) fn learn_name(&self, name: &'static str) {
+        // The atomic check keeps the typed publish path free of the OnceLock's init machinery.
+        if self.learnt_name.get().is_none() {
+            let _ = self.learnt_name.set(name);
+        }
+    }
+
+    pub(crate) fn learnt_name(&self) -> Option<&'static str> {
+        self.learnt_name.get().copied()
+    }
+}
