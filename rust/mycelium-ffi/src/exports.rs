@@ -1,0 +1,411 @@
+//! The exported C functions. Each forwards through the handle's function table (`vtable.rs`) so
+//! it works on handles made by any copy of the library. The doc comments here become
+//! `include/mycelium.h`; each states ownership, threads, blocking and callbacks.
+
+use std::ffi::c_char;
+
+use crate::metrics::mycelium_type_metrics;
+use crate::runtime::{self, mycelium_runtime_t};
+use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
+use crate::subscription::{mycelium_closure, mycelium_subscribe_options};
+use crate::vtable::{dispatch, str_arg};
+
+/// Creates a runtime with a bus of its own, bound to the schema given as YAML text
+/// (the contents of a `contracts.yaml`).
+///
+/// - Ownership: `schema_yaml` is borrowed for the call (`len` bytes, need not be NUL-terminated).
+///   On success `*out` receives a handle the caller owns and must release with
+///   `mycelium_runtime_destroy`. On failure `*out` is untouched.
+/// - Threads: any thread. Blocks: no. Calls back: no.
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (not UTF-8),
+///   `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_runtime_create(
+    schema_yaml: *const c_char,
+    len: usize,
+    out: *mut *mut mycelium_runtime_t,
+) -> mycelium_status {
+    guard("mycelium_runtime_create", || {
+        let text = str_arg(schema_yaml, len, "schema_yaml")?;
+        if out.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out` is NULL"));
+        }
+        let rt = runtime::create(text)?;
+        // SAFETY: `out` is non-NULL and points to writable storage for a pointer (C contract).
+        unsafe { out.write(rt) };
+        Ok(())
+    })
+}
+
+/// Makes a second handle onto the same bus and schema, e.g. for an adapter that was handed a
+/// host's handle and needs one whose lifetime it controls.
+///
+/// - Ownership: `rt` is borrowed. On success the caller owns `*out` and destroys it independently
+///   of `rt`. Subscriptions belong to the handle that made them.
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_runtime_clone(
+    rt: *const mycelium_runtime_t,
+    out: *mut *mut mycelium_runtime_t,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_runtime_clone", |vt| unsafe {
+        (vt.clone)(rt, out)
+    })
+}
+
+/// Releases a handle: unsubscribes every subscription it owns (waiting for running callbacks to
+/// return and calling each `drop` exactly once) and frees its resources. Other handles onto the
+/// same bus are unaffected; the bus itself lives while any handle or Rust owner does.
+///
+/// - Ownership: consumes `rt`. NULL is accepted and does nothing. A second destroy of the same
+///   handle, or any call on a destroyed handle, returns `MYCELIUM_ERR_CLOSED` (a destroyed
+///   handle keeps a few bytes alive for this purpose).
+/// - Threads: any thread, but not concurrently with other calls on the same handle.
+/// - Blocks: yes, until callbacks of this handle running on other threads return. Release any
+///   lock those callbacks need (Python's GIL, OCaml's runtime lock) before calling. Called from
+///   inside one of the handle's own callbacks it does not wait for that callback.
+/// - Calls back: yes, the subscriptions' `drop` functions.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_runtime_destroy(rt: *mut mycelium_runtime_t) -> mycelium_status {
+    if rt.is_null() {
+        return MYCELIUM_OK;
+    }
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_runtime_destroy", |vt| unsafe {
+        (vt.destroy)(rt)
+    })
+}
+
+/// Closes the bus behind `rt` for every handle: later publishes fail with `MYCELIUM_ERR_CLOSED`,
+/// messages already queued are still delivered. Use `mycelium_flush` to wait for them.
+///
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_runtime_close(rt: *const mycelium_runtime_t) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_runtime_close", |vt| unsafe { (vt.close)(rt) })
+}
+
+/// Checks that a foreign schema digest (64 hex chars, NUL-terminated) equals the runtime's.
+///
+/// - Returns `MYCELIUM_OK` or `MYCELIUM_ERR_SCHEMA_MISMATCH` (the last error shows both digests).
+/// - Ownership: `digest` borrowed. Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_verify_schema_digest(
+    rt: *const mycelium_runtime_t,
+    digest: *const c_char,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_verify_schema_digest", |vt| unsafe {
+        (vt.verify_digest)(rt, digest)
+    })
+}
+
+/// Compares a foreign canonical schema description (see docs/schema.md) with the runtime's and,
+/// when they differ, fails with `MYCELIUM_ERR_SCHEMA_MISMATCH` and a last error naming every
+/// difference ("TradeTick: field price f64 -> f32", "Order missing on the other side").
+///
+/// - Ownership: `description` (`len` bytes of UTF-8) borrowed. Threads: any. Blocks: no.
+///   Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_verify_schema_description(
+    rt: *const mycelium_runtime_t,
+    description: *const c_char,
+    len: usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_verify_schema_description", |vt| unsafe {
+        (vt.verify_description)(rt, description, len)
+    })
+}
+
+/// Writes the runtime's schema digest (64 hex chars + NUL, so `len >= 65`) into `buf`.
+///
+/// - Errors: `MYCELIUM_ERR_BUFFER_TOO_SMALL`. Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_schema_digest(
+    rt: *const mycelium_runtime_t,
+    buf: *mut c_char,
+    len: usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_schema_digest", |vt| unsafe {
+        (vt.schema_digest)(rt, buf, len)
+    })
+}
+
+/// Writes the runtime's canonical schema description (NUL-terminated) into `buf`.
+///
+/// - `*needed` (if not NULL) receives the size required including the NUL, also on
+///   `MYCELIUM_ERR_BUFFER_TOO_SMALL`; call with `buf = NULL, len = 0` to ask for the size.
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_schema_description(
+    rt: *const mycelium_runtime_t,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_schema_description", |vt| unsafe {
+        (vt.schema_description)(rt, buf, len, needed)
+    })
+}
+
+/// Publishes one message: `payload` is the TLV payload (no frame header) of type `type_id`.
+///
+/// The payload is validated against the schema first; an unknown type id
+/// (`MYCELIUM_ERR_UNKNOWN_TYPE`), a payload that does not decode as that type
+/// (`MYCELIUM_ERR_DECODE`) or one over the maximum size (`MYCELIUM_ERR_TOO_LARGE`) is refused
+/// before any subscriber sees it. A zero-length payload is valid when the type has no fields;
+/// `payload` may be NULL when `len` is 0.
+///
+/// - Ownership: `payload` is borrowed for the call and copied once, whatever the number of
+///   subscribers.
+/// - Threads: any, concurrently. Messages published by one thread arrive in order.
+/// - Blocks: only when a subscriber with `MYCELIUM_OVERFLOW_BLOCK` has a full queue, until it has
+///   room. Publishing from a callback into that same subscription's full queue would wait for
+///   itself: give such loops `MYCELIUM_OVERFLOW_DROP_OLDEST` or `MYCELIUM_OVERFLOW_FAIL`.
+/// - Calls back: never; callbacks run on delivery threads, not inside this call.
+/// - `MYCELIUM_ERR_QUEUE_FULL`: a `MYCELIUM_OVERFLOW_FAIL` subscriber was full; the others got it.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_publish(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    payload: *const u8,
+    len: usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_publish", |vt| unsafe {
+        (vt.publish)(rt, type_id, payload, len)
+    })
+}
+
+/// Fills `opts` with the defaults (capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`, batches of up to
+/// 256, no label) and the right `struct_size`. Always use it before setting fields.
+///
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_subscribe_options_init(
+    opts: *mut mycelium_subscribe_options,
+) -> mycelium_status {
+    guard("mycelium_subscribe_options_init", || {
+        if opts.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`opts` is NULL"));
+        }
+        // SAFETY: non-NULL `opts` points to a writable mycelium_subscribe_options (C contract).
+        unsafe { opts.write(mycelium_subscribe_options::default()) };
+        Ok(())
+    })
+}
+
+/// Subscribes `closure` to messages of `type_id`, delivered in order on a delivery thread
+/// dedicated to this subscription (never on a publisher's thread).
+///
+/// - `opts` may be NULL for the defaults. `closure` is copied; exactly one of `call` and
+///   `call_batch` must be set.
+/// - Ownership: on `MYCELIUM_OK` the library owns `closure->context` until it calls
+///   `closure->drop` (exactly once: after `mycelium_unsubscribe`, `mycelium_runtime_destroy`, or
+///   never if neither is called before exit). On any error the caller keeps it and `drop` is
+///   never called. `*out_id` receives the subscription id.
+/// - Callbacks run on the delivery thread, one at a time per subscription, possibly at the same
+///   time as callbacks of other subscriptions. The message's payload pointer is valid only during
+///   the call. A callback may publish, subscribe, and unsubscribe (itself or others).
+/// - Threads: any. Blocks: no (starts the delivery thread). Calls back: not from this call.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_subscribe(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    opts: *const mycelium_subscribe_options,
+    closure: *const mycelium_closure,
+    out_id: *mut u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_subscribe", |vt| unsafe {
+        (vt.subscribe)(rt, type_id, opts, closure, out_id)
+    })
+}
+
+/// Ends a subscription made through this handle. Messages still queued for it are dropped and
+/// counted.
+///
+/// - When it returns, the callback is not running and will never run again, and `drop` has been
+///   called exactly once. Exception: called from inside that subscription's own callback it does
+///   not wait for itself; no further call happens and `drop` runs as soon as the callback returns.
+/// - Errors: `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own, including
+///   one already unsubscribed.
+/// - Threads: any. Blocks: yes, until the callback running on the delivery thread returns;
+///   release the GIL / OCaml runtime lock first. Calls back: yes, `drop`.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_unsubscribe(
+    rt: *const mycelium_runtime_t,
+    subscription: u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_unsubscribe", |vt| unsafe {
+        (vt.unsubscribe)(rt, subscription)
+    })
+}
+
+/// Waits until every message published before this call to a subscription of this handle has
+/// been handled by its callback (or dropped), or until `timeout_ms` passes
+/// (`MYCELIUM_ERR_TIMEOUT`).
+///
+/// - Threads: any, but from a callback of this handle it fails with `MYCELIUM_ERR_WRONG_THREAD`
+///   (it would wait for itself). Blocks: yes, up to `timeout_ms`; release the GIL / OCaml runtime
+///   lock first. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_flush(
+    rt: *const mycelium_runtime_t,
+    timeout_ms: u32,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_flush", |vt| unsafe {
+        (vt.flush)(rt, timeout_ms)
+    })
+}
+
+/// Writes a JSON snapshot of the bus metrics (per type: published, delivered, dropped, bytes,
+/// latency percentiles; per subscriber: queue depth, drops, handler errors) into `buf`.
+///
+/// - Size protocol as for `mycelium_schema_description`. Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_metrics_json(
+    rt: *const mycelium_runtime_t,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_metrics_json", |vt| unsafe {
+        (vt.metrics_json)(rt, buf, len, needed)
+    })
+}
+
+/// Writes the bus metrics in the Prometheus text exposition format into `buf`.
+///
+/// - Size protocol as for `mycelium_schema_description`. Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_metrics_prometheus(
+    rt: *const mycelium_runtime_t,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_metrics_prometheus", |vt| unsafe {
+        (vt.metrics_prometheus)(rt, buf, len, needed)
+    })
+}
+
+/// Copies the counters of one type into `*out`. Set `out->struct_size` to
+/// `sizeof(mycelium_type_metrics)` first. A type nobody used yet yields zeros.
+///
+/// - Threads: any. Blocks: no. Calls back: no. Allocates: a transient snapshot.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_type_metrics_get(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    out: *mut mycelium_type_metrics,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_type_metrics_get", |vt| unsafe {
+        (vt.type_metrics)(rt, type_id, out)
+    })
+}
+
+/// The message describing the last failed call on the calling thread ("" if none).
+///
+/// - Ownership: the library owns the string; it stays valid until the next failing call on
+///   this thread. Successful calls do not clear it. Threads: any (the value is per thread).
+///   Blocks: no. Calls back: no.
+#[no_mangle]
+pub extern "C" fn mycelium_last_error() -> *const c_char {
+    status::last_error_ptr()
+}
+
+/// Copies the calling thread's last error into `buf` (truncated to `len - 1` bytes, always
+/// NUL-terminated when `len > 0`) and returns its full length without the NUL.
+///
+/// - `buf` may be NULL with `len` 0 to ask for the length. Threads: any. Blocks: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_last_error_copy(buf: *mut c_char, len: usize) -> usize {
+    status::copy_last_error(buf, len)
+}
+
+/// The name of a status code (e.g. "MYCELIUM_ERR_DECODE") as a static string; never NULL.
+///
+/// - Threads: any. Blocks: no. Calls back: no.
+#[no_mangle]
+pub extern "C" fn mycelium_status_name(status: mycelium_status) -> *const c_char {
+    status.name_cstr().as_ptr()
+}

@@ -1,0 +1,428 @@
+//! `mycelium_runtime_t`: the handle foreign code holds, its shared core, and the Rust API a
+//! service uses to hand its own `MessageBus` to Python, OCaml or C code in the same process.
+//!
+//! # Why a function table
+//! A handle created by one copy of this library (say, statically linked into a Rust service)
+//! may be used by another copy (the pip-installed Python extension, built separately, maybe by
+//! another compiler). The only thing both copies agree on is the C layout of
+//! [`mycelium_runtime_t`]'s first field: a pointer to a versioned, `#[repr(C)]` function table
+//! ([`Vtable`]) that belongs to the copy that created the handle. Every exported function reads
+//! that table and calls through it, so all Rust state behind a handle is only ever touched by the
+//! code that created it. This is the pattern of CPython capsules and JNI's `JNIEnv`.
+
+use std::collections::HashMap;
+use std::ffi::c_char;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use mycelium_protocol::codec::MAX_PAYLOAD;
+use mycelium_protocol::digest::diff_canonical;
+use mycelium_protocol::validate::Validator;
+use mycelium_protocol::{DecodeError, Schema};
+use mycelium_transport::{MessageBus, PublishError};
+use parking_lot::{Condvar, Mutex};
+
+use crate::status::{mycelium_status::*, FfiError, FfiResult};
+use crate::subscription::{current_delivery, resolve_options, spawn_delivery, SubEntry};
+use crate::vtable::{Vtable, OWN_VTABLE};
+
+/// An opaque runtime handle: one schema-bound view of a `MessageBus`.
+///
+/// Handles are created by `mycelium_runtime_create`, `mycelium_runtime_clone` or a Rust service
+/// (`mycelium_ffi::Runtime`), and released by `mycelium_runtime_destroy`. Subscriptions belong to
+/// the handle that made them.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct mycelium_runtime_t {
+    /// Must stay the first field: it is the only part another copy of the library reads.
+    pub(crate) vtable: *const Vtable,
+    /// `None` once destroyed. The header itself is never freed (see [`tombstone`]), so a call
+    /// on a destroyed handle finds `None` and fails cleanly instead of reading freed memory.
+    pub(crate) handle: ArcSwapOption<Handle>,
+}
+
+/// State shared by every handle onto the same bus.
+pub(crate) struct Core {
+    pub bus: MessageBus,
+    pub validator: Validator,
+    pub digest: String,
+    pub canonical: String,
+    next_sub_id: AtomicU64,
+    flush_waiters: AtomicUsize,
+    progress: Mutex<()>,
+    progress_cv: Condvar,
+}
+
+impl Core {
+    fn new(bus: MessageBus, schema: &Schema) -> Arc<Core> {
+        let names: HashMap<u16, String> = schema
+            .messages
+            .iter()
+            .map(|m| (m.type_id, m.name.clone()))
+            .collect();
+        bus.set_type_names(names);
+        Arc::new(Core {
+            bus,
+            validator: Validator::new(schema),
+            digest: schema.digest(),
+            canonical: schema.canonical_description(),
+            next_sub_id: AtomicU64::new(1),
+            flush_waiters: AtomicUsize::new(0),
+            progress: Mutex::new(()),
+            progress_cv: Condvar::new(),
+        })
+    }
+
+    /// Wakes `flush` waiters; costs one atomic load when nobody waits.
+    pub fn notify_progress(&self) {
+        if self.flush_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.progress.lock();
+            self.progress_cv.notify_all();
+        }
+    }
+
+    fn publish(&self, type_id: u16, payload: &[u8]) -> FfiResult {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(FfiError::new(
+                MYCELIUM_ERR_TOO_LARGE,
+                format!(
+                    "payload of {} bytes exceeds the maximum of {MAX_PAYLOAD} bytes",
+                    payload.len()
+                ),
+            ));
+        }
+        self.validator
+            .validate(type_id, payload)
+            .map_err(|e| match e {
+                DecodeError::UnknownType(id) => FfiError::new(
+                    MYCELIUM_ERR_UNKNOWN_TYPE,
+                    format!("type id {id} is not defined by the runtime's schema"),
+                ),
+                DecodeError::TooLarge { .. } => {
+                    FfiError::new(MYCELIUM_ERR_TOO_LARGE, e.to_string())
+                }
+                other => FfiError::new(
+                    MYCELIUM_ERR_DECODE,
+                    format!(
+                        "payload for {} (type id {type_id}) does not decode: {other}",
+                        self.validator.message_name(type_id).unwrap_or("?")
+                    ),
+                ),
+            })?;
+        self.bus
+            .publish_raw(type_id, bytes::Bytes::copy_from_slice(payload))
+            .map_err(publish_error)
+    }
+}
+
+fn publish_error(e: PublishError) -> FfiError {
+    let status = match &e {
+        PublishError::Closed => MYCELIUM_ERR_CLOSED,
+        PublishError::TooLarge { .. } => MYCELIUM_ERR_TOO_LARGE,
+        PublishError::QueueFull { .. } => MYCELIUM_ERR_QUEUE_FULL,
+        #[allow(unreachable_patterns)]
+        _ => MYCELIUM_ERR_INVALID_ARGUMENT,
+    };
+    FfiError::new(status, e.to_string())
+}
+
+/// One handle's view: the shared core plus the subscriptions this handle owns.
+pub(crate) struct Handle {
+    pub core: Arc<Core>,
+    subs: Mutex<HashMap<u64, SubEntry>>,
+}
+
+impl Handle {
+    fn new(core: Arc<Core>) -> Arc<Handle> {
+        Arc::new(Handle {
+            core,
+            subs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn unsubscribe_all(&self) {
+        let entries: Vec<SubEntry> = self.subs.lock().drain().map(|(_, e)| e).collect();
+        // Joined outside the lock: a callback that is finishing may itself call into this handle.
+        for e in entries {
+            e.cancel_and_join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.unsubscribe_all();
+    }
+}
+
+fn tombstone(rt: NonNull<mycelium_runtime_t>) {
+    // Destroyed headers are kept (a few bytes each) and stay reachable from here, so
+    // use-after-destroy reports MYCELIUM_ERR_CLOSED and leak checkers see no lost block.
+    static TOMBSTONES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+    TOMBSTONES.lock().push(rt.as_ptr() as usize);
+}
+
+fn new_raw(core: Arc<Core>) -> *mut mycelium_runtime_t {
+    Box::into_raw(Box::new(mycelium_runtime_t {
+        vtable: &OWN_VTABLE,
+        handle: ArcSwapOption::from(Some(Handle::new(core))),
+    }))
+}
+
+/// Loads the live handle behind `rt` (created by this copy of the library).
+pub(crate) fn live(rt: *const mycelium_runtime_t) -> FfiResult<Arc<Handle>> {
+    let rt = crate::status::non_null(rt, "runtime")?;
+    rt.handle
+        .load_full()
+        .ok_or_else(|| FfiError::new(MYCELIUM_ERR_CLOSED, "the runtime was destroyed"))
+}
+
+/// Copies `text` plus a NUL into `buf` when it fits; always reports the needed size (with NUL).
+pub(crate) fn write_text(
+    text: &str,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> FfiResult {
+    let need = text.len() + 1;
+    if !needed.is_null() {
+        // SAFETY: a non-NULL `needed` points to a writable size_t (C contract).
+        unsafe { needed.write(need) };
+    }
+    if buf.is_null() || len < need {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_BUFFER_TOO_SMALL,
+            format!("buffer of {len} bytes is too small; {need} needed"),
+        ));
+    }
+    // SAFETY: `buf` has at least `need` writable bytes (checked above) and cannot overlap `text`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+    }
+    Ok(())
+}
+
+// ---- implementations behind the function table (only ever called on handles of this copy) ----
+
+pub(crate) fn create(schema_yaml: &str) -> FfiResult<*mut mycelium_runtime_t> {
+    let schema = Schema::from_yaml_str(schema_yaml)
+        .map_err(|e| FfiError::new(MYCELIUM_ERR_SCHEMA, e.to_string()))?;
+    Ok(new_raw(Core::new(MessageBus::new(), &schema)))
+}
+
+pub(crate) fn clone_handle(rt: *const mycelium_runtime_t) -> FfiResult<*mut mycelium_runtime_t> {
+    Ok(new_raw(live(rt)?.core.clone()))
+}
+
+pub(crate) fn destroy(rt: *mut mycelium_runtime_t) -> FfiResult {
+    let Some(nn) = NonNull::new(rt) else {
+        return Ok(()); // destroying NULL is a no-op, like free(NULL)
+    };
+    // SAFETY: non-NULL handles passed to destroy come from this library (C contract); headers are
+    // never freed, so even a second destroy reads valid memory.
+    let header = unsafe { nn.as_ref() };
+    match header.handle.swap(None) {
+        Some(handle) => {
+            handle.unsubscribe_all();
+            drop(handle);
+            tombstone(nn);
+            Ok(())
+        }
+        None => Err(FfiError::new(
+            MYCELIUM_ERR_CLOSED,
+            "the runtime was already destroyed",
+        )),
+    }
+}
+
+pub(crate) fn close(rt: *const mycelium_runtime_t) -> FfiResult {
+    live(rt)?.core.bus.close();
+    Ok(())
+}
+
+pub(crate) fn verify_digest(rt: *const mycelium_runtime_t, digest: &str) -> FfiResult {
+    let h = live(rt)?;
+    if digest.trim().eq_ignore_ascii_case(&h.core.digest) {
+        Ok(())
+    } else {
+        Err(FfiError::new(
+            MYCELIUM_ERR_SCHEMA_MISMATCH,
+            format!(
+                "schema digest {} does not match the runtime's {}; compare the schemas with mycelium_verify_schema_description for details",
+                digest.trim(),
+                h.core.digest
+            ),
+        ))
+    }
+}
+
+pub(crate) fn verify_description(rt: *const mycelium_runtime_t, theirs: &str) -> FfiResult {
+    let h = live(rt)?;
+    let diffs = diff_canonical(&h.core.canonical, theirs);
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(FfiError::new(
+            MYCELIUM_ERR_SCHEMA_MISMATCH,
+            format!("schemas differ: {}", diffs.join("; ")),
+        ))
+    }
+}
+
+pub(crate) fn publish(rt: *const mycelium_runtime_t, type_id: u16, payload: &[u8]) -> FfiResult {
+    live(rt)?.core.publish(type_id, payload)
+}
+
+pub(crate) fn subscribe(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    opts: Option<&crate::subscription::mycelium_subscribe_options>,
+    closure: &crate::subscription::mycelium_closure,
+) -> FfiResult<u64> {
+    let h = live(rt)?;
+    if !h.core.validator.knows(type_id) {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_UNKNOWN_TYPE,
+            format!("type id {type_id} is not defined by the runtime's schema"),
+        ));
+    }
+    if h.core.bus.is_closed() {
+        return Err(FfiError::new(MYCELIUM_ERR_CLOSED, "the runtime was closed"));
+    }
+    let resolved = resolve_options(opts)?;
+    let id = h.core.next_sub_id.fetch_add(1, Ordering::Relaxed);
+    let raw = h.core.bus.subscribe_raw(type_id, resolved.bus);
+    let entry = spawn_delivery(h.core.clone(), raw, id, *closure, resolved.max_batch)?;
+    h.subs.lock().insert(id, entry);
+    Ok(id)
+}
+
+pub(crate) fn unsubscribe(rt: *const mycelium_runtime_t, id: u64) -> FfiResult {
+    let h = live(rt)?;
+    let entry = h.subs.lock().remove(&id).ok_or_else(|| {
+        FfiError::new(
+            MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,
+            format!("subscription {id} is not live on this handle (never issued, or already unsubscribed)"),
+        )
+    })?;
+    entry.cancel_and_join();
+    Ok(())
+}
+
+pub(crate) fn flush(rt: *const mycelium_runtime_t, timeout_ms: u32) -> FfiResult {
+    let h = live(rt)?;
+    let core = &h.core;
+    // Targets are taken now: flush waits for what was published before the call, not for
+    // messages that keep arriving.
+    let targets: Vec<(Arc<crate::subscription::SubShared>, u64)> = h
+        .subs
+        .lock()
+        .values()
+        .map(|e| (e.shared.clone(), e.shared.raw.offered()))
+        .collect();
+    if let Some(own) = current_delivery(core) {
+        if targets.iter().any(|(s, _)| s.id == own) {
+            return Err(FfiError::new(
+                MYCELIUM_ERR_WRONG_THREAD,
+                "flush called from a callback of this handle would wait for itself",
+            ));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_millis(timeout_ms as u64);
+    let done = || {
+        targets.iter().all(|(s, target)| {
+            s.cancelled.load(Ordering::SeqCst)
+                || s.handled.load(Ordering::SeqCst) + s.raw.dropped() >= *target
+        })
+    };
+    core.flush_waiters.fetch_add(1, Ordering::SeqCst);
+    let mut guard = core.progress.lock();
+    let result = loop {
+        if done() {
+            break Ok(());
+        }
+        if Instant::now() >= deadline {
+            break Err(FfiError::new(
+                MYCELIUM_ERR_TIMEOUT,
+                format!("deliveries still pending after {timeout_ms} ms"),
+            ));
+        }
+        // Bounded wait so that a notification racing with the check costs at most 5 ms.
+        core.progress_cv
+            .wait_for(&mut guard, Duration::from_millis(5));
+    };
+    drop(guard);
+    core.flush_waiters.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+/// An owned runtime handle for Rust code: how a Rust service shares its `MessageBus` with
+/// foreign code in the same process.
+///
+/// ```no_run
+/// # let schema = mycelium_protocol::Schema::from_yaml_str("schema: s\nversion: 1\nmessages: {}").unwrap();
+/// let bus = mycelium_transport::MessageBus::new();
+/// let rt = mycelium_ffi::Runtime::from_bus(bus.clone(), &schema);
+/// // Hand `rt.address()` to Python: `mycelium_native.Runtime.attach(address, contracts)`.
+/// // Python clones the handle, so `rt` may be dropped independently of it.
+/// # drop(rt);
+/// ```
+pub struct Runtime {
+    raw: NonNull<mycelium_runtime_t>,
+}
+
+// SAFETY: every operation on a handle is internally synchronised (ArcSwap + mutexes), and the C
+// contract allows calling any function from any thread.
+unsafe impl Send for Runtime {}
+// SAFETY: as above; `&Runtime` only exposes thread-safe operations.
+unsafe impl Sync for Runtime {}
+
+impl Runtime {
+    /// A runtime with a bus of its own.
+    pub fn new(schema: &Schema) -> Runtime {
+        Runtime::from_bus(MessageBus::new(), schema)
+    }
+
+    /// Wraps a bus the service already owns; Rust and foreign code then see each other's messages.
+    pub fn from_bus(bus: MessageBus, schema: &Schema) -> Runtime {
+        let raw = new_raw(Core::new(bus, schema));
+        Runtime {
+            raw: NonNull::new(raw).expect("Box::into_raw never returns NULL"),
+        }
+    }
+
+    /// The C handle. Valid while `self` lives; foreign code that keeps it longer must
+    /// `mycelium_runtime_clone` it.
+    pub fn as_ptr(&self) -> *mut mycelium_runtime_t {
+        self.raw.as_ptr()
+    }
+
+    /// The handle as an integer, the form Python and OCaml adapters accept in `attach`.
+    pub fn address(&self) -> usize {
+        self.raw.as_ptr() as usize
+    }
+
+    /// The bus behind this handle.
+    pub fn bus(&self) -> MessageBus {
+        live(self.raw.as_ptr())
+            .map(|h| h.core.bus.clone())
+            .expect("a Runtime's handle lives until the Runtime is dropped")
+    }
+
+    /// The schema digest the runtime enforces.
+    pub fn schema_digest(&self) -> String {
+        live(self.raw.as_ptr())
+            .map(|h| h.core.digest.clone())
+            .expect("a Runtime's handle lives until the Runtime is dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = destroy(self.raw.as_ptr());
+    }
+}

@@ -1,0 +1,27 @@
+//! ABI version constants and the runtime version query.
+
+use std::ffi::c_char;
+
+/// ABI major version: a handle from a library with another major is refused.
+pub const MYCELIUM_ABI_VERSION_MAJOR: u32 = 1;
+/// ABI minor version: grows when functions or table entries are appended.
+pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 0;
+
+/// The ABI version of the loaded library as `(major << 16) | minor`.
+///
+/// Compare with `MYCELIUM_ABI_VERSION` from the header to refuse a mismatched library.
+/// Thread-safe, never blocks, never calls back, allocates nothing.
+#[no_mangle]
+pub extern "C" fn mycelium_abi_version() -> u32 {
+    (MYCELIUM_ABI_VERSION_MAJOR << 16) | MYCELIUM_ABI_VERSION_MINOR
+}
+
+/// The library's package version (e.g. "0.1.0") as a static NUL-terminated string.
+///
+/// Owned by the library (never free it); valid for the life of the process. Thread-safe,
+/// never blocks, never calls back.
+#[no_mangle]
+pub extern "C" fn mycelium_version_string() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}

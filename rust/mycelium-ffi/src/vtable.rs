@@ -1,0 +1,299 @@
+//! The versioned function table every handle carries (see `runtime.rs` for why).
+//!
+//! Rules that keep it compatible across separately built copies of the library:
+//! - fields are only ever appended; `size` tells a caller which ones exist;
+//! - a different `abi_major` means "do not call anything";
+//! - only `#[repr(C)]` types and plain integers cross it, never Rust types.
+
+use std::ffi::{c_char, CStr};
+
+use crate::metrics::mycelium_type_metrics;
+use crate::runtime::{self, mycelium_runtime_t};
+use crate::status::{
+    copy_last_error, guard, mycelium_status, mycelium_status::*, non_null, set_last_error,
+    FfiError, FfiResult,
+};
+use crate::subscription::{mycelium_closure, mycelium_subscribe_options};
+use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
+
+type Rt = mycelium_runtime_t;
+type Status = mycelium_status;
+
+/// Version 1.0 of the table. Append-only.
+#[repr(C)]
+pub struct Vtable {
+    pub size: usize,
+    pub abi_major: u32,
+    pub abi_minor: u32,
+    pub last_error_copy: unsafe extern "C" fn(*mut c_char, usize) -> usize,
+    pub clone: unsafe extern "C" fn(*const Rt, *mut *mut Rt) -> Status,
+    pub destroy: unsafe extern "C" fn(*mut Rt) -> Status,
+    pub close: unsafe extern "C" fn(*const Rt) -> Status,
+    pub verify_digest: unsafe extern "C" fn(*const Rt, *const c_char) -> Status,
+    pub verify_description: unsafe extern "C" fn(*const Rt, *const c_char, usize) -> Status,
+    pub schema_digest: unsafe extern "C" fn(*const Rt, *mut c_char, usize) -> Status,
+    pub schema_description:
+        unsafe extern "C" fn(*const Rt, *mut c_char, usize, *mut usize) -> Status,
+    pub publish: unsafe extern "C" fn(*const Rt, u16, *const u8, usize) -> Status,
+    pub subscribe: unsafe extern "C" fn(
+        *const Rt,
+        u16,
+        *const mycelium_subscribe_options,
+        *const mycelium_closure,
+        *mut u64,
+    ) -> Status,
+    pub unsubscribe: unsafe extern "C" fn(*const Rt, u64) -> Status,
+    pub flush: unsafe extern "C" fn(*const Rt, u32) -> Status,
+    pub metrics_json: unsafe extern "C" fn(*const Rt, *mut c_char, usize, *mut usize) -> Status,
+    pub metrics_prometheus:
+        unsafe extern "C" fn(*const Rt, *mut c_char, usize, *mut usize) -> Status,
+    pub type_metrics: unsafe extern "C" fn(*const Rt, u16, *mut mycelium_type_metrics) -> Status,
+}
+
+pub(crate) static OWN_VTABLE: Vtable = Vtable {
+    size: std::mem::size_of::<Vtable>(),
+    abi_major: MYCELIUM_ABI_VERSION_MAJOR,
+    abi_minor: MYCELIUM_ABI_VERSION_MINOR,
+    last_error_copy: vt_last_error_copy,
+    clone: vt_clone,
+    destroy: vt_destroy,
+    close: vt_close,
+    verify_digest: vt_verify_digest,
+    verify_description: vt_verify_description,
+    schema_digest: vt_schema_digest,
+    schema_description: vt_schema_description,
+    publish: vt_publish,
+    subscribe: vt_subscribe,
+    unsubscribe: vt_unsubscribe,
+    flush: vt_flush,
+    metrics_json: vt_metrics_json,
+    metrics_prometheus: vt_metrics_prometheus,
+    type_metrics: vt_type_metrics,
+};
+
+/// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
+/// last-error text into this copy's thread-local so `mycelium_last_error` explains the failure
+/// whichever copy's exported function the caller reached.
+pub(crate) fn dispatch(rt: *const Rt, what: &str, f: impl FnOnce(&Vtable) -> Status) -> Status {
+    let mut vt_ptr: *const Vtable = std::ptr::null();
+    let pre = guard(what, || {
+        let header = non_null(rt, "runtime")?;
+        vt_ptr = header.vtable;
+        // SAFETY: a live or tombstoned header always holds the static table of the copy that made it.
+        let vt = unsafe { vt_ptr.as_ref() }.ok_or_else(|| {
+            FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                "not a mycelium runtime handle",
+            )
+        })?;
+        // Same major and a table at least as long as ours: every field we may call exists.
+        if vt.abi_major != MYCELIUM_ABI_VERSION_MAJOR || vt.size < std::mem::size_of::<Vtable>() {
+            return Err(FfiError::new(
+                MYCELIUM_ERR_ABI_MISMATCH,
+                format!(
+                    "handle comes from a library with ABI {}.{}; this library speaks {}.{}",
+                    vt.abi_major,
+                    vt.abi_minor,
+                    MYCELIUM_ABI_VERSION_MAJOR,
+                    MYCELIUM_ABI_VERSION_MINOR
+                ),
+            ));
+        }
+        Ok(())
+    });
+    if pre != MYCELIUM_OK {
+        return pre;
+    }
+    // SAFETY: checked non-NULL and version-compatible above.
+    let vt = unsafe { &*vt_ptr };
+    let status = f(vt);
+    if status != MYCELIUM_OK && !std::ptr::eq(vt, &OWN_VTABLE) {
+        let mut buf = vec![0 as c_char; 4096];
+        // SAFETY: the owner's function writes at most buf.len() bytes into our buffer.
+        unsafe { (vt.last_error_copy)(buf.as_mut_ptr(), buf.len()) };
+        // SAFETY: last_error_copy always NUL-terminates within the buffer.
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
+        set_last_error(&text.to_string_lossy());
+    }
+    status
+}
+
+/// Reads a `(ptr, len)` string argument that must be UTF-8.
+pub(crate) fn str_arg<'a>(ptr: *const c_char, len: usize, arg: &str) -> FfiResult<&'a str> {
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_NULL_POINTER,
+            format!("`{arg}` is NULL"),
+        ));
+    }
+    // SAFETY: the C contract says `ptr` points to `len` readable bytes for the duration of the call.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    std::str::from_utf8(bytes).map_err(|e| {
+        FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!("`{arg}` is not valid UTF-8: {e}"),
+        )
+    })
+}
+
+/// Reads a NUL-terminated UTF-8 string argument.
+pub(crate) fn cstr_arg<'a>(ptr: *const c_char, arg: &str) -> FfiResult<&'a str> {
+    if ptr.is_null() {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_NULL_POINTER,
+            format!("`{arg}` is NULL"),
+        ));
+    }
+    // SAFETY: the C contract says `ptr` is a NUL-terminated string valid for the call.
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|e| {
+        FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!("`{arg}` is not valid UTF-8: {e}"),
+        )
+    })
+}
+
+unsafe extern "C" fn vt_last_error_copy(buf: *mut c_char, len: usize) -> usize {
+    copy_last_error(buf, len)
+}
+
+unsafe extern "C" fn vt_clone(rt: *const Rt, out: *mut *mut Rt) -> Status {
+    guard("mycelium_runtime_clone", || {
+        if out.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out` is NULL"));
+        }
+        let new = runtime::clone_handle(rt)?;
+        // SAFETY: `out` is non-NULL and points to writable storage for a pointer (C contract).
+        unsafe { out.write(new) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn vt_destroy(rt: *mut Rt) -> Status {
+    guard("mycelium_runtime_destroy", || runtime::destroy(rt))
+}
+
+unsafe extern "C" fn vt_close(rt: *const Rt) -> Status {
+    guard("mycelium_runtime_close", || runtime::close(rt))
+}
+
+unsafe extern "C" fn vt_verify_digest(rt: *const Rt, digest: *const c_char) -> Status {
+    guard("mycelium_verify_schema_digest", || {
+        runtime::verify_digest(rt, cstr_arg(digest, "digest")?)
+    })
+}
+
+unsafe extern "C" fn vt_verify_description(
+    rt: *const Rt,
+    text: *const c_char,
+    len: usize,
+) -> Status {
+    guard("mycelium_verify_schema_description", || {
+        runtime::verify_description(rt, str_arg(text, len, "description")?)
+    })
+}
+
+unsafe extern "C" fn vt_schema_digest(rt: *const Rt, buf: *mut c_char, len: usize) -> Status {
+    guard("mycelium_schema_digest", || {
+        let h = runtime::live(rt)?;
+        runtime::write_text(&h.core.digest, buf, len, std::ptr::null_mut())
+    })
+}
+
+unsafe extern "C" fn vt_schema_description(
+    rt: *const Rt,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> Status {
+    guard("mycelium_schema_description", || {
+        let h = runtime::live(rt)?;
+        runtime::write_text(&h.core.canonical, buf, len, needed)
+    })
+}
+
+unsafe extern "C" fn vt_publish(
+    rt: *const Rt,
+    type_id: u16,
+    payload: *const u8,
+    len: usize,
+) -> Status {
+    guard("mycelium_publish", || {
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else if payload.is_null() {
+            return Err(FfiError::new(
+                MYCELIUM_ERR_NULL_POINTER,
+                format!("`payload` is NULL but `len` is {len}"),
+            ));
+        } else {
+            // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
+            unsafe { std::slice::from_raw_parts(payload, len) }
+        };
+        runtime::publish(rt, type_id, bytes)
+    })
+}
+
+unsafe extern "C" fn vt_subscribe(
+    rt: *const Rt,
+    type_id: u16,
+    opts: *const mycelium_subscribe_options,
+    closure: *const mycelium_closure,
+    out_id: *mut u64,
+) -> Status {
+    guard("mycelium_subscribe", || {
+        let closure = non_null(closure, "closure")?;
+        if out_id.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
+        }
+        // SAFETY: a non-NULL options pointer is valid for reads during the call (C contract).
+        let opts = unsafe { opts.as_ref() };
+        let id = runtime::subscribe(rt, type_id, opts, closure)?;
+        // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
+        unsafe { out_id.write(id) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn vt_unsubscribe(rt: *const Rt, id: u64) -> Status {
+    guard("mycelium_unsubscribe", || runtime::unsubscribe(rt, id))
+}
+
+unsafe extern "C" fn vt_flush(rt: *const Rt, timeout_ms: u32) -> Status {
+    guard("mycelium_flush", || runtime::flush(rt, timeout_ms))
+}
+
+unsafe extern "C" fn vt_metrics_json(
+    rt: *const Rt,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> Status {
+    guard("mycelium_metrics_json", || {
+        let h = runtime::live(rt)?;
+        runtime::write_text(&h.core.bus.metrics().to_json(), buf, len, needed)
+    })
+}
+
+unsafe extern "C" fn vt_metrics_prometheus(
+    rt: *const Rt,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> Status {
+    guard("mycelium_metrics_prometheus", || {
+        let h = runtime::live(rt)?;
+        runtime::write_text(&h.core.bus.metrics().to_prometheus(), buf, len, needed)
+    })
+}
+
+unsafe extern "C" fn vt_type_metrics(
+    rt: *const Rt,
+    type_id: u16,
+    out: *mut mycelium_type_metrics,
+) -> Status {
+    guard("mycelium_type_metrics", || {
+        let h = runtime::live(rt)?;
+        crate::metrics::fill_type_metrics(&h.core.bus.metrics(), type_id, out)
+    })
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# C ABI suite: the C test program (gcc -Wall -Wextra -Werror) run plain, under valgrind memcheck
+# and under AddressSanitizer; the Rust tests of mycelium-ffi under AddressSanitizer.
+# (The header-drift check and the libloading tests run in the Rust suite.)
+source "$(dirname "$0")/lib.sh"
+cd "$MYCELIUM_ROOT"
+ensure_rust
+ensure_apt gcc valgrind libc6-dev pkg-config
+
+step "building the cdylib"
+cargo build -p mycelium-ffi
+lib_dir="$MYCELIUM_ROOT/target/debug"
+out="$MYCELIUM_ROOT/target/c-tests"
+mkdir -p "$out"
+cflags=(-std=c11 -Wall -Wextra -Werror -g -O1 -I rust/mycelium-ffi/include)
+ldflags=(-L "$lib_dir" -lmycelium_ffi -lpthread -Wl,-rpath,"$lib_dir")
+
+step "C test program (gcc -Wall -Wextra -Werror)"
+gcc "${cflags[@]}" tests/c/ffi_test.c -o "$out/ffi_test" "${ldflags[@]}"
+"$out/ffi_test" contracts.yaml
+
+step "C example examples/c/pubsub.c"
+gcc "${cflags[@]}" examples/c/pubsub.c -o "$out/pubsub" "${ldflags[@]}"
+"$out/pubsub" contracts.yaml
+
+step "install layout + pkg-config: the example built against the installed copy"
+prefix="$out/prefix"
+rm -rf "$prefix"
+MYCELIUM_PROFILE=debug bash scripts/install-ffi.sh "$prefix"
+# shellcheck disable=SC2046
+gcc -std=c11 -Wall -Wextra -Werror examples/c/pubsub.c -o "$out/pubsub_pc" \
+  $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs mycelium) -Wl,-rpath,"$prefix/lib"
+"$out/pubsub_pc" contracts.yaml
+# and statically linked against the .a
+gcc -std=c11 -Wall -Wextra -Werror examples/c/pubsub.c -o "$out/pubsub_static" -I "$prefix/include" \
+  "$prefix/lib/libmycelium_ffi.a" -lpthread -ldl -lm
+"$out/pubsub_static" contracts.yaml
+
+step "C test program under valgrind memcheck"
+valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$out/ffi_test" contracts.yaml
+
+step "C test program under AddressSanitizer"
+gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/ffi_test.c \
+  -o "$out/ffi_test_asan" "${ldflags[@]}"
+ASAN_OPTIONS=detect_leaks=1 "$out/ffi_test_asan" contracts.yaml
+
+# --export-dynamic: the test binary carries the ASan runtime, and the cdylib it dlopens needs
+# to resolve the runtime's symbols from it.
+step "Rust tests of mycelium-ffi under AddressSanitizer"
+host=$(rustc -vV | sed -n "s/^host: //p")
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address -Clink-arg=-Wl,--export-dynamic" CARGO_TARGET_DIR="$MYCELIUM_ROOT/target/asan" \
+  ASAN_OPTIONS=detect_leaks=1 \
+  cargo test -p mycelium-ffi --target "$host" --lib --test api

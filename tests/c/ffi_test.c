@@ -1,0 +1,434 @@
+/* C-side tests of the Mycelium C ABI (mycelium.h), built with -Wall -Wextra -Werror and run
+ * plain, under valgrind memcheck and under AddressSanitizer by scripts/test-ffi.sh.
+ *
+ * Usage: ffi_test CONTRACTS_YAML
+ * Prints one line per check and a closing "N passed, N failed" line. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mycelium.h"
+
+#define TRADE_TICK 1
+#define HEARTBEAT 8
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                      \
+  do {                                                                        \
+    if (cond) {                                                               \
+      passed++;                                                               \
+    } else {                                                                  \
+      failed++;                                                               \
+      printf("FAIL %s:%d: ", __FILE__, __LINE__);                             \
+      printf(__VA_ARGS__);                                                    \
+      printf(" (last error: %s)\n", mycelium_last_error());                   \
+    }                                                                         \
+  } while (0)
+
+#define CHECK_STATUS(expr, want)                                              \
+  do {                                                                        \
+    mycelium_status got_ = (expr);                                            \
+    CHECK(got_ == (want), "%s returned %s, expected %s", #expr,               \
+          mycelium_status_name(got_), mycelium_status_name(want));            \
+  } while (0)
+
+static char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) { perror(path); exit(2); }
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  if (fread(buf, 1, (size_t)n, f) != (size_t)n) { perror("fread"); exit(2); }
+  fclose(f);
+  buf[n] = 0;
+  *len = (size_t)n;
+  return buf;
+}
+
+/* TradeTick = symbol string, price f64, size u32, ts_ns u64, side u8 (see contracts.yaml). */
+static size_t encode_tick(uint8_t *out, const char *symbol, double price, uint32_t size,
+                          uint64_t ts_ns, uint8_t side) {
+  size_t o = 0;
+  uint32_t n = (uint32_t)strlen(symbol);
+  memcpy(out + o, &n, 4); o += 4; /* little-endian hosts only, as the test machines are */
+  memcpy(out + o, symbol, n); o += n;
+  memcpy(out + o, &price, 8); o += 8;
+  memcpy(out + o, &size, 4); o += 4;
+  memcpy(out + o, &ts_ns, 8); o += 8;
+  out[o++] = side;
+  return o;
+}
+
+static uint32_t tick_size(const mycelium_message *m) {
+  uint32_t n, size;
+  memcpy(&n, m->payload, 4);
+  memcpy(&size, m->payload + 4 + n + 8, 4);
+  return size;
+}
+static uint64_t tick_ts(const mycelium_message *m) {
+  uint32_t n;
+  uint64_t ts;
+  memcpy(&n, m->payload, 4);
+  memcpy(&ts, m->payload + 4 + n + 12, 8);
+  return ts;
+}
+
+/* ---- a counting subscriber that checks per-publisher order ---- */
+#define MAX_PUBLISHERS 8
+typedef struct {
+  atomic_long calls;
+  atomic_int drops;
+  atomic_int in_call;
+  atomic_int order_errors;
+  uint64_t next_seq[MAX_PUBLISHERS];
+  int sleep_us;
+} counter_t;
+
+static int count_call(void *ctx, const mycelium_message *m) {
+  counter_t *c = ctx;
+  atomic_store(&c->in_call, 1);
+  if (m->type_id == TRADE_TICK) {
+    uint32_t pub = tick_size(m);
+    uint64_t seq = tick_ts(m);
+    if (pub < MAX_PUBLISHERS) {
+      if (seq != c->next_seq[pub]) atomic_fetch_add(&c->order_errors, 1);
+      c->next_seq[pub] = seq + 1;
+    }
+  }
+  if (c->sleep_us) usleep((useconds_t)c->sleep_us);
+  atomic_fetch_add(&c->calls, 1);
+  atomic_store(&c->in_call, 0);
+  return 0;
+}
+static void count_drop(void *ctx) { atomic_fetch_add(&((counter_t *)ctx)->drops, 1); }
+
+static mycelium_closure counter_closure(counter_t *c) {
+  mycelium_closure cl = {.context = c, .call = count_call, .call_batch = NULL, .drop = count_drop};
+  return cl;
+}
+
+typedef struct {
+  mycelium_runtime_t *rt;
+  uint32_t index;
+  uint64_t count;
+  int errors;
+} publisher_t;
+
+static void *publish_thread(void *arg) {
+  publisher_t *p = arg;
+  uint8_t buf[64];
+  for (uint64_t i = 0; i < p->count; i++) {
+    size_t n = encode_tick(buf, "ACME", 1.5, p->index, i, 1);
+    if (mycelium_publish(p->rt, TRADE_TICK, buf, n) != MYCELIUM_OK) p->errors++;
+  }
+  return NULL;
+}
+
+static void test_version_and_errors(const char *yaml, size_t yaml_len) {
+  CHECK(mycelium_abi_version() == MYCELIUM_ABI_VERSION, "abi version %08" PRIx32, mycelium_abi_version());
+  CHECK(strlen(mycelium_version_string()) > 0, "version string");
+
+  mycelium_runtime_t *rt = NULL;
+  const char *bad = "schema: x\nversion: 1\nmessages:\n  A:\n    id: 1\n    fields:\n      - x: f65\n";
+  CHECK_STATUS(mycelium_runtime_create(bad, strlen(bad), &rt), MYCELIUM_ERR_SCHEMA);
+  CHECK(rt == NULL, "out untouched on error");
+  CHECK(strstr(mycelium_last_error(), "f65") != NULL, "schema error names the bad type: %s", mycelium_last_error());
+  CHECK_STATUS(mycelium_runtime_create(NULL, 0, &rt), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, NULL), MYCELIUM_ERR_NULL_POINTER);
+  char small[4];
+  size_t full = mycelium_last_error_copy(small, sizeof small);
+  CHECK(full > 3 && small[3] == 0, "last_error_copy truncates and terminates");
+
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  char digest[65];
+  CHECK_STATUS(mycelium_schema_digest(rt, digest, sizeof digest), MYCELIUM_OK);
+  CHECK(strlen(digest) == 64, "digest has 64 hex chars");
+  CHECK_STATUS(mycelium_schema_digest(rt, digest, 10), MYCELIUM_ERR_BUFFER_TOO_SMALL);
+  CHECK_STATUS(mycelium_verify_schema_digest(rt, digest), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_verify_schema_digest(rt, "00"), MYCELIUM_ERR_SCHEMA_MISMATCH);
+  CHECK_STATUS(mycelium_verify_schema_digest(rt, NULL), MYCELIUM_ERR_NULL_POINTER);
+
+  size_t need = 0;
+  CHECK_STATUS(mycelium_schema_description(rt, NULL, 0, &need), MYCELIUM_ERR_BUFFER_TOO_SMALL);
+  char *desc = malloc(need);
+  CHECK_STATUS(mycelium_schema_description(rt, desc, need, &need), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_verify_schema_description(rt, desc, strlen(desc)), MYCELIUM_OK);
+  /* change TradeTick.price from f64 to f32 and expect a precise report */
+  char *p = strstr(desc, "field price f64");
+  CHECK(p != NULL, "description has TradeTick.price");
+  if (p) {
+    memcpy(p + strlen("field price "), "f32", 3);
+    CHECK_STATUS(mycelium_verify_schema_description(rt, desc, strlen(desc)), MYCELIUM_ERR_SCHEMA_MISMATCH);
+    CHECK(strstr(mycelium_last_error(), "price") != NULL, "mismatch names the field: %s", mycelium_last_error());
+  }
+  free(desc);
+
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "ACME", 1.0, 1, 1, 0);
+  CHECK_STATUS(mycelium_publish(NULL, TRADE_TICK, buf, n), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_publish(rt, 4242, buf, n), MYCELIUM_ERR_UNKNOWN_TYPE);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n - 1), MYCELIUM_ERR_DECODE);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, NULL, 5), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, NULL, 0), MYCELIUM_ERR_DECODE);
+  CHECK_STATUS(mycelium_publish(rt, HEARTBEAT, NULL, 0), MYCELIUM_OK);
+  size_t huge = 17u * 1024u * 1024u;
+  uint8_t *big = calloc(huge, 1);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, big, huge), MYCELIUM_ERR_TOO_LARGE);
+  free(big);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_OK);
+
+  uint64_t id = 0;
+  counter_t c = {0};
+  mycelium_closure cl = counter_closure(&c);
+  CHECK_STATUS(mycelium_subscribe(rt, 4242, NULL, &cl, &id), MYCELIUM_ERR_UNKNOWN_TYPE);
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, NULL, &id), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl, NULL), MYCELIUM_ERR_NULL_POINTER);
+  mycelium_closure neither = {.context = &c, .call = NULL, .call_batch = NULL, .drop = count_drop};
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &neither, &id), MYCELIUM_ERR_INVALID_ARGUMENT);
+  mycelium_subscribe_options opts;
+  CHECK_STATUS(mycelium_subscribe_options_init(&opts), MYCELIUM_OK);
+  opts.policy = 7;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_ERR_INVALID_ARGUMENT);
+  opts.policy = MYCELIUM_OVERFLOW_BLOCK;
+  opts.struct_size = 4;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK(atomic_load(&c.drops) == 0, "failed subscribe never calls drop");
+  CHECK_STATUS(mycelium_unsubscribe(rt, 999999), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+  CHECK_STATUS(mycelium_type_metrics_get(rt, TRADE_TICK, NULL), MYCELIUM_ERR_NULL_POINTER);
+
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_ERR_CLOSED);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_ERR_CLOSED);
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl, &id), MYCELIUM_ERR_CLOSED);
+  CHECK_STATUS(mycelium_runtime_destroy(NULL), MYCELIUM_OK);
+}
+
+static void test_many_publishers(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  counter_t c = {0};
+  mycelium_closure cl = counter_closure(&c);
+  mycelium_subscribe_options opts;
+  mycelium_subscribe_options_init(&opts);
+  opts.capacity = 64; /* small queue: publishers really block */
+  opts.label = "c-counter";
+  uint64_t id = 0;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_OK);
+  enum { THREADS = 4, EACH = 20000 };
+  pthread_t th[THREADS];
+  publisher_t pubs[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    pubs[i] = (publisher_t){.rt = rt, .index = (uint32_t)i, .count = EACH, .errors = 0};
+    pthread_create(&th[i], NULL, publish_thread, &pubs[i]);
+  }
+  int errors = 0;
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(th[i], NULL);
+    errors += pubs[i].errors;
+  }
+  CHECK(errors == 0, "%d publish errors", errors);
+  CHECK_STATUS(mycelium_flush(rt, 30000), MYCELIUM_OK);
+  CHECK(atomic_load(&c.calls) == THREADS * EACH, "delivered %ld of %d", atomic_load(&c.calls), THREADS * EACH);
+  CHECK(atomic_load(&c.order_errors) == 0, "%d per-publisher order errors", atomic_load(&c.order_errors));
+
+  mycelium_type_metrics m;
+  memset(&m, 0, sizeof m);
+  m.struct_size = sizeof m;
+  CHECK_STATUS(mycelium_type_metrics_get(rt, TRADE_TICK, &m), MYCELIUM_OK);
+  CHECK(m.published == THREADS * EACH && m.delivered == THREADS * EACH && m.dropped == 0,
+        "metrics published=%" PRIu64 " delivered=%" PRIu64 " dropped=%" PRIu64, m.published, m.delivered, m.dropped);
+  size_t need = 0;
+  mycelium_metrics_json(rt, NULL, 0, &need);
+  char *json = malloc(need);
+  CHECK_STATUS(mycelium_metrics_json(rt, json, need, NULL), MYCELIUM_OK);
+  CHECK(strstr(json, "c-counter") != NULL, "metrics JSON has the label");
+  free(json);
+  mycelium_metrics_prometheus(rt, NULL, 0, &need);
+  char *prom = malloc(need);
+  CHECK_STATUS(mycelium_metrics_prometheus(rt, prom, need, NULL), MYCELIUM_OK);
+  CHECK(strstr(prom, "# TYPE") != NULL, "prometheus text has TYPE lines");
+  free(prom);
+
+  CHECK_STATUS(mycelium_unsubscribe(rt, id), MYCELIUM_OK);
+  CHECK(atomic_load(&c.drops) == 1, "drop ran once at unsubscribe (%d)", atomic_load(&c.drops));
+  CHECK_STATUS(mycelium_unsubscribe(rt, id), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+  CHECK(atomic_load(&c.drops) == 1, "no second drop at destroy");
+}
+
+static void test_unsubscribe_races_delivery(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  mycelium_runtime_create(yaml, yaml_len, &rt);
+  for (int round = 0; round < 20; round++) {
+    counter_t c = {0};
+    c.sleep_us = 50;
+    mycelium_closure cl = counter_closure(&c);
+    mycelium_subscribe_options opts;
+    mycelium_subscribe_options_init(&opts);
+    opts.policy = MYCELIUM_OVERFLOW_DROP_OLDEST;
+    opts.capacity = 16;
+    uint64_t id;
+    CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_OK);
+    publisher_t p = {.rt = rt, .index = 99, .count = 2000, .errors = 0};
+    pthread_t th;
+    pthread_create(&th, NULL, publish_thread, &p);
+    usleep(200 * (useconds_t)(round % 5));
+    CHECK_STATUS(mycelium_unsubscribe(rt, id), MYCELIUM_OK);
+    long after = atomic_load(&c.calls);
+    int running = atomic_load(&c.in_call);
+    int drops = atomic_load(&c.drops);
+    pthread_join(th, NULL);
+    usleep(2000);
+    CHECK(running == 0, "callback still running after unsubscribe returned");
+    CHECK(drops == 1, "drop called %d times when unsubscribe returned", drops);
+    CHECK(atomic_load(&c.calls) == after, "callback ran after unsubscribe returned");
+  }
+  mycelium_runtime_destroy(rt);
+}
+
+/* ---- callbacks that call back into the library ---- */
+typedef struct {
+  mycelium_runtime_t *rt;
+  uint64_t self_id;
+  atomic_int calls;
+  atomic_int drops;
+  atomic_int unsub_status;
+  atomic_int publish_status;
+  atomic_int subscribe_status;
+  atomic_int flush_status;
+  uint64_t child_id;
+} reentrant_t;
+
+static int unsubscribe_self(void *ctx, const mycelium_message *m) {
+  (void)m;
+  reentrant_t *r = ctx;
+  atomic_fetch_add(&r->calls, 1);
+  atomic_store(&r->flush_status, mycelium_flush(r->rt, 10));
+  atomic_store(&r->unsub_status, mycelium_unsubscribe(r->rt, r->self_id));
+  return 0;
+}
+static void reentrant_drop(void *ctx) { atomic_fetch_add(&((reentrant_t *)ctx)->drops, 1); }
+
+static counter_t child_counter;
+
+static int publish_and_subscribe(void *ctx, const mycelium_message *m) {
+  reentrant_t *r = ctx;
+  (void)m;
+  if (atomic_fetch_add(&r->calls, 1) == 0) {
+    /* subscribe first, then publish: the new subscriber must see the heartbeat */
+    mycelium_closure cl = counter_closure(&child_counter);
+    atomic_store(&r->subscribe_status, mycelium_subscribe(r->rt, HEARTBEAT, NULL, &cl, &r->child_id));
+    atomic_store(&r->publish_status, mycelium_publish(r->rt, HEARTBEAT, NULL, 0));
+  }
+  return 0;
+}
+
+static size_t batch_call(void *ctx, const mycelium_message *msgs, size_t count) {
+  counter_t *c = ctx;
+  size_t failed_here = 0;
+  for (size_t i = 0; i < count; i++) {
+    if (msgs[i].len == 0 && msgs[i].payload != NULL) failed_here++; /* NULL promised for len 0 */
+    atomic_fetch_add(&c->calls, 1);
+  }
+  return failed_here;
+}
+
+static void test_reentrancy(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  mycelium_runtime_create(yaml, yaml_len, &rt);
+
+  reentrant_t r = {.rt = rt};
+  mycelium_closure cl = {.context = &r, .call = unsubscribe_self, .call_batch = NULL, .drop = reentrant_drop};
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl, &r.self_id), MYCELIUM_OK);
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "SELF", 2.0, 7, 0, 1);
+  for (int i = 0; i < 10; i++) mycelium_publish(rt, TRADE_TICK, buf, n);
+  for (int i = 0; i < 200 && atomic_load(&r.drops) == 0; i++) usleep(1000);
+  CHECK(atomic_load(&r.calls) == 1, "self-unsubscribing callback ran %d times", atomic_load(&r.calls));
+  CHECK(atomic_load(&r.unsub_status) == MYCELIUM_OK, "unsubscribe from own callback: %s",
+        mycelium_status_name((mycelium_status)atomic_load(&r.unsub_status)));
+  CHECK(atomic_load(&r.flush_status) == MYCELIUM_ERR_WRONG_THREAD, "flush from own callback refused");
+  CHECK(atomic_load(&r.drops) == 1, "drop ran once after the callback returned (%d)", atomic_load(&r.drops));
+
+  /* a callback that publishes another type, seen by a batch subscriber on that type */
+  counter_t hb = {0};
+  mycelium_closure bcl = {.context = &hb, .call = NULL, .call_batch = batch_call, .drop = count_drop};
+  uint64_t hb_id;
+  CHECK_STATUS(mycelium_subscribe(rt, HEARTBEAT, NULL, &bcl, &hb_id), MYCELIUM_OK);
+  reentrant_t r2 = {.rt = rt};
+  mycelium_closure cl2 = {.context = &r2, .call = publish_and_subscribe, .call_batch = NULL, .drop = reentrant_drop};
+  uint64_t id2;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl2, &id2), MYCELIUM_OK);
+  mycelium_publish(rt, TRADE_TICK, buf, n);
+  CHECK_STATUS(mycelium_flush(rt, 10000), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_flush(rt, 10000), MYCELIUM_OK); /* the heartbeat published inside the callback */
+  CHECK(atomic_load(&r2.publish_status) == MYCELIUM_OK, "publish from a callback");
+  CHECK(atomic_load(&hb.calls) == 1, "batch subscriber got %ld heartbeats", atomic_load(&hb.calls));
+  CHECK(atomic_load(&r2.subscribe_status) == MYCELIUM_OK, "subscribe from a callback");
+  CHECK(atomic_load(&child_counter.calls) == 1, "subscriber made in a callback got %ld heartbeats",
+        atomic_load(&child_counter.calls));
+
+  mycelium_type_metrics m;
+  memset(&m, 0, sizeof m);
+  m.struct_size = sizeof m;
+  mycelium_type_metrics_get(rt, HEARTBEAT, &m);
+  CHECK(m.handler_errors == 0, "batch callback saw NULL payload for len 0");
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+  CHECK(atomic_load(&hb.drops) == 1 && atomic_load(&r2.drops) == 1 && atomic_load(&child_counter.drops) == 1,
+        "destroy dropped every closure once");
+}
+
+static void test_destroy_in_flight(const char *yaml, size_t yaml_len) {
+  enum { SUBS = 6 };
+  mycelium_runtime_t *rt = NULL;
+  mycelium_runtime_create(yaml, yaml_len, &rt);
+  counter_t cs[SUBS];
+  memset(cs, 0, sizeof cs);
+  for (int i = 0; i < SUBS; i++) {
+    cs[i].sleep_us = 100;
+    mycelium_closure cl = counter_closure(&cs[i]);
+    mycelium_subscribe_options opts;
+    mycelium_subscribe_options_init(&opts);
+    opts.policy = MYCELIUM_OVERFLOW_DROP_OLDEST;
+    uint64_t id;
+    mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id);
+  }
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "FLY", 3.0, 9, 0, 1);
+  for (int i = 0; i < 500; i++) mycelium_publish(rt, TRADE_TICK, buf, n);
+  /* clone shares the bus; destroying the original must not stop the clone */
+  mycelium_runtime_t *clone = NULL;
+  CHECK_STATUS(mycelium_runtime_clone(rt, &clone), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+  int all_once = 1;
+  for (int i = 0; i < SUBS; i++) all_once &= atomic_load(&cs[i].drops) == 1 && atomic_load(&cs[i].in_call) == 0;
+  CHECK(all_once, "destroy with in-flight callbacks dropped each closure once and none runs");
+  CHECK_STATUS(mycelium_publish(clone, TRADE_TICK, buf, n), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_close(clone), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_publish(clone, TRADE_TICK, buf, n), MYCELIUM_ERR_CLOSED);
+  CHECK_STATUS(mycelium_runtime_destroy(clone), MYCELIUM_OK);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
+    return 2;
+  }
+  size_t len;
+  char *yaml = read_file(argv[1], &len);
+  test_version_and_errors(yaml, len);
+  test_many_publishers(yaml, len);
+  test_unsubscribe_races_delivery(yaml, len);
+  test_reentrancy(yaml, len);
+  test_destroy_in_flight(yaml, len);
+  free(yaml);
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
