@@ -1,0 +1,60 @@
+# Shared helpers for the scripts in scripts/. Sourced, not run.
+# Every test script installs what it needs itself, so each one also works on its own on a fresh
+# Debian machine. Inside the Nix flake's checks MYCELIUM_IN_NIX=1 and tools come from Nix instead.
+set -euo pipefail
+
+MYCELIUM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export MYCELIUM_ROOT
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+in_nix() { [ "${MYCELIUM_IN_NIX:-0}" = 1 ]; }
+
+_apt_updated=0
+# ensure_apt PACKAGE... : installs the Debian packages that are missing (needs root, as in CI).
+ensure_apt() {
+  in_nix && return 0
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ "$_apt_updated" = 0 ]; then
+    $sudo apt-get update -qq
+    _apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+}
+
+# The Python virtualenv used by builds and tests (maturin, pytest, pyzmq for the benchmark).
+MYCELIUM_VENV="${MYCELIUM_VENV:-$MYCELIUM_ROOT/.venv}"
+export MYCELIUM_VENV
+ensure_venv() {
+  if in_nix; then return 0; fi
+  local py="${MYCELIUM_PYTHON:-python3}"
+  if [ ! -x "$MYCELIUM_VENV/bin/python" ]; then
+    step "creating the Python venv $MYCELIUM_VENV"
+    "$py" -m venv "$MYCELIUM_VENV" || { ensure_apt python3-venv; "$py" -m venv "$MYCELIUM_VENV"; }
+  fi
+  local want=(maturin==1.* pytest pytest-timeout pyzmq mypy)
+  if ! "$MYCELIUM_VENV/bin/python" -c "import maturin, pytest, pytest_timeout, zmq, mypy" 2>/dev/null; then
+    step "installing Python tools into the venv: ${want[*]}"
+    "$MYCELIUM_VENV/bin/python" -m pip install -q --upgrade pip
+    "$MYCELIUM_VENV/bin/python" -m pip install -q "${want[@]}"
+  fi
+}
+
+ensure_ocaml() {
+  ensure_apt ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev liblwt-ocaml-dev
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test of the project, in the order a failure is cheapest to see. This is the test command
+# named in README.md and run by .ci/run; the Nix flake's checks call the same per-suite scripts.
+source "$(dirname "$0")/lib.sh"
+cd "$MYCELIUM_ROOT"
+suites=(rust ffi nix)
+failed=()
+start_all=$(date +%s)
+for s in "${suites[@]}"; do
+  t0=$(date +%s)
+  step "suite: $s"
+  if bash "scripts/test-$s.sh"; then
+    printf '<== suite %s passed in %ss\n' "$s" "$(( $(date +%s) - t0 ))"
+  else
+    printf '<== suite %s FAILED after %ss\n' "$s" "$(( $(date +%s) - t0 ))"
+    failed+=("$s")
+  fi
+done
+printf '\nsuites: %d passed, %d failed in %ss\n' "$(( ${#suites[@]} - ${#failed[@]} ))" "${#failed[@]}" "$(( $(date +%s) - start_all ))"
+[ ${#failed[@]} -eq 0 ] || { echo "failed suites: ${failed[*]}"; exit 1; }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Rust suite: formatting, clippy with warnings as errors, every crate's tests (incl. proptest
+# with >= 10k cases per property).
+source "$(dirname "$0")/lib.sh"
+cd "$MYCELIUM_ROOT"
+ensure_rust
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+step "cargo test (PROPTEST_CASES=${PROPTEST_CASES:=10000})"
+export PROPTEST_CASES
+cargo test --workspace
