@@ -171,3 +171,82 @@ pub(crate) fn non_null<'a, T>(ptr: *const T, arg: &str) -> FfiResult<&'a T> {
     unsafe { ptr.as_ref() }
         .ok_or_else(|| FfiError::new(MYCELIUM_ERR_NULL_POINTER, format!("`{arg}` is NULL")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_turns_a_panic_into_a_status_and_a_message() {
+        let st = guard("mycelium_test", || panic!("boom {}", 42));
+        assert_eq!(st, MYCELIUM_ERR_PANIC);
+        // SAFETY: last_error_ptr returns a NUL-terminated string owned by this thread's slot.
+        let msg = unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            msg.contains("mycelium_test") && msg.contains("boom 42"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn guard_reports_errors_with_the_function_name() {
+        let st = guard("mycelium_x", || {
+            Err(FfiError::new(MYCELIUM_ERR_DECODE, "bad byte"))
+        });
+        assert_eq!(st, MYCELIUM_ERR_DECODE);
+        let mut buf = [0 as c_char; 64];
+        let n = copy_last_error(buf.as_mut_ptr(), buf.len());
+        // SAFETY: copy_last_error NUL-terminates within the buffer.
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+        assert_eq!(text, "mycelium_x: bad byte");
+        assert_eq!(n, text.len());
+    }
+
+    #[test]
+    fn last_error_copy_truncates_and_terminates() {
+        set_last_error("0123456789");
+        let mut buf = [1 as c_char; 4];
+        assert_eq!(copy_last_error(buf.as_mut_ptr(), buf.len()), 10);
+        assert_eq!(buf.map(|b| b as u8), *b"012\0");
+        assert_eq!(copy_last_error(std::ptr::null_mut(), 0), 10);
+    }
+
+    #[test]
+    fn interior_nul_does_not_cut_the_message() {
+        set_last_error("a\0b");
+        // SAFETY: as above.
+        let msg = unsafe { CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(msg, "a\u{FFFD}b");
+    }
+
+    #[test]
+    fn every_status_has_its_own_name() {
+        let all = [
+            MYCELIUM_OK,
+            MYCELIUM_ERR_NULL_POINTER,
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            MYCELIUM_ERR_SCHEMA,
+            MYCELIUM_ERR_SCHEMA_MISMATCH,
+            MYCELIUM_ERR_UNKNOWN_TYPE,
+            MYCELIUM_ERR_DECODE,
+            MYCELIUM_ERR_TOO_LARGE,
+            MYCELIUM_ERR_QUEUE_FULL,
+            MYCELIUM_ERR_CLOSED,
+            MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,
+            MYCELIUM_ERR_TIMEOUT,
+            MYCELIUM_ERR_ABI_MISMATCH,
+            MYCELIUM_ERR_BUFFER_TOO_SMALL,
+            MYCELIUM_ERR_PANIC,
+            MYCELIUM_ERR_WRONG_THREAD,
+        ];
+        let names: std::collections::HashSet<_> = all.iter().map(|s| s.name_cstr()).collect();
+        assert_eq!(names.len(), all.len());
+        for (i, s) in all.iter().enumerate() {
+            assert_eq!(*s as i32, i as i32, "codes are dense and stable");
+        }
+    }
+}

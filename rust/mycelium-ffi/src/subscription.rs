@@ -380,3 +380,58 @@ fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_for_null_options_and_zero_fields() {
+        let r = resolve_options(None).unwrap();
+        assert_eq!(r.bus.capacity, DEFAULT_CAPACITY as usize);
+        assert_eq!(r.bus.policy, OverflowPolicy::Block);
+        assert_eq!(r.max_batch, DEFAULT_MAX_BATCH as usize);
+    }
+
+    #[test]
+    fn bad_options_are_refused_with_a_reason() {
+        let o = mycelium_subscribe_options {
+            policy: 3,
+            ..Default::default()
+        };
+        let e = resolve_options(Some(&o)).err().unwrap();
+        assert_eq!(e.status, MYCELIUM_ERR_INVALID_ARGUMENT);
+        assert!(e.message.contains("policy 3"));
+        let o = mycelium_subscribe_options {
+            struct_size: 8,
+            ..Default::default()
+        };
+        let e = resolve_options(Some(&o)).err().unwrap();
+        assert!(
+            e.message.contains("mycelium_subscribe_options_init"),
+            "{}",
+            e.message
+        );
+        let o = mycelium_subscribe_options {
+            label: c"\xff".as_ptr(),
+            ..Default::default()
+        };
+        assert!(resolve_options(Some(&o)).is_err());
+    }
+
+    #[test]
+    fn options_reach_the_bus() {
+        let o = mycelium_subscribe_options {
+            capacity: 7,
+            policy: mycelium_overflow_policy::MYCELIUM_OVERFLOW_DROP_OLDEST as u32,
+            max_batch: 3,
+            label: c"py-strategy".as_ptr(),
+            ..Default::default()
+        };
+        let r = resolve_options(Some(&o)).unwrap();
+        assert_eq!(r.bus.capacity, 7);
+        assert_eq!(r.bus.policy, OverflowPolicy::DropOldest);
+        assert_eq!(r.bus.label.as_deref(), Some("py-strategy"));
+        assert_eq!(r.max_batch, 3);
+    }
+}
