@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mycelium_codegen::vectors::{self, VectorError};
-use mycelium_codegen::{generate, name_problems, Lang, LangError};
+use mycelium_codegen::{companion_files, generate, name_problems, Lang, LangError};
 use mycelium_protocol::{
     decode_frame, decode_value, encode_frame, encode_value, DecodeError, Schema, SchemaError,
     Value, ValueError, FRAME_HEADER_LEN,
@@ -43,7 +43,7 @@ enum Command {
     },
     /// Generate code for a schema.
     Codegen {
-        /// Target language (rust; python and ocaml are not built yet).
+        /// Target language: rust, python or ocaml (ocaml also writes FILE.mli next to --out).
         #[arg(long, value_parser = parse_lang)]
         lang: Lang,
         /// The schema file (contracts.yaml).
@@ -241,7 +241,20 @@ fn codegen(lang: Lang, schema_path: &Path, out: Option<&Path>) -> Result<(), Cli
             problems,
         });
     }
-    emit(&generate(lang, &schema), out)
+    emit(&generate(lang, &schema), out)?;
+    let companions = companion_files(lang, &schema);
+    match out {
+        // Each companion (the OCaml .mli) goes next to the main file.
+        Some(path) => companions
+            .iter()
+            .try_for_each(|(extension, text)| emit(text, Some(&path.with_extension(extension)))),
+        None => {
+            for (extension, _) in &companions {
+                eprintln!("note: the .{extension} file is written only with --out FILE");
+            }
+            Ok(())
+        }
+    }
 }
 
 fn encode(schema_path: &Path, message_name: &str, input: Option<&str>) -> Result<(), CliError> {
@@ -377,10 +390,13 @@ mod tests {
     #[test]
     fn unknown_languages_are_usage_errors_with_the_reason() {
         let err = Cli::try_parse_from([
-            "mycelium", "codegen", "--lang", "python", "--schema", "x.yaml",
+            "mycelium", "codegen", "--lang", "cobol", "--schema", "x.yaml",
         ])
         .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
-        assert!(err.to_string().contains("not built yet"), "{err}");
+        assert!(
+            err.to_string().contains("unknown language 'cobol'"),
+            "{err}"
+        );
     }
 }

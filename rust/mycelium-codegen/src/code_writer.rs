@@ -39,6 +39,15 @@ impl CodeWriter {
         self.line(close);
     }
 
+    /// Appends `open`, then runs `body` one level deeper, with no closing line (for
+    /// indentation-delimited languages such as Python).
+    pub(crate) fn nest(&mut self, open: impl AsRef<str>, body: impl FnOnce(&mut Self)) {
+        self.line(open);
+        self.indent += 1;
+        body(self);
+        self.indent -= 1;
+    }
+
     pub(crate) fn finish(self) -> String {
         self.out
     }

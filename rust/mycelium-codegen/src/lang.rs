@@ -4,25 +4,27 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A language the `mycelium codegen` command can target.
-///
-/// Python and OCaml generators are planned; they are named here so the CLI can
-/// tell a user that they exist but are not built yet, rather than calling the
-/// name unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Lang {
     /// Rust structs implementing `mycelium_protocol::Message`.
     Rust,
+    /// One Python module of dataclasses (standard library only).
+    Python,
+    /// One OCaml module (`.ml`) plus its interface (`.mli`).
+    OCaml,
 }
 
 impl Lang {
     /// Every language with a working generator, in the order shown to users.
-    pub const ALL: &'static [Lang] = &[Lang::Rust];
+    pub const ALL: &'static [Lang] = &[Lang::Rust, Lang::Python, Lang::OCaml];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::OCaml => "ocaml",
         }
     }
 }
@@ -33,15 +35,9 @@ impl fmt::Display for Lang {
     }
 }
 
-/// Languages that have a planned generator which does not exist yet.
-const PLANNED: &[&str] = &["python", "ocaml"];
-
 /// Why a language name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LangError {
-    /// The language is planned but its generator is not written yet.
-    #[error("the {0} code generator is not built yet (available: {avail})", avail = available())]
-    NotBuiltYet(String),
     /// The name matches no language at all.
     #[error("unknown language '{0}' (available: {avail})", avail = available())]
     Unknown(String),
@@ -63,11 +59,7 @@ impl FromStr for Lang {
         if let Some(lang) = Lang::ALL.iter().find(|l| l.name() == lower) {
             return Ok(*lang);
         }
-        if PLANNED.contains(&lower.as_str()) {
-            Err(LangError::NotBuiltYet(lower))
-        } else {
-            Err(LangError::Unknown(s.to_owned()))
-        }
+        Err(LangError::Unknown(s.to_owned()))
     }
 }
 
@@ -82,14 +74,12 @@ mod tests {
     }
 
     #[test]
-    fn planned_languages_say_not_built_yet() {
-        let err = "python".parse::<Lang>().unwrap_err();
-        assert_eq!(err, LangError::NotBuiltYet("python".into()));
-        assert!(err.to_string().contains("not built yet"), "{err}");
-        assert!(matches!(
-            "ocaml".parse::<Lang>(),
-            Err(LangError::NotBuiltYet(_))
-        ));
+    fn every_language_parses_from_its_name() {
+        for lang in Lang::ALL {
+            assert_eq!(lang.name().parse::<Lang>(), Ok(*lang));
+            assert_eq!(lang.name().to_uppercase().parse::<Lang>(), Ok(*lang));
+        }
+        assert_eq!("OCaml".parse::<Lang>(), Ok(Lang::OCaml));
     }
 
     #[test]
@@ -97,7 +87,7 @@ mod tests {
         let err = "cobol".parse::<Lang>().unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown language 'cobol' (available: rust)"
+            "unknown language 'cobol' (available: rust, python, ocaml)"
         );
     }
 }

@@ -29,32 +29,96 @@ const RUNTIME: &str = include_str!("python_gen/runtime.py");
 /// Names the generated module defines at top level (or relies on being builtins) that a
 /// message class must not shadow. Lower-case and underscore names cannot clash: message
 /// names are `[A-Z][A-Za-z0-9]*`.
-const MODULE_NAMES: &[&str] = &["DecodeError", "EncodeError", "AnyMessage", "MESSAGES", "FINGERPRINTS"];
+const MODULE_NAMES: &[&str] = &[
+    "DecodeError",
+    "EncodeError",
+    "AnyMessage",
+    "MESSAGES",
+    "FINGERPRINTS",
+];
 
 /// Capitalised Python builtins (constants and exception classes); a class with one of these
 /// names would shadow the builtin for the whole module.
 const PYTHON_BUILTINS: &[&str] = &[
-    "True", "False", "None", "Ellipsis", "NotImplemented", "ArithmeticError", "AssertionError",
-    "AttributeError", "BaseException", "BaseExceptionGroup", "BlockingIOError",
-    "BrokenPipeError", "BufferError", "BytesWarning", "ChildProcessError",
-    "ConnectionAbortedError", "ConnectionError", "ConnectionRefusedError",
-    "ConnectionResetError", "DeprecationWarning", "EOFError", "EncodingWarning",
-    "EnvironmentError", "Exception", "ExceptionGroup", "FileExistsError", "FileNotFoundError",
-    "FloatingPointError", "FutureWarning", "GeneratorExit", "IOError", "ImportError",
-    "ImportWarning", "IndentationError", "IndexError", "InterruptedError", "IsADirectoryError",
-    "KeyError", "KeyboardInterrupt", "LookupError", "MemoryError", "ModuleNotFoundError",
-    "NameError", "NotADirectoryError", "NotImplementedError", "OSError", "OverflowError",
-    "PendingDeprecationWarning", "PermissionError", "ProcessLookupError", "RecursionError",
-    "ReferenceError", "ResourceWarning", "RuntimeError", "RuntimeWarning",
-    "StopAsyncIteration", "StopIteration", "SyntaxError", "SyntaxWarning", "SystemError",
-    "SystemExit", "TabError", "TimeoutError", "TypeError", "UnboundLocalError",
-    "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError", "UnicodeTranslateError",
-    "UnicodeWarning", "UserWarning", "ValueError", "Warning", "ZeroDivisionError",
+    "True",
+    "False",
+    "None",
+    "Ellipsis",
+    "NotImplemented",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "BaseException",
+    "BaseExceptionGroup",
+    "BlockingIOError",
+    "BrokenPipeError",
+    "BufferError",
+    "BytesWarning",
+    "ChildProcessError",
+    "ConnectionAbortedError",
+    "ConnectionError",
+    "ConnectionRefusedError",
+    "ConnectionResetError",
+    "DeprecationWarning",
+    "EOFError",
+    "EncodingWarning",
+    "EnvironmentError",
+    "Exception",
+    "ExceptionGroup",
+    "FileExistsError",
+    "FileNotFoundError",
+    "FloatingPointError",
+    "FutureWarning",
+    "GeneratorExit",
+    "IOError",
+    "ImportError",
+    "ImportWarning",
+    "IndentationError",
+    "IndexError",
+    "InterruptedError",
+    "IsADirectoryError",
+    "KeyError",
+    "KeyboardInterrupt",
+    "LookupError",
+    "MemoryError",
+    "ModuleNotFoundError",
+    "NameError",
+    "NotADirectoryError",
+    "NotImplementedError",
+    "OSError",
+    "OverflowError",
+    "PendingDeprecationWarning",
+    "PermissionError",
+    "ProcessLookupError",
+    "RecursionError",
+    "ReferenceError",
+    "ResourceWarning",
+    "RuntimeError",
+    "RuntimeWarning",
+    "StopAsyncIteration",
+    "StopIteration",
+    "SyntaxError",
+    "SyntaxWarning",
+    "SystemError",
+    "SystemExit",
+    "TabError",
+    "TimeoutError",
+    "TypeError",
+    "UnboundLocalError",
+    "UnicodeDecodeError",
+    "UnicodeEncodeError",
+    "UnicodeError",
+    "UnicodeTranslateError",
+    "UnicodeWarning",
+    "UserWarning",
+    "ValueError",
+    "Warning",
+    "ZeroDivisionError",
 ];
 
-/// Method names of every generated class; a field with one of these names would replace
-/// the method.
-const METHOD_NAMES: &[&str] = &["to_bytes", "from_bytes"];
+/// Names a field cannot take: the methods of every generated class (the field would
+/// replace them) and `classmethod`, which the class body uses after the fields.
+const METHOD_NAMES: &[&str] = &["to_bytes", "from_bytes", "classmethod"];
 
 /// Reasons `schema` cannot be turned into Python even though it is a valid schema (e.g. a
 /// message called `ValueError`, or a field called `to_bytes`). Empty when generation will
@@ -75,7 +139,7 @@ pub fn python_name_problems(schema: &Schema) -> Vec<String> {
         for field in &message.fields {
             if METHOD_NAMES.contains(&field.name.as_str()) {
                 problems.push(format!(
-                    "message {name}: field '{}' would replace the generated method of that name; rename the field in the schema",
+                    "message {name}: a field called '{}' would clash with a name the generated class uses; rename the field in the schema",
                     field.name
                 ));
             }
@@ -120,7 +184,11 @@ pub fn generate_python(schema: &Schema) -> String {
         emit_class(&mut classes, schema, message, &mut structs);
     }
     let nested = nested_messages(schema);
-    for message in schema.messages.iter().filter(|m| nested.contains(&m.name.as_str())) {
+    for message in schema
+        .messages
+        .iter()
+        .filter(|m| nested.contains(&m.name.as_str()))
+    {
         classes.line("");
         classes.line("");
         decode::emit_reader(&mut classes, schema, message, &mut structs);
@@ -146,23 +214,33 @@ fn emit_header(w: &mut CodeWriter, schema: &Schema) {
         schema.version
     ));
     w.line("# Do not edit: change the schema and rerun `mycelium codegen --lang python`.");
-    w.line(py_docstring(&format!(
-        "Message types of the Mycelium schema {} (version {}).\n\n\
+    emit_docstring(
+        w,
+        &format!(
+            "Message types of the Mycelium schema ``{}`` (version {}).\n\n\
          Each message class is a dataclass: ``to_bytes()`` encodes the frame payload and\n\
          ``from_bytes()`` decodes one; ``encode_frame``/``decode_frame`` add and strip the\n\
          6-byte frame header. Encoding raises ``EncodeError`` naming the field whose value\n\
          does not fit its schema type; decoding raises ``DecodeError`` naming what was being\n\
          read and the byte offset in the payload. Standard library only; Python >= 3.9.",
-        py_str(&schema.name),
-        schema.version
-    )));
+            schema.name, schema.version
+        ),
+    );
     w.line("");
+}
+
+/// A docstring at the current indentation, one source line per text line.
+fn emit_docstring(w: &mut CodeWriter, text: &str) {
+    for line in py_docstring(text.trim_end()).lines() {
+        w.line(line.trim_end());
+    }
 }
 
 fn emit_imports(w: &mut CodeWriter) {
     for line in [
         "from __future__ import annotations",
         "",
+        "import builtins as _builtins",
         "import struct as _struct",
         "import sys as _sys",
         "import typing as _t",
@@ -206,10 +284,15 @@ fn emit_imports(w: &mut CodeWriter) {
 
 fn emit_schema_constants(w: &mut CodeWriter, schema: &Schema) {
     w.line(format!("SCHEMA_NAME: _t.Final = {}", py_str(&schema.name)));
-    w.line("\"\"\"Name of the schema this module was generated from (not part of the digest).\"\"\"");
+    w.line(
+        "\"\"\"Name of the schema this module was generated from (not part of the digest).\"\"\"",
+    );
     w.line(format!("SCHEMA_VERSION: _t.Final = {}", schema.version));
     w.line("\"\"\"Version number declared by the schema (not part of the digest).\"\"\"");
-    w.line(format!("SCHEMA_DIGEST: _t.Final = {}", py_str(&schema.digest())));
+    w.line(format!(
+        "SCHEMA_DIGEST: _t.Final = {}",
+        py_str(&schema.digest())
+    ));
     w.line("\"\"\"Lowercase hex SHA-256 of SCHEMA_CANONICAL; peers built from other schemas differ.\"\"\"");
     w.line("SCHEMA_CANONICAL: _t.Final = (");
     let canonical = schema.canonical_description();
@@ -247,15 +330,27 @@ impl Structs {
     }
 }
 
-/// The Python annotation of a field type.
-fn py_type(ty: &FieldType) -> String {
+/// Builtin types the annotations use. Inside a class body a field of the same name (a
+/// field called `bytes`) would be what the later annotations refer to.
+const ANNOTATION_BUILTINS: &[&str] = &["int", "float", "bool", "str", "bytes", "list"];
+
+/// The Python annotation of a field type. Builtins named in `shadowed` are spelled
+/// `_builtins.<name>`.
+pub(crate) fn py_type(ty: &FieldType, shadowed: &[&str]) -> String {
+    let builtin = |name: &str| {
+        if shadowed.contains(&name) {
+            format!("_builtins.{name}")
+        } else {
+            name.to_owned()
+        }
+    };
     match ty {
-        FieldType::Scalar(Scalar::F32 | Scalar::F64) => "float".to_owned(),
-        FieldType::Scalar(Scalar::Bool) => "bool".to_owned(),
-        FieldType::Scalar(_) => "int".to_owned(),
-        FieldType::String => "str".to_owned(),
-        FieldType::Bytes | FieldType::Array(_) => "bytes".to_owned(),
-        FieldType::List(inner) => format!("list[{}]", py_type(inner)),
+        FieldType::Scalar(Scalar::F32 | Scalar::F64) => builtin("float"),
+        FieldType::Scalar(Scalar::Bool) => builtin("bool"),
+        FieldType::Scalar(_) => builtin("int"),
+        FieldType::String => builtin("str"),
+        FieldType::Bytes | FieldType::Array(_) => builtin("bytes"),
+        FieldType::List(inner) => format!("{}[{}]", builtin("list"), py_type(inner, shadowed)),
         FieldType::Message(name) => name.clone(),
     }
 }
@@ -268,7 +363,7 @@ fn py_default(ty: &FieldType) -> String {
         FieldType::String => "\"\"".to_owned(),
         FieldType::Bytes => "b\"\"".to_owned(),
         FieldType::Array(n) => format!("b\"\\x00\" * {n}"),
-        FieldType::List(_) => "_field(default_factory=list)".to_owned(),
+        FieldType::List(_) => "_field(default_factory=_new_list)".to_owned(),
         FieldType::Message(name) => format!("_field(default_factory={name})"),
     }
 }
@@ -298,19 +393,30 @@ fn fingerprint(schema: &Schema, message: &MessageDef) -> String {
 fn emit_class(w: &mut CodeWriter, schema: &Schema, message: &MessageDef, structs: &mut Structs) {
     let name = &message.name;
     w.line("@_dataclass(**_DATACLASS_OPTIONS)");
-    w.block(format!("class {name}:"), "", |w| {
+    w.nest(format!("class {name}:"), |w| {
         let mut doc = String::new();
         if let Some(text) = message.doc.as_deref().filter(|d| !d.trim().is_empty()) {
             doc.push_str(text.trim());
             doc.push_str("\n\n");
         }
-        doc.push_str(&format!("Wire message ``{name}``, type id {}.", message.type_id));
-        w.line(py_docstring(&doc));
+        doc.push_str(&format!(
+            "Wire message ``{name}``, type id {}.",
+            message.type_id
+        ));
+        emit_docstring(w, &doc);
         w.line("");
-        w.line(format!("TYPE_ID: _t.ClassVar[int] = {}", message.type_id));
-        w.line(format!("NAME: _t.ClassVar[str] = {}", py_str(name)));
+        let shadowed: Vec<&str> = message
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|name| ANNOTATION_BUILTINS.contains(name))
+            .collect();
+        let int = py_type(&FieldType::Scalar(Scalar::U8), &shadowed);
+        let str = py_type(&FieldType::String, &shadowed);
+        w.line(format!("TYPE_ID: _t.ClassVar[{int}] = {}", message.type_id));
+        w.line(format!("NAME: _t.ClassVar[{str}] = {}", py_str(name)));
         w.line(format!(
-            "FINGERPRINT: _t.ClassVar[str] = {}",
+            "FINGERPRINT: _t.ClassVar[{str}] = {}",
             py_str(&fingerprint(schema, message))
         ));
         w.line("");
@@ -318,7 +424,7 @@ fn emit_class(w: &mut CodeWriter, schema: &Schema, message: &MessageDef, structs
             w.line(format!(
                 "{}: {} = {}  # {}",
                 field.name,
-                py_type(&field.ty),
+                py_type(&field.ty, &shadowed),
                 py_default(&field.ty),
                 field.ty
             ));
@@ -326,7 +432,8 @@ fn emit_class(w: &mut CodeWriter, schema: &Schema, message: &MessageDef, structs
         if !message.fields.is_empty() {
             w.line("");
         }
-        encode::emit_to_bytes(w, schema, message, structs);
+        let bytes = py_type(&FieldType::Bytes, &shadowed);
+        encode::emit_to_bytes(w, schema, message, structs, &bytes);
         w.line("");
         decode::emit_from_bytes(w, schema, message, structs);
     });
@@ -362,11 +469,15 @@ fn emit_tables(w: &mut CodeWriter, schema: &Schema, nested: &[&str]) {
     w.line("]");
     w.line("\"\"\"Any message class of this schema.\"\"\"");
     w.line("");
-    w.block("MESSAGES: _t.Dict[int, _t.Type[AnyMessage]] = {", "}", |w| {
-        for message in &schema.messages {
-            w.line(format!("{}: {},", message.type_id, message.name));
-        }
-    });
+    w.block(
+        "MESSAGES: _t.Dict[int, _t.Type[AnyMessage]] = {",
+        "}",
+        |w| {
+            for message in &schema.messages {
+                w.line(format!("{}: {},", message.type_id, message.name));
+            }
+        },
+    );
     w.line("\"\"\"Every message class by type id.\"\"\"");
     w.line("");
     w.block("FINGERPRINTS: _t.Dict[str, str] = {", "}", |w| {
@@ -382,7 +493,7 @@ fn emit_tables(w: &mut CodeWriter, schema: &Schema, nested: &[&str]) {
     w.line("");
     w.line("_CLASSES: _t.Dict[str, _t.Any] = {cls.NAME: cls for cls in MESSAGES.values()}");
     w.block(
-        "_READERS: _t.Dict[str, _t.Callable[[_Buffer, int], _t.Tuple[_t.Any, int]]] = {",
+        "_READERS: _t.Dict[str, _t.Callable[[bytes, int], _t.Tuple[_t.Any, int]]] = {",
         "}",
         |w| {
             for name in nested {
@@ -465,9 +576,7 @@ def decode_frame(data: _Buffer) -> AnyMessage:
         )
     if size > end:
         raise DecodeError(f"{size - end} trailing byte(s) after the last field at byte {end}")
-    # Small payloads are cheaper to copy than to wrap in a memoryview.
-    payload = data[FRAME_HEADER_LEN:] if size <= 512 else memoryview(data)[FRAME_HEADER_LEN:]
-    return decode_payload(type_id, payload)"#;
+    return decode_payload(type_id, data[FRAME_HEADER_LEN:])"#;
     for line in FUNCTIONS.lines() {
         w.line(line);
     }

@@ -16,7 +16,11 @@ pub(crate) fn dependency_order(schema: &Schema) -> Vec<&MessageDef> {
         let next = schema.messages.iter().find(|m| {
             !is_placed(&placed, &m.name)
                 && m.fields.iter().all(|f| match f.ty.message_name() {
-                    Some(dep) => dep == m.name || is_placed(&placed, dep) || schema.message_by_name(dep).is_none(),
+                    Some(dep) => {
+                        dep == m.name
+                            || is_placed(&placed, dep)
+                            || schema.message_by_name(dep).is_none()
+                    }
                     None => true,
                 })
         });
@@ -44,10 +48,13 @@ mod tests {
             "  Outer:\n    id: 1\n    fields:\n      - inner: list<Inner>\n      - leaf: Leaf\n",
             "  Plain:\n    id: 2\n    fields:\n      - x: u8\n",
             "  Inner:\n    id: 3\n    fields:\n      - leaf: Leaf\n",
-            "  Leaf:\n    id: 4\n    fields: []\n",
+            "  Leaf:\n    id: 4\n    fields:\n      - y: u8\n",
         ))
         .unwrap();
-        let names: Vec<&str> = dependency_order(&schema).iter().map(|m| m.name.as_str()).collect();
+        let names: Vec<&str> = dependency_order(&schema)
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect();
         assert_eq!(names, ["Plain", "Leaf", "Inner", "Outer"]);
     }
 }

@@ -347,7 +347,7 @@ fn decode_of_hostile_input_exits_1_without_panicking() {
 }
 
 #[test]
-fn codegen_prints_rust_and_rejects_unbuilt_languages() {
+fn codegen_prints_rust_and_python_and_rejects_unknown_languages() {
     let schema = Schema::from_path(SCHEMA).unwrap();
     let out = run_ok(&["codegen", "--lang", "rust", "--schema", SCHEMA], None);
     assert_eq!(out, mycelium_codegen::generate_rust(&schema));
@@ -370,9 +370,18 @@ fn codegen_prints_rust_and_rejects_unbuilt_languages() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), out);
     std::fs::remove_dir_all(&dir).unwrap();
 
-    let python = run(&["codegen", "--lang", "python", "--schema", SCHEMA], None);
-    assert_eq!(python.code, 2);
-    assert!(python.stderr.contains("not built yet"), "{}", python.stderr);
+    let python = run_ok(&["codegen", "--lang", "python", "--schema", SCHEMA], None);
+    assert_eq!(
+        python,
+        mycelium_codegen::generate_python(&Schema::from_path(SCHEMA).unwrap())
+    );
+    let unknown = run(&["codegen", "--lang", "cobol", "--schema", SCHEMA], None);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("unknown language"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 #[test]

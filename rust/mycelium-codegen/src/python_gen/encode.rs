@@ -69,13 +69,20 @@ impl Encoder<'_> {
             FieldType::Array(n) => {
                 // `struct`'s `Ns` pads or cuts silently; the exact size is part of the type.
                 self.pre.push(format!("if len({expr}) != {n}:"));
-                self.pre.push("    raise ValueError(\"wrong length\")".to_owned());
+                self.pre
+                    .push("    raise ValueError(\"wrong length\")".to_owned());
                 self.push_fixed(&format!("{n}s"), expr.to_owned());
             }
             FieldType::Message(name) if self.is_fixed(name) => {
                 let Some(def) = self.schema.message_by_name(name) else {
                     return;
                 };
+                if def.fields.is_empty() {
+                    // Nothing of it is read below, so nothing else would notice a wrong value.
+                    self.pre.push(format!("if not isinstance({expr}, {name}):"));
+                    self.pre
+                        .push("    raise TypeError(\"wrong type\")".to_owned());
+                }
                 for field in &def.fields {
                     self.field(&field.ty, &format!("{expr}.{}", field.name));
                 }
@@ -113,8 +120,10 @@ impl Encoder<'_> {
             }
             FieldType::Scalar(s) => {
                 self.flush();
-                self.parts
-                    .push(format!("_pack_scalars({}, {expr})", py_str(&pack_code(*s).to_string())));
+                self.parts.push(format!(
+                    "_pack_scalars({}, {expr})",
+                    py_str(&pack_code(*s).to_string())
+                ));
             }
             FieldType::String => {
                 self.flush();
@@ -187,20 +196,21 @@ pub(crate) fn emit_to_bytes(
     schema: &Schema,
     message: &MessageDef,
     structs: &mut Structs,
+    bytes_type: &str,
 ) {
     let (pre, expr) = plan(schema, message, structs);
-    w.block("def to_bytes(self) -> bytes:", "", |w| {
+    w.nest(format!("def to_bytes(self) -> {bytes_type}:"), |w| {
         w.line("\"\"\"The payload (no frame header).");
         w.line("");
         w.line("Raises EncodeError naming the field whose value does not fit its schema type.");
         w.line("\"\"\"");
-        w.block("try:", "", |w| {
+        w.nest("try:", |w| {
             for line in &pre {
                 w.line(line);
             }
             w.line(format!("return {expr}"));
         });
-        w.block("except _ENCODE_SLIPS as error:", "", |w| {
+        w.nest("except _ENCODE_SLIPS as error:", |w| {
             w.line(format!(
                 "raise _encode_failure({}, self, error) from None",
                 py_str(&message.name)

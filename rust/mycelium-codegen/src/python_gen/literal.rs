@@ -60,6 +60,9 @@ mod tests {
     #[test]
     fn docstrings_keep_line_breaks_and_never_close_early() {
         assert_eq!(py_docstring("a\nb"), "\"\"\"a\nb\"\"\"");
-        assert_eq!(py_docstring("say \"\"\"hi\"\"\""), r#""""say \"\"\"hi\"\"\"""""#);
+        assert_eq!(
+            py_docstring("say \"\"\"hi\"\"\""),
+            r#""""say \"\"\"hi\"\"\"""""#
+        );
     }
 }

@@ -19,6 +19,9 @@ MAX_PAYLOAD: _t.Final = 16 * 1024 * 1024
 """The largest payload a frame may carry (16 MiB)."""
 
 _U32_MAX = 0xFFFFFFFF
+# Class bodies use this for list defaults: a field called `list` would shadow the builtin
+# for the fields after it.
+_new_list = list
 _HEADER = _struct.Struct("<HI")
 _U32 = _struct.Struct("<I")
 _BOOLS = (False, True)
@@ -90,7 +93,7 @@ def _pack_list(kind: _Kind, items: _t.Sequence[_t.Any]) -> bytes:
     return b"".join(out)
 
 
-def _unpack_value(kind: _Kind, data: _Buffer, off: int) -> _t.Tuple[_t.Any, int]:
+def _unpack_value(kind: _Kind, data: bytes, off: int) -> _t.Tuple[_t.Any, int]:
     """Decodes one value at `off`; returns it and the offset after it. Bounds are checked
     by the caller's final length check and by the walker, except for list counts, which
     are checked here before anything is allocated."""
@@ -104,11 +107,11 @@ def _unpack_value(kind: _Kind, data: _Buffer, off: int) -> _t.Tuple[_t.Any, int]
         start = off + 4
         end = start + count
         if tag == "str":
-            return str(data[start:end], "utf-8"), end
-        return bytes(data[start:end]), end
+            return data[start:end].decode(), end
+        return data[start:end], end
     if tag == "array":
         end = off + kind[1]
-        return bytes(data[off:end]), end
+        return data[off:end], end
     if tag == "list":
         (count,) = _U32.unpack_from(data, off)
         off += 4
@@ -117,7 +120,7 @@ def _unpack_value(kind: _Kind, data: _Buffer, off: int) -> _t.Tuple[_t.Any, int]
 
 
 def _unpack_items(
-    kind: _Kind, min_size: int, count: int, data: _Buffer, off: int
+    kind: _Kind, min_size: int, count: int, data: bytes, off: int
 ) -> _t.Tuple[_t.List[_t.Any], int]:
     if count * max(min_size, 1) > len(data) - off:
         raise ValueError("count larger than the input")
@@ -233,8 +236,10 @@ def _check_value(kind: _Kind, value: object, path: str) -> None:
             raise EncodeError(f"{path}: expected a float ({tag}), got {_type_name(value)}")
         try:
             _struct.pack("<" + kind[3], value)
-        except OverflowError:
-            raise EncodeError(f"{path}: {value!r} is out of range for {tag}") from None
+        except (OverflowError, _struct.error):
+            # An int too large for a float is a struct.error, a float too large for f32 an
+            # OverflowError.
+            raise EncodeError(f"{path}: {value!r:.40} is out of range for {tag}") from None
     elif tag == "str":
         if not isinstance(value, str):
             raise EncodeError(f"{path}: expected a str, got {_type_name(value)}")
