@@ -22,6 +22,7 @@ let
   ];
   ocamlLibs = [
     ocamlPackages.alcotest
+    ocamlPackages.yojson
     ocamlPackages.lwt
   ];
 

@@ -25,6 +25,7 @@ pkgs.mkShell {
   # Libraries go in buildInputs so findlib's setup hook puts them on OCAMLPATH.
   buildInputs = [
     ocamlPackages.alcotest
+    ocamlPackages.yojson
     ocamlPackages.lwt
   ];
 

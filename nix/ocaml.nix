@@ -30,7 +30,7 @@ ocamlPackages.buildDunePackage {
   ];
   buildInputs = [ rust.mycelium-ffi ];
   propagatedBuildInputs = [ ocamlPackages.lwt ];
-  checkInputs = [ ocamlPackages.alcotest ];
+  checkInputs = [ ocamlPackages.alcotest ocamlPackages.yojson ];
   # The test matrix lives in scripts/test-ocaml.sh and runs as checks.ocaml;
   # building the package should not be a second, diverging definition of it.
   doCheck = false;

@@ -4,6 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 cd "$MYCELIUM_ROOT"
 ensure_rust
+# the OCaml stubs crate (ocaml/stubs) runs ocamlopt/ocamlc from its build script
+ensure_ocaml
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"

@@ -1,0 +1,54 @@
+module M = Mycelium_native
+
+(* State shared by the delivery thread (producer) and the Lwt thread (consumer). The delivery
+   thread must not touch the Lwt_stream: Lwt is not thread-safe and runs on one thread only. *)
+type 'a mailbox = {
+  lock : Mutex.t;
+  pending : 'a Queue.t;
+  mutable notified : bool;  (** A notification is on its way; further ones would be wasted. *)
+  mutable ended : bool;
+}
+
+let with_lock m f =
+  Mutex.lock m;
+  Fun.protect ~finally:(fun () -> Mutex.unlock m) f
+
+let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label rt (module Msg : M.MESSAGE with type t = a) =
+  let box = { lock = Mutex.create (); pending = Queue.create (); notified = false; ended = false } in
+  let stream, push = Lwt_stream.create () in
+  let notification = ref (-1) in
+  (* Lwt thread: move what arrived into the stream. *)
+  let drain () =
+    let items, ended =
+      with_lock box.lock (fun () ->
+          box.notified <- false;
+          let items = List.of_seq (Queue.to_seq box.pending) in
+          Queue.clear box.pending;
+          (items, box.ended))
+    in
+    List.iter (fun v -> push (Some v)) items;
+    if ended then begin
+      push None;
+      Lwt_unix.stop_notification !notification
+    end
+  in
+  notification := Lwt_unix.make_notification drain;
+  (* Any thread: wake the Lwt loop unless a wake-up is already pending. *)
+  let wake_with f =
+    let send =
+      with_lock box.lock (fun () ->
+          f ();
+          let send = not box.notified in
+          box.notified <- true;
+          send)
+    in
+    if send then Lwt_unix.send_notification !notification
+  in
+  let deliver v = wake_with (fun () -> Queue.push v box.pending) in
+  let sub = M.subscribe ?capacity ?overflow ?max_batch ?label rt (module Msg) deliver in
+  M.Subscription.on_close sub (fun () -> wake_with (fun () -> box.ended <- true));
+  (stream, sub)
+
+let stream ?capacity ?overflow ?max_batch ?label rt m = fst (subscribe_stream ?capacity ?overflow ?max_batch ?label rt m)
+
+let recv s = Lwt.bind (Lwt_stream.get s) (function Some v -> Lwt.return v | None -> Lwt.fail End_of_file)

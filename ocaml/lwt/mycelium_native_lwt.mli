@@ -1,0 +1,31 @@
+(** Subscriptions as Lwt streams.
+
+    Messages arrive on the subscription's delivery thread; they are queued there and the Lwt loop
+    is woken with [Lwt_unix.send_notification] (one wake-up per burst, no polling). The stream's
+    elements are then pushed from the Lwt thread, in publish order. *)
+
+val subscribe_stream :
+  ?capacity:int ->
+  ?overflow:Mycelium_native.overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.MESSAGE with type t = 'a) ->
+  'a Lwt_stream.t * Mycelium_native.Subscription.t
+(** A stream of the type's messages and the subscription feeding it. The stream ends after the
+    subscription is closed (by [Subscription.close] or [Runtime.close]) and the messages already
+    received were read. Must be called from the thread running the Lwt loop. *)
+
+val stream :
+  ?capacity:int ->
+  ?overflow:Mycelium_native.overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.MESSAGE with type t = 'a) ->
+  'a Lwt_stream.t
+(** [subscribe_stream] for streams that live as long as the runtime: the stream ends when the
+    runtime is closed. *)
+
+val recv : 'a Lwt_stream.t -> 'a Lwt.t
+(** The next message; fails with [End_of_file] once the stream has ended. *)

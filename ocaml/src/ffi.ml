@@ -1,0 +1,33 @@
+(* The OCaml types of the stubs in ocaml/stubs/src/stubs.rs. Failures come back as values
+   ((status code, message)), never as exceptions raised from Rust; Mycelium_native raises them. *)
+
+type handle
+(** A custom block owning a C runtime handle; its finaliser destroys a forgotten one. *)
+
+type error = int * string
+
+external runtime_create : string -> (handle, error) result = "mycelium_ml_runtime_create"
+external runtime_attach : nativeint -> (handle, error) result = "mycelium_ml_runtime_attach"
+external runtime_destroy : handle -> error option = "mycelium_ml_runtime_destroy"
+external runtime_is_open : handle -> bool = "mycelium_ml_runtime_is_open"
+external runtime_address : handle -> (nativeint, error) result = "mycelium_ml_runtime_address"
+external bus_close : handle -> error option = "mycelium_ml_bus_close"
+external verify_digest : handle -> string -> error option = "mycelium_ml_verify_digest"
+external verify_description : handle -> string -> error option = "mycelium_ml_verify_description"
+external schema_digest : handle -> (string, error) result = "mycelium_ml_schema_digest"
+external schema_description : handle -> (string, error) result = "mycelium_ml_schema_description"
+external publish : handle -> int -> string -> error option = "mycelium_ml_publish"
+
+external subscribe :
+  handle -> int -> int * int * int * string option -> (string -> bool) -> (int, error) result
+  = "mycelium_ml_subscribe"
+(** [subscribe h type_id (capacity, policy, max_batch, label) handler]. [handler] becomes a GC
+    root until the subscription's [drop]; it must not capture the runtime (see docs/ocaml.md). *)
+
+external unsubscribe : handle -> int -> error option = "mycelium_ml_unsubscribe"
+external flush : handle -> int -> error option = "mycelium_ml_flush"
+external type_metrics : handle -> int -> (int array, error) result = "mycelium_ml_type_metrics"
+external metrics_json : handle -> (string, error) result = "mycelium_ml_metrics_json"
+external metrics_prometheus : handle -> (string, error) result = "mycelium_ml_metrics_prometheus"
+external deferred_destroys_pending : unit -> int = "mycelium_ml_deferred_destroys_pending"
+external abi_version : unit -> int = "mycelium_ml_abi_version"

@@ -1,0 +1,302 @@
+module type MESSAGE = sig
+  type t
+
+  val type_id : int
+  val name : string
+  val encode : t -> string
+  val decode : string -> (t, string) result
+end
+
+module type SCHEMA = sig
+  val schema_digest : string
+  val schema_canonical : string
+end
+
+(* Callbacks come from Rust threads that register themselves with the runtime, which needs the
+   threads library initialised first; referencing Thread here links and initialises it before
+   any subscription can exist. *)
+let () = ignore (Thread.self () : Thread.t)
+
+type status = Status.t =
+  | Null_pointer
+  | Invalid_argument
+  | Schema
+  | Schema_mismatch
+  | Unknown_type
+  | Decode
+  | Too_large
+  | Queue_full
+  | Closed
+  | Unknown_subscription
+  | Timeout
+  | Abi_mismatch
+  | Buffer_too_small
+  | Panic
+  | Wrong_thread
+  | Unknown of int
+
+let status_name = Status.name
+
+exception Mycelium_error of status * string
+exception Schema_mismatch of string
+
+let () =
+  Printexc.register_printer (function
+    | Mycelium_error (s, msg) -> Some (Printf.sprintf "Mycelium_error(%s, %S)" (Status.name s) msg)
+    | Schema_mismatch msg -> Some (Printf.sprintf "Schema_mismatch(%S)" msg)
+    | _ -> None)
+
+let fail (code, msg) = raise (Mycelium_error (Status.of_code code, msg))
+let check = function None -> () | Some e -> fail e
+let ok = function Ok v -> v | Error e -> fail e
+
+type overflow = Block | Drop_oldest | Fail_publish
+
+let overflow_code = function Block -> 0 | Drop_oldest -> 1 | Fail_publish -> 2
+
+type type_metrics = {
+  type_id : int;
+  published : int;
+  published_bytes : int;
+  delivered : int;
+  dropped : int;
+  handler_errors : int;
+  subscribers : int;
+  queued : int;
+  latency_p50_ns : int;
+  latency_p90_ns : int;
+  latency_p99_ns : int;
+  latency_max_ns : int;
+}
+
+(* What Runtime.t and Subscription.t are. The handler given to the stubs must not reach these
+   records: it is a GC root, and a root that reaches the runtime would keep it from ever being
+   finalised. It shares only the [closed] flag with its subscription. *)
+type runtime = {
+  handle : Ffi.handle;
+  subs : (int, sub) Hashtbl.t;  (** Live subscriptions, so that [close] can mark them closed. *)
+  subs_lock : Mutex.t;
+}
+
+and sub = {
+  id : int;
+  owner : runtime;
+  message_name : string;
+  closed : bool Atomic.t;  (** Also read by the handler: no call after close, even mid-batch. *)
+  hooks_lock : Mutex.t;
+  mutable hooks : (unit -> unit) list;
+  mutable hooks_ran : bool;
+}
+
+let with_lock m f =
+  Mutex.lock m;
+  match f () with
+  | v ->
+      Mutex.unlock m;
+      v
+  | exception e ->
+      Mutex.unlock m;
+      raise e
+
+(* ---- callback error reporting ---- *)
+
+let default_reporter ~message_name exn bt =
+  Printf.eprintf "mycelium_native: a %s callback raised %s\n%s%!" message_name
+    (Printexc.to_string exn)
+    (Printexc.raw_backtrace_to_string bt)
+
+let default_callback_error_reporter = default_reporter
+let reporter = Atomic.make default_reporter
+let set_callback_error_reporter f = Atomic.set reporter f
+
+let report ~message_name exn bt =
+  try (Atomic.get reporter) ~message_name exn bt with _ -> ()
+
+exception Undecodable of string
+
+let () =
+  Printexc.register_printer (function
+    | Undecodable msg ->
+        Some
+          (Printf.sprintf
+             "a payload the bus accepted did not decode with the generated code (%s): regenerate the \
+              code from the runtime's contracts.yaml"
+             msg)
+    | _ -> None)
+
+(* The handler the delivery thread calls (runtime lock held): true when the message was handled,
+   false when it counts as a handler error. It never raises. *)
+let make_handler ~message_name ~closed (deliver : string -> unit) : string -> bool =
+ fun payload ->
+  if Atomic.get closed then true
+  else
+    match deliver payload with
+    | () -> true
+    | exception exn ->
+        let bt = Printexc.get_raw_backtrace () in
+        report ~message_name exn bt;
+        false
+
+(* ---- subscriptions ---- *)
+
+module Subscription = struct
+  type t = sub
+
+  let id s = s.id
+  let message_name s = s.message_name
+  let is_closed s = Atomic.get s.closed
+
+  let run_hooks s =
+    let hooks =
+      with_lock s.hooks_lock (fun () ->
+          let h = s.hooks in
+          s.hooks <- [];
+          s.hooks_ran <- true;
+          List.rev h)
+    in
+    List.iter (fun f -> try f () with exn -> report ~message_name:s.message_name exn (Printexc.get_raw_backtrace ())) hooks
+
+  let on_close s f =
+    let now =
+      with_lock s.hooks_lock (fun () ->
+          if s.hooks_ran then true
+          else (
+            s.hooks <- f :: s.hooks;
+            false))
+    in
+    if now then f ()
+
+  let forget s = with_lock s.owner.subs_lock (fun () -> Hashtbl.remove s.owner.subs s.id)
+
+  let close s =
+    if Atomic.compare_and_set s.closed false true then begin
+      forget s;
+      (match Ffi.unsubscribe s.owner.handle s.id with
+      | None -> ()
+      (* Already ended by Runtime.close on another thread: closing twice is not an error. *)
+      | Some (code, _) when Status.of_code code = Closed || Status.of_code code = Unknown_subscription -> ()
+      | Some e ->
+          run_hooks s;
+          fail e);
+      run_hooks s
+    end
+end
+
+(* ---- runtimes ---- *)
+
+module Runtime = struct
+  type t = runtime
+
+  let make handle = { handle; subs = Hashtbl.create 8; subs_lock = Mutex.create () }
+  let create ~schema_yaml = make (ok (Ffi.runtime_create schema_yaml))
+
+  let read_file path =
+    let ic = open_in_bin path in
+    Fun.protect ~finally:(fun () -> close_in_noerr ic) (fun () -> really_input_string ic (in_channel_length ic))
+
+  let of_file path = create ~schema_yaml:(read_file path)
+
+  let verify t (module S : SCHEMA) =
+    match Ffi.verify_digest t.handle S.schema_digest with
+    | None -> ()
+    | Some (code, digest_msg) when Status.of_code code = Schema_mismatch -> (
+        (* The digest only says "different"; the canonical descriptions say where. *)
+        match Ffi.verify_description t.handle S.schema_canonical with
+        | Some (code, msg) when Status.of_code code = Schema_mismatch -> raise (Schema_mismatch msg)
+        | Some e -> fail e
+        | None -> raise (Schema_mismatch digest_msg))
+    | Some e -> fail e
+
+  let close t =
+    let live =
+      with_lock t.subs_lock (fun () ->
+          let l = Hashtbl.fold (fun _ s acc -> s :: acc) t.subs [] in
+          Hashtbl.reset t.subs;
+          l)
+    in
+    let ours = List.filter (fun s -> Atomic.compare_and_set s.closed false true) live in
+    let result = Ffi.runtime_destroy t.handle in
+    List.iter Subscription.run_hooks ours;
+    check result
+
+  let of_handle address schema =
+    let t = make (ok (Ffi.runtime_attach address)) in
+    (match verify t schema with
+    | () -> ()
+    | exception e ->
+        close t;
+        raise e);
+    t
+
+  let close_bus t = check (Ffi.bus_close t.handle)
+  let is_open t = Ffi.runtime_is_open t.handle
+  let flush ?(timeout_ms = 10_000) t = check (Ffi.flush t.handle timeout_ms)
+  let schema_digest t = ok (Ffi.schema_digest t.handle)
+  let schema_description t = ok (Ffi.schema_description t.handle)
+
+  let type_metrics t type_id =
+    let a = ok (Ffi.type_metrics t.handle type_id) in
+    if Array.length a <> 12 then
+      raise (Mycelium_error (Panic, "the stubs returned metrics in an unexpected layout (stubs and OCaml library out of sync?)"));
+    {
+      type_id = a.(0);
+      published = a.(1);
+      published_bytes = a.(2);
+      delivered = a.(3);
+      dropped = a.(4);
+      handler_errors = a.(5);
+      subscribers = a.(6);
+      queued = a.(7);
+      latency_p50_ns = a.(8);
+      latency_p90_ns = a.(9);
+      latency_p99_ns = a.(10);
+      latency_max_ns = a.(11);
+    }
+
+  let metrics_json t = ok (Ffi.metrics_json t.handle)
+  let metrics_prometheus t = ok (Ffi.metrics_prometheus t.handle)
+  let address t = ok (Ffi.runtime_address t.handle)
+end
+
+let publish_raw (rt : Runtime.t) ~type_id payload = check (Ffi.publish rt.handle type_id payload)
+
+let publish (type a) (rt : Runtime.t) (module M : MESSAGE with type t = a) (v : a) =
+  check (Ffi.publish rt.handle M.type_id (M.encode v))
+
+let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label (rt : Runtime.t) ~type_id ~name
+    (f : string -> unit) =
+  if capacity < 0 then invalid_arg "Mycelium_native.subscribe: capacity must be >= 0";
+  if max_batch < 0 then invalid_arg "Mycelium_native.subscribe: max_batch must be >= 0";
+  let closed = Atomic.make false in
+  let handler = make_handler ~message_name:name ~closed f in
+  (* The table lock is held across the stub call so that a concurrent Runtime.close either sees
+     the new subscription or runs before it exists (and then the stub fails with Closed). *)
+  with_lock rt.subs_lock (fun () ->
+      let id = ok (Ffi.subscribe rt.handle type_id (capacity, overflow_code overflow, max_batch, label) handler) in
+      let s =
+        {
+          id;
+          owner = rt;
+          message_name = name;
+          closed;
+          hooks_lock = Mutex.create ();
+          hooks = [];
+          hooks_ran = false;
+        }
+      in
+      Hashtbl.replace rt.subs id s;
+      s)
+
+let subscribe (type a) ?capacity ?overflow ?max_batch ?label rt (module M : MESSAGE with type t = a) (f : a -> unit)
+    =
+  let decode = M.decode in
+  subscribe_raw ?capacity ?overflow ?max_batch ?label rt ~type_id:M.type_id ~name:M.name (fun payload ->
+      match decode payload with Ok v -> f v | Error msg -> raise (Undecodable msg))
+
+let metrics rt (module M : MESSAGE) = Runtime.type_metrics rt M.type_id
+
+let abi_version () =
+  let v = Ffi.abi_version () in
+  (v lsr 16, v land 0xffff)
+
+let finaliser_destroys_pending = Ffi.deferred_destroys_pending

@@ -1,0 +1,218 @@
+(** OCaml on a Mycelium message bus, in the same process as Rust.
+
+    Messages come from [contracts.yaml] through [mycelium codegen --lang ocaml], whose per-message
+    submodules satisfy {!MESSAGE} and whose top level satisfies {!SCHEMA}:
+    {[
+      let rt = Mycelium_native.Runtime.of_file "contracts.yaml" in
+      let sub =
+        Mycelium_native.subscribe rt (module Contracts.TradeTick) (fun t ->
+            Printf.printf "%s %.2f\n%!" t.symbol t.price)
+      in
+      Mycelium_native.publish rt (module Contracts.TradeTick)
+        { symbol = "BTC-USD"; price = 1.5; size = 2; ts_ns = 0L; side = 0 };
+      Mycelium_native.Runtime.flush rt;
+      Mycelium_native.Subscription.close sub;
+      Mycelium_native.Runtime.close rt
+    ]}
+
+    Callbacks run on a delivery thread of their own subscription (never inside [publish]),
+    holding the OCaml runtime lock only while OCaml code runs. See docs/ocaml.md. *)
+
+(** {1 Generated code} *)
+
+(** What a generated message submodule provides. *)
+module type MESSAGE = sig
+  type t
+
+  val type_id : int
+  val name : string
+
+  val encode : t -> string
+  (** The TLV payload (no frame header). Raises [Invalid_argument] for out-of-range values. *)
+
+  val decode : string -> (t, string) result
+end
+
+(** What a generated module provides at its top level: the schema it was generated from. *)
+module type SCHEMA = sig
+  val schema_digest : string
+  val schema_canonical : string
+end
+
+(** {1 Errors} *)
+
+(** The C ABI's status codes ([mycelium_status]). *)
+type status = Status.t =
+  | Null_pointer
+  | Invalid_argument
+  | Schema
+  | Schema_mismatch
+  | Unknown_type
+  | Decode
+  | Too_large
+  | Queue_full
+  | Closed
+  | Unknown_subscription
+  | Timeout
+  | Abi_mismatch
+  | Buffer_too_small
+  | Panic
+  | Wrong_thread
+  | Unknown of int
+
+val status_name : status -> string
+(** The C constant's name, e.g. ["MYCELIUM_ERR_DECODE"]. *)
+
+exception Mycelium_error of status * string
+(** A call failed; the string says why and usually what to do. *)
+
+exception Schema_mismatch of string
+(** The generated code and the runtime's schema differ; the string names every difference. *)
+
+(** {1 Runtimes} *)
+
+type overflow =
+  | Block  (** The publisher waits for room (no message lost). The default. *)
+  | Drop_oldest  (** The oldest queued message is dropped and counted. *)
+  | Fail_publish  (** [publish] raises [Mycelium_error (Queue_full, _)]; others still receive it. *)
+
+(** One type's counters ([mycelium_type_metrics_get]). *)
+type type_metrics = {
+  type_id : int;
+  published : int;
+  published_bytes : int;
+  delivered : int;
+  dropped : int;
+  handler_errors : int;  (** Callbacks that raised, over the live subscriptions. *)
+  subscribers : int;
+  queued : int;
+  latency_p50_ns : int;
+  latency_p90_ns : int;
+  latency_p99_ns : int;
+  latency_max_ns : int;
+}
+
+module Runtime : sig
+  type t
+  (** One handle onto a bus, bound to a schema. Close it with {!close}; a runtime that becomes
+      unreachable unclosed is closed by a finaliser on a background thread. *)
+
+  val create : schema_yaml:string -> t
+  (** A runtime with a bus of its own, from the text of a [contracts.yaml]. Raises
+      [Mycelium_error (Schema, _)] listing every problem of an invalid schema. *)
+
+  val of_file : string -> t
+  (** [create] from a file. Raises [Sys_error] if it cannot be read. *)
+
+  val of_handle : nativeint -> (module SCHEMA) -> t
+  (** Attaches to a bus owned by a Rust host, given the address of its [mycelium_runtime_t]
+      ([mycelium_ffi::Runtime::address()]). The host's handle is cloned, so the host and this
+      runtime are closed independently. Raises {!Schema_mismatch} (the clone is released) when
+      the generated code's schema differs from the host's. The address must be a live handle:
+      a wrong one crashes the process, as a wrong pointer would in C. *)
+
+  val verify : t -> (module SCHEMA) -> unit
+  (** Checks generated code against the runtime's schema; raises {!Schema_mismatch}. *)
+
+  val close : t -> unit
+  (** Ends every subscription made through this runtime (waiting for running callbacks, unless
+      called from one of them) and releases the handle. Idempotent. Other handles onto the same
+      bus, e.g. the Rust host's, are unaffected. *)
+
+  val close_bus : t -> unit
+  (** Closes the bus itself, for every handle: later publishes fail with [Closed]. *)
+
+  val is_open : t -> bool
+
+  val flush : ?timeout_ms:int -> t -> unit
+  (** Waits until every message published before the call to a subscription of this runtime was
+      handled. Raises [Mycelium_error (Timeout, _)] after [timeout_ms] (default 10_000), and
+      [Mycelium_error (Wrong_thread, _)] from inside one of this runtime's callbacks. *)
+
+  val schema_digest : t -> string
+  val schema_description : t -> string
+
+  val type_metrics : t -> int -> type_metrics
+  (** Counters of the type with this id (zeros for a type nobody used yet). *)
+
+  val metrics_json : t -> string
+  val metrics_prometheus : t -> string
+
+  val address : t -> nativeint
+  (** The C handle's address, valid until {!close}; for handing to another adapter in the
+      process, which must clone it. *)
+end
+
+(** {1 Publishing and subscribing} *)
+
+val publish : Runtime.t -> (module MESSAGE with type t = 'a) -> 'a -> unit
+(** Encodes and publishes. The bus validates the payload against the schema before any
+    subscriber sees it. Blocks (with the runtime lock released) while a [Block] subscriber's
+    queue is full. Raises [Invalid_argument] from [encode], or [Mycelium_error]. *)
+
+module Subscription : sig
+  type t
+
+  val id : t -> int
+  val message_name : t -> string
+
+  val close : t -> unit
+  (** The callback is not running and will not run again when this returns (from inside the
+      callback itself: no further call happens). Idempotent; callable from any thread. *)
+
+  val is_closed : t -> bool
+
+  val on_close : t -> (unit -> unit) -> unit
+  (** Runs [f] once the subscription is closed (by {!close} or {!Runtime.close}); at once if it
+      already is. [f] runs on the closing thread. *)
+end
+
+val subscribe :
+  ?capacity:int ->
+  ?overflow:overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  Runtime.t ->
+  (module MESSAGE with type t = 'a) ->
+  ('a -> unit) ->
+  Subscription.t
+(** Calls [f] for every message of the type, in publish order, on a delivery thread of this
+    subscription. Defaults: [capacity] 1024, [overflow] [Block], [max_batch] 256 (messages per
+    acquisition of the runtime lock). An exception raised by [f] is reported on stderr and
+    counted in [handler_errors]; delivery goes on. [f] stays a GC root until the subscription is
+    closed: if it captures the runtime, the runtime cannot be finalised before that. *)
+
+val metrics : Runtime.t -> (module MESSAGE) -> type_metrics
+
+(** {1 Payload level} *)
+
+val publish_raw : Runtime.t -> type_id:int -> string -> unit
+(** Publishes a TLV payload as is (still validated by the bus). *)
+
+val subscribe_raw :
+  ?capacity:int ->
+  ?overflow:overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  Runtime.t ->
+  type_id:int ->
+  name:string ->
+  (string -> unit) ->
+  Subscription.t
+(** Like {!subscribe} with the raw payloads; [name] is used in error reports. *)
+
+(** {1 Diagnostics} *)
+
+val set_callback_error_reporter : (message_name:string -> exn -> Printexc.raw_backtrace -> unit) -> unit
+(** Replaces the reporter of exceptions raised by callbacks. It runs on the delivery thread,
+    runtime lock held; exceptions it raises are ignored. *)
+
+val default_callback_error_reporter : message_name:string -> exn -> Printexc.raw_backtrace -> unit
+(** The initial reporter: the exception and its backtrace on stderr. *)
+
+val abi_version : unit -> int * int
+(** The loaded C ABI's (major, minor) version. *)
+
+val finaliser_destroys_pending : unit -> int
+(** Runtimes whose finaliser handed them to a background thread that has not finished
+    destroying them yet. Mostly for tests and clean shutdowns. *)

@@ -1,0 +1,53 @@
+(* The Lwt interface: streams fed from delivery threads through Lwt_unix notifications. *)
+
+open Support
+module H = Handwritten
+module ML = Mycelium_native_lwt
+
+let stream_in_order () =
+  with_runtime (fun rt ->
+      let stream, sub = ML.subscribe_stream rt (module H.TradeTick) in
+      let n = 300 in
+      let received =
+        Lwt_main.run
+          (let open Lwt.Syntax in
+           (* Publish from another system thread while the Lwt loop waits. *)
+           let publisher = Thread.create (fun () -> for i = 1 to n do M.publish rt (module H.TradeTick) (H.tick i) done) () in
+           let* first = ML.recv stream in
+           let* rest = Lwt_stream.nget (n - 1) stream in
+           Thread.join publisher;
+           Lwt.return (first :: rest))
+      in
+      Alcotest.(check (list int)) "all messages, in order" (List.init n succ) (List.map (fun t -> t.H.TradeTick.size) received);
+      M.Subscription.close sub)
+
+let stream_ends_on_close () =
+  with_runtime (fun rt ->
+      let stream, sub = ML.subscribe_stream rt (module H.TradeTick) in
+      for i = 1 to 5 do
+        M.publish rt (module H.TradeTick) (H.tick i)
+      done;
+      M.Runtime.flush rt;
+      M.Subscription.close sub;
+      let all = Lwt_main.run (Lwt_stream.to_list stream) in
+      Alcotest.(check (list int)) "what arrived before the close, then the end" [ 1; 2; 3; 4; 5 ]
+        (List.map (fun t -> t.H.TradeTick.size) all);
+      match Lwt_main.run (ML.recv stream) with
+      | _ -> Alcotest.fail "recv after the end returned a value"
+      | exception End_of_file -> ())
+
+let stream_ends_on_runtime_close () =
+  let rt = runtime () in
+  let stream = ML.stream rt (module H.TextMessage) in
+  M.publish rt (module H.TextMessage) { H.TextMessage.sender = "a"; body = "b"; sent_at_ns = 1L };
+  M.Runtime.flush rt;
+  M.Runtime.close rt;
+  let all = Lwt_main.run (Lwt_stream.to_list stream) in
+  Alcotest.(check (list string)) "one message then the end" [ "b" ] (List.map (fun t -> t.H.TextMessage.body) all)
+
+let tests =
+  [
+    Alcotest.test_case "stream delivers in order across threads" `Quick stream_in_order;
+    Alcotest.test_case "stream ends after Subscription.close" `Quick stream_ends_on_close;
+    Alcotest.test_case "stream ends after Runtime.close" `Quick stream_ends_on_runtime_close;
+  ]

@@ -1,0 +1,136 @@
+(* Runtime lifecycle, schema checks and error reporting. *)
+
+open Support
+module H = Handwritten
+
+let invalid_schema () =
+  let s, msg = expect_error (fun () -> M.Runtime.create ~schema_yaml:"messages: [not, a, map]") in
+  Alcotest.check status "status" M.Schema s;
+  Alcotest.(check bool) "message is not empty" true (String.length msg > 0)
+
+let close_is_idempotent () =
+  let rt = runtime () in
+  Alcotest.(check bool) "open" true (M.Runtime.is_open rt);
+  M.Runtime.close rt;
+  M.Runtime.close rt;
+  Alcotest.(check bool) "closed" false (M.Runtime.is_open rt);
+  let s, _ = expect_error (fun () -> M.publish rt (module H.TradeTick) (H.tick 1)) in
+  Alcotest.check status "publish after close" M.Closed s;
+  let s, _ = expect_error (fun () -> M.subscribe rt (module H.TradeTick) ignore) in
+  Alcotest.check status "subscribe after close" M.Closed s
+
+let schema_module digest canonical =
+  (module struct
+    let schema_digest = digest
+    let schema_canonical = canonical
+  end : M.SCHEMA)
+
+let digest_and_description () =
+  with_runtime (fun rt ->
+      let digest = M.Runtime.schema_digest rt in
+      Alcotest.(check int) "64 hex chars" 64 (String.length digest);
+      let canonical = M.Runtime.schema_description rt in
+      check_contains "canonical description" ~sub:"TradeTick" canonical;
+      (* Its own schema verifies. *)
+      M.Runtime.verify rt (schema_module digest canonical))
+
+(* Generated code for a schema where TradeTick.price is f32 instead of f64. *)
+let altered_schema rt =
+  let canonical = M.Runtime.schema_description rt in
+  let altered =
+    match replace_first ~sub:"field price f64" ~by:"field price f32" canonical with
+    | Some s -> s
+    | None -> Alcotest.failf "unexpected canonical form: %s" canonical
+  in
+  schema_module (String.make 64 '0') altered
+
+let mismatch_names_the_difference () =
+  with_runtime (fun rt ->
+      match M.Runtime.verify rt (altered_schema rt) with
+      | () -> Alcotest.fail "a different schema verified"
+      | exception M.Schema_mismatch msg -> check_contains "mismatch message" ~sub:"TradeTick: field price f64 -> f32" msg)
+
+let of_handle_clones_and_checks () =
+  with_runtime (fun host ->
+      let address = M.Runtime.address host in
+      let digest = M.Runtime.schema_digest host and canonical = M.Runtime.schema_description host in
+      (match M.Runtime.of_handle address (altered_schema host) with
+      | _ -> Alcotest.fail "attached with a mismatched schema"
+      | exception M.Schema_mismatch msg -> check_contains "mismatch" ~sub:"TradeTick" msg);
+      let guest = M.Runtime.of_handle address (schema_module digest canonical) in
+      (* Closing the clone leaves the host's handle working. *)
+      M.Runtime.close guest;
+      M.publish host (module H.TradeTick) (H.tick 1))
+
+let attach_null_fails () =
+  let s, _ = expect_error (fun () -> M.Runtime.of_handle 0n (schema_module "" "")) in
+  Alcotest.check status "NULL handle" M.Null_pointer s
+
+let rejected_payloads () =
+  with_runtime (fun rt ->
+      let s, msg = expect_error (fun () -> M.publish_raw rt ~type_id:1 "\001\002") in
+      Alcotest.check status "truncated TradeTick" M.Decode s;
+      check_contains "decode message" ~sub:"TradeTick" msg;
+      let s, _ = expect_error (fun () -> M.publish_raw rt ~type_id:999 "") in
+      Alcotest.check status "unknown type" M.Unknown_type s;
+      let s, _ = expect_error (fun () -> M.publish_raw rt ~type_id:70000 "") in
+      Alcotest.check status "type id out of u16 range" M.Invalid_argument s;
+      (* Encoders refuse out-of-range values before anything reaches the bus. *)
+      match M.publish rt (module H.TradeTick) { (H.tick 1) with side = 256 } with
+      | () -> Alcotest.fail "side 256 was encoded"
+      | exception Invalid_argument _ -> ())
+
+let bad_options () =
+  with_runtime (fun rt ->
+      (match M.subscribe ~capacity:(-1) rt (module H.TradeTick) ignore with
+      | _ -> Alcotest.fail "negative capacity accepted"
+      | exception Invalid_argument _ -> ());
+      let s, _ = expect_error (fun () -> M.subscribe ~label:"a\000b" rt (module H.TradeTick) ignore) in
+      Alcotest.check status "NUL in label" M.Invalid_argument s;
+      let s, _ = expect_error (fun () -> M.subscribe_raw rt ~type_id:999 ~name:"X" ignore) in
+      Alcotest.check status "unknown type" M.Unknown_type s)
+
+let close_bus () =
+  with_runtime (fun rt ->
+      M.Runtime.close_bus rt;
+      let s, _ = expect_error (fun () -> M.publish rt (module H.TradeTick) (H.tick 1)) in
+      Alcotest.check status "publish on a closed bus" M.Closed s)
+
+let metrics_and_exposition () =
+  with_runtime (fun rt ->
+      let got = Inbox.create () in
+      let sub = M.subscribe ~label:"metrics-test" rt (module H.TradeTick) (Inbox.add got) in
+      for i = 1 to 25 do
+        M.publish rt (module H.TradeTick) (H.tick i)
+      done;
+      M.Runtime.flush rt;
+      let m = M.metrics rt (module H.TradeTick) in
+      Alcotest.(check int) "type id" 1 m.type_id;
+      Alcotest.(check int) "published" 25 m.published;
+      Alcotest.(check int) "delivered" 25 m.delivered;
+      Alcotest.(check int) "subscribers" 1 m.subscribers;
+      Alcotest.(check int) "handler errors" 0 m.handler_errors;
+      Alcotest.(check bool) "bytes counted" true (m.published_bytes > 25 * 20);
+      check_contains "json" ~sub:"metrics-test" (M.Runtime.metrics_json rt);
+      check_contains "prometheus" ~sub:"mycelium" (M.Runtime.metrics_prometheus rt);
+      M.Subscription.close sub;
+      Alcotest.(check int) "no subscriber after close" 0 (M.metrics rt (module H.TradeTick)).subscribers)
+
+let abi () =
+  let major, _ = M.abi_version () in
+  Alcotest.(check int) "ABI major" 1 major
+
+let tests =
+  [
+    Alcotest.test_case "an invalid schema is reported" `Quick invalid_schema;
+    Alcotest.test_case "close is idempotent and later calls fail with Closed" `Quick close_is_idempotent;
+    Alcotest.test_case "digest and canonical description" `Quick digest_and_description;
+    Alcotest.test_case "a schema mismatch names the difference" `Quick mismatch_names_the_difference;
+    Alcotest.test_case "of_handle clones the host handle and checks the schema" `Quick of_handle_clones_and_checks;
+    Alcotest.test_case "of_handle 0n fails cleanly" `Quick attach_null_fails;
+    Alcotest.test_case "invalid payloads are refused with the right status" `Quick rejected_payloads;
+    Alcotest.test_case "bad subscribe options" `Quick bad_options;
+    Alcotest.test_case "close_bus refuses later publishes" `Quick close_bus;
+    Alcotest.test_case "metrics" `Quick metrics_and_exposition;
+    Alcotest.test_case "ABI version" `Quick abi;
+  ]
