@@ -34,7 +34,11 @@ fn payload() -> Vec<u8> {
     v
 }
 
-unsafe extern "C" fn count_batch(ctx: *mut c_void, _msgs: *const mycelium_message, n: usize) -> usize {
+unsafe extern "C" fn count_batch(
+    ctx: *mut c_void,
+    _msgs: *const mycelium_message,
+    n: usize,
+) -> usize {
     // SAFETY: ctx is the AtomicU64 owned by the bench, alive until unsubscribe returns.
     unsafe { &*(ctx as *const AtomicU64) }.fetch_add(n as u64, Ordering::Release);
     0
@@ -51,7 +55,9 @@ fn throughput(c: &mut Criterion) {
     let data = payload();
     let mut group = c.benchmark_group("publish_to_subscriber_64B");
     group.throughput(Throughput::Elements(BATCH));
-    group.sample_size(15).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(15)
+        .measurement_time(Duration::from_secs(3));
 
     // Rust API: publish_raw, a Rust thread drains and counts.
     {
@@ -74,7 +80,8 @@ fn throughput(c: &mut Criterion) {
                 let start = counter.load(Ordering::Acquire);
                 for _ in 0..BATCH {
                     // the C ABI copies the caller's bytes once; do the same here for parity
-                    bus.publish_raw(1, bytes::Bytes::copy_from_slice(&bytes)).unwrap();
+                    bus.publish_raw(1, bytes::Bytes::copy_from_slice(&bytes))
+                        .unwrap();
                 }
                 wait_for(&counter, start + BATCH);
             })
@@ -118,7 +125,9 @@ fn latency(c: &mut Criterion) {
     let schema = schema();
     let data = payload();
     let mut group = c.benchmark_group("one_message_latency_64B");
-    group.sample_size(20).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
     {
         let bus = MessageBus::new();
         let sub = bus.subscribe_raw(1, SubscribeOptions::default());
@@ -135,7 +144,8 @@ fn latency(c: &mut Criterion) {
                 for _ in 0..iters {
                     let start = counter.load(Ordering::Acquire);
                     let t0 = Instant::now();
-                    bus.publish_raw(1, bytes::Bytes::copy_from_slice(&data)).unwrap();
+                    bus.publish_raw(1, bytes::Bytes::copy_from_slice(&data))
+                        .unwrap();
                     wait_for(&counter, start + 1);
                     total += t0.elapsed();
                 }
