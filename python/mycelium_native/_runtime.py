@@ -1,0 +1,499 @@
+"""The public API: :class:`Runtime` and the three ways to receive messages (callbacks, pull
+queues, asyncio streams). A thin typed layer over the compiled ``_native`` module."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+from types import TracebackType
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    ClassVar,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    Set,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
+
+from . import _native
+from ._schema import ResolvedSchema, SchemaSource, parse_canonical, resolve_schema
+from .errors import ClosedError, SchemaMismatchError
+
+
+__all__ = [
+    "Message",
+    "Policy",
+    "Runtime",
+    "Subscription",
+    "MessageQueue",
+    "MessageStream",
+]
+
+
+class Message(Protocol):
+    """What a generated message class provides (see ``mycelium codegen --lang python``)."""
+
+    TYPE_ID: ClassVar[int]
+    NAME: ClassVar[str]
+    FINGERPRINT: ClassVar[str]
+
+    def to_bytes(self) -> bytes: ...
+
+
+M = TypeVar("M", bound=Message)
+
+
+class Policy(enum.IntEnum):
+    """What happens when a subscriber's queue is full."""
+
+    BLOCK = 0
+    """The publisher waits for room: nothing is lost (the default)."""
+    DROP_OLDEST = 1
+    """The oldest queued message is dropped and counted in the metrics."""
+    FAIL = 2
+    """``publish`` raises QueueFullError (other subscribers still get the message)."""
+
+
+PolicyLike = Union[Policy, str, int]
+
+
+def _policy(value: PolicyLike) -> int:
+    if isinstance(value, str):
+        try:
+            return int(Policy[value.upper()])
+        except KeyError:
+            raise ValueError(f"unknown overflow policy {value!r}: use 'block', 'drop_oldest' or 'fail'") from None
+    return int(Policy(value))
+
+
+def _count(name: str, value: Optional[int]) -> int:
+    """0 tells the C library to use its default."""
+    if value is None:
+        return 0
+    if value < 1 or value > 0xFFFF_FFFF:
+        raise ValueError(f"{name} must be between 1 and 4294967295, not {value}")
+    return value
+
+
+class Runtime:
+    """A schema-bound handle onto a Mycelium bus.
+
+    ``Runtime(contracts)`` (a generated module) or ``Runtime("contracts.yaml")`` makes a bus of
+    its own; :meth:`attach` joins the bus of a Rust host in the same process. Use it as a
+    context manager, or call :meth:`close`; runtimes still open at interpreter exit are closed
+    by an ``atexit`` hook.
+    """
+
+    def __init__(self, schema: SchemaSource) -> None:
+        resolved = resolve_schema(schema)
+        native = _native.NativeRuntime.create(resolved.yaml)
+        try:
+            self._setup(native, resolved)
+        except BaseException:
+            native.close()
+            raise
+
+    @classmethod
+    def attach(cls, handle: int, schema: SchemaSource) -> "Runtime":
+        """Joins the bus behind ``handle`` (``mycelium_ffi::Runtime::address()`` of a Rust host,
+        or any ``mycelium_runtime_t*`` as an integer). The handle is cloned; the host keeps its
+        own. Raises SchemaMismatchError naming every message that differs when the host's schema
+        is not ``schema``."""
+        resolved = resolve_schema(schema)
+        native = _native.NativeRuntime.attach(handle)
+        try:
+            canonical = resolved.canonical
+            if canonical is None:
+                # A YAML path: let the library compute its canonical description.
+                probe = _native.NativeRuntime.create(resolved.yaml)
+                try:
+                    canonical = probe.schema_description()
+                finally:
+                    probe.close()
+            native.verify_schema(canonical)
+            self = cls.__new__(cls)
+            self._setup(native, resolved)
+        except BaseException:
+            native.close()
+            raise
+        return self
+
+    def _setup(self, native: _native.NativeRuntime, resolved: ResolvedSchema) -> None:
+        self._native = native
+        self._origin = resolved.origin
+        if resolved.canonical is not None:
+            native.verify_schema(resolved.canonical)
+        description = native.schema_description()
+        self._fingerprints: Dict[int, Tuple[str, str]] = {
+            m.type_id: (m.name, m.fingerprint) for m in parse_canonical(description)
+        }
+        self._checked: Set[type] = set()
+        for cls in resolved.messages.values():
+            self._check_class(cls)
+
+    # ---- schema --------------------------------------------------------------------------
+
+    def _check_class(self, cls: type) -> None:
+        """Verifies once per class that a message class matches the runtime's schema."""
+        type_id = getattr(cls, "TYPE_ID", None)
+        fingerprint = getattr(cls, "FINGERPRINT", None)
+        if not isinstance(type_id, int) or not isinstance(fingerprint, str):
+            raise TypeError(
+                f"{getattr(cls, '__name__', cls)!r} is not a generated message class "
+                "(it needs TYPE_ID, FINGERPRINT, to_bytes and from_bytes)"
+            )
+        ours = self._fingerprints.get(type_id)
+        if ours is None:
+            raise SchemaMismatchError(
+                f"{cls.__name__} (type id {type_id}) is not defined by the runtime's schema"
+            )
+        if ours[1] != fingerprint:
+            raise SchemaMismatchError(
+                f"{cls.__name__} (type id {type_id}) was generated from a different definition than the "
+                f"runtime's {ours[0]}; regenerate the Python module from the same contracts.yaml"
+            )
+        self._checked.add(cls)
+
+    @property
+    def schema_digest(self) -> str:
+        """The runtime's schema digest (64 lowercase hex characters)."""
+        return self._native.schema_digest()
+
+    @property
+    def schema_description(self) -> str:
+        """The runtime's canonical schema description."""
+        return self._native.schema_description()
+
+    @property
+    def address(self) -> int:
+        """This runtime's own handle as an integer (valid until :meth:`close`)."""
+        return self._native.address
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    # ---- publishing ----------------------------------------------------------------------
+
+    def publish(self, message: Message) -> None:
+        """Encodes and publishes one message. Validated against the schema before any
+        subscriber sees it. Releases the GIL; with the BLOCK policy it waits while a
+        subscriber's queue is full."""
+        cls = type(message)
+        if cls not in self._checked:
+            self._check_class(cls)
+        self._native.publish(cls.TYPE_ID, message.to_bytes())
+
+    def publish_raw(self, type_id: int, payload: bytes) -> None:
+        """Publishes an already encoded TLV payload (no frame header) of ``type_id``; it is
+        validated like any other publish (DecodeError, UnknownTypeError)."""
+        self._native.publish(type_id, payload)
+
+    # ---- receiving -----------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        message_type: Type[M],
+        callback: Callable[[M], object],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        max_batch: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> "Subscription":
+        """Calls ``callback(message)`` for each message of ``message_type``, in order, on a
+        delivery thread of this subscription (never inside ``publish``). An exception in the
+        callback goes to ``sys.unraisablehook`` and counts as a handler error; delivery goes on.
+        The subscription lasts until ``close()`` or the runtime's close."""
+        self._check_class(message_type)
+        decode = getattr(message_type, "from_bytes")
+        native = self._native.subscribe(
+            message_type.TYPE_ID,
+            callback,
+            decode,
+            _count("capacity", capacity),
+            _policy(policy),
+            _count("max_batch", max_batch),
+            label,
+        )
+        return Subscription(self, native, message_type.NAME)
+
+    def subscribe_raw(
+        self,
+        type_id: int,
+        callback: Callable[[bytes], object],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        max_batch: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> "Subscription":
+        """Like :meth:`subscribe`, but ``callback`` receives the payload bytes undecoded."""
+        native = self._native.subscribe(
+            type_id,
+            callback,
+            None,
+            _count("capacity", capacity),
+            _policy(policy),
+            _count("max_batch", max_batch),
+            label,
+        )
+        name = self._fingerprints.get(type_id, (str(type_id), ""))[0]
+        return Subscription(self, native, name)
+
+    def subscription(
+        self,
+        message_type: Type[M],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        label: Optional[str] = None,
+    ) -> "MessageQueue[M]":
+        """A pull subscription: messages wait in a queue for :meth:`MessageQueue.recv`.
+
+        ``capacity`` (default 1024) bounds the queue. When it is full, DROP_OLDEST evicts the
+        oldest message (counted in :attr:`MessageQueue.dropped`); under BLOCK and FAIL the
+        delivery thread waits, the bus-side queue of the same capacity fills, and then
+        publishers wait (BLOCK) or get QueueFullError (FAIL)."""
+        self._check_class(message_type)
+        native = self._native.subscribe_queue(
+            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), 0, label, False
+        )
+        return MessageQueue(self, native, message_type)
+
+    def stream(
+        self,
+        message_type: Type[M],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        label: Optional[str] = None,
+    ) -> "MessageStream[M]":
+        """An asyncio stream: ``async for msg in rt.stream(Cls)``. The delivery thread wakes the
+        event loop through a pipe watched with ``loop.add_reader``; no thread polls."""
+        self._check_class(message_type)
+        native = self._native.subscribe_queue(
+            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), 0, label, True
+        )
+        return MessageStream(self, native, message_type)
+
+    # ---- housekeeping --------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Waits until the messages published so far were handled by this runtime's
+        subscriptions; raises TimedOutError after ``timeout`` seconds. Not from a callback."""
+        self._native.flush(timeout)
+
+    def metrics(self) -> Dict[str, Any]:
+        """A snapshot of the bus metrics (per type and per subscriber), parsed from JSON."""
+        parsed: Dict[str, Any] = json.loads(self._native.metrics_json())
+        return parsed
+
+    def metrics_prometheus(self) -> str:
+        """The bus metrics in the Prometheus text exposition format."""
+        return self._native.metrics_prometheus()
+
+    def close(self) -> None:
+        """Ends every subscription of this runtime (waiting for running callbacks, with the GIL
+        released) and releases its handle. An attached runtime leaves the host's bus open.
+        Idempotent."""
+        self._native.close()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<mycelium_native.Runtime schema={self._origin!r} {state}>"
+
+
+class Subscription:
+    """A callback subscription (from :meth:`Runtime.subscribe`)."""
+
+    def __init__(self, runtime: Runtime, native: _native.NativeSubscription, name: str) -> None:
+        self._runtime = runtime
+        self._native = native
+        self.message_name = name
+
+    @property
+    def id(self) -> int:
+        return self._native.id
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self) -> None:
+        """Ends the subscription. When it returns, the callback is not running and will not
+        run again, and the callback object has been released. From inside the callback itself
+        it returns at once and no further message is delivered. Idempotent."""
+        self._native.close()
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<mycelium_native.Subscription {self.message_name} id={self.id}{' closed' if self.closed else ''}>"
+
+
+class MessageQueue(Generic[M]):
+    """A pull subscription (from :meth:`Runtime.subscription`). Iterating yields messages
+    until the subscription is closed and drained."""
+
+    def __init__(self, runtime: Runtime, native: _native.NativeQueue, message_type: Type[M]) -> None:
+        self._runtime = runtime
+        self._native = native
+        self.message_type = message_type
+        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+
+    @property
+    def id(self) -> int:
+        return self._native.id
+
+    @property
+    def finished(self) -> bool:
+        """True when the queue is empty and nothing more will arrive."""
+        return self._native.finished
+
+    @property
+    def dropped(self) -> int:
+        """Messages this queue evicted under DROP_OLDEST because the consumer fell behind."""
+        return self._native.dropped
+
+    def recv(self, timeout: Optional[float] = None) -> M:
+        """The next message, waiting up to ``timeout`` seconds (forever if None) with the GIL
+        released. Raises TimedOutError, or ClosedError once closed and drained. Ctrl-C works."""
+        return self._decode(self._native.recv(timeout))
+
+    def try_recv(self) -> Optional[M]:
+        """The next message if one is queued, else None."""
+        data = self._native.try_recv()
+        return None if data is None else self._decode(data)
+
+    def __iter__(self) -> Iterator[M]:
+        while True:
+            try:
+                data = self._native.recv(None)
+            except ClosedError:
+                return
+            yield self._decode(data)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+    def close(self) -> None:
+        """Ends the subscription; messages already queued can still be received."""
+        self._native.close()
+
+    def __enter__(self) -> "MessageQueue[M]":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class MessageStream(Generic[M]):
+    """An asyncio stream of messages (from :meth:`Runtime.stream`).
+
+    ``async for msg in stream`` ends when the subscription is closed (by :meth:`close` or the
+    runtime's close) and drained. Use it from one event loop; close it from that loop's thread.
+    """
+
+    def __init__(self, runtime: Runtime, native: _native.NativeQueue, message_type: Type[M]) -> None:
+        self._runtime = runtime
+        self._native = native
+        self.message_type = message_type
+        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiter: Optional["asyncio.Future[None]"] = None
+        self._buffer: List[bytes] = []
+
+    def _on_readable(self) -> None:
+        self._native.drain_notifications()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _watch(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._loop.add_reader(self._native.fileno(), self._on_readable)
+
+    def _unwatch(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self._native.fileno())
+            self._loop = None
+
+    def __aiter__(self) -> AsyncIterator[M]:
+        return self
+
+    async def __anext__(self) -> M:
+        self._watch()
+        while True:
+            if not self._buffer:
+                self._buffer = self._native.recv_many(256)
+                self._buffer.reverse()
+            if self._buffer:
+                return self._decode(self._buffer.pop())
+            if self._native.finished:
+                self._unwatch()
+                raise StopAsyncIteration
+            assert self._loop is not None
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        """Ends the subscription; the iteration ends after the messages already queued."""
+        self._native.close()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def aclose(self) -> None:
+        self.close()
+        self._unwatch()
+
+    async def __aenter__(self) -> "MessageStream[M]":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,66 @@
+//! `mycelium_native._native`: the compiled half of the `mycelium_native` Python package.
+//!
+//! Everything goes through the exported C ABI of `mycelium-ffi` (never the bus directly), so a
+//! handle made by a separately built Rust host works here too (`NativeRuntime.attach`). The typed,
+//! documented API is the pure-Python layer in `python/mycelium_native/`; this module keeps to
+//! what needs Rust: owning handles, running callbacks on delivery threads, GIL-free queues.
+
+mod bench;
+mod callback;
+mod core;
+mod failure;
+mod lifecycle;
+mod notify;
+mod queue;
+mod runtime;
+mod subscription;
+mod thread_state;
+
+use std::ffi::CStr;
+
+use pyo3::prelude::*;
+
+pub use bench::BenchCounter;
+pub use runtime::NativeRuntime;
+pub use subscription::{NativeQueue, NativeSubscription};
+
+/// Closes every runtime still open in this process, then stops delivery threads from touching
+/// Python. Registered with `atexit` by `mycelium_native/__init__.py`; runs without the GIL so the
+/// callbacks it waits for can finish. Returns how many runtimes it closed.
+#[pyfunction]
+fn _shutdown(py: Python<'_>) -> usize {
+    let closed = py.detach(core::close_all_live);
+    lifecycle::mark_shutting_down();
+    closed
+}
+
+/// The ABI version of the linked C library as `(major, minor)`.
+#[pyfunction]
+fn abi_version() -> (u32, u32) {
+    let v = mycelium_ffi::version::mycelium_abi_version();
+    (v >> 16, v & 0xffff)
+}
+
+/// The version of the linked C library (the Rust workspace version).
+#[pyfunction]
+fn library_version() -> String {
+    // SAFETY: mycelium_version_string returns a static NUL-terminated string.
+    unsafe { CStr::from_ptr(mycelium_ffi::version::mycelium_version_string()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    lifecycle::install_fork_hook();
+    m.add_class::<NativeRuntime>()?;
+    m.add_class::<NativeSubscription>()?;
+    m.add_class::<NativeQueue>()?;
+    m.add_class::<BenchCounter>()?;
+    m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(abi_version, m)?)?;
+    m.add_function(wrap_pyfunction!(library_version, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::bench_counter, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::bench_publish, m)?)?;
+    Ok(())
+}

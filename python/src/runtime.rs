@@ -1,0 +1,422 @@
+//! `NativeRuntime`: the Python class around one owned C ABI handle. The public, typed API
+//! (`mycelium_native.Runtime`) is written in Python on top of it.
+//!
+//! Every call that may block (publish under the Block policy, flush, unsubscribe, close)
+//! releases the GIL first, because the callbacks it may wait for need the GIL to finish.
+
+use std::ffi::{c_char, CString};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mycelium_ffi::exports::{
+    mycelium_flush, mycelium_metrics_json, mycelium_metrics_prometheus, mycelium_publish,
+    mycelium_runtime_clone, mycelium_runtime_close, mycelium_runtime_create,
+    mycelium_schema_description, mycelium_schema_digest, mycelium_subscribe,
+    mycelium_subscribe_options_init, mycelium_verify_schema_description,
+    mycelium_verify_schema_digest,
+};
+use mycelium_ffi::{
+    mycelium_closure, mycelium_overflow_policy, mycelium_runtime_t, mycelium_status,
+    mycelium_subscribe_options,
+};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::callback::{in_callback, CallbackContext};
+use crate::core::{CallGuard, RuntimeCore};
+use crate::failure::{check, CallResult, Failure, IntoPyResult};
+use crate::lifecycle::shutting_down;
+use crate::notify::Notifier;
+use crate::queue::QueueShared;
+use crate::subscription::{NativeQueue, NativeSubscription};
+
+/// The C library's default queue capacity, used for pull queues when none is given.
+const DEFAULT_CAPACITY: usize = 1024;
+
+/// Longest a blocking call waits before it looks for a pending Ctrl-C.
+pub(crate) const SIGNAL_SLICE: Duration = Duration::from_millis(100);
+
+/// Subscription settings as the C ABI takes them; 0 means the library default.
+pub(crate) struct SubscribeSettings {
+    pub capacity: u32,
+    pub policy: u32,
+    pub max_batch: u32,
+    pub label: Option<CString>,
+}
+
+impl SubscribeSettings {
+    pub(crate) fn new(
+        capacity: u32,
+        policy: u32,
+        max_batch: u32,
+        label: Option<&str>,
+    ) -> PyResult<Self> {
+        let label = label
+            .map(|l| {
+                CString::new(l)
+                    .map_err(|_| PyValueError::new_err("label must not contain NUL characters"))
+            })
+            .transpose()?;
+        Ok(SubscribeSettings {
+            capacity,
+            policy,
+            max_batch,
+            label,
+        })
+    }
+
+    fn to_options(&self) -> CallResult<mycelium_subscribe_options> {
+        let mut opts = mycelium_subscribe_options::default();
+        // SAFETY: `opts` is a valid, writable options struct.
+        check(unsafe { mycelium_subscribe_options_init(&mut opts) })?;
+        opts.capacity = self.capacity;
+        opts.policy = self.policy;
+        opts.max_batch = self.max_batch;
+        opts.label = self.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr());
+        Ok(opts)
+    }
+}
+
+/// Subscribes `closure`; the caller reclaims the closure's context if this fails.
+pub(crate) fn subscribe_closure(
+    guard: &CallGuard<'_>,
+    type_id: u16,
+    settings: &SubscribeSettings,
+    closure: &mycelium_closure,
+) -> CallResult<u64> {
+    let opts = settings.to_options()?;
+    let mut id = 0u64;
+    // SAFETY: the guard keeps the handle valid; `opts` (and the label it points to) and
+    // `closure` are valid for the call; `id` is writable.
+    check(unsafe { mycelium_subscribe(guard.ptr(), type_id, &opts, closure, &mut id) })?;
+    Ok(id)
+}
+
+/// Reads a text the C ABI hands out with its size protocol (ask for the size, then fill).
+fn read_text(
+    guard: &CallGuard<'_>,
+    f: unsafe extern "C" fn(
+        *const mycelium_runtime_t,
+        *mut c_char,
+        usize,
+        *mut usize,
+    ) -> mycelium_status,
+) -> CallResult<String> {
+    let mut needed = 0usize;
+    // SAFETY: NULL/0 asks only for the size, written to `needed`.
+    let _ = unsafe { f(guard.ptr(), std::ptr::null_mut(), 0, &mut needed) };
+    loop {
+        let mut buf = vec![0u8; needed.max(1)];
+        // SAFETY: `buf` has `buf.len()` writable bytes; `needed` is writable.
+        let status = unsafe { f(guard.ptr(), buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
+        if status == mycelium_status::MYCELIUM_ERR_BUFFER_TOO_SMALL && needed > buf.len() {
+            continue; // the text grew between the two calls (metrics do)
+        }
+        check(status)?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        buf.truncate(end);
+        return String::from_utf8(buf).map_err(|e| Failure::Status {
+            code: mycelium_status::MYCELIUM_ERR_INVALID_ARGUMENT as u32,
+            message: format!("the library returned text that is not UTF-8: {e}"),
+        });
+    }
+}
+
+/// One handle onto a Mycelium bus, owned by Python.
+#[pyclass(frozen, module = "mycelium_native._native")]
+pub struct NativeRuntime {
+    pub(crate) core: Arc<RuntimeCore>,
+}
+
+impl NativeRuntime {
+    fn refuse_after_shutdown() -> CallResult {
+        if shutting_down() {
+            Err(Failure::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[pymethods]
+impl NativeRuntime {
+    /// A runtime with a bus of its own, bound to the schema given as YAML text.
+    #[staticmethod]
+    fn create(py: Python<'_>, schema_yaml: &str) -> PyResult<NativeRuntime> {
+        let made = (|| {
+            Self::refuse_after_shutdown()?;
+            let mut out: *mut mycelium_runtime_t = std::ptr::null_mut();
+            // SAFETY: the text is valid for `len` bytes during the call; `out` is writable.
+            check(unsafe {
+                mycelium_runtime_create(schema_yaml.as_ptr().cast(), schema_yaml.len(), &mut out)
+            })?;
+            Ok(RuntimeCore::adopt(out))
+        })();
+        made.map(|core| NativeRuntime { core }).py_err(py)
+    }
+
+    /// A handle of our own onto the bus behind `handle` (a host's `mycelium_runtime_t*` as an
+    /// integer). The host's handle is only cloned, never destroyed.
+    #[staticmethod]
+    fn attach(py: Python<'_>, handle: usize) -> PyResult<NativeRuntime> {
+        let made = (|| {
+            Self::refuse_after_shutdown()?;
+            let mut out: *mut mycelium_runtime_t = std::ptr::null_mut();
+            // SAFETY: the caller promises `handle` is a live runtime handle of this process (a
+            // NULL one is reported by the library); `out` is writable.
+            check(unsafe {
+                mycelium_runtime_clone(handle as *const mycelium_runtime_t, &mut out)
+            })?;
+            Ok(RuntimeCore::adopt(out))
+        })();
+        made.map(|core| NativeRuntime { core }).py_err(py)
+    }
+
+    /// The handle as an integer, for handing this bus to other in-process code.
+    #[getter]
+    fn address(&self, py: Python<'_>) -> PyResult<usize> {
+        self.core.address().py_err(py)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Raises SchemaMismatchError naming every difference when `canonical` (a generated
+    /// module's SCHEMA_CANONICAL) is not the runtime's schema.
+    fn verify_schema(&self, py: Python<'_>, canonical: &str) -> PyResult<()> {
+        let result = (|| {
+            let g = self.core.enter()?;
+            // SAFETY: the text is valid for `len` bytes during the call.
+            check(unsafe {
+                mycelium_verify_schema_description(
+                    g.ptr(),
+                    canonical.as_ptr().cast(),
+                    canonical.len(),
+                )
+            })
+        })();
+        result.py_err(py)
+    }
+
+    /// Raises SchemaMismatchError when `digest` is not the runtime's schema digest.
+    fn verify_digest(&self, py: Python<'_>, digest: &str) -> PyResult<()> {
+        let text = CString::new(digest)
+            .map_err(|_| PyValueError::new_err("digest must not contain NUL characters"))?;
+        let result = (|| {
+            let g = self.core.enter()?;
+            // SAFETY: `text` is NUL-terminated and valid during the call.
+            check(unsafe { mycelium_verify_schema_digest(g.ptr(), text.as_ptr()) })
+        })();
+        result.py_err(py)
+    }
+
+    fn schema_digest(&self, py: Python<'_>) -> PyResult<String> {
+        let result = (|| {
+            let g = self.core.enter()?;
+            let mut buf = [0u8; 65];
+            // SAFETY: `buf` has 65 writable bytes, the size the call documents.
+            check(unsafe { mycelium_schema_digest(g.ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
+            Ok(String::from_utf8_lossy(&buf[..64]).into_owned())
+        })();
+        result.py_err(py)
+    }
+
+    fn schema_description(&self, py: Python<'_>) -> PyResult<String> {
+        let result = (|| read_text(&self.core.enter()?, mycelium_schema_description))();
+        result.py_err(py)
+    }
+
+    /// Publishes one TLV payload; validated against the schema before any subscriber sees it.
+    fn publish(&self, py: Python<'_>, type_id: u16, payload: &[u8]) -> PyResult<()> {
+        let core = &self.core;
+        py.detach(|| {
+            let g = core.enter()?;
+            // SAFETY: `payload` is borrowed from an immutable bytes object we hold a reference
+            // to, so it stays valid while the GIL is released.
+            check(unsafe { mycelium_publish(g.ptr(), type_id, payload.as_ptr(), payload.len()) })
+        })
+        .py_err(py)
+    }
+
+    /// Runs `callback(decoder(payload))` (or `callback(payload)`) on a delivery thread.
+    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        type_id: u16,
+        callback: Bound<'_, PyAny>,
+        decoder: Option<Bound<'_, PyAny>>,
+        capacity: u32,
+        policy: u32,
+        max_batch: u32,
+        label: Option<&str>,
+    ) -> PyResult<NativeSubscription> {
+        let settings = SubscribeSettings::new(capacity, policy, max_batch, label)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let closure = CallbackContext::new(
+            callback.unbind(),
+            decoder.map(Bound::unbind),
+            closed.clone(),
+        )
+        .into_closure();
+        let result = (|| -> CallResult<u64> {
+            let guard = self.core.enter()?;
+            let id = subscribe_closure(&guard, type_id, &settings, &closure)?;
+            self.core.register_callback(id, closed.clone());
+            Ok(id)
+        })();
+        match result {
+            Ok(id) => Ok(NativeSubscription::new(self.core.clone(), id, closed)),
+            Err(failure) => {
+                // SAFETY: the closure came from `into_closure` and the subscribe failed, so the
+                // library did not take it.
+                drop(unsafe { CallbackContext::reclaim(&closure) });
+                Err(failure.into_pyerr(py))
+            }
+        }
+    }
+
+    /// A pull subscription: messages wait in a Rust-side queue for `recv`/`try_recv`.
+    /// `notify=True` adds a pipe whose read end (`fileno()`) becomes readable on new messages.
+    #[pyo3(signature = (type_id, capacity=0, policy=0, max_batch=0, label=None, notify=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe_queue(
+        &self,
+        py: Python<'_>,
+        type_id: u16,
+        capacity: u32,
+        policy: u32,
+        max_batch: u32,
+        label: Option<&str>,
+        notify: bool,
+    ) -> PyResult<NativeQueue> {
+        let settings = SubscribeSettings::new(capacity, policy, max_batch, label)?;
+        let notifier = if notify {
+            Some(Notifier::new().map_err(|e| {
+                PyOSError::new_err(format!("could not create the wake-up pipe: {e}"))
+            })?)
+        } else {
+            None
+        };
+        let bound = if capacity == 0 {
+            DEFAULT_CAPACITY
+        } else {
+            capacity as usize
+        };
+        let drop_oldest = policy == mycelium_overflow_policy::MYCELIUM_OVERFLOW_DROP_OLDEST as u32;
+        let shared = QueueShared::new(bound, drop_oldest, notifier);
+        let closure = shared.closure();
+        let result = (|| -> CallResult<u64> {
+            let guard = self.core.enter()?;
+            let id = subscribe_closure(&guard, type_id, &settings, &closure)?;
+            self.core.register_queue(id, shared.clone());
+            Ok(id)
+        })();
+        match result {
+            Ok(id) => Ok(NativeQueue::new(self.core.clone(), id, shared)),
+            Err(failure) => {
+                // SAFETY: the closure came from `QueueShared::closure` and the subscribe failed.
+                unsafe { QueueShared::reclaim(&closure) };
+                Err(failure.into_pyerr(py))
+            }
+        }
+    }
+
+    /// Waits until messages published before the call were handled by this runtime's
+    /// subscriptions, or raises TimedOutError. Ctrl-C interrupts it.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let deadline = deadline_after(timeout)?;
+        loop {
+            let slice = deadline
+                .saturating_duration_since(Instant::now())
+                .min(SIGNAL_SLICE);
+            let core = &self.core;
+            let result = py.detach(|| {
+                let g = core.enter()?;
+                // SAFETY: the guard keeps the handle valid for the call.
+                check(unsafe { mycelium_flush(g.ptr(), slice.as_millis() as u32) })
+            });
+            match result {
+                Err(Failure::Status { code, .. })
+                    if code == mycelium_status::MYCELIUM_ERR_TIMEOUT as u32
+                        && Instant::now() < deadline =>
+                {
+                    py.check_signals()?;
+                }
+                Err(Failure::Status { code, .. })
+                    if code == mycelium_status::MYCELIUM_ERR_TIMEOUT as u32 =>
+                {
+                    return Err(Failure::Timeout(format!(
+                        "deliveries still pending after {timeout} s"
+                    ))
+                    .into_pyerr(py));
+                }
+                other => return other.py_err(py),
+            }
+        }
+    }
+
+    /// The bus metrics as JSON text.
+    fn metrics_json(&self, py: Python<'_>) -> PyResult<String> {
+        let result = (|| read_text(&self.core.enter()?, mycelium_metrics_json))();
+        result.py_err(py)
+    }
+
+    /// The bus metrics in the Prometheus text format.
+    fn metrics_prometheus(&self, py: Python<'_>) -> PyResult<String> {
+        let result = (|| read_text(&self.core.enter()?, mycelium_metrics_prometheus))();
+        result.py_err(py)
+    }
+
+    /// Closes the bus itself for every handle (later publishes anywhere fail). Rarely what an
+    /// attached adapter wants; `close` only releases this handle.
+    fn close_bus(&self, py: Python<'_>) -> PyResult<()> {
+        let result = (|| {
+            let g = self.core.enter()?;
+            // SAFETY: the guard keeps the handle valid for the call.
+            check(unsafe { mycelium_runtime_close(g.ptr()) })
+        })();
+        result.py_err(py)
+    }
+
+    /// Ends every subscription of this handle (waiting for running callbacks) and releases it.
+    /// From inside a callback it returns at once and a helper thread finishes the job.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let core = &self.core;
+        if in_callback() {
+            return core.close_in_background().py_err(py);
+        }
+        py.detach(|| core.close()).py_err(py)
+    }
+}
+
+impl Drop for NativeRuntime {
+    fn drop(&mut self) {
+        if self.core.is_closed() {
+            return;
+        }
+        let core = &self.core;
+        // Dropped by the garbage collector with the GIL held: release it, since closing waits
+        // for callbacks that need it.
+        let closed = Python::try_attach(|py| py.detach(|| core.close()));
+        if closed.is_none() {
+            let _ = core.close();
+        }
+    }
+}
+
+/// `timeout` seconds from now; rejects negative and non-finite values.
+pub(crate) fn deadline_after(timeout: f64) -> PyResult<Instant> {
+    let wait = Duration::try_from_secs_f64(timeout).map_err(|_| {
+        PyValueError::new_err(format!(
+            "timeout must be a finite number of seconds >= 0, not {timeout}"
+        ))
+    })?;
+    Ok(Instant::now()
+        .checked_add(wait)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)))
+}

@@ -1,0 +1,194 @@
+"""Lifetimes: callables released on close, garbage-collected runtimes, interpreter exit with live
+subscriptions, Ctrl-C during recv, and fork."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import time
+import weakref
+from types import ModuleType
+from typing import Any, Callable
+
+import pytest
+
+from mycelium_native import MyceliumError, Runtime
+
+Child = Callable[..., subprocess.CompletedProcess]
+
+
+class Handler:
+    """A callable we can hold a weak reference to."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, _msg: Any) -> None:
+        self.calls += 1
+
+
+def test_close_releases_the_callable(rt: Runtime, contracts: ModuleType) -> None:
+    handler = Handler()
+    ref = weakref.ref(handler)
+    sub = rt.subscribe(contracts.TradeTick, handler)
+    rt.publish(contracts.TradeTick())
+    rt.flush(10)
+    assert handler.calls == 1
+    del handler
+    gc.collect()
+    assert ref() is not None  # the live subscription keeps it
+    sub.close()
+    gc.collect()
+    assert ref() is None
+
+
+def test_runtime_close_releases_every_callable(contracts: ModuleType) -> None:
+    rt = Runtime(contracts)
+    handlers = [Handler() for _ in range(3)]
+    refs = [weakref.ref(h) for h in handlers]
+    for h in handlers:
+        rt.subscribe(contracts.TradeTick, h)
+    del handlers, h
+    rt.close()
+    gc.collect()
+    assert all(r() is None for r in refs)
+
+
+def test_garbage_collected_runtime_closes_without_hanging(contracts: ModuleType) -> None:
+    handler = Handler()
+    ref = weakref.ref(handler)
+    rt = Runtime(contracts)
+    rt.subscribe(contracts.TradeTick, handler)
+    for _ in range(100):
+        rt.publish(contracts.TradeTick())
+    del rt, handler
+    gc.collect()
+    assert ref() is None
+
+
+EXIT_WITH_LIVE_SUBSCRIPTIONS = """
+import threading, time, contracts
+from mycelium_native import Runtime
+rt = Runtime(contracts)
+busy = threading.Event()
+def slow(_m):
+    busy.set()
+    time.sleep(0.05)
+rt.subscribe(contracts.TradeTick, slow)
+rt.subscribe(contracts.TradeTick, lambda m: None)
+q = rt.subscription(contracts.TradeTick, capacity=4)
+host = Runtime(contracts)
+guest = Runtime.attach(host.address, contracts)
+guest.subscribe(contracts.TradeTick, lambda m: None)
+for i in range(6):  # the pull queue is left holding some, its delivery thread waiting for room
+    rt.publish(contracts.TradeTick(size=i))
+busy.wait(5)
+print("exiting with a callback running", flush=True)
+"""
+
+
+def test_interpreter_exit_with_live_subscriptions(child: Child) -> None:
+    out = child(EXIT_WITH_LIVE_SUBSCRIPTIONS, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "exiting with a callback running" in out.stdout
+    assert "Fatal" not in out.stderr and "panicked" not in out.stderr
+
+
+def test_exit_from_inside_a_callback_thread_does_not_hang(child: Child) -> None:
+    code = """
+import os, threading, contracts
+from mycelium_native import Runtime
+rt = Runtime(contracts)
+done = threading.Event()
+def handler(_m):
+    done.set()
+rt.subscribe(contracts.TradeTick, handler)
+rt.publish(contracts.TradeTick())
+done.wait(10)
+# sys.exit in the main thread while delivery threads are parked waiting for messages.
+raise SystemExit(3)
+"""
+    out = child(code, timeout=60)
+    assert out.returncode == 3, out.stderr
+
+
+def test_runtime_dropped_during_interpreter_shutdown(child: Child) -> None:
+    # Module globals are cleared during finalization, after the atexit hook closed the runtime.
+    code = """
+import contracts
+from mycelium_native import Runtime
+class Holder:
+    def __del__(self):
+        print("holder collected", flush=True)
+holder = Holder()
+rt = Runtime(contracts)
+rt.subscribe(contracts.TradeTick, lambda m: holder)
+"""
+    out = child(code, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_ctrl_c_interrupts_a_blocking_recv(contracts_dir: Any) -> None:
+    code = """
+import contracts, sys
+from mycelium_native import Runtime
+with Runtime(contracts) as rt:
+    q = rt.subscription(contracts.TradeTick)
+    try:
+        print("waiting", flush=True)
+        q.recv()  # no timeout: without signal checks this would never return
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(0)
+sys.exit(1)
+"""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)  # let it get into recv
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "interrupted" in out
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_runtime_used_after_fork_raises_in_the_child(rt: Runtime, contracts: ModuleType) -> None:
+    got: list = []
+    rt.subscribe(contracts.TradeTick, got.append)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report what happened through the pipe, then leave without cleanup
+        try:
+            try:
+                rt.publish(contracts.TradeTick())
+                verdict = b"no error"
+            except MyceliumError as e:
+                verdict = b"ok" if "used after fork" in str(e) else str(e).encode()
+            try:
+                rt.close()  # must neither hang nor crash: the handle is leaked in the child
+            except BaseException as e:  # noqa: BLE001
+                verdict = f"close raised {e!r}".encode()
+            os.write(write_end, verdict)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    verdict = os.read(read_end, 4096)
+    os.close(read_end)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert verdict == b"ok"
+    # The parent's runtime is unaffected.
+    rt.publish(contracts.TradeTick(size=5))
+    rt.flush(10)
+    assert [m.size for m in got] == [5]

@@ -1,0 +1,167 @@
+"""Publish and subscribe with generated classes: values, order, validation, errors, metrics."""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+from typing import Any, List
+
+import pytest
+
+from mycelium_native import (
+    ClosedError,
+    DecodeError,
+    Policy,
+    QueueFullError,
+    Runtime,
+    TimedOutError,
+    UnknownTypeError,
+)
+
+
+def test_messages_arrive_decoded_and_in_order(rt: Runtime, contracts: ModuleType) -> None:
+    got: List[Any] = []
+    rt.subscribe(contracts.TradeTick, got.append)
+    sent = [contracts.TradeTick(symbol=f"S{i}", price=i / 4, size=i, ts_ns=10**12 + i, side=i % 2) for i in range(500)]
+    for tick in sent:
+        rt.publish(tick)
+    rt.flush(10)
+    assert got == sent
+
+
+def test_nested_list_and_empty_messages_round_trip(rt: Runtime, contracts: ModuleType) -> None:
+    got: List[Any] = []
+    for cls in (contracts.Quote, contracts.TickBatch, contracts.Heartbeat):
+        rt.subscribe(cls, got.append)
+    quote = contracts.Quote(
+        symbol="EURUSD", bid=contracts.PriceLevel(price=1.1, qty=5), ask=contracts.PriceLevel(price=1.2, qty=7), ts_ns=3
+    )
+    batch = contracts.TickBatch(
+        venue=b"XNAS", seq=9, ticks=[contracts.TradeTick(symbol="A", price=1.0), contracts.TradeTick(symbol="B")]
+    )
+    beat = contracts.Heartbeat()
+    for m in (quote, batch, beat):
+        rt.publish(m)
+    rt.flush(10)
+    assert sorted(got, key=lambda m: m.TYPE_ID) == [quote, batch, beat]
+
+
+def test_every_subscriber_gets_every_message(rt: Runtime, contracts: ModuleType) -> None:
+    a: List[Any] = []
+    b: List[Any] = []
+    rt.subscribe(contracts.Order, a.append)
+    rt.subscribe(contracts.Order, b.append, capacity=4)
+    orders = [contracts.Order(order_id=i, symbol="X", qty=i) for i in range(100)]
+    for o in orders:
+        rt.publish(o)
+    rt.flush(10)
+    assert a == orders and b == orders
+
+
+def test_publish_raw_delivers_bytes_to_raw_subscribers(rt: Runtime, contracts: ModuleType) -> None:
+    got: List[bytes] = []
+    rt.subscribe_raw(contracts.TextMessage.TYPE_ID, got.append)
+    payload = contracts.TextMessage(sender="a", body="héllo", sent_at_ns=1).to_bytes()
+    rt.publish_raw(contracts.TextMessage.TYPE_ID, payload)
+    rt.flush(10)
+    assert got == [payload]
+
+
+def test_invalid_payloads_are_refused_before_delivery(rt: Runtime, contracts: ModuleType) -> None:
+    got: List[Any] = []
+    rt.subscribe(contracts.TradeTick, got.append)
+    good = contracts.TradeTick(symbol="ok").to_bytes()
+    with pytest.raises(DecodeError, match="TradeTick"):
+        rt.publish_raw(contracts.TradeTick.TYPE_ID, good[:-1])
+    with pytest.raises(DecodeError, match="TradeTick"):
+        rt.publish_raw(contracts.TradeTick.TYPE_ID, good + b"\x00")
+    with pytest.raises(UnknownTypeError, match="type id 999"):
+        rt.publish_raw(999, b"")
+    rt.flush(10)
+    assert got == []
+    assert rt.metrics()["types"] == [] or all(t["published"] == 0 for t in rt.metrics()["types"])
+
+
+def test_bad_arguments_raise_value_errors(rt: Runtime, contracts: ModuleType) -> None:
+    with pytest.raises(ValueError, match="overflow policy"):
+        rt.subscribe(contracts.TradeTick, print, policy="sometimes")
+    with pytest.raises(ValueError, match="capacity"):
+        rt.subscription(contracts.TradeTick, capacity=0)
+    with pytest.raises(ValueError, match="NUL"):
+        rt.subscribe(contracts.TradeTick, print, label="a\0b")
+    with pytest.raises(TypeError, match="not a generated message class"):
+        rt.subscribe(int, print)  # type: ignore[type-var]
+
+
+def test_fail_policy_raises_queue_full_and_others_still_receive(rt: Runtime, contracts: ModuleType) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+    others: List[Any] = []
+
+    def slow(_m: Any) -> None:
+        entered.set()
+        release.wait(30)
+
+    rt.subscribe(contracts.TradeTick, slow, capacity=2, max_batch=1, policy=Policy.FAIL)
+    rt.subscribe(contracts.TradeTick, others.append)
+    rt.publish(contracts.TradeTick(size=0))
+    assert entered.wait(10)
+    rt.publish(contracts.TradeTick(size=1))
+    rt.publish(contracts.TradeTick(size=2))
+    with pytest.raises(QueueFullError):
+        rt.publish(contracts.TradeTick(size=3))
+    release.set()
+    rt.flush(10)
+    assert [m.size for m in others] == [0, 1, 2, 3]
+
+
+def test_flush_times_out_while_a_callback_is_busy(rt: Runtime, contracts: ModuleType) -> None:
+    release = threading.Event()
+    rt.subscribe(contracts.TradeTick, lambda _m: release.wait(30))
+    rt.publish(contracts.TradeTick())
+    with pytest.raises(TimedOutError, match="pending"):
+        rt.flush(0.3)
+    release.set()
+    rt.flush(10)
+
+
+def test_metrics_count_publishes_and_deliveries(rt: Runtime, contracts: ModuleType) -> None:
+    rt.subscribe(contracts.PriceLevel, lambda _m: None, label="metrics-test")
+    for i in range(10):
+        rt.publish(contracts.PriceLevel(price=i, qty=i))
+    rt.flush(10)
+    metrics = rt.metrics()
+    (level,) = [t for t in metrics["types"] if t["type_id"] == contracts.PriceLevel.TYPE_ID]
+    assert level["published"] == 10
+    assert level["name"] == "PriceLevel"
+    (sub,) = [s for s in metrics["subscribers"] if s["label"] == "metrics-test"]
+    assert sub["delivered"] == 10
+    assert "PriceLevel" in rt.metrics_prometheus()
+
+
+def test_closed_runtime_refuses_everything(contracts: ModuleType) -> None:
+    rt = Runtime(contracts)
+    sub = rt.subscribe(contracts.TradeTick, print)
+    rt.close()
+    rt.close()  # idempotent
+    assert rt.closed and sub.closed
+    sub.close()  # already ended with the runtime: not an error
+    with pytest.raises(ClosedError):
+        rt.publish(contracts.TradeTick())
+    with pytest.raises(ClosedError):
+        rt.subscribe(contracts.TradeTick, print)
+    with pytest.raises(ClosedError):
+        rt.metrics()
+
+
+def test_context_managers_close(contracts: ModuleType) -> None:
+    got: List[Any] = []
+    with Runtime(contracts) as rt:
+        with rt.subscribe(contracts.TradeTick, got.append) as sub:
+            rt.publish(contracts.TradeTick(size=1))
+            rt.flush(10)
+        assert sub.closed
+        rt.publish(contracts.TradeTick(size=2))
+        rt.flush(10)
+    assert rt.closed
+    assert [m.size for m in got] == [1]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Python suite: builds the mycelium_native extension (maturin develop --release, into the venv),
+# generates the example contracts module, runs the pytest suite (unit, pub/sub, vectors, attach,
+# callbacks, stress, lifetimes, Ctrl-C, fork), checks the type stubs (mypy stubtest + mypy
+# --strict), and runs the Rust-host embedding tests against the installed package.
+source "$(dirname "$0")/lib.sh"
+cd "$MYCELIUM_ROOT"
+ensure_rust
+ensure_venv
+
+py="$MYCELIUM_VENV/bin/python"
+contracts_dir="$MYCELIUM_ROOT/target/python-contracts"
+
+step "maturin develop --release (mycelium_native into $MYCELIUM_VENV)"
+# Release: the benchmark (python/bench/bench.py) measures this build.
+(cd python && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
+  "$MYCELIUM_VENV/bin/maturin" develop --release --locked -q)
+
+step "generating the contracts module (mycelium codegen --lang python)"
+mkdir -p "$contracts_dir"
+cargo run -q -p mycelium-codegen -- codegen --lang python --schema contracts.yaml \
+  --out "$contracts_dir/contracts.py"
+
+step "codegen conformance: generated Python vs the golden vectors and the Rust decoder (+ mypy --strict)"
+bash tests/conformance/run_python.sh
+
+step "pytest python/tests"
+# pytest exits 5 when it collected no test, which fails this script like any other failure.
+(cd python && MYCELIUM_CONTRACTS_DIR="$contracts_dir" "$py" -m pytest -q -p no:cacheprovider tests)
+
+step "stub check: mypy.stubtest mycelium_native, mypy --strict on the package"
+"$py" -m mypy.stubtest mycelium_native
+(cd python && "$py" -m mypy --strict --no-incremental mycelium_native)
+
+step "embedding: a Rust host runs the installed mycelium_native in-process (ignored tests, run here)"
+MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-embed-python --test embed -- --ignored
