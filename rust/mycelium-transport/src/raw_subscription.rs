@@ -94,12 +94,18 @@ impl RawSubscription {
     /// from the queue or counted in [`dropped`](Self::dropped); adapters use the pair to wait
     /// until everything published before a point has been handled (C ABI `mycelium_flush`).
     pub fn offered(&self) -> u64 {
-        self.shared.stats.offered.load(std::sync::atomic::Ordering::Acquire)
+        self.shared
+            .stats
+            .offered
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Messages this subscription did not get: evicted, refused, or queued when it closed.
     pub fn dropped(&self) -> u64 {
-        self.shared.stats.dropped.load(std::sync::atomic::Ordering::Acquire)
+        self.shared
+            .stats
+            .dropped
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The queue capacity in effect.
