@@ -16,5 +16,6 @@ for s in "${suites[@]}"; do
     failed+=("$s")
   fi
 done
-printf '\nsuites: %d passed, %d failed in %ss\n' "$(( ${#suites[@]} - ${#failed[@]} ))" "${#failed[@]}" "$(( $(date +%s) - start_all ))"
+printf '\nall suites took %ss\n' "$(( $(date +%s) - start_all ))"
+printf 'suites: %d passed, %d failed\n' "$(( ${#suites[@]} - ${#failed[@]} ))" "${#failed[@]}"
 [ ${#failed[@]} -eq 0 ] || { echo "failed suites: ${failed[*]}"; exit 1; }
