@@ -5,8 +5,8 @@
 
 use mycelium_codegen::vectors::{parse_vectors, Vector};
 use mycelium_contracts::{
-    AllTypes, Order, OrderDecision, PriceLevel, Quote, TextMessage, TickBatch, TradeTick,
-    SCHEMA_CANONICAL, SCHEMA_DIGEST, SCHEMA_PATH,
+    AllTypes, Heartbeat, Order, OrderDecision, PriceLevel, Quote, TextMessage, TickBatch,
+    TradeTick, SCHEMA_CANONICAL, SCHEMA_DIGEST, SCHEMA_PATH,
 };
 use mycelium_protocol::{
     decode_frame, decode_message, encode_message, DecodeError, Message, Schema,
@@ -123,6 +123,16 @@ fn quote(j: &Json) -> Quote {
         ts_ns: uint(j, "ts_ns"),
     }
 }
+fn heartbeat(j: &Json) -> Heartbeat {
+    let fields = j
+        .as_object()
+        .expect("a Heartbeat vector's value is an object");
+    assert!(
+        fields.is_empty(),
+        "Heartbeat has no fields, the vector has {fields:?}"
+    );
+    Heartbeat {}
+}
 fn tick_batch(j: &Json) -> TickBatch {
     TickBatch {
         venue: hex_of(field(j, "venue")).try_into().unwrap(),
@@ -237,6 +247,7 @@ fn every_vector_matches_the_generated_types() {
             "PriceLevel" => check(vector, price_level),
             "Quote" => check(vector, quote),
             "TickBatch" => check(vector, tick_batch),
+            "Heartbeat" => check(vector, heartbeat),
             "AllTypes" => check(vector, all_types),
             other => panic!("vector {} names unknown message {other}", vector.name),
         }
@@ -275,6 +286,7 @@ fn generated_constants_match_the_schema_file() {
         ),
         (Quote::TYPE_ID, Quote::NAME, Quote::FINGERPRINT),
         (TickBatch::TYPE_ID, TickBatch::NAME, TickBatch::FINGERPRINT),
+        (Heartbeat::TYPE_ID, Heartbeat::NAME, Heartbeat::FINGERPRINT),
         (AllTypes::TYPE_ID, AllTypes::NAME, AllTypes::FINGERPRINT),
     ];
     assert_eq!(typed.as_slice(), mycelium_contracts::MESSAGE_TYPES);
