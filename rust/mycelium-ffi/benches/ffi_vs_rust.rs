@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
-use mycelium_ffi::{
-    mycelium_closure, mycelium_message, mycelium_status, mycelium_subscribe_options, Runtime,
-};
+use mycelium_ffi::{mycelium_closure, mycelium_message, mycelium_status, Runtime};
 use mycelium_protocol::Schema;
 use mycelium_transport::{MessageBus, SubscribeOptions};
 
@@ -157,8 +155,7 @@ fn latency(c: &mut Criterion) {
         bus.close();
         t.join().unwrap();
     }
-    // The delivery thread parks at once (spin_us = 0) vs polls 20 µs first (the default).
-    for (name, spin_us) in [("c_abi_park", 0u32), ("c_abi_spin20us", 20)] {
+    {
         let rt = Runtime::new(&schema);
         let counter = AtomicU64::new(0);
         let closure = mycelium_closure {
@@ -167,14 +164,10 @@ fn latency(c: &mut Criterion) {
             call_batch: Some(count_batch),
             drop: None,
         };
-        let opts = mycelium_subscribe_options {
-            spin_us,
-            ..Default::default()
-        };
         let mut id = 0;
-        // SAFETY: valid handle, options, closure and out pointer; `counter` outlives the subscription.
-        unsafe { mycelium_subscribe(rt.as_ptr(), 1, &opts, &closure, &mut id) };
-        group.bench_function(name, |b| {
+        // SAFETY: valid handle, closure and out pointer; `counter` outlives the subscription.
+        unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
+        group.bench_function("c_abi", |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -184,12 +177,6 @@ fn latency(c: &mut Criterion) {
                     unsafe { mycelium_publish(rt.as_ptr(), 1, data.as_ptr(), data.len()) };
                     wait_for(&counter, start + 1);
                     total += t0.elapsed();
-                    // 10 µs between messages, as in a request/reply exchange: inside the
-                    // polling window, so this measures what the polling buys there.
-                    let idle = Instant::now();
-                    while idle.elapsed() < Duration::from_micros(10) {
-                        std::hint::spin_loop();
-                    }
                 }
                 total
             })

@@ -219,7 +219,7 @@ pub unsafe extern "C" fn mycelium_publish(
 }
 
 /// Fills `opts` with the defaults (capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`, batches of up to
-/// 256, no label, 20 µs of polling before the delivery thread parks) and the right `struct_size`. Always use it before setting fields.
+/// 256, no label) and the right `struct_size`. Always use it before setting fields.
 ///
 /// - Threads: any. Blocks: no. Calls back: no.
 ///

@@ -296,14 +296,7 @@ pub(crate) fn subscribe(
     let resolved = resolve_options(opts)?;
     let id = h.core.next_sub_id.fetch_add(1, Ordering::Relaxed);
     let raw = h.core.bus.subscribe_raw(type_id, resolved.bus);
-    let entry = spawn_delivery(
-        h.core.clone(),
-        raw,
-        id,
-        *closure,
-        resolved.max_batch,
-        resolved.spin,
-    )?;
+    let entry = spawn_delivery(h.core.clone(), raw, id, *closure, resolved.max_batch)?;
     h.subs.lock().insert(id, entry);
     Ok(id)
 }

@@ -11,11 +11,8 @@ use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
-use std::time::{Duration, Instant};
 
-use mycelium_transport::{
-    Envelope, OverflowPolicy, RawSubscription, SubscribeOptions, TryRecvError,
-};
+use mycelium_transport::{Envelope, OverflowPolicy, RawSubscription, SubscribeOptions};
 
 use crate::runtime::Core;
 use crate::status::{catch, mycelium_status::*, FfiError, FfiResult};
@@ -103,15 +100,10 @@ pub struct mycelium_subscribe_options {
     pub max_batch: u32,
     /// Optional label shown in metrics; NUL-terminated UTF-8, copied; may be NULL.
     pub label: *const c_char,
-    /// Microseconds the delivery thread keeps polling its queue after a batch before it parks
-    /// (default 20; 0 parks at once). Polling saves the wake-up of a parked thread — tens of
-    /// microseconds on a busy VM — for the next message at the cost of that much CPU per idle gap.
-    pub spin_us: u32,
 }
 
 pub(crate) const DEFAULT_CAPACITY: u32 = 1024;
 pub(crate) const DEFAULT_MAX_BATCH: u32 = 256;
-pub(crate) const DEFAULT_SPIN_US: u32 = 20;
 
 impl Default for mycelium_subscribe_options {
     fn default() -> Self {
@@ -121,7 +113,6 @@ impl Default for mycelium_subscribe_options {
             policy: mycelium_overflow_policy::MYCELIUM_OVERFLOW_BLOCK as u32,
             max_batch: 0,
             label: std::ptr::null(),
-            spin_us: DEFAULT_SPIN_US,
         }
     }
 }
@@ -130,7 +121,6 @@ impl Default for mycelium_subscribe_options {
 pub(crate) struct ResolvedOptions {
     pub bus: SubscribeOptions,
     pub max_batch: usize,
-    pub spin: Duration,
 }
 
 pub(crate) fn resolve_options(
@@ -189,7 +179,6 @@ pub(crate) fn resolve_options(
     Ok(ResolvedOptions {
         bus,
         max_batch: max_batch as usize,
-        spin: Duration::from_micros(o.spin_us.min(10_000) as u64),
     })
 }
 
@@ -267,7 +256,6 @@ pub(crate) fn spawn_delivery(
     id: u64,
     closure: mycelium_closure,
     max_batch: usize,
-    spin: Duration,
 ) -> FfiResult<SubEntry> {
     if closure.call.is_none() == closure.call_batch.is_none() {
         return Err(FfiError::new(
@@ -289,7 +277,7 @@ pub(crate) fn spawn_delivery(
         .name(format!("mycelium-sub-{id}"))
         .spawn(move || {
             let Ok(owned) = rx.recv() else { return };
-            delivery_loop(&core, &thread_shared, &owned.0, max_batch, spin);
+            delivery_loop(&core, &thread_shared, &owned.0, max_batch);
             drop(owned); // runs the user's drop exactly once, after the last call
             core.notify_progress();
         })
@@ -322,33 +310,11 @@ fn to_message(env: &Envelope) -> mycelium_message {
     }
 }
 
-/// The next message: polled for up to `spin` (yielding the CPU between polls), then waited for.
-fn next_message(raw: &RawSubscription, spin: Duration) -> Option<Envelope> {
-    if !spin.is_zero() {
-        let deadline = Instant::now() + spin;
-        loop {
-            match raw.try_recv() {
-                Ok(env) => return Some(env),
-                Err(TryRecvError::Closed) => return None,
-                Err(TryRecvError::Empty) if Instant::now() >= deadline => break,
-                Err(TryRecvError::Empty) => std::thread::yield_now(),
-            }
-        }
-    }
-    raw.recv_blocking()
-}
-
-fn delivery_loop(
-    core: &Core,
-    sub: &SubShared,
-    closure: &mycelium_closure,
-    max_batch: usize,
-    spin: Duration,
-) {
+fn delivery_loop(core: &Core, sub: &SubShared, closure: &mycelium_closure, max_batch: usize) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(max_batch.min(1024));
     let mut views: Vec<mycelium_message> = Vec::with_capacity(max_batch.min(1024));
     let core_addr = core as *const Core as usize;
-    while let Some(first) = next_message(&sub.raw, spin) {
+    while let Some(first) = sub.raw.recv_blocking() {
         batch.push(first);
         if max_batch > 1 {
             sub.raw.drain_into(&mut batch, max_batch - 1);
