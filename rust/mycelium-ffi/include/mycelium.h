@@ -189,6 +189,10 @@ extern "C" {
 // - Threads: any thread. Blocks: no. Calls back: no.
 // - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (not UTF-8),
 //   `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_runtime_create(const char *schema_yaml,
                                              size_t len,
                                              mycelium_runtime_t **out);
@@ -199,6 +203,10 @@ enum mycelium_status mycelium_runtime_create(const char *schema_yaml,
 // - Ownership: `rt` is borrowed. On success the caller owns `*out` and destroys it independently
 //   of `rt`. Subscriptions belong to the handle that made them.
 // - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_runtime_clone(const mycelium_runtime_t *rt, mycelium_runtime_t **out);
 
 // Releases a handle: unsubscribes every subscription it owns (waiting for running callbacks to
@@ -213,18 +221,30 @@ enum mycelium_status mycelium_runtime_clone(const mycelium_runtime_t *rt, myceli
 //   lock those callbacks need (Python's GIL, OCaml's runtime lock) before calling. Called from
 //   inside one of the handle's own callbacks it does not wait for that callback.
 // - Calls back: yes, the subscriptions' `drop` functions.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_runtime_destroy(mycelium_runtime_t *rt);
 
 // Closes the bus behind `rt` for every handle: later publishes fail with `MYCELIUM_ERR_CLOSED`,
 // messages already queued are still delivered. Use `mycelium_flush` to wait for them.
 //
 // - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_runtime_close(const mycelium_runtime_t *rt);
 
 // Checks that a foreign schema digest (64 hex chars, NUL-terminated) equals the runtime's.
 //
 // - Returns `MYCELIUM_OK` or `MYCELIUM_ERR_SCHEMA_MISMATCH` (the last error shows both digests).
 // - Ownership: `digest` borrowed. Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_verify_schema_digest(const mycelium_runtime_t *rt,
                                                    const char *digest);
 
@@ -234,6 +254,10 @@ enum mycelium_status mycelium_verify_schema_digest(const mycelium_runtime_t *rt,
 //
 // - Ownership: `description` (`len` bytes of UTF-8) borrowed. Threads: any. Blocks: no.
 //   Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_verify_schema_description(const mycelium_runtime_t *rt,
                                                         const char *description,
                                                         size_t len);
@@ -241,6 +265,10 @@ enum mycelium_status mycelium_verify_schema_description(const mycelium_runtime_t
 // Writes the runtime's schema digest (64 hex chars + NUL, so `len >= 65`) into `buf`.
 //
 // - Errors: `MYCELIUM_ERR_BUFFER_TOO_SMALL`. Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_schema_digest(const mycelium_runtime_t *rt, char *buf, size_t len);
 
 // Writes the runtime's canonical schema description (NUL-terminated) into `buf`.
@@ -248,6 +276,10 @@ enum mycelium_status mycelium_schema_digest(const mycelium_runtime_t *rt, char *
 // - `*needed` (if not NULL) receives the size required including the NUL, also on
 //   `MYCELIUM_ERR_BUFFER_TOO_SMALL`; call with `buf = NULL, len = 0` to ask for the size.
 // - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_schema_description(const mycelium_runtime_t *rt,
                                                  char *buf,
                                                  size_t len,
@@ -269,6 +301,10 @@ enum mycelium_status mycelium_schema_description(const mycelium_runtime_t *rt,
 //   itself: give such loops `MYCELIUM_OVERFLOW_DROP_OLDEST` or `MYCELIUM_OVERFLOW_FAIL`.
 // - Calls back: never; callbacks run on delivery threads, not inside this call.
 // - `MYCELIUM_ERR_QUEUE_FULL`: a `MYCELIUM_OVERFLOW_FAIL` subscriber was full; the others got it.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_publish(const mycelium_runtime_t *rt,
                                       uint16_t type_id,
                                       const uint8_t *payload,
@@ -278,6 +314,10 @@ enum mycelium_status mycelium_publish(const mycelium_runtime_t *rt,
 // 256, no label) and the right `struct_size`. Always use it before setting fields.
 //
 // - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_subscribe_options_init(struct mycelium_subscribe_options *opts);
 
 // Subscribes `closure` to messages of `type_id`, delivered in order on a delivery thread
@@ -293,6 +333,10 @@ enum mycelium_status mycelium_subscribe_options_init(struct mycelium_subscribe_o
 //   time as callbacks of other subscriptions. The message's payload pointer is valid only during
 //   the call. A callback may publish, subscribe, and unsubscribe (itself or others).
 // - Threads: any. Blocks: no (starts the delivery thread). Calls back: not from this call.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_subscribe(const mycelium_runtime_t *rt,
                                         uint16_t type_id,
                                         const struct mycelium_subscribe_options *opts,
@@ -309,6 +353,10 @@ enum mycelium_status mycelium_subscribe(const mycelium_runtime_t *rt,
 //   one already unsubscribed.
 // - Threads: any. Blocks: yes, until the callback running on the delivery thread returns;
 //   release the GIL / OCaml runtime lock first. Calls back: yes, `drop`.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_unsubscribe(const mycelium_runtime_t *rt, uint64_t subscription);
 
 // Waits until every message published before this call to a subscription of this handle has
@@ -318,12 +366,20 @@ enum mycelium_status mycelium_unsubscribe(const mycelium_runtime_t *rt, uint64_t
 // - Threads: any, but from a callback of this handle it fails with `MYCELIUM_ERR_WRONG_THREAD`
 //   (it would wait for itself). Blocks: yes, up to `timeout_ms`; release the GIL / OCaml runtime
 //   lock first. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_flush(const mycelium_runtime_t *rt, uint32_t timeout_ms);
 
 // Writes a JSON snapshot of the bus metrics (per type: published, delivered, dropped, bytes,
 // latency percentiles; per subscriber: queue depth, drops, handler errors) into `buf`.
 //
 // - Size protocol as for `mycelium_schema_description`. Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_metrics_json(const mycelium_runtime_t *rt,
                                            char *buf,
                                            size_t len,
@@ -332,6 +388,10 @@ enum mycelium_status mycelium_metrics_json(const mycelium_runtime_t *rt,
 // Writes the bus metrics in the Prometheus text exposition format into `buf`.
 //
 // - Size protocol as for `mycelium_schema_description`. Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_metrics_prometheus(const mycelium_runtime_t *rt,
                                                  char *buf,
                                                  size_t len,
@@ -341,6 +401,10 @@ enum mycelium_status mycelium_metrics_prometheus(const mycelium_runtime_t *rt,
 // `sizeof(mycelium_type_metrics)` first. A type nobody used yet yields zeros.
 //
 // - Threads: any. Blocks: no. Calls back: no. Allocates: a transient snapshot.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 enum mycelium_status mycelium_type_metrics_get(const mycelium_runtime_t *rt,
                                                uint16_t type_id,
                                                struct mycelium_type_metrics *out);
@@ -356,6 +420,10 @@ const char *mycelium_last_error(void);
 // NUL-terminated when `len > 0`) and returns its full length without the NUL.
 //
 // - `buf` may be NULL with `len` 0 to ask for the length. Threads: any. Blocks: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
 size_t mycelium_last_error_copy(char *buf, size_t len);
 
 // The name of a status code (e.g. "MYCELIUM_ERR_DECODE") as a static string; never NULL.
