@@ -12,4 +12,6 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (PROPTEST_CASES=${PROPTEST_CASES:=10000})"
 export PROPTEST_CASES
-cargo test --workspace
+cargo test --workspace --no-fail-fast
+step "sample examples/rust/pubsub.rs (exits non-zero unless it received what it published)"
+cargo run -q -p mycelium-examples --example pubsub
