@@ -416,6 +416,80 @@ static void test_destroy_in_flight(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_destroy(clone), MYCELIUM_OK);
 }
 
+
+/* ---- pull receivers ---- */
+typedef struct {
+  uint64_t seen[16];
+  size_t n;
+} pulled_t;
+
+static size_t collect(void *ctx, const mycelium_message *msgs, size_t count) {
+  pulled_t *p = ctx;
+  for (size_t i = 0; i < count && p->n < 16; i++) p->seen[p->n++] = tick_ts(&msgs[i]);
+  return 0;
+}
+
+typedef struct {
+  mycelium_runtime_t *rt;
+  uint64_t id;
+  atomic_int status;
+} blocked_recv_t;
+
+static void *recv_forever(void *arg) {
+  blocked_recv_t *b = arg;
+  pulled_t p = {0};
+  atomic_store(&b->status, mycelium_receiver_recv(b->rt, b->id, MYCELIUM_WAIT_FOREVER, 1, collect, &p, NULL));
+  return NULL;
+}
+
+static void test_receivers(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  mycelium_runtime_create(yaml, yaml_len, &rt);
+  uint64_t id = 0;
+  pulled_t p = {0};
+  size_t got = 99;
+  CHECK_STATUS(mycelium_receiver_open(rt, 4242, NULL, &id), MYCELIUM_ERR_UNKNOWN_TYPE);
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, NULL, NULL), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, NULL, &id), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 0, 8, collect, &p, &got), MYCELIUM_ERR_TIMEOUT);
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 20, 8, collect, &p, &got), MYCELIUM_ERR_TIMEOUT);
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 0, 8, NULL, &p, &got), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 0, 0, collect, &p, &got), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(mycelium_receiver_recv(rt, id + 1000, 0, 8, collect, &p, &got), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+  uint8_t buf[64];
+  for (uint64_t i = 0; i < 5; i++) {
+    size_t n = encode_tick(buf, "PULL", 1.0, 0, i, 0);
+    mycelium_publish(rt, TRADE_TICK, buf, n);
+  }
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 1000, 3, collect, &p, &got), MYCELIUM_OK);
+  CHECK(got == 3, "first batch has 3 messages (%zu)", got);
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 1000, 8, collect, &p, &got), MYCELIUM_OK);
+  CHECK(got == 2 && p.n == 5, "second batch has the other 2 (%zu, total %zu)", got, p.n);
+  int in_order = 1;
+  for (size_t i = 0; i < p.n; i++) in_order &= p.seen[i] == i;
+  CHECK(in_order, "pulled in publish order");
+
+  /* closing from another thread wakes a receiver blocked without a time limit */
+  blocked_recv_t b = {.rt = rt, .id = id};
+  atomic_store(&b.status, -1);
+  pthread_t th;
+  pthread_create(&th, NULL, recv_forever, &b);
+  usleep(20000);
+  CHECK_STATUS(mycelium_unsubscribe(rt, id), MYCELIUM_OK);
+  pthread_join(th, NULL);
+  CHECK(atomic_load(&b.status) == MYCELIUM_ERR_CLOSED, "blocked recv ended with %s",
+        mycelium_status_name((mycelium_status)atomic_load(&b.status)));
+  CHECK_STATUS(mycelium_receiver_recv(rt, id, 0, 8, collect, &p, &got), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+  CHECK_STATUS(mycelium_unsubscribe(rt, id), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+
+  /* a receiver left open is closed by destroy; queued messages are counted as dropped */
+  uint64_t id2;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, NULL, &id2), MYCELIUM_OK);
+  size_t n = encode_tick(buf, "LEFT", 1.0, 0, 0, 0);
+  mycelium_publish(rt, TRADE_TICK, buf, n);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
@@ -428,6 +502,7 @@ int main(int argc, char **argv) {
   test_unsubscribe_races_delivery(yaml, len);
   test_reentrancy(yaml, len);
   test_destroy_in_flight(yaml, len);
+  test_receivers(yaml, len);
   free(yaml);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -27,6 +27,9 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 #define MYCELIUM_ABI_VERSION ((MYCELIUM_ABI_VERSION_MAJOR << 16) | MYCELIUM_ABI_VERSION_MINOR)
 
 
+// `timeout_ms` value of `mycelium_receiver_recv` that waits without limit.
+#define MYCELIUM_WAIT_FOREVER UINT32_MAX
+
 // ABI major version: a handle from a library with another major is refused.
 #define MYCELIUM_ABI_VERSION_MAJOR 1
 
@@ -343,8 +346,52 @@ enum mycelium_status mycelium_subscribe(const mycelium_runtime_t *rt,
                                         const struct mycelium_closure *closure,
                                         uint64_t *out_id);
 
-// Ends a subscription made through this handle. Messages still queued for it are dropped and
-// counted.
+// Opens a pull receiver for `type_id`: a subscription without a callback whose queue the
+// caller drains with `mycelium_receiver_recv` on a thread of its own (no library thread is
+// involved, so a message costs one wake-up: the receiving thread's). Close it with
+// `mycelium_unsubscribe`; `mycelium_runtime_destroy` closes it too.
+//
+// - `opts` may be NULL (defaults: capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`); `max_batch` is
+//   ignored. `*out_id` receives the receiver id (same id space as subscriptions).
+// - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_receiver_open(const mycelium_runtime_t *rt,
+                                            uint16_t type_id,
+                                            const struct mycelium_subscribe_options *opts,
+                                            uint64_t *out_id);
+
+// Takes messages from a pull receiver: waits up to `timeout_ms` for the first one (0: do not
+// wait; `MYCELIUM_WAIT_FOREVER`: no limit), then calls `visit(context, messages, count)` once,
+// on the calling thread, with that message and up to `max_messages - 1` more already queued, in
+// order. `*out_count` (if not NULL) receives `count`.
+//
+// - Returns `MYCELIUM_ERR_TIMEOUT` when nothing arrived in time (nothing is lost),
+//   `MYCELIUM_ERR_CLOSED` once the receiver was closed (by `mycelium_unsubscribe` from another
+//   thread, destroy, or the bus closing) and its queue is drained,
+//   `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own.
+// - Ownership: the messages and their payloads are valid only during `visit`; copy what you keep.
+//   `visit`'s return value is the number of messages it failed on (counted as handler errors).
+// - Threads: any; several threads may receive from one receiver (each message goes to one).
+//   Blocks: yes, up to `timeout_ms`; release the GIL / OCaml runtime lock first (and wait in
+//   slices if you must react to signals). Calls back: yes, `visit`, on the calling thread,
+//   before returning.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_receiver_recv(const mycelium_runtime_t *rt,
+                                            uint64_t receiver,
+                                            uint32_t timeout_ms,
+                                            size_t max_messages,
+                                            mycelium_call_batch_fn visit,
+                                            void *context,
+                                            size_t *out_count);
+
+// Ends a subscription (or pull receiver) made through this handle. Messages still queued for it
+// are dropped and counted.
 //
 // - When it returns, the callback is not running and will never run again, and `drop` has been
 //   called exactly once. Exception: called from inside that subscription's own callback it does

@@ -7,8 +7,9 @@ use std::ffi::c_char;
 use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
 use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
-use crate::subscription::{mycelium_closure, mycelium_subscribe_options};
+use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
 use crate::vtable::{dispatch, str_arg};
+use std::ffi::c_void;
 
 /// Creates a runtime with a bus of its own, bound to the schema given as YAML text
 /// (the contents of a `contracts.yaml`).
@@ -271,8 +272,76 @@ pub unsafe extern "C" fn mycelium_subscribe(
     })
 }
 
-/// Ends a subscription made through this handle. Messages still queued for it are dropped and
-/// counted.
+/// Opens a pull receiver for `type_id`: a subscription without a callback whose queue the
+/// caller drains with `mycelium_receiver_recv` on a thread of its own (no library thread is
+/// involved, so a message costs one wake-up: the receiving thread's). Close it with
+/// `mycelium_unsubscribe`; `mycelium_runtime_destroy` closes it too.
+///
+/// - `opts` may be NULL (defaults: capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`); `max_batch` is
+///   ignored. `*out_id` receives the receiver id (same id space as subscriptions).
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_receiver_open(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    opts: *const mycelium_subscribe_options,
+    out_id: *mut u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_receiver_open", |vt| unsafe {
+        (vt.receiver_open)(rt, type_id, opts, out_id)
+    })
+}
+
+/// Takes messages from a pull receiver: waits up to `timeout_ms` for the first one (0: do not
+/// wait; `MYCELIUM_WAIT_FOREVER`: no limit), then calls `visit(context, messages, count)` once,
+/// on the calling thread, with that message and up to `max_messages - 1` more already queued, in
+/// order. `*out_count` (if not NULL) receives `count`.
+///
+/// - Returns `MYCELIUM_ERR_TIMEOUT` when nothing arrived in time (nothing is lost),
+///   `MYCELIUM_ERR_CLOSED` once the receiver was closed (by `mycelium_unsubscribe` from another
+///   thread, destroy, or the bus closing) and its queue is drained,
+///   `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own.
+/// - Ownership: the messages and their payloads are valid only during `visit`; copy what you keep.
+///   `visit`'s return value is the number of messages it failed on (counted as handler errors).
+/// - Threads: any; several threads may receive from one receiver (each message goes to one).
+///   Blocks: yes, up to `timeout_ms`; release the GIL / OCaml runtime lock first (and wait in
+///   slices if you must react to signals). Calls back: yes, `visit`, on the calling thread,
+///   before returning.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_receiver_recv(
+    rt: *const mycelium_runtime_t,
+    receiver: u64,
+    timeout_ms: u32,
+    max_messages: usize,
+    visit: mycelium_call_batch_fn,
+    context: *mut c_void,
+    out_count: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_receiver_recv", |vt| unsafe {
+        (vt.receiver_recv)(
+            rt,
+            receiver,
+            timeout_ms,
+            max_messages,
+            visit,
+            context,
+            out_count,
+        )
+    })
+}
+
+/// Ends a subscription (or pull receiver) made through this handle. Messages still queued for it
+/// are dropped and counted.
 ///
 /// - When it returns, the callback is not running and will never run again, and `drop` has been
 ///   called exactly once. Exception: called from inside that subscription's own callback it does

@@ -14,6 +14,7 @@
 
 pub mod exports;
 pub mod metrics;
+pub mod receiver;
 pub mod runtime;
 pub mod status;
 pub mod subscription;
@@ -21,6 +22,7 @@ pub mod version;
 mod vtable;
 
 pub use metrics::mycelium_type_metrics;
+pub use receiver::MYCELIUM_WAIT_FOREVER;
 pub use runtime::{mycelium_runtime_t, Runtime};
 pub use status::mycelium_status;
 pub use subscription::{

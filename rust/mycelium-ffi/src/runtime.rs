@@ -22,7 +22,7 @@ use mycelium_protocol::codec::MAX_PAYLOAD;
 use mycelium_protocol::digest::diff_canonical;
 use mycelium_protocol::validate::Validator;
 use mycelium_protocol::{DecodeError, Schema};
-use mycelium_transport::{MessageBus, PublishError};
+use mycelium_transport::{MessageBus, PublishError, RawSubscription};
 use parking_lot::{Condvar, Mutex};
 
 use crate::status::{mycelium_status::*, FfiError, FfiResult};
@@ -74,6 +74,11 @@ impl Core {
             progress: Mutex::new(()),
             progress_cv: Condvar::new(),
         })
+    }
+
+    /// A new subscription or receiver id, unique across every handle onto this core.
+    pub fn next_id(&self) -> u64 {
+        self.next_sub_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Wakes `flush` waiters; costs one atomic load when nobody waits.
@@ -133,6 +138,8 @@ fn publish_error(e: PublishError) -> FfiError {
 pub(crate) struct Handle {
     pub core: Arc<Core>,
     subs: Mutex<HashMap<u64, SubEntry>>,
+    /// Pull receivers (`receiver.rs`); ids come from the same counter as subscriptions.
+    pub receivers: Mutex<HashMap<u64, Arc<RawSubscription>>>,
 }
 
 impl Handle {
@@ -140,10 +147,28 @@ impl Handle {
         Arc::new(Handle {
             core,
             subs: Mutex::new(HashMap::new()),
+            receivers: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Refuses type ids outside the schema and subscriptions on a closed bus.
+    pub fn check_can_subscribe(&self, type_id: u16) -> FfiResult {
+        if !self.core.validator.knows(type_id) {
+            return Err(FfiError::new(
+                MYCELIUM_ERR_UNKNOWN_TYPE,
+                format!("type id {type_id} is not defined by the runtime's schema"),
+            ));
+        }
+        if self.core.bus.is_closed() {
+            return Err(FfiError::new(MYCELIUM_ERR_CLOSED, "the runtime was closed"));
+        }
+        Ok(())
+    }
+
     fn unsubscribe_all(&self) {
+        for (_, raw) in self.receivers.lock().drain() {
+            raw.close();
+        }
         let entries: Vec<SubEntry> = self.subs.lock().drain().map(|(_, e)| e).collect();
         // Joined outside the lock: a callback that is finishing may itself call into this handle.
         for e in entries {
@@ -284,17 +309,9 @@ pub(crate) fn subscribe(
     closure: &crate::subscription::mycelium_closure,
 ) -> FfiResult<u64> {
     let h = live(rt)?;
-    if !h.core.validator.knows(type_id) {
-        return Err(FfiError::new(
-            MYCELIUM_ERR_UNKNOWN_TYPE,
-            format!("type id {type_id} is not defined by the runtime's schema"),
-        ));
-    }
-    if h.core.bus.is_closed() {
-        return Err(FfiError::new(MYCELIUM_ERR_CLOSED, "the runtime was closed"));
-    }
+    h.check_can_subscribe(type_id)?;
     let resolved = resolve_options(opts)?;
-    let id = h.core.next_sub_id.fetch_add(1, Ordering::Relaxed);
+    let id = h.core.next_id();
     let raw = h.core.bus.subscribe_raw(type_id, resolved.bus);
     let entry = spawn_delivery(h.core.clone(), raw, id, *closure, resolved.max_batch)?;
     h.subs.lock().insert(id, entry);
@@ -303,6 +320,10 @@ pub(crate) fn subscribe(
 
 pub(crate) fn unsubscribe(rt: *const mycelium_runtime_t, id: u64) -> FfiResult {
     let h = live(rt)?;
+    if let Some(raw) = h.receivers.lock().remove(&id) {
+        raw.close(); // wakes a thread blocked in mycelium_receiver_recv with MYCELIUM_ERR_CLOSED
+        return Ok(());
+    }
     let entry = h.subs.lock().remove(&id).ok_or_else(|| {
         FfiError::new(
             MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,

@@ -297,7 +297,7 @@ pub(crate) fn spawn_delivery(
     })
 }
 
-fn to_message(env: &Envelope) -> mycelium_message {
+pub(crate) fn to_message(env: &Envelope) -> mycelium_message {
     mycelium_message {
         type_id: env.type_id,
         payload: if env.payload.is_empty() {

@@ -5,7 +5,7 @@
 //! - a different `abi_major` means "do not call anything";
 //! - only `#[repr(C)]` types and plain integers cross it, never Rust types.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_void, CStr};
 
 use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
@@ -13,7 +13,7 @@ use crate::status::{
     copy_last_error, guard, mycelium_status, mycelium_status::*, non_null, set_last_error,
     FfiError, FfiResult,
 };
-use crate::subscription::{mycelium_closure, mycelium_subscribe_options};
+use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
 use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
 
 type Rt = mycelium_runtime_t;
@@ -48,6 +48,17 @@ pub struct Vtable {
     pub metrics_prometheus:
         unsafe extern "C" fn(*const Rt, *mut c_char, usize, *mut usize) -> Status,
     pub type_metrics: unsafe extern "C" fn(*const Rt, u16, *mut mycelium_type_metrics) -> Status,
+    pub receiver_open:
+        unsafe extern "C" fn(*const Rt, u16, *const mycelium_subscribe_options, *mut u64) -> Status,
+    pub receiver_recv: unsafe extern "C" fn(
+        *const Rt,
+        u64,
+        u32,
+        usize,
+        mycelium_call_batch_fn,
+        *mut c_void,
+        *mut usize,
+    ) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -69,6 +80,8 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     metrics_json: vt_metrics_json,
     metrics_prometheus: vt_metrics_prometheus,
     type_metrics: vt_type_metrics,
+    receiver_open: vt_receiver_open,
+    receiver_recv: vt_receiver_recv,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -295,5 +308,43 @@ unsafe extern "C" fn vt_type_metrics(
     guard("mycelium_type_metrics", || {
         let h = runtime::live(rt)?;
         crate::metrics::fill_type_metrics(&h.core.bus.metrics(), type_id, out)
+    })
+}
+
+unsafe extern "C" fn vt_receiver_open(
+    rt: *const Rt,
+    type_id: u16,
+    opts: *const mycelium_subscribe_options,
+    out_id: *mut u64,
+) -> Status {
+    guard("mycelium_receiver_open", || {
+        if out_id.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
+        }
+        // SAFETY: a non-NULL options pointer is valid for reads during the call (C contract).
+        let opts = unsafe { opts.as_ref() };
+        let id = crate::receiver::open(rt, type_id, opts)?;
+        // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
+        unsafe { out_id.write(id) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn vt_receiver_recv(
+    rt: *const Rt,
+    id: u64,
+    timeout_ms: u32,
+    max_messages: usize,
+    visit: mycelium_call_batch_fn,
+    context: *mut c_void,
+    out_count: *mut usize,
+) -> Status {
+    guard("mycelium_receiver_recv", || {
+        let n = crate::receiver::recv(rt, id, timeout_ms, max_messages, visit, context)?;
+        if !out_count.is_null() {
+            // SAFETY: a non-NULL out_count points to a writable size_t (C contract).
+            unsafe { out_count.write(n) };
+        }
+        Ok(())
     })
 }

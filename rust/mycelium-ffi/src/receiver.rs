@@ -1,0 +1,106 @@
+//! Pull receivers: a subscription without a callback, whose queue the caller drains itself with
+//! `mycelium_receiver_recv` on its own thread. Nothing runs on a library thread, so a message
+//! reaches the caller with one wake-up (the caller's) instead of two, and adapters need no
+//! queue of their own (Python's `Runtime.subscription`, C event loops).
+
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mycelium_transport::{Envelope, RawSubscription, RecvError, TryRecvError};
+
+use crate::runtime::{live, mycelium_runtime_t};
+use crate::status::{catch, mycelium_status::*, FfiError, FfiResult};
+use crate::subscription::{
+    mycelium_call_batch_fn, mycelium_message, mycelium_subscribe_options, resolve_options,
+    to_message,
+};
+
+/// `timeout_ms` value of `mycelium_receiver_recv` that waits without limit.
+pub const MYCELIUM_WAIT_FOREVER: u32 = u32::MAX;
+
+pub(crate) fn open(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    opts: Option<&mycelium_subscribe_options>,
+) -> FfiResult<u64> {
+    let h = live(rt)?;
+    h.check_can_subscribe(type_id)?;
+    let resolved = resolve_options(opts)?;
+    let raw = Arc::new(h.core.bus.subscribe_raw(type_id, resolved.bus));
+    let id = h.core.next_id();
+    h.receivers.lock().insert(id, raw);
+    Ok(id)
+}
+
+/// Waits up to `timeout_ms` for a message, then hands up to `max` queued messages to `visit`
+/// on the calling thread, in order. Returns how many were handed over.
+pub(crate) fn recv(
+    rt: *const mycelium_runtime_t,
+    id: u64,
+    timeout_ms: u32,
+    max: usize,
+    visit: mycelium_call_batch_fn,
+    context: *mut c_void,
+) -> FfiResult<usize> {
+    let visit = visit.ok_or_else(|| FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`visit` is NULL"))?;
+    if max == 0 {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            "`max_messages` is 0",
+        ));
+    }
+    let raw = {
+        let h = live(rt)?;
+        let found = h.receivers.lock().get(&id).cloned();
+        found.ok_or_else(|| {
+            FfiError::new(
+                MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,
+                format!("receiver {id} is not open on this handle (never opened, or closed)"),
+            )
+        })?
+    };
+    // The handle's lock is not held while waiting: another thread may close the receiver,
+    // which ends this wait with MYCELIUM_ERR_CLOSED.
+    let first = wait(&raw, timeout_ms)?;
+    let mut batch: Vec<Envelope> = Vec::with_capacity(max.min(256));
+    batch.push(first);
+    if max > 1 {
+        raw.drain_into(&mut batch, max - 1);
+    }
+    let views: Vec<mycelium_message> = batch.iter().map(to_message).collect();
+    let (ptr, count) = (views.as_ptr(), views.len());
+    // SAFETY: `views` borrow `batch`, alive across the call; `visit` is valid for `context` (C
+    // contract).
+    match catch(|| unsafe { visit(context, ptr, count) }) {
+        Ok(failed) => (0..failed.min(count)).for_each(|_| raw.record_handler_error()),
+        Err(panic) => {
+            raw.record_handler_failure(format!("receiver visit function panicked: {panic}"))
+        }
+    }
+    Ok(count)
+}
+
+fn wait(raw: &RawSubscription, timeout_ms: u32) -> FfiResult<Envelope> {
+    let closed = || {
+        FfiError::new(
+            MYCELIUM_ERR_CLOSED,
+            "the receiver is closed (unsubscribed, handle destroyed, or bus closed) and drained",
+        )
+    };
+    match timeout_ms {
+        0 => raw.try_recv().map_err(|e| match e {
+            TryRecvError::Empty => FfiError::new(MYCELIUM_ERR_TIMEOUT, "no message is queued"),
+            TryRecvError::Closed => closed(),
+        }),
+        MYCELIUM_WAIT_FOREVER => raw.recv_blocking().ok_or_else(closed),
+        ms => raw
+            .recv_timeout(Duration::from_millis(ms as u64))
+            .map_err(|e| match e {
+                RecvError::Timeout => {
+                    FfiError::new(MYCELIUM_ERR_TIMEOUT, format!("no message within {ms} ms"))
+                }
+                RecvError::Closed => closed(),
+            }),
+    }
+}
