@@ -34,3 +34,14 @@ step "stub check: mypy.stubtest mycelium_native, mypy --strict on the package"
 
 step "embedding: a Rust host runs the installed mycelium_native in-process (ignored tests, run here)"
 MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-embed-python --test embed -- --ignored
+
+step "samples examples/python/{pubsub,pull_and_asyncio}.py (each exits non-zero unless it received what it published)"
+for sample in pubsub.py pull_and_asyncio.py; do
+  PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" "examples/python/$sample"
+done
+
+step "sample: a Rust binary embedding Python (cargo run --example embed_python)"
+# The example prints one "python -> ..." line per answered tick; it publishes three.
+out=$(MYCELIUM_VENV="$MYCELIUM_VENV" cargo run -q -p mycelium-embed-python --example embed_python)
+printf '%s\n' "$out"
+[ "$(grep -c '^python -> ' <<<"$out")" -eq 3 ] || die "embed_python: expected 3 answers from Python"
