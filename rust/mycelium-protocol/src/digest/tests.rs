@@ -178,7 +178,7 @@ fn example_schema_digest_is_stable_across_loads() {
     let b = Schema::from_yaml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(a.digest(), b.digest());
     assert!(a.canonical_description().starts_with(CANONICAL_HEADER));
-    assert_eq!(a.canonical_description().matches("\nmessage ").count(), 8);
+    assert_eq!(a.canonical_description().matches("\nmessage ").count(), 9);
 }
 
 #[test]

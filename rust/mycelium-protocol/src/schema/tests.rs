@@ -64,6 +64,7 @@ fn example_schema_is_valid() {
             "PriceLevel",
             "Quote",
             "TickBatch",
+            "Heartbeat",
             "AllTypes"
         ]
     );

@@ -66,12 +66,15 @@ fn accepts_every_sample_and_knows_the_names() {
         );
     }
     assert!(validator.knows(100));
-    assert!(!validator.knows(8));
+    assert!(!validator.knows(9));
     assert_eq!(
         validator.type_ids().collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6, 7, 100]
+        [1, 2, 3, 4, 5, 6, 7, 8, 100]
     );
-    assert_eq!(validator.validate(8, &[]), Err(DecodeError::UnknownType(8)));
+    // Heartbeat has no fields: the empty payload is its only valid encoding.
+    assert_eq!(validator.validate(8, &[]), Ok(()));
+    assert!(validator.validate(8, &[0]).is_err());
+    assert_eq!(validator.validate(9, &[]), Err(DecodeError::UnknownType(9)));
     assert_eq!(
         validator.validate(u16::MAX, &[]),
         Err(DecodeError::UnknownType(u16::MAX))
