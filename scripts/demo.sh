@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# README's main job: builds and runs the demo. Extra arguments go to the demo (try --help).
+# README's main job. Installs what is missing (Debian packages, the Python venv with maturin,
+# OCaml and dune), builds the demo's Python and OCaml parts and the demo itself (release), and
+# runs it: a Rust service whose bus carries trade ticks to a Python strategy, orders to OCaml
+# risk logic and decisions back to Rust, all in one process.
+# Extra arguments go to the demo, e.g. `bash scripts/demo.sh --duration 10 --rate 100000`;
+# `bash scripts/demo.sh --help` lists them.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib-demo.sh"
 cd "$MYCELIUM_ROOT"
-ensure_rust
-step "building the demo (release)"
-cargo build --release -q -p mycelium-demo
-step "running: mycelium-demo $*"
-exec "$MYCELIUM_ROOT/target/release/mycelium-demo" "$@"
+# Build chatter goes to stderr: stdout carries only the demo's report (`--json | jq` works).
+{
+  ensure_demo_tools
+  build_demo_parts release
+  step "building the demo (cargo build --release -p mycelium-demo)"
+  cargo build --release -q -p mycelium-demo
+  step "running: mycelium-demo $*"
+} >&2
+MYCELIUM_VENV="$MYCELIUM_VENV" exec "$MYCELIUM_ROOT/target/release/mycelium-demo" "$@"

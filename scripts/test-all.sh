@@ -3,7 +3,7 @@
 # named in README.md and run by .ci/run; the Nix flake's checks call the same per-suite scripts.
 source "$(dirname "$0")/lib.sh"
 cd "$MYCELIUM_ROOT"
-suites=(rust ffi python ocaml nix)
+suites=(rust ffi python ocaml demo nix)
 failed=()
 start_all=$(date +%s)
 for s in "${suites[@]}"; do

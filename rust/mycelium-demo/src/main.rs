@@ -1,104 +1,90 @@
-//! The demo pipeline on the example schema, all on one `MessageBus`:
+//! The demo: a Rust service owns a `MessageBus` and runs Python and OCaml code in its own
+//! process on it, all on the example schema (contracts.yaml):
 //!
-//! market (publishes `TradeTick`) -> strategy (turns some ticks into `Order`s)
-//!   -> risk (answers each order with an `OrderDecision`) -> book (counts approvals).
+//! ```text
+//! market (Rust) --TradeTick--> strategy (Python) --Order--> risk (OCaml) --OrderDecision--> book (Rust)
+//! ```
 //!
-//! Today every stage is Rust; the native-host demo swaps the strategy for Python and the risk
-//! check for OCaml code running in this same process, with the same messages.
+//! The guests reach the bus through the C ABI (`mycelium-ffi`): Python attaches with
+//! `mycelium_native.Runtime.attach`, OCaml with `Runtime.of_handle`, both given the address of
+//! the host's handle. `--strategy rust` and `--risk rust` swap either guest for Rust code that
+//! applies the same rules. `bash scripts/demo.sh` builds everything and runs it.
 
+mod cli;
+mod clock;
+mod error;
+mod market;
+mod pipeline;
+mod progress;
 mod report;
+mod rules;
+mod signals;
 mod stages;
 
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mycelium_transport::{MessageBus, OverflowPolicy};
 
-/// Runs the Mycelium demo pipeline and prints live throughput and a metrics table.
-#[derive(Parser, Debug)]
-#[command(name = "mycelium-demo", version)]
-struct Args {
-    /// How long the market publishes, in seconds.
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
-    /// Trade ticks per second the market publishes (0 = as fast as possible).
-    #[arg(long, default_value_t = 100_000)]
-    rate: u64,
-    /// The strategy sends an order for one tick in this many.
-    #[arg(long, default_value_t = 10)]
-    order_every: u64,
-    /// Queue capacity of every subscriber.
-    #[arg(long, default_value_t = 4096)]
-    capacity: usize,
-    /// Overflow policy of every subscriber: block, drop-oldest or fail.
-    #[arg(long, default_value = "block", value_parser = parse_policy)]
-    policy: OverflowPolicy,
-    /// Print the final metrics as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// No live progress line (for logs and CI).
-    #[arg(long)]
-    quiet: bool,
-}
+use crate::cli::Args;
+use crate::error::DemoError;
+use crate::market::Market;
+use crate::pipeline::Pipeline;
+use crate::progress::Progress;
+use crate::report::RunFacts;
 
-fn parse_policy(s: &str) -> Result<OverflowPolicy, String> {
-    match s {
-        "block" => Ok(OverflowPolicy::Block),
-        "drop-oldest" => Ok(OverflowPolicy::DropOldest),
-        "fail" => Ok(OverflowPolicy::FailPublish),
-        other => Err(format!(
-            "unknown policy '{other}': use block, drop-oldest or fail"
-        )),
-    }
-}
+/// How long a stage may go without taking a message before the drain gives up on it.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(20);
 
 fn main() {
     let args = Args::parse();
-    if !(args.duration.is_finite() && args.duration > 0.0) {
-        eprintln!("error: --duration must be a positive number of seconds");
-        std::process::exit(2);
-    }
-    if args.order_every == 0 || args.capacity == 0 {
-        eprintln!("error: --order-every and --capacity must be at least 1");
-        std::process::exit(2);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("error: cannot start the tokio runtime: {e}");
+    match run(&args) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e}");
             std::process::exit(1);
-        });
-    let bus = MessageBus::new();
-    let config = stages::Config {
-        rate: args.rate,
-        order_every: args.order_every,
-        capacity: args.capacity,
-        policy: args.policy,
-    };
-    let started = Instant::now();
-    let pipeline = runtime.block_on(async { stages::start(&bus, &config) });
-    let market = stages::spawn_market(bus.clone(), config, Duration::from_secs_f64(args.duration));
+        }
+    }
+}
 
-    let progress = report::Progress::new(&bus, !args.quiet);
+/// Runs the pipeline and prints the report; returns whether the counts reconciled.
+fn run(args: &Args) -> Result<bool, DemoError> {
+    let mut pipeline = Pipeline::start(args)?;
+    signals::install();
+    let mut progress = Progress::new(!args.quiet);
+    let started = Instant::now();
+    let market = Market::spawn(
+        pipeline.bus().clone(),
+        args.rate,
+        Duration::from_secs_f64(args.duration),
+        &signals::INTERRUPTED,
+    )?;
     while !market.is_finished() {
-        std::thread::sleep(Duration::from_millis(250));
-        progress.tick(&pipeline);
+        std::thread::sleep(Duration::from_millis(50));
+        progress.update(market.published(), &mut pipeline)?;
     }
-    let published = market.join().unwrap_or(0);
-    // Let the pipeline drain what is queued, then close the bus: handlers finish their queues.
-    runtime.block_on(pipeline.drain(Duration::from_secs(10)));
-    progress.tick(&pipeline);
+    let (market_published, market_failed) = market.join();
+    let elapsed = started.elapsed();
+    let drain_error = pipeline.drain(DRAIN_PATIENCE).err().map(|e| e.to_string());
     progress.finish();
-    // Snapshot before closing: closed subscriptions leave the per-subscriber table.
-    let snapshot = bus.metrics();
-    let counters = pipeline.counters.clone();
-    bus.close();
-    runtime.block_on(pipeline.join());
+
+    // Counted before anything closes: closed subscriptions leave the per-subscriber metrics.
+    let facts = RunFacts {
+        elapsed,
+        market_published,
+        market_failed,
+        interrupted: signals::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed),
+        stages: pipeline.summaries()?,
+        approvals: pipeline.book_approvals(),
+        snapshot: pipeline.bus().metrics(),
+        drain_error,
+    };
+    pipeline.close()?;
+    let problems = report::reconcile(&facts);
     if args.json {
-        println!("{}", snapshot.to_json());
+        println!("{}", report::json(&facts, &problems));
     } else {
-        report::print_summary(&snapshot, published, started.elapsed(), &counters);
+        print!("{}", report::table(&facts, &problems));
     }
+    Ok(problems.is_empty())
 }

@@ -1,118 +1,440 @@
-//! The live progress line and the final metrics table.
+//! The end of the run: reconciling the counts, and the metrics table or JSON document.
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::fmt::Write as _;
+use std::time::Duration;
 
-use mycelium_transport::{MessageBus, MetricsSnapshot};
+use mycelium_transport::{MetricsSnapshot, SubscriberMetrics, TypeMetrics};
+use serde::Serialize;
 
-use crate::stages::{Counters, Pipeline};
+use crate::pipeline::{StageSummary, BOOK, RISK, STRATEGY};
+use crate::progress::human;
 
-pub struct Progress {
-    bus: MessageBus,
-    enabled: bool,
-    tty: bool,
-    started: Instant,
-    last: std::cell::Cell<(Instant, u64, u64)>,
+/// What the run counted, gathered after the pipeline drained.
+pub struct RunFacts {
+    pub elapsed: Duration,
+    pub market_published: u64,
+    pub market_failed: u64,
+    /// Whether Ctrl-C stopped the market before its time.
+    pub interrupted: bool,
+    pub stages: Vec<StageSummary>,
+    /// Decisions the book saw: (approved, refused).
+    pub approvals: (u64, u64),
+    pub snapshot: MetricsSnapshot,
+    /// Why draining failed, if it did (the counts are then incomplete).
+    pub drain_error: Option<String>,
 }
 
-impl Progress {
-    pub fn new(bus: &MessageBus, enabled: bool) -> Progress {
-        let now = Instant::now();
-        Progress {
-            bus: bus.clone(),
-            enabled,
-            tty: std::io::stderr().is_terminal(),
-            started: now,
-            last: std::cell::Cell::new((now, 0, 0)),
-        }
-    }
-
-    /// Rewrites the progress line: rates since the previous tick.
-    pub fn tick(&self, pipeline: &Pipeline) {
-        if !self.enabled {
-            return;
-        }
-        let snap = self.bus.metrics();
-        let published: u64 = snap.types.iter().map(|t| t.published).sum();
-        let delivered: u64 = snap.types.iter().map(|t| t.delivered).sum();
-        let (t0, p0, d0) = self.last.get();
-        let dt = t0.elapsed().as_secs_f64().max(1e-9);
-        let c = &pipeline.counters;
-        // A terminal gets one line rewritten in place; a log gets one line per tick.
-        let (start, end) = if self.tty { ("\r", "   ") } else { ("", "\n") };
-        eprint!(
-            "{start}[{:>5.1}s] bus: publish {:>9}/s deliver {:>9}/s | orders {:>8} decisions {:>8} approved {:>8}{end}",
-            self.started.elapsed().as_secs_f64(),
-            human((published - p0) as f64 / dt),
-            human((delivered - d0) as f64 / dt),
-            c.orders_sent.load(Ordering::Relaxed),
-            c.decisions_sent.load(Ordering::Relaxed),
-            c.approvals_seen.load(Ordering::Relaxed),
-        );
-        let _ = std::io::stderr().flush();
-        self.last.set((Instant::now(), published, delivered));
-    }
-
-    pub fn finish(&self) {
-        if self.enabled && self.tty {
-            eprintln!();
-        }
-    }
+fn published(snapshot: &MetricsSnapshot, type_id: u16) -> u64 {
+    snapshot.type_metrics(type_id).map_or(0, |t| t.published)
 }
 
-fn human(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2}M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
+fn subscribers_of(
+    snapshot: &MetricsSnapshot,
+    type_id: u16,
+) -> impl Iterator<Item = &SubscriberMetrics> {
+    snapshot
+        .subscribers
+        .iter()
+        .filter(move |s| s.type_id == type_id)
+}
+
+fn by_label<'a>(snapshot: &'a MetricsSnapshot, label: &str) -> Option<&'a SubscriberMetrics> {
+    snapshot
+        .subscribers
+        .iter()
+        .find(|s| s.label.as_deref() == Some(label))
+}
+
+/// Everything that does not add up. Empty when every message the market published reached the
+/// strategy, every order the strategy sent reached risk, and every decision reached the book
+/// (each handled, or dropped by an overflow policy that drops), with no handler failing.
+pub fn reconcile(f: &RunFacts) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(e) = &f.drain_error {
+        problems.push(format!("the pipeline did not drain: {e}"));
     }
+    if f.market_failed > 0 {
+        problems.push(format!("{} market publishes failed", f.market_failed));
+    }
+    let ticks = published(&f.snapshot, STRATEGY.takes.0);
+    if ticks != f.market_published {
+        problems.push(format!(
+            "the market published {} ticks but the bus counted {ticks}",
+            f.market_published
+        ));
+    }
+    for s in &f.stages {
+        let (type_id, name) = s.role.takes;
+        let arrived = published(&f.snapshot, type_id);
+        let Some(sub) = by_label(&f.snapshot, s.label) else {
+            problems.push(format!("{} has no subscription on the bus", s.label));
+            continue;
+        };
+        let failed = sub.handler_errors + sub.decode_errors;
+        if failed > 0 {
+            problems.push(format!(
+                "{}: {failed} {name} handler calls failed (last error: {})",
+                s.label,
+                sub.last_error.as_deref().unwrap_or("not recorded")
+            ));
+        }
+        let done = s.counts.handled + sub.dropped + failed;
+        if done != arrived {
+            problems.push(format!(
+                "{} handled {}, failed {failed} and dropped {} of {arrived} {name} messages",
+                s.label, s.counts.handled, sub.dropped
+            ));
+        }
+        if let Some((type_id, name)) = s.role.sends {
+            let counted = published(&f.snapshot, type_id);
+            if counted != s.counts.sent {
+                problems.push(format!(
+                    "{} sent {} {name} messages but the bus counted {counted}",
+                    s.label, s.counts.sent
+                ));
+            }
+        }
+    }
+    if let Some(book) = f.stages.iter().find(|s| s.role == BOOK) {
+        let (approved, refused) = f.approvals;
+        if approved + refused != book.counts.handled {
+            problems.push(format!(
+                "the book counted {approved} approvals and {refused} refusals for {} decisions",
+                book.counts.handled
+            ));
+        }
+    }
+    problems
+}
+
+fn sent_by(f: &RunFacts, role: crate::pipeline::Role) -> Option<&StageSummary> {
+    f.stages.iter().find(|s| s.role == role)
 }
 
 fn micros(ns: u64) -> String {
     format!("{:.1}", ns as f64 / 1000.0)
 }
 
-pub fn print_summary(snap: &MetricsSnapshot, ticks: u64, elapsed: Duration, c: &Counters) {
-    println!(
-        "\nmarket published {ticks} ticks in {:.2}s; strategy sent {} orders; risk sent {} decisions; book saw {} approved, {} rejected",
-        elapsed.as_secs_f64(),
-        c.orders_sent.load(Ordering::Relaxed),
-        c.decisions_sent.load(Ordering::Relaxed),
-        c.approvals_seen.load(Ordering::Relaxed),
-        c.rejections_seen.load(Ordering::Relaxed),
+/// The human-readable report.
+pub fn table(f: &RunFacts, problems: &[String]) -> String {
+    let mut out = String::new();
+    let seconds = f.elapsed.as_secs_f64().max(1e-9);
+    let _ = write!(
+        out,
+        "\nmarket (rust) published {} ticks in {:.2} s ({}/s)",
+        f.market_published,
+        seconds,
+        human(f.market_published as f64 / seconds)
     );
-    println!(
-        "\n{:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>10}",
-        "message", "published", "delivered", "dropped", "bytes", "p50 us", "p99 us", "max us"
-    );
-    for t in &snap.types {
-        println!(
-            "{:<16} {:>10} {:>10} {:>8} {:>12} {:>10} {:>10} {:>10}",
-            t.name
-                .clone()
-                .unwrap_or_else(|| format!("type {}", t.type_id)),
-            t.published,
-            t.delivered,
-            t.dropped,
-            t.published_bytes,
-            micros(t.latency.p50_ns),
-            micros(t.latency.p99_ns),
-            micros(t.latency.max_ns),
+    if f.interrupted {
+        out.push_str(" (stopped early by Ctrl-C)");
+    }
+    if let Some(s) = sent_by(f, STRATEGY) {
+        let _ = write!(
+            out,
+            "; {} strategy sent {} orders",
+            s.language.name(),
+            s.counts.sent
         );
     }
-    println!(
-        "\n{:<16} {:<6} {:>10} {:>8} {:>8} {:>8}",
-        "subscriber", "lang", "delivered", "dropped", "errors", "queued"
-    );
-    for s in &snap.subscribers {
-        let label = s.label.clone().unwrap_or_else(|| format!("#{}", s.id));
-        let lang = label.split('-').next().unwrap_or("?").to_string();
-        println!(
-            "{:<16} {:<6} {:>10} {:>8} {:>8} {:>8}",
-            label, lang, s.delivered, s.dropped, s.handler_errors, s.queue_depth
+    if let Some(s) = sent_by(f, RISK) {
+        let _ = write!(
+            out,
+            "; {} risk sent {} decisions",
+            s.language.name(),
+            s.counts.sent
         );
+    }
+    if let Some(s) = sent_by(f, BOOK) {
+        let _ = write!(
+            out,
+            "; {} book received {} approved, {} refused",
+            s.language.name(),
+            f.approvals.0,
+            f.approvals.1
+        );
+    }
+    let _ = writeln!(out, "\n");
+    let _ = writeln!(
+        out,
+        "{:<14} {:>10}  {:<16} {:<6} {:>10} {:>8} {:>7} {:>9} {:>9} {:>9}",
+        "message",
+        "published",
+        "subscriber",
+        "lang",
+        "delivered",
+        "dropped",
+        "errors",
+        "p50 us",
+        "p99 us",
+        "max us"
+    );
+    for role in [STRATEGY, RISK, BOOK] {
+        let (type_id, name) = role.takes;
+        let t = f.snapshot.type_metrics(type_id);
+        let latency = |pick: fn(&TypeMetrics) -> u64| t.map_or("-".to_owned(), |t| micros(pick(t)));
+        let rows: Vec<_> = subscribers_of(&f.snapshot, type_id).collect();
+        let published = t.map_or(0, |t| t.published);
+        if rows.is_empty() {
+            let _ = writeln!(out, "{name:<14} {published:>10}  {:<16}", "(no subscriber)");
+        }
+        for s in rows {
+            let label = s.label.clone().unwrap_or_else(|| format!("#{}", s.id));
+            let lang = f
+                .stages
+                .iter()
+                .find(|st| st.label == label)
+                .map_or("?", |st| st.language.name());
+            let _ = writeln!(
+                out,
+                "{name:<14} {published:>10}  {label:<16} {lang:<6} {:>10} {:>8} {:>7} {:>9} {:>9} {:>9}",
+                s.delivered,
+                s.dropped,
+                s.handler_errors + s.decode_errors,
+                latency(|t| t.latency.p50_ns),
+                latency(|t| t.latency.p99_ns),
+                latency(|t| t.latency.max_ns),
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nlatency: from publish to the subscriber taking the message off its queue."
+    );
+    if problems.is_empty() {
+        let _ = writeln!(
+            out,
+            "counts reconcile: every tick, order and decision published was handled by its subscriber{}.",
+            if f.snapshot.types.iter().any(|t| t.dropped > 0) { " or dropped by its overflow policy" } else { "" }
+        );
+    } else {
+        let _ = writeln!(out, "counts do NOT reconcile:");
+        for p in problems {
+            let _ = writeln!(out, "  - {p}");
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonStage<'a> {
+    role: &'static str,
+    label: &'static str,
+    language: crate::stages::Language,
+    handled: u64,
+    sent: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription: Option<&'a SubscriberMetrics>,
+}
+
+#[derive(Serialize)]
+struct JsonMarket {
+    published: u64,
+    failed: u64,
+    interrupted: bool,
+    elapsed_s: f64,
+}
+
+#[derive(Serialize)]
+struct JsonBook {
+    approved: u64,
+    refused: u64,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    market: JsonMarket,
+    stages: Vec<JsonStage<'a>>,
+    book: JsonBook,
+    reconciled: bool,
+    problems: &'a [String],
+    bus: &'a MetricsSnapshot,
+}
+
+/// The machine-readable report (`--json`).
+pub fn json(f: &RunFacts, problems: &[String]) -> String {
+    let report = JsonReport {
+        market: JsonMarket {
+            published: f.market_published,
+            failed: f.market_failed,
+            interrupted: f.interrupted,
+            elapsed_s: f.elapsed.as_secs_f64(),
+        },
+        stages: f
+            .stages
+            .iter()
+            .map(|s| JsonStage {
+                role: s.role.name,
+                label: s.label,
+                language: s.language,
+                handled: s.counts.handled,
+                sent: s.counts.sent,
+                subscription: by_label(&f.snapshot, s.label),
+            })
+            .collect(),
+        book: JsonBook {
+            approved: f.approvals.0,
+            refused: f.approvals.1,
+        },
+        reconciled: problems.is_empty(),
+        problems,
+        bus: &f.snapshot,
+    };
+    // Plain numbers, strings and lists: serialization cannot fail; the fallback keeps this total.
+    serde_json::to_string_pretty(&report)
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialize the report: {e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use mycelium_contracts::{Order, OrderDecision, TradeTick};
+    use mycelium_protocol::Message;
+    use mycelium_transport::{MessageBus, OverflowPolicy, RawSubscription, SubscribeOptions};
+
+    use super::*;
+    use crate::stages::{Counts, Language};
+
+    /// A bus that carried 10 ticks, 2 orders and 2 decisions, each taken by its subscriber, and
+    /// the stages' counters that match it.
+    struct Run {
+        facts: RunFacts,
+        _subs: Vec<RawSubscription>,
+    }
+
+    fn run(after_publishing: impl FnOnce(&[RawSubscription])) -> Run {
+        let bus = MessageBus::new();
+        let opts = |label: &str| SubscribeOptions::new(64, OverflowPolicy::Block).with_label(label);
+        let subs = vec![
+            bus.subscribe_raw(TradeTick::TYPE_ID, opts("python-strategy")),
+            bus.subscribe_raw(Order::TYPE_ID, opts("ocaml-risk")),
+            bus.subscribe_raw(OrderDecision::TYPE_ID, opts("rust-book")),
+        ];
+        for _ in 0..10 {
+            bus.publish(&TradeTick::default()).expect("publish a tick");
+        }
+        for _ in 0..2 {
+            bus.publish(&Order::default()).expect("publish an order");
+            bus.publish(&OrderDecision::default())
+                .expect("publish a decision");
+        }
+        for s in &subs {
+            while s.try_recv().is_ok() {}
+        }
+        after_publishing(&subs);
+        let stage = |role, label, language, handled, sent| StageSummary {
+            role,
+            label,
+            language,
+            counts: Counts { handled, sent },
+        };
+        Run {
+            facts: RunFacts {
+                elapsed: Duration::from_secs(2),
+                market_published: 10,
+                market_failed: 0,
+                interrupted: false,
+                stages: vec![
+                    stage(STRATEGY, "python-strategy", Language::Python, 10, 2),
+                    stage(RISK, "ocaml-risk", Language::OCaml, 2, 2),
+                    stage(BOOK, "rust-book", Language::Rust, 2, 0),
+                ],
+                approvals: (1, 1),
+                snapshot: bus.metrics(),
+                drain_error: None,
+            },
+            _subs: subs,
+        }
+    }
+
+    #[test]
+    fn a_complete_run_reconciles_and_the_table_names_every_subscriber_and_language() {
+        let r = run(|_| {});
+        let problems = reconcile(&r.facts);
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = table(&r.facts, &problems);
+        for row in [
+            ("TradeTick", "10", "python-strategy", "python"),
+            ("Order", "2", "ocaml-risk", "ocaml"),
+            ("OrderDecision", "2", "rust-book", "rust"),
+        ] {
+            let line = t
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(row.0))
+                .unwrap_or_else(|| panic!("no {} row in\n{t}", row.0));
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(&cells[..5], &[row.0, row.1, row.2, row.3, row.1], "{line}");
+        }
+        assert!(t.contains("python strategy sent 2 orders"), "{t}");
+        assert!(
+            t.contains("rust book received 1 approved, 1 refused"),
+            "{t}"
+        );
+        assert!(t.contains("counts reconcile"), "{t}");
+        assert!(!t.contains("Ctrl-C"), "{t}");
+        let mut r = r;
+        r.facts.interrupted = true;
+        assert!(table(&r.facts, &[]).contains("(stopped early by Ctrl-C)"));
+    }
+
+    #[test]
+    fn every_mismatch_is_named() {
+        let mut r = run(|_| {});
+        r.facts.market_published = 11;
+        r.facts.stages[0].counts.handled = 9;
+        r.facts.stages[1].counts.sent = 3;
+        r.facts.approvals = (2, 1);
+        let problems = reconcile(&r.facts);
+        let all = problems.join("\n");
+        assert_eq!(problems.len(), 4, "{all}");
+        assert!(
+            all.contains("market published 11 ticks but the bus counted 10"),
+            "{all}"
+        );
+        assert!(
+            all.contains("python-strategy handled 9, failed 0 and dropped 0 of 10 TradeTick"),
+            "{all}"
+        );
+        assert!(
+            all.contains("ocaml-risk sent 3 OrderDecision messages but the bus counted 2"),
+            "{all}"
+        );
+        assert!(
+            all.contains("2 approvals and 1 refusals for 2 decisions"),
+            "{all}"
+        );
+        assert!(table(&r.facts, &problems).contains("do NOT reconcile"));
+    }
+
+    #[test]
+    fn failed_handlers_are_reported_with_their_last_error() {
+        let mut r = run(|subs| subs[1].record_handler_failure("Failure(\"boom\")"));
+        // The order whose handler failed is not counted as handled by the stage.
+        r.facts.stages[1].counts.handled = 1;
+        let problems = reconcile(&r.facts);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("ocaml-risk: 1 Order handler calls failed"),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("boom"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_json_report_carries_the_stages_the_verdict_and_the_bus_metrics() {
+        let r = run(|_| {});
+        let doc: serde_json::Value =
+            serde_json::from_str(&json(&r.facts, &[])).expect("valid JSON");
+        assert_eq!(doc["reconciled"], true);
+        assert_eq!(doc["market"]["published"], 10);
+        assert_eq!(doc["market"]["interrupted"], false);
+        assert_eq!(doc["stages"][0]["language"], "python");
+        assert_eq!(doc["stages"][1]["language"], "ocaml");
+        assert_eq!(doc["stages"][1]["subscription"]["label"], "ocaml-risk");
+        assert_eq!(doc["stages"][2]["handled"], 2);
+        assert_eq!(doc["book"]["refused"], 1);
+        let types = doc["bus"]["types"].as_array().expect("bus types");
+        assert!(types
+            .iter()
+            .any(|t| t["name"] == "Order" && t["published"] == 2));
     }
 }

@@ -1,14 +1,13 @@
 //! A Rust service that runs OCaml code in its own process and shares its `MessageBus` with it.
 //!
 //! The host owns the bus and a `mycelium_ffi::Runtime` over it; it starts the OCaml runtime
-//! (linked in as an object built by dune, see `build.rs`) and hands OCaml the runtime's address.
+//! (linked in as an object built by dune, see `build.rs` and `mycelium-ocaml-guest`) and hands
+//! OCaml the runtime's address.
 //! The OCaml side (`ocaml/embed/embed_ocaml.ml`) attaches with `Runtime.of_handle`, answers every
 //! `TradeTick` with a `TextMessage` "echo:<symbol>", and publishes `TextMessage`s on request.
 //!
 //! Used by the embedding test (`tests/embed.rs`) and by the sample binary, which also measures
 //! OCaml <-> Rust throughput and round-trip latency (`--bench`).
-
-pub mod ocaml;
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use mycelium_transport::{
     MessageBus, OverflowPolicy, PublishError, RawSubscription, RecvError, SubscribeOptions,
 };
 
-pub use ocaml::{Arg, Guest, GuestError};
+pub use mycelium_ocaml_guest::{Arg, Guest, GuestError};
 
 /// Why a host operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +81,7 @@ impl Host {
         let schema = Schema::from_yaml_str(&yaml).map_err(|e| schema_error(e.to_string()))?;
         let bus = MessageBus::new();
         let runtime = mycelium_ffi::Runtime::from_bus(bus.clone(), &schema);
-        let mut guest = Guest::start()?;
+        let mut guest = Guest::start(mycelium_ocaml_guest::linked_runtime!())?;
         guest.call(
             "mycelium_embed_attach",
             Arg::NativeInt(runtime.address() as isize),

@@ -1,0 +1,177 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use mycelium_transport::OverflowPolicy;
+
+/// A Rust service owns a message bus and runs, in its own process, a Python trading strategy and
+/// OCaml risk logic on it.
+///
+/// Rust publishes trade ticks; the Python strategy (examples/python/strategy.py) sends orders when
+/// a price crosses its moving average; the OCaml risk engine (ocaml/demo/risk.ml) answers each
+/// order with an approval or a refusal; a Rust order book receives the answers. A live line shows
+/// messages/s per stage and language; at the end a table shows, per message type and subscriber,
+/// what was published, delivered, dropped, failed, and the delivery latency.
+///
+/// Run it with `bash scripts/demo.sh [FLAGS]`, which installs and builds what the Python and OCaml
+/// parts need first.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "mycelium-demo", version, verbatim_doc_comment)]
+pub struct Args {
+    /// How long the market publishes, in seconds.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_duration)]
+    pub duration: f64,
+    /// Trade ticks per second the market publishes (0 = as fast as the pipeline takes them).
+    #[arg(long, default_value_t = 50_000)]
+    pub rate: u64,
+    /// Which language runs the strategy.
+    #[arg(long, value_enum, default_value_t = StrategyLang::Python)]
+    pub strategy: StrategyLang,
+    /// Which language runs the risk check.
+    #[arg(long, value_enum, default_value_t = RiskLang::Ocaml)]
+    pub risk: RiskLang,
+    /// Besides orders on moving-average crossings, the strategy sends one after this many ticks
+    /// of a symbol without an order (0 = crossings only).
+    #[arg(long, default_value_t = 50)]
+    pub order_every: u64,
+    /// Queue capacity of every subscriber.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub capacity: u32,
+    /// What a full subscriber queue does to its publisher: block (wait, lose nothing) or
+    /// drop-oldest (evict the oldest queued message, counted as dropped).
+    #[arg(long, value_enum, default_value_t = Policy::Block)]
+    pub policy: Policy,
+    /// The Python strategy module to load.
+    #[arg(long, value_name = "FILE", default_value_os_t = default_strategy_file())]
+    pub python_strategy: PathBuf,
+    /// Print the final report as JSON (on stdout) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyLang {
+    Python,
+    Rust,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskLang {
+    Ocaml,
+    Rust,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Block,
+    DropOldest,
+}
+
+impl Policy {
+    pub fn overflow(self) -> OverflowPolicy {
+        match self {
+            Policy::Block => OverflowPolicy::Block,
+            Policy::DropOldest => OverflowPolicy::DropOldest,
+        }
+    }
+
+    /// The name `mycelium_native` (Python) accepts.
+    pub fn python_name(self) -> &'static str {
+        match self {
+            Policy::Block => "block",
+            Policy::DropOldest => "drop_oldest",
+        }
+    }
+
+    /// The number `ocaml/demo/risk.ml` takes in `mycelium_risk_set_overflow`.
+    pub fn ocaml_code(self) -> isize {
+        match self {
+            Policy::Block => 0,
+            Policy::DropOldest => 1,
+        }
+    }
+}
+
+fn default_strategy_file() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/python/strategy.py"
+    ))
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let seconds: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    // Duration::from_secs_f64 panics past u64::MAX seconds; a day is more than a demo needs.
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err(format!(
+            "{s}: give a number of seconds above 0 and at most 86400"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_python_and_ocaml_with_blocking_queues() {
+        let args = Args::try_parse_from(["mycelium-demo"]).expect("defaults parse");
+        assert_eq!(args.strategy, StrategyLang::Python);
+        assert_eq!(args.risk, RiskLang::Ocaml);
+        assert_eq!(args.policy, Policy::Block);
+        assert!(args
+            .python_strategy
+            .ends_with("examples/python/strategy.py"));
+    }
+
+    #[test]
+    fn flags_are_parsed() {
+        let args = Args::try_parse_from([
+            "mycelium-demo",
+            "--duration",
+            "0.5",
+            "--rate",
+            "0",
+            "--strategy",
+            "rust",
+            "--risk",
+            "rust",
+            "--policy",
+            "drop-oldest",
+            "--capacity",
+            "8",
+            "--json",
+        ])
+        .expect("flags parse");
+        assert_eq!(args.duration, 0.5);
+        assert_eq!(args.rate, 0);
+        assert_eq!(
+            (args.strategy, args.risk),
+            (StrategyLang::Rust, RiskLang::Rust)
+        );
+        assert_eq!(args.policy.overflow(), OverflowPolicy::DropOldest);
+        assert_eq!(args.capacity, 8);
+        assert!(args.json);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_a_reason() {
+        for bad in ["0", "nan", "inf", "1e9", "soon"] {
+            let err = Args::try_parse_from(["mycelium-demo", "--duration", bad])
+                .expect_err("an invalid duration");
+            assert!(err.to_string().contains("seconds"), "{bad}: {err}");
+        }
+        assert!(Args::try_parse_from(["mycelium-demo", "--duration", "-1"]).is_err());
+        assert!(Args::try_parse_from(["mycelium-demo", "--capacity", "0"]).is_err());
+        assert!(Args::try_parse_from(["mycelium-demo", "--policy", "fail"]).is_err());
+        assert!(Args::try_parse_from(["mycelium-demo", "--risk", "python"]).is_err());
+    }
+}

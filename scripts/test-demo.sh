@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Demo suite: README's main job end to end. Builds the demo's Python and OCaml parts as
+# scripts/demo.sh does, type-checks the Python strategy, and runs the polyglot test: Rust ticks
+# reach the Python strategy, its orders reach the OCaml risk engine, its decisions reach the Rust
+# book, and every count reconciles with the bus metrics. A missing part (adapter not installed,
+# OCaml object not linked) fails the suite with the demo's own error message; nothing is skipped.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib-demo.sh"
+cd "$MYCELIUM_ROOT"
+ensure_demo_tools
+build_demo_parts dev
+
+step "the Python strategy under mypy --strict (against the generated contracts module)"
+contracts_dir="$MYCELIUM_ROOT/target/python-contracts"
+mkdir -p "$contracts_dir"
+cargo run -q -p mycelium-codegen -- codegen --lang python --schema contracts.yaml \
+  --out "$contracts_dir/contracts.py"
+MYPYPATH="$contracts_dir" "$MYCELIUM_VENV/bin/python" -m mypy --strict --no-incremental \
+  examples/python/strategy.py
+
+step "polyglot pipeline: Rust market -> Python strategy -> OCaml risk -> Rust book (ignored tests, run here)"
+MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-demo --test polyglot -- --ignored
+
+step "the demo binary with its defaults, briefly (it exits non-zero unless the counts reconcile)"
+MYCELIUM_VENV="$MYCELIUM_VENV" cargo run -q -p mycelium-demo -- --duration 1
