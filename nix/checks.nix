@@ -56,7 +56,7 @@ let
       libs = ocamlLibs ++ [ rust.mycelium-ffi ];
       env = ffiEnv;
     };
-    embed = {
+    demo = {
       native = valgrind ++ ocamlTools ++ [ pkgs.maturin ];
       libs = ocamlLibs ++ [ rust.mycelium-ffi ];
       env = ffiEnv // pythonEnv;
