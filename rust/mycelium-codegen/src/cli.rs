@@ -82,6 +82,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Connect buses across processes over Unix sockets or TCP (see docs/bridges.md).
+    Bridge(Box<mycelium_bridge::cli::BridgeArgs>),
 }
 
 fn parse_lang(text: &str) -> Result<Lang, LangError> {
@@ -137,6 +139,8 @@ enum CliError {
     /// The problems were already printed one per line; this is the summary.
     #[error("{}: {count} problem(s) found", schema.display())]
     Reported { schema: PathBuf, count: usize },
+    #[error("{0}")]
+    Bridge(#[from] mycelium_bridge::cli::CliError),
 }
 
 /// Parses arguments, runs the subcommand and maps the outcome to an exit code.
@@ -190,6 +194,7 @@ fn execute(command: Command) -> Result<(), CliError> {
             decode(&schema, joined.as_deref())
         }
         Command::Vectors { schema, out } => write_vectors(&schema, out.as_deref()),
+        Command::Bridge(args) => Ok(mycelium_bridge::cli::run(*args)?),
     }
 }
 

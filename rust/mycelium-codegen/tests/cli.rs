@@ -408,3 +408,76 @@ fn usage_errors_exit_2() {
     }
     assert_eq!(run(&["--help"], None).code, 0);
 }
+
+/// Waits for `child` at most 30 s (a bridge peer that never shows up must not hang the
+/// suite), then returns its exit code and output.
+fn finish_within(mut child: std::process::Child) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`mycelium bridge` did not finish within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn bridge_connects_two_processes_through_a_unix_socket() {
+    let dir = scratch("bridge");
+    let address = format!("unix:{}", path_str(&dir.join("bus.sock")));
+    let spawn = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("bridge")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let json = r#"{"sender": "desk", "body": "hi {i}", "sent_at_ns": {i}}"#;
+    let server = spawn(&[
+        "--schema",
+        SCHEMA,
+        "--listen",
+        &address,
+        "--publish-json",
+        "TextMessage",
+        json,
+        "--count",
+        "2",
+    ]);
+    let client = spawn(&[
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &address,
+        "--subscribe",
+        "TextMessage",
+        "--expect",
+        "2",
+        "--backoff-min-ms",
+        "20",
+    ]);
+    let client = finish_within(client);
+    let server = finish_within(server);
+    assert_eq!(client.code, 0, "{}", client.stderr);
+    assert_eq!(server.code, 0, "{}", server.stderr);
+    assert!(server.stdout.contains("published 2"), "{}", server.stdout);
+    let lines: Vec<&str> = client.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", client.stdout);
+    assert!(lines[0].contains(r#""body":"hi 0""#), "{}", lines[0]);
+    assert!(lines[1].contains(r#""body":"hi 1""#), "{}", lines[1]);
+    assert_eq!(lines[2], "received 2");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let stderr = run_invalid(&["bridge", "--listen", "unix:/tmp/unused.sock"], None);
+    assert!(stderr.contains("no schema"), "{stderr}");
+}

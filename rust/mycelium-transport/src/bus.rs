@@ -13,7 +13,7 @@ use crate::error::SubscribeError;
 use crate::metrics::{MetricsSnapshot, TypeMetrics};
 use crate::raw_subscription::RawSubscription;
 use crate::subscriber::SubscriberShared;
-use crate::topic::{Topic, TopicTable};
+use crate::topic::{bump, SubscriptionChanges, Topic, TopicTable};
 use crate::typed::Subscription;
 
 pub(crate) struct BusInner {
@@ -25,6 +25,8 @@ pub(crate) struct BusInner {
     pub(crate) next_subscriber_id: AtomicU64,
     /// Names given explicitly; they win over names learnt from typed calls.
     pub(crate) type_names: RwLock<HashMap<u16, String>>,
+    /// Generation counter bumped by every subscribe, unsubscribe and `close`.
+    pub(crate) subscription_changes: SubscriptionChanges,
 }
 
 /// The in-process publish/subscribe bus. Cheap to clone; clones share one bus.
@@ -66,6 +68,7 @@ impl MessageBus {
                 closed: AtomicBool::new(false),
                 next_subscriber_id: AtomicU64::new(1),
                 type_names: RwLock::new(HashMap::new()),
+                subscription_changes: Arc::new(tokio::sync::watch::Sender::new(0)),
             }),
         }
     }
@@ -80,11 +83,12 @@ impl MessageBus {
             return Arc::clone(topic);
         }
         let mut topics = self.inner.topics.write();
-        Arc::clone(
-            topics
-                .entry(type_id)
-                .or_insert_with(|| Arc::new(Topic::new(type_id))),
-        )
+        Arc::clone(topics.entry(type_id).or_insert_with(|| {
+            Arc::new(Topic::new(
+                type_id,
+                Arc::clone(&self.inner.subscription_changes),
+            ))
+        }))
     }
 
     /// Runs `f` on the topic of `type_id`, creating the topic on first use. On the common path
@@ -164,6 +168,27 @@ impl MessageBus {
             .map_or(0, |topic| topic.subscriber_count())
     }
 
+    /// The ids ([`RawSubscription::id`]) of the live subscriptions to `type_id`, in the order
+    /// they subscribed. A socket bridge uses it to tell its own forwarding subscriptions apart
+    /// from the local subscribers whose interest it propagates to peers.
+    pub fn subscriber_ids(&self, type_id: u16) -> Vec<u64> {
+        let topics = self.inner.topics.read();
+        match topics.get(&type_id) {
+            Some(topic) => topic.subscribers().iter().map(|s| s.id).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// A receiver that is notified whenever the set of subscriptions changes (any subscribe or
+    /// unsubscribe, of any type) and when the bus closes. The value is a generation counter
+    /// with no meaning beyond "it moved"; after
+    /// [`changed`](tokio::sync::watch::Receiver::changed) returns, read the current state with
+    /// [`subscriber_ids`](Self::subscriber_ids) or [`subscriber_count`](Self::subscriber_count).
+    /// Changes made while nobody awaited are coalesced into one notification, never lost.
+    pub fn watch_subscriptions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.subscription_changes.subscribe()
+    }
+
     /// Refuses every further publish with [`PublishError::Closed`](crate::PublishError::Closed)
     /// and ends every subscription: each still yields what is queued, then reports
     /// end-of-stream. Publishers waiting on a full queue are released. Idempotent.
@@ -175,6 +200,7 @@ impl MessageBus {
                 subscriber.close_queue();
             }
         }
+        bump(&self.inner.subscription_changes);
     }
 
     /// Whether [`close`](Self::close) has been called.

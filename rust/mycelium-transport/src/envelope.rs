@@ -16,15 +16,30 @@ pub struct Envelope {
     pub payload: Bytes,
     /// When the publish started; the delivery-latency histogram measures from here.
     pub published_at: Instant,
+    /// Who published it: [`Envelope::LOCAL_ORIGIN`] for ordinary publishes, or the id given to
+    /// [`MessageBus::publish_raw_from`](crate::MessageBus::publish_raw_from). A socket bridge
+    /// tags what it receives from a peer with that connection's id, so its own forwarding
+    /// subscription can recognise the message and not send it back where it came from.
+    pub origin: u64,
 }
 
 impl Envelope {
-    /// A new envelope stamped with the current time.
+    /// The origin of every message published without
+    /// [`publish_raw_from`](crate::MessageBus::publish_raw_from).
+    pub const LOCAL_ORIGIN: u64 = 0;
+
+    /// A new envelope of local origin stamped with the current time.
     pub fn new(type_id: u16, payload: Bytes) -> Self {
+        Envelope::from_origin(Envelope::LOCAL_ORIGIN, type_id, payload)
+    }
+
+    /// A new envelope tagged with `origin`, stamped with the current time.
+    pub fn from_origin(origin: u64, type_id: u16, payload: Bytes) -> Self {
         Envelope {
             type_id,
             payload,
             published_at: Instant::now(),
+            origin,
         }
     }
 }

@@ -57,6 +57,13 @@
 //! [`MetricsSnapshot::to_prometheus`]; names for the `message` label come from
 //! [`MessageBus::set_type_names`] or from typed calls (`Message::NAME`).
 //!
+//! **Hooks for socket bridges.** A bridge republishes what a peer sent with
+//! [`MessageBus::publish_raw_from`], which tags each [`Envelope`] with an `origin` (ordinary
+//! publishes carry [`Envelope::LOCAL_ORIGIN`]); its forwarding subscription for that peer skips
+//! envelopes carrying the peer's own tag, so nothing is echoed back. To propagate interest,
+//! it awaits [`MessageBus::watch_subscriptions`] (moves on every subscribe, unsubscribe and
+//! close) and reads [`MessageBus::subscriber_ids`], leaving out its own subscriptions.
+//!
 //! # Example
 //!
 //! ```

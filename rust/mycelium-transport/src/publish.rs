@@ -51,6 +51,7 @@ impl Outcome {
 impl MessageBus {
     fn route(
         &self,
+        origin: u64,
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
@@ -80,7 +81,7 @@ impl MessageBus {
         });
         Ok(Routed {
             subscribers,
-            envelope: Envelope::new(type_id, payload),
+            envelope: Envelope::from_origin(origin, type_id, payload),
         })
     }
 
@@ -93,11 +94,26 @@ impl MessageBus {
     ///
     /// A `QueueFull` error still means every other subscriber got the message.
     pub fn publish_raw(&self, type_id: u16, payload: Bytes) -> Result<(), PublishError> {
-        self.publish_blocking(type_id, payload, None)
+        self.publish_blocking(Envelope::LOCAL_ORIGIN, type_id, payload, None)
+    }
+
+    /// Like [`publish_raw`](Self::publish_raw), but every subscriber's [`Envelope::origin`] is
+    /// `origin` instead of [`Envelope::LOCAL_ORIGIN`]. For transports that republish messages
+    /// received from elsewhere: a socket bridge passes its connection's id so that the
+    /// subscription forwarding to that same connection can skip the message (no echo).
+    /// Delivery, policies and metrics are exactly those of `publish_raw`.
+    pub fn publish_raw_from(
+        &self,
+        origin: u64,
+        type_id: u16,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        self.publish_blocking(origin, type_id, payload, None)
     }
 
     fn publish_blocking(
         &self,
+        origin: u64,
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
@@ -105,7 +121,7 @@ impl MessageBus {
         let Routed {
             subscribers,
             envelope,
-        } = self.route(type_id, payload, name)?;
+        } = self.route(origin, type_id, payload, name)?;
         let mut outcome = Outcome::default();
         // Allocates only when some Block subscriber is full.
         let mut waiting = Vec::new();
@@ -131,11 +147,23 @@ impl MessageBus {
         type_id: u16,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        self.publish_awaiting(type_id, payload, None).await
+        self.publish_awaiting(Envelope::LOCAL_ORIGIN, type_id, payload, None)
+            .await
+    }
+
+    /// Async form of [`publish_raw_from`](Self::publish_raw_from).
+    pub async fn publish_raw_from_async(
+        &self,
+        origin: u64,
+        type_id: u16,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        self.publish_awaiting(origin, type_id, payload, None).await
     }
 
     async fn publish_awaiting(
         &self,
+        origin: u64,
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
@@ -143,7 +171,7 @@ impl MessageBus {
         let Routed {
             subscribers,
             envelope,
-        } = self.route(type_id, payload, name)?;
+        } = self.route(origin, type_id, payload, name)?;
         let mut outcome = Outcome::default();
         let mut waiting = Vec::new();
         for subscriber in subscribers.iter() {
@@ -173,7 +201,7 @@ impl MessageBus {
             return Err(PublishError::Closed);
         }
         let payload = Self::encode(msg)?;
-        self.publish_blocking(T::TYPE_ID, payload, Some(T::NAME))
+        self.publish_blocking(Envelope::LOCAL_ORIGIN, T::TYPE_ID, payload, Some(T::NAME))
     }
 
     /// Encodes and publishes a typed message (see [`publish_raw_async`](Self::publish_raw_async)).
@@ -182,7 +210,7 @@ impl MessageBus {
             return Err(PublishError::Closed);
         }
         let payload = Self::encode(msg)?;
-        self.publish_awaiting(T::TYPE_ID, payload, Some(T::NAME))
+        self.publish_awaiting(Envelope::LOCAL_ORIGIN, T::TYPE_ID, payload, Some(T::NAME))
             .await
     }
 }

@@ -5,6 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
+use tokio::sync::watch;
 
 use crate::metrics::TypeStats;
 use crate::subscriber::SubscriberShared;
@@ -44,15 +45,25 @@ pub(crate) struct Topic {
     pub(crate) stats: Arc<TypeStats>,
     /// Name learnt from a typed publish or subscribe (`Message::NAME`).
     learnt_name: OnceLock<&'static str>,
+    /// The bus-wide subscription generation, bumped on every add and remove.
+    changes: SubscriptionChanges,
+}
+
+/// The bus-wide counter behind [`MessageBus::watch_subscriptions`](crate::MessageBus::watch_subscriptions).
+pub(crate) type SubscriptionChanges = Arc<watch::Sender<u64>>;
+
+pub(crate) fn bump(changes: &SubscriptionChanges) {
+    changes.send_modify(|generation| *generation = generation.wrapping_add(1));
 }
 
 impl Topic {
-    pub(crate) fn new(type_id: u16) -> Self {
+    pub(crate) fn new(type_id: u16, changes: SubscriptionChanges) -> Self {
         Topic {
             type_id,
             subscribers: RwLock::new(Arc::from(Vec::new())),
             stats: Arc::new(TypeStats::new()),
             learnt_name: OnceLock::new(),
+            changes,
         }
     }
 
@@ -69,6 +80,9 @@ impl Topic {
         let mut next: Vec<_> = list.iter().cloned().collect();
         next.push(subscriber);
         *list = next.into();
+        // Bumped under the list lock, so a watcher woken by it reads a list that already
+        // holds the change.
+        bump(&self.changes);
     }
 
     /// Removes subscriber `id`; a no-op if it is already gone.
@@ -77,6 +91,7 @@ impl Topic {
         if list.iter().any(|s| s.id == id) {
             let next: Vec<_> = list.iter().filter(|s| s.id != id).cloned().collect();
             *list = next.into();
+            bump(&self.changes);
         }
     }
 
