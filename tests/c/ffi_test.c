@@ -490,6 +490,70 @@ static void test_receivers(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
 }
 
+/* ---- socket bridges: two runtimes (two buses) joined through a Unix socket ---- */
+static void test_bridges(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *server = NULL, *client = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &server), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &client), MYCELIUM_OK);
+  char address[128];
+  snprintf(address, sizeof address, "unix:/tmp/mycelium-ffi-test-%d.sock", (int)getpid());
+  uint64_t listener = 0, connector = 0, rx = 0;
+  CHECK_STATUS(mycelium_bridge_listen(server, "nonsense", NULL, &listener), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(mycelium_bridge_listen(server, "tcp:0.0.0.0:0", NULL, &listener), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(mycelium_bridge_listen(server, NULL, NULL, &listener), MYCELIUM_ERR_NULL_POINTER);
+  mycelium_bridge_options opts;
+  CHECK_STATUS(mycelium_bridge_options_init(&opts), MYCELIUM_OK);
+  opts.token = "s3cret";
+  CHECK_STATUS(mycelium_bridge_listen(server, address, &opts, &listener), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_receiver_open(server, TRADE_TICK, NULL, &rx), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_bridge_connect(client, address, &opts, &connector), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_bridge_wait(client, connector, 1, 10000), MYCELIUM_OK);
+  /* the server's subscription reaches the client asynchronously: publish until one arrives */
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "OVER", 1.0, 0, 7, 0);
+  pulled_t p = {0};
+  size_t got = 0;
+  mycelium_status st = MYCELIUM_ERR_TIMEOUT;
+  for (int i = 0; i < 100 && st == MYCELIUM_ERR_TIMEOUT; i++) {
+    mycelium_publish(client, TRADE_TICK, buf, n);
+    st = mycelium_receiver_recv(server, rx, 100, 1, collect, &p, &got);
+  }
+  CHECK(st == MYCELIUM_OK && p.n == 1 && p.seen[0] == 7, "a tick crossed the bridge (%s)", mycelium_status_name(st));
+  size_t need = 0;
+  mycelium_bridge_stats_json(server, listener, NULL, 0, &need);
+  char *json = malloc(need);
+  CHECK_STATUS(mycelium_bridge_stats_json(server, listener, json, need, NULL), MYCELIUM_OK);
+  CHECK(strstr(json, "\"sessions\":1") != NULL, "stats count the session: %s", json);
+  free(json);
+
+  /* a client with another schema is refused, and the reason names the message */
+  mycelium_runtime_t *other = NULL;
+  char *changed = strdup(yaml);
+  char *price = strstr(changed, "- price: f64");
+  if (price) memcpy(price + strlen("- price: "), "f32", 3);
+  CHECK_STATUS(mycelium_runtime_create(changed, strlen(changed), &other), MYCELIUM_OK);
+  uint64_t refused = 0;
+  CHECK_STATUS(mycelium_bridge_connect(other, address, &opts, &refused), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_bridge_wait(other, refused, 1, 10000), MYCELIUM_ERR_BRIDGE);
+  CHECK(strstr(mycelium_last_error(), "TradeTick") != NULL, "refusal names the message: %s", mycelium_last_error());
+  free(changed);
+
+  /* a wrong token is refused too */
+  mycelium_bridge_options bad;
+  mycelium_bridge_options_init(&bad);
+  bad.token = "wrong";
+  uint64_t wrong = 0;
+  CHECK_STATUS(mycelium_bridge_connect(client, address, &bad, &wrong), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_bridge_wait(client, wrong, 1, 10000), MYCELIUM_ERR_BRIDGE);
+  CHECK_STATUS(mycelium_bridge_close(client, wrong), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_bridge_close(client, wrong), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+
+  CHECK_STATUS(mycelium_bridge_close(client, connector), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(other), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(client), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(server), MYCELIUM_OK); /* closes the listener too */
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
@@ -503,6 +567,7 @@ int main(int argc, char **argv) {
   test_reentrancy(yaml, len);
   test_destroy_in_flight(yaml, len);
   test_receivers(yaml, len);
+  test_bridges(yaml, len);
   free(yaml);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -71,6 +71,9 @@ typedef enum mycelium_status {
   MYCELIUM_ERR_PANIC = 14,
   // The call is not allowed from this thread (`mycelium_flush` from one of the handle's own callbacks).
   MYCELIUM_ERR_WRONG_THREAD = 15,
+  // A socket bridge could not listen, connect, or was refused by its peer (the last error
+  // says why: schema mismatch naming the messages, wrong token, address in use...).
+  MYCELIUM_ERR_BRIDGE = 16,
 } mycelium_status;
 
 // What to do when a subscriber's queue is full.
@@ -178,6 +181,21 @@ typedef struct mycelium_type_metrics {
   // Largest latency seen.
   uint64_t latency_max_ns;
 } mycelium_type_metrics;
+
+// Options for `mycelium_bridge_listen` and `mycelium_bridge_connect`. Initialise with
+// `mycelium_bridge_options_init`.
+typedef struct mycelium_bridge_options {
+  // `sizeof(mycelium_bridge_options)` as the caller was compiled with.
+  uint32_t struct_size;
+  // Listen only: mode of a created Unix socket; 0 means the default 0600.
+  uint32_t socket_mode;
+  // Listen only: 1 allows TCP addresses outside loopback (default 0: refused).
+  uint32_t allow_remote;
+  // Largest frame accepted from a peer, bytes; 0 means the default (the maximum payload).
+  uint32_t max_frame;
+  // Optional shared secret both sides must present (NUL-terminated); NULL for none.
+  const char *token;
+} mycelium_bridge_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -455,6 +473,96 @@ enum mycelium_status mycelium_metrics_prometheus(const mycelium_runtime_t *rt,
 enum mycelium_status mycelium_type_metrics_get(const mycelium_runtime_t *rt,
                                                uint16_t type_id,
                                                struct mycelium_type_metrics *out);
+
+// Fills `opts` with the defaults (socket mode 0600, loopback only, default maximum frame, no
+// token) and the right `struct_size`.
+//
+// - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_bridge_options_init(struct mycelium_bridge_options *opts);
+
+// Makes the bus behind `rt` reachable from other processes: listens on `address`
+// (`"unix:/path/to.sock"` or `"tcp:127.0.0.1:7000"`; port 0 picks a free port, see
+// `mycelium_bridge_stats_json` / docs/bridges.md) and serves every peer that completes the
+// handshake (same protocol version, same token, same schema digest; a mismatch is refused with
+// the messages that differ, on both sides). Only types a peer subscribes to cross.
+//
+// - `opts` may be NULL for the defaults. `*out_id` receives the bridge id.
+// - Errors: `MYCELIUM_ERR_INVALID_ARGUMENT` (bad address, non-loopback TCP without
+//   `allow_remote`), `MYCELIUM_ERR_BRIDGE` (cannot bind, ...).
+// - Threads: any. Blocks: until the socket is bound. Calls back: no. Starts the handle's I/O
+//   thread on first use.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_bridge_listen(const mycelium_runtime_t *rt,
+                                            const char *address,
+                                            const struct mycelium_bridge_options *opts,
+                                            uint64_t *out_id);
+
+// Joins the bus of another process that listens on `address` (`"unix:/path"` or
+// `"tcp:host:port"`): connects in the background and reconnects with backoff after a cut
+// (at most once delivery: nothing is replayed). Publish and subscribe on `rt` as usual; use
+// `mycelium_bridge_wait` to wait for the connection.
+//
+// - `opts` may be NULL (`token` is the only field a connector uses besides `max_frame`).
+//   `*out_id` receives the bridge id.
+// - Threads: any. Blocks: no (returns before connecting). Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_bridge_connect(const mycelium_runtime_t *rt,
+                                             const char *address,
+                                             const struct mycelium_bridge_options *opts,
+                                             uint64_t *out_id);
+
+// Waits until the bridge has at least `sessions` open sessions (for a connector, 1 means
+// "connected and handshake done"), up to `timeout_ms`.
+//
+// - Errors: `MYCELIUM_ERR_TIMEOUT` (not yet; the last refusal reason, if any, is in the last
+//   error), `MYCELIUM_ERR_BRIDGE` (the bridge stopped, e.g. the peer refused the handshake
+//   because the schemas differ: the last error names the messages).
+// - Threads: any; do not close the same bridge concurrently. Blocks: up to `timeout_ms`;
+//   release the GIL / OCaml runtime lock first. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_bridge_wait(const mycelium_runtime_t *rt,
+                                          uint64_t bridge,
+                                          uint64_t sessions,
+                                          uint32_t timeout_ms);
+
+// Closes a bridge: stops listening or reconnecting, sends what is queued for peers, closes its
+// connections. `mycelium_runtime_destroy` closes the handle's bridges too.
+//
+// - Threads: any. Blocks: until the bridge's tasks ended (bounded by its write timeout).
+//   Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_bridge_close(const mycelium_runtime_t *rt, uint64_t bridge);
+
+// Writes the bridge's counters as JSON into `buf` (frames and bytes in/out, sessions,
+// reconnects, recent refusals and closed sessions with reasons). Size protocol as for
+// `mycelium_schema_description`.
+//
+// - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_bridge_stats_json(const mycelium_runtime_t *rt,
+                                                uint64_t bridge,
+                                                char *buf,
+                                                size_t len,
+                                                size_t *needed);
 
 // The message describing the last failed call on the calling thread ("" if none).
 //

@@ -4,6 +4,7 @@
 
 use std::ffi::c_char;
 
+use crate::bridge::mycelium_bridge_options;
 use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
 use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
@@ -445,6 +446,149 @@ pub unsafe extern "C" fn mycelium_type_metrics_get(
     // SAFETY: the table function has the same contract as this function.
     dispatch(rt, "mycelium_type_metrics_get", |vt| unsafe {
         (vt.type_metrics)(rt, type_id, out)
+    })
+}
+
+/// Fills `opts` with the defaults (socket mode 0600, loopback only, default maximum frame, no
+/// token) and the right `struct_size`.
+///
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_options_init(
+    opts: *mut mycelium_bridge_options,
+) -> mycelium_status {
+    guard("mycelium_bridge_options_init", || {
+        if opts.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`opts` is NULL"));
+        }
+        // SAFETY: non-NULL `opts` points to a writable mycelium_bridge_options (C contract).
+        unsafe { opts.write(mycelium_bridge_options::default()) };
+        Ok(())
+    })
+}
+
+/// Makes the bus behind `rt` reachable from other processes: listens on `address`
+/// (`"unix:/path/to.sock"` or `"tcp:127.0.0.1:7000"`; port 0 picks a free port, see
+/// `mycelium_bridge_stats_json` / docs/bridges.md) and serves every peer that completes the
+/// handshake (same protocol version, same token, same schema digest; a mismatch is refused with
+/// the messages that differ, on both sides). Only types a peer subscribes to cross.
+///
+/// - `opts` may be NULL for the defaults. `*out_id` receives the bridge id.
+/// - Errors: `MYCELIUM_ERR_INVALID_ARGUMENT` (bad address, non-loopback TCP without
+///   `allow_remote`), `MYCELIUM_ERR_BRIDGE` (cannot bind, ...).
+/// - Threads: any. Blocks: until the socket is bound. Calls back: no. Starts the handle's I/O
+///   thread on first use.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_listen(
+    rt: *const mycelium_runtime_t,
+    address: *const c_char,
+    opts: *const mycelium_bridge_options,
+    out_id: *mut u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_bridge_listen", |vt| unsafe {
+        (vt.bridge_listen)(rt, address, opts, out_id)
+    })
+}
+
+/// Joins the bus of another process that listens on `address` (`"unix:/path"` or
+/// `"tcp:host:port"`): connects in the background and reconnects with backoff after a cut
+/// (at most once delivery: nothing is replayed). Publish and subscribe on `rt` as usual; use
+/// `mycelium_bridge_wait` to wait for the connection.
+///
+/// - `opts` may be NULL (`token` is the only field a connector uses besides `max_frame`).
+///   `*out_id` receives the bridge id.
+/// - Threads: any. Blocks: no (returns before connecting). Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_connect(
+    rt: *const mycelium_runtime_t,
+    address: *const c_char,
+    opts: *const mycelium_bridge_options,
+    out_id: *mut u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_bridge_connect", |vt| unsafe {
+        (vt.bridge_connect)(rt, address, opts, out_id)
+    })
+}
+
+/// Waits until the bridge has at least `sessions` open sessions (for a connector, 1 means
+/// "connected and handshake done"), up to `timeout_ms`.
+///
+/// - Errors: `MYCELIUM_ERR_TIMEOUT` (not yet; the last refusal reason, if any, is in the last
+///   error), `MYCELIUM_ERR_BRIDGE` (the bridge stopped, e.g. the peer refused the handshake
+///   because the schemas differ: the last error names the messages).
+/// - Threads: any; do not close the same bridge concurrently. Blocks: up to `timeout_ms`;
+///   release the GIL / OCaml runtime lock first. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_wait(
+    rt: *const mycelium_runtime_t,
+    bridge: u64,
+    sessions: u64,
+    timeout_ms: u32,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_bridge_wait", |vt| unsafe {
+        (vt.bridge_wait)(rt, bridge, sessions, timeout_ms)
+    })
+}
+
+/// Closes a bridge: stops listening or reconnecting, sends what is queued for peers, closes its
+/// connections. `mycelium_runtime_destroy` closes the handle's bridges too.
+///
+/// - Threads: any. Blocks: until the bridge's tasks ended (bounded by its write timeout).
+///   Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_close(
+    rt: *const mycelium_runtime_t,
+    bridge: u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_bridge_close", |vt| unsafe {
+        (vt.bridge_close)(rt, bridge)
+    })
+}
+
+/// Writes the bridge's counters as JSON into `buf` (frames and bytes in/out, sessions,
+/// reconnects, recent refusals and closed sessions with reasons). Size protocol as for
+/// `mycelium_schema_description`.
+///
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_stats_json(
+    rt: *const mycelium_runtime_t,
+    bridge: u64,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_bridge_stats_json", |vt| unsafe {
+        (vt.bridge_stats_json)(rt, bridge, buf, len, needed)
     })
 }
 

@@ -12,6 +12,7 @@
 //! - callbacks run on one delivery thread per subscription, never inside `mycelium_publish`;
 //! - no panic crosses the boundary: every entry point and every callback dispatch catches them.
 
+pub mod bridge;
 pub mod exports;
 pub mod metrics;
 pub mod receiver;
@@ -21,6 +22,7 @@ pub mod subscription;
 pub mod version;
 mod vtable;
 
+pub use bridge::mycelium_bridge_options;
 pub use metrics::mycelium_type_metrics;
 pub use receiver::MYCELIUM_WAIT_FOREVER;
 pub use runtime::{mycelium_runtime_t, Runtime};

@@ -47,6 +47,9 @@ pub struct mycelium_runtime_t {
 /// State shared by every handle onto the same bus.
 pub(crate) struct Core {
     pub bus: MessageBus,
+    pub schema: Schema,
+    /// Started on the first bridge (`bridge.rs`); nothing else needs an async runtime.
+    io: std::sync::OnceLock<tokio::runtime::Runtime>,
     pub validator: Validator,
     pub digest: String,
     pub canonical: String,
@@ -66,6 +69,8 @@ impl Core {
         bus.set_type_names(names);
         Arc::new(Core {
             bus,
+            schema: schema.clone(),
+            io: std::sync::OnceLock::new(),
             validator: Validator::new(schema),
             digest: schema.digest(),
             canonical: schema.canonical_description(),
@@ -74,6 +79,20 @@ impl Core {
             progress: Mutex::new(()),
             progress_cv: Condvar::new(),
         })
+    }
+
+    /// The tokio runtime bridges run on: one I/O thread, started on first use.
+    pub fn io_runtime(&self) -> std::io::Result<&tokio::runtime::Runtime> {
+        if let Some(rt) = self.io.get() {
+            return Ok(rt);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mycelium-io")
+            .enable_all()
+            .build()?;
+        // Two threads racing here build two runtimes; the loser's is dropped unused.
+        Ok(self.io.get_or_init(|| rt))
     }
 
     /// A new subscription or receiver id, unique across every handle onto this core.
@@ -140,6 +159,8 @@ pub(crate) struct Handle {
     subs: Mutex<HashMap<u64, SubEntry>>,
     /// Pull receivers (`receiver.rs`); ids come from the same counter as subscriptions.
     pub receivers: Mutex<HashMap<u64, Arc<RawSubscription>>>,
+    /// Socket bridges started through this handle (`bridge.rs`).
+    pub bridges: Mutex<HashMap<u64, mycelium_bridge::BridgeHandle>>,
 }
 
 impl Handle {
@@ -148,6 +169,7 @@ impl Handle {
             core,
             subs: Mutex::new(HashMap::new()),
             receivers: Mutex::new(HashMap::new()),
+            bridges: Mutex::new(HashMap::new()),
         })
     }
 
@@ -166,6 +188,14 @@ impl Handle {
     }
 
     fn unsubscribe_all(&self) {
+        let bridges: Vec<_> = self.bridges.lock().drain().map(|(_, b)| b).collect();
+        if !bridges.is_empty() {
+            if let Ok(io) = self.core.io_runtime() {
+                for b in bridges {
+                    let _ = io.block_on(b.close_and_join());
+                }
+            }
+        }
         for (_, raw) in self.receivers.lock().drain() {
             raw.close();
         }

@@ -43,6 +43,9 @@ pub enum mycelium_status {
     MYCELIUM_ERR_PANIC = 14,
     /// The call is not allowed from this thread (`mycelium_flush` from one of the handle's own callbacks).
     MYCELIUM_ERR_WRONG_THREAD = 15,
+    /// A socket bridge could not listen, connect, or was refused by its peer (the last error
+    /// says why: schema mismatch naming the messages, wrong token, address in use...).
+    MYCELIUM_ERR_BRIDGE = 16,
 }
 
 use mycelium_status::*;
@@ -67,6 +70,7 @@ impl mycelium_status {
             MYCELIUM_ERR_BUFFER_TOO_SMALL => c"MYCELIUM_ERR_BUFFER_TOO_SMALL",
             MYCELIUM_ERR_PANIC => c"MYCELIUM_ERR_PANIC",
             MYCELIUM_ERR_WRONG_THREAD => c"MYCELIUM_ERR_WRONG_THREAD",
+            MYCELIUM_ERR_BRIDGE => c"MYCELIUM_ERR_BRIDGE",
         }
     }
 }
@@ -242,6 +246,7 @@ mod tests {
             MYCELIUM_ERR_BUFFER_TOO_SMALL,
             MYCELIUM_ERR_PANIC,
             MYCELIUM_ERR_WRONG_THREAD,
+            MYCELIUM_ERR_BRIDGE,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|s| s.name_cstr()).collect();
         assert_eq!(names.len(), all.len());

@@ -7,6 +7,7 @@
 
 use std::ffi::{c_char, c_void, CStr};
 
+use crate::bridge::mycelium_bridge_options;
 use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
 use crate::status::{
@@ -59,6 +60,22 @@ pub struct Vtable {
         *mut c_void,
         *mut usize,
     ) -> Status,
+    pub bridge_listen: unsafe extern "C" fn(
+        *const Rt,
+        *const c_char,
+        *const mycelium_bridge_options,
+        *mut u64,
+    ) -> Status,
+    pub bridge_connect: unsafe extern "C" fn(
+        *const Rt,
+        *const c_char,
+        *const mycelium_bridge_options,
+        *mut u64,
+    ) -> Status,
+    pub bridge_wait: unsafe extern "C" fn(*const Rt, u64, u64, u32) -> Status,
+    pub bridge_close: unsafe extern "C" fn(*const Rt, u64) -> Status,
+    pub bridge_stats_json:
+        unsafe extern "C" fn(*const Rt, u64, *mut c_char, usize, *mut usize) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -82,6 +99,11 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     type_metrics: vt_type_metrics,
     receiver_open: vt_receiver_open,
     receiver_recv: vt_receiver_recv,
+    bridge_listen: vt_bridge_listen,
+    bridge_connect: vt_bridge_connect,
+    bridge_wait: vt_bridge_wait,
+    bridge_close: vt_bridge_close,
+    bridge_stats_json: vt_bridge_stats_json,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -346,5 +368,87 @@ unsafe extern "C" fn vt_receiver_recv(
             unsafe { out_count.write(n) };
         }
         Ok(())
+    })
+}
+
+fn bridge_start(
+    what: &str,
+    rt: *const Rt,
+    address: *const c_char,
+    opts: *const mycelium_bridge_options,
+    out_id: *mut u64,
+    start: fn(*const Rt, &str, Option<&mycelium_bridge_options>) -> FfiResult<u64>,
+) -> Status {
+    guard(what, || {
+        let address = cstr_arg(address, "address")?;
+        if out_id.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
+        }
+        // SAFETY: a non-NULL options pointer is valid for reads during the call (C contract).
+        let opts = unsafe { opts.as_ref() };
+        let id = start(rt, address, opts)?;
+        // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
+        unsafe { out_id.write(id) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn vt_bridge_listen(
+    rt: *const Rt,
+    address: *const c_char,
+    opts: *const mycelium_bridge_options,
+    out_id: *mut u64,
+) -> Status {
+    bridge_start(
+        "mycelium_bridge_listen",
+        rt,
+        address,
+        opts,
+        out_id,
+        crate::bridge::listen,
+    )
+}
+
+unsafe extern "C" fn vt_bridge_connect(
+    rt: *const Rt,
+    address: *const c_char,
+    opts: *const mycelium_bridge_options,
+    out_id: *mut u64,
+) -> Status {
+    bridge_start(
+        "mycelium_bridge_connect",
+        rt,
+        address,
+        opts,
+        out_id,
+        crate::bridge::connect,
+    )
+}
+
+unsafe extern "C" fn vt_bridge_wait(
+    rt: *const Rt,
+    id: u64,
+    sessions: u64,
+    timeout_ms: u32,
+) -> Status {
+    guard("mycelium_bridge_wait", || {
+        crate::bridge::wait(rt, id, sessions, timeout_ms)
+    })
+}
+
+unsafe extern "C" fn vt_bridge_close(rt: *const Rt, id: u64) -> Status {
+    guard("mycelium_bridge_close", || crate::bridge::close(rt, id))
+}
+
+unsafe extern "C" fn vt_bridge_stats_json(
+    rt: *const Rt,
+    id: u64,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> Status {
+    guard("mycelium_bridge_stats_json", || {
+        let text = crate::bridge::stats_json(rt, id)?;
+        runtime::write_text(&text, buf, len, needed)
     })
 }

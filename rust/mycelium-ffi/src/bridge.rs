@@ -1,0 +1,222 @@
+//! Socket bridges from the C ABI: `mycelium_bridge_options` and the listen/connect/wait/close
+//! functions, so a Python, OCaml or C process can join a Rust service's bus through a Unix or
+//! TCP socket with the same publish/subscribe code it uses in-process.
+//!
+//! Bridges run on a small tokio runtime the handle's core starts on first use (one I/O thread,
+//! `mycelium-io`); nothing else in the C ABI needs one.
+
+use std::ffi::{c_char, CStr};
+use std::time::Duration;
+
+use mycelium_bridge::{Bridge, BridgeError, ConnectConfig, Endpoint, ListenConfig, Token};
+
+use crate::runtime::{live, Core};
+use crate::status::{mycelium_status::*, FfiError, FfiResult};
+
+/// Options for `mycelium_bridge_listen` and `mycelium_bridge_connect`. Initialise with
+/// `mycelium_bridge_options_init`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy)]
+pub struct mycelium_bridge_options {
+    /// `sizeof(mycelium_bridge_options)` as the caller was compiled with.
+    pub struct_size: u32,
+    /// Listen only: mode of a created Unix socket; 0 means the default 0600.
+    pub socket_mode: u32,
+    /// Listen only: 1 allows TCP addresses outside loopback (default 0: refused).
+    pub allow_remote: u32,
+    /// Largest frame accepted from a peer, bytes; 0 means the default (the maximum payload).
+    pub max_frame: u32,
+    /// Optional shared secret both sides must present (NUL-terminated); NULL for none.
+    pub token: *const c_char,
+}
+
+impl Default for mycelium_bridge_options {
+    fn default() -> Self {
+        mycelium_bridge_options {
+            struct_size: std::mem::size_of::<mycelium_bridge_options>() as u32,
+            socket_mode: 0,
+            allow_remote: 0,
+            max_frame: 0,
+            token: std::ptr::null(),
+        }
+    }
+}
+
+fn bridge_error(e: BridgeError) -> FfiError {
+    let status = match &e {
+        BridgeError::BadEndpoint { .. }
+        | BridgeError::Config(_)
+        | BridgeError::NoEndpoints
+        | BridgeError::NotLoopback { .. } => MYCELIUM_ERR_INVALID_ARGUMENT,
+        _ => MYCELIUM_ERR_BRIDGE,
+    };
+    FfiError::new(status, e.to_string())
+}
+
+struct Resolved {
+    token: Option<Token>,
+    socket_mode: Option<u32>,
+    allow_remote: bool,
+    max_frame: Option<usize>,
+}
+
+fn resolve(opts: Option<&mycelium_bridge_options>) -> FfiResult<Resolved> {
+    let o = opts.copied().unwrap_or_default();
+    if (o.struct_size as usize) < std::mem::size_of::<mycelium_bridge_options>() {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!(
+                "options.struct_size is {}; initialise the struct with mycelium_bridge_options_init",
+                o.struct_size
+            ),
+        ));
+    }
+    let token = if o.token.is_null() {
+        None
+    } else {
+        // SAFETY: a non-NULL token is a NUL-terminated string valid for the call (C contract).
+        let bytes = unsafe { CStr::from_ptr(o.token) }.to_bytes();
+        Some(Token::new(bytes.to_vec()).map_err(bridge_error)?)
+    };
+    Ok(Resolved {
+        token,
+        socket_mode: (o.socket_mode != 0).then_some(o.socket_mode),
+        allow_remote: o.allow_remote != 0,
+        max_frame: (o.max_frame != 0).then_some(o.max_frame as usize),
+    })
+}
+
+fn endpoint(address: &str) -> FfiResult<Endpoint> {
+    address.parse::<Endpoint>().map_err(bridge_error)
+}
+
+fn io_runtime(core: &Core) -> FfiResult<&tokio::runtime::Runtime> {
+    core.io_runtime().map_err(|e| {
+        FfiError::new(
+            MYCELIUM_ERR_BRIDGE,
+            format!("cannot start the bridge I/O thread: {e}"),
+        )
+    })
+}
+
+pub(crate) fn listen(
+    rt: *const crate::mycelium_runtime_t,
+    address: &str,
+    opts: Option<&mycelium_bridge_options>,
+) -> FfiResult<u64> {
+    let h = live(rt)?;
+    let o = resolve(opts)?;
+    let mut config = ListenConfig::new([endpoint(address)?]);
+    if let Some(token) = o.token {
+        config = config.with_token(token);
+    }
+    if let Some(mode) = o.socket_mode {
+        config.socket_mode = mode;
+    }
+    config.allow_remote = o.allow_remote;
+    if let Some(max) = o.max_frame {
+        config.limits.max_frame = max;
+    }
+    let io = io_runtime(&h.core)?;
+    let handle = io
+        .block_on(Bridge::listen(&h.core.bus, &h.core.schema, config))
+        .map_err(bridge_error)?;
+    let id = h.core.next_id();
+    h.bridges.lock().insert(id, handle);
+    Ok(id)
+}
+
+pub(crate) fn connect(
+    rt: *const crate::mycelium_runtime_t,
+    address: &str,
+    opts: Option<&mycelium_bridge_options>,
+) -> FfiResult<u64> {
+    let h = live(rt)?;
+    let o = resolve(opts)?;
+    let mut config = ConnectConfig::new(endpoint(address)?);
+    if let Some(token) = o.token {
+        config = config.with_token(token);
+    }
+    if let Some(max) = o.max_frame {
+        config.limits.max_frame = max;
+    }
+    let io = io_runtime(&h.core)?;
+    let handle = io
+        .block_on(Bridge::connect(&h.core.bus, &h.core.schema, config))
+        .map_err(bridge_error)?;
+    let id = h.core.next_id();
+    h.bridges.lock().insert(id, handle);
+    Ok(id)
+}
+
+/// Waits until the bridge has `sessions` open sessions (a connector: 1 once connected).
+pub(crate) fn wait(
+    rt: *const crate::mycelium_runtime_t,
+    id: u64,
+    sessions: u64,
+    timeout_ms: u32,
+) -> FfiResult {
+    let h = live(rt)?;
+    let io = io_runtime(&h.core)?;
+    let bridges = h.bridges.lock();
+    let bridge = bridges.get(&id).ok_or_else(|| unknown(id))?;
+    let reached = io.block_on(async {
+        tokio::time::timeout(
+            Duration::from_millis(timeout_ms as u64),
+            bridge.wait_for_sessions(sessions),
+        )
+        .await
+    });
+    match reached {
+        Ok(true) => Ok(()),
+        _ => {
+            let stats = bridge.stats();
+            let why = stats
+                .rejections
+                .last()
+                .map(|r| format!("; last refusal: {}", r.reason))
+                .unwrap_or_default();
+            if bridge.is_finished() {
+                Err(FfiError::new(
+                    MYCELIUM_ERR_BRIDGE,
+                    format!("bridge {id} stopped before reaching {sessions} session(s){why}"),
+                ))
+            } else {
+                Err(FfiError::new(
+                    MYCELIUM_ERR_TIMEOUT,
+                    format!(
+                        "bridge {id} has {} of {sessions} session(s) after {timeout_ms} ms{why}",
+                        stats.active_sessions
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+pub(crate) fn stats_json(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult<String> {
+    let h = live(rt)?;
+    let bridges = h.bridges.lock();
+    let bridge = bridges.get(&id).ok_or_else(|| unknown(id))?;
+    // The bound endpoints come first: with TCP port 0 they are how a caller learns the port.
+    let endpoints: Vec<String> = bridge.endpoints().iter().map(|e| e.to_string()).collect();
+    let doc = serde_json::json!({ "endpoints": endpoints, "stats": bridge.stats() });
+    Ok(doc.to_string())
+}
+
+pub(crate) fn close(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult {
+    let h = live(rt)?;
+    let bridge = h.bridges.lock().remove(&id).ok_or_else(|| unknown(id))?;
+    let io = io_runtime(&h.core)?;
+    // A refused connector has already stopped with its reason; closing it is still a success.
+    let _ = io.block_on(bridge.close_and_join());
+    Ok(())
+}
+
+fn unknown(id: u64) -> FfiError {
+    FfiError::new(
+        MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,
+        format!("bridge {id} is not open on this handle (never opened, or closed)"),
+    )
+}
