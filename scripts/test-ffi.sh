@@ -23,6 +23,10 @@ step "C example examples/c/pubsub.c"
 gcc "${cflags[@]}" examples/c/pubsub.c -o "$out/pubsub" "${ldflags[@]}"
 "$out/pubsub" contracts.yaml
 
+step "C example examples/c/bridge.c (two processes joined through a Unix socket)"
+gcc "${cflags[@]}" examples/c/bridge.c -o "$out/bridge" "${ldflags[@]}"
+"$out/bridge" contracts.yaml
+
 step "install layout + pkg-config: the example built against the installed copy"
 prefix="$out/prefix"
 rm -rf "$prefix"
