@@ -15,3 +15,5 @@ export PROPTEST_CASES
 cargo test --workspace --no-fail-fast
 step "sample examples/rust/pubsub.rs (exits non-zero unless it received what it published)"
 cargo run -q -p mycelium-examples --example pubsub
+step "sample examples/rust/bridge.rs (two buses joined through a Unix socket)"
+cargo run -q -p mycelium-examples --example bridge
