@@ -31,3 +31,18 @@ external metrics_json : handle -> (string, error) result = "mycelium_ml_metrics_
 external metrics_prometheus : handle -> (string, error) result = "mycelium_ml_metrics_prometheus"
 external deferred_destroys_pending : unit -> int = "mycelium_ml_deferred_destroys_pending"
 external abi_version : unit -> int = "mycelium_ml_abi_version"
+
+(* Socket bridges (ocaml/stubs/src/bridge.rs). Ids are the C ABI's; every one of these releases
+   the runtime lock. *)
+
+external bridge_listen : handle -> string -> string option -> int -> (int, error) result
+  = "mycelium_ml_bridge_listen"
+(** [bridge_listen h address token socket_mode]; [socket_mode] 0 is the default 0600. *)
+
+external bridge_connect : handle -> string -> string option -> (int, error) result = "mycelium_ml_bridge_connect"
+
+external bridge_wait : handle -> int -> int -> int -> error option = "mycelium_ml_bridge_wait"
+(** [bridge_wait h id sessions timeout_ms]. *)
+
+external bridge_close : handle -> int -> error option = "mycelium_ml_bridge_close"
+external bridge_stats_json : handle -> int -> (string, error) result = "mycelium_ml_bridge_stats_json"

@@ -33,6 +33,7 @@ type status = Status.t =
   | Buffer_too_small
   | Panic
   | Wrong_thread
+  | Bridge
   | Unknown of int
 
 let status_name = Status.name
@@ -182,6 +183,54 @@ module Subscription = struct
     end
 end
 
+(* ---- socket bridges ---- *)
+
+(* A bridge belongs to the C handle that opened it: destroying the handle (Runtime.close or its
+   finaliser) closes it, so a Bridge.t holds the runtime only to reach the handle. It is not
+   closed by the GC: a listener nobody references still serves its peers until one of the two
+   closes runs. *)
+type bridge = { b_owner : runtime; b_id : int; b_address : string; b_closed : bool Atomic.t }
+
+module Bridge = struct
+  type t = bridge
+
+  let id b = b.b_id
+  let address b = b.b_address
+  let is_closed b = Atomic.get b.b_closed || not (Ffi.runtime_is_open b.b_owner.handle)
+
+  let closed_error b =
+    Mycelium_error (Closed, Printf.sprintf "the bridge on %s (id %d) was closed" b.b_address b.b_id)
+
+  let wait ?(timeout_ms = 10_000) ?(sessions = 1) b =
+    if timeout_ms < 0 then invalid_arg "Mycelium_native.Bridge.wait: timeout_ms must be >= 0";
+    if sessions < 0 then invalid_arg "Mycelium_native.Bridge.wait: sessions must be >= 0";
+    if Atomic.get b.b_closed then raise (closed_error b);
+    check (Ffi.bridge_wait b.b_owner.handle b.b_id sessions timeout_ms)
+
+  let close b =
+    if Atomic.compare_and_set b.b_closed false true then
+      match Ffi.bridge_close b.b_owner.handle b.b_id with
+      | None -> ()
+      (* Runtime.close already closed it along with the handle. *)
+      | Some (code, _) when Status.of_code code = Closed || Status.of_code code = Unknown_subscription -> ()
+      | Some e -> fail e
+
+  let stats_json b =
+    if Atomic.get b.b_closed then raise (closed_error b);
+    ok (Ffi.bridge_stats_json b.b_owner.handle b.b_id)
+
+  let endpoints b =
+    let json = stats_json b in
+    match Endpoints_json.endpoints json with
+    | Ok l -> l
+    | Error why ->
+        raise
+          (Mycelium_error
+             ( Panic,
+               Printf.sprintf "the bridge statistics do not list endpoints as expected (%s; stubs and library out of sync?): %s"
+                 why json ))
+end
+
 (* ---- runtimes ---- *)
 
 module Runtime = struct
@@ -252,6 +301,15 @@ module Runtime = struct
       latency_p99_ns = a.(10);
       latency_max_ns = a.(11);
     }
+
+  let bridge t address id = { b_owner = t; b_id = id; b_address = address; b_closed = Atomic.make false }
+
+  let listen ?token ?(socket_mode = 0) t address =
+    if socket_mode < 0 || socket_mode > 0o777 then
+      invalid_arg "Mycelium_native.Runtime.listen: socket_mode must be a permission mode, 0o000 to 0o777";
+    bridge t address (ok (Ffi.bridge_listen t.handle address token socket_mode))
+
+  let connect ?token t address = bridge t address (ok (Ffi.bridge_connect t.handle address token))
 
   let metrics_json t = ok (Ffi.metrics_json t.handle)
   let metrics_prometheus t = ok (Ffi.metrics_prometheus t.handle)

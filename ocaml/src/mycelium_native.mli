@@ -58,6 +58,7 @@ type status = Status.t =
   | Buffer_too_small
   | Panic
   | Wrong_thread
+  | Bridge  (** A socket bridge stopped: the peer refused the handshake (schema, token). *)
   | Unknown of int
 
 val status_name : status -> string
@@ -92,6 +93,50 @@ type type_metrics = {
   latency_max_ns : int;
 }
 
+(** A socket bridge opened by {!Runtime.listen} or {!Runtime.connect}: this runtime's bus joined
+    to the bus of another process (or another runtime) over a Unix socket or TCP. See
+    docs/bridges.md for the protocol, limits and security. *)
+module Bridge : sig
+  type t
+
+  val id : t -> int
+  (** The C ABI's id of the bridge, unique among the runtime's bridges and subscriptions. *)
+
+  val address : t -> string
+  (** The address as given to [listen] or [connect]. *)
+
+  val wait : ?timeout_ms:int -> ?sessions:int -> t -> unit
+  (** Waits, with the runtime lock released, until the bridge has at least [sessions] (default 1)
+      open sessions: for a connector, connected and past the handshake; for a listener, that
+      many peers. Raises [Mycelium_error (Bridge, reason)] when the bridge stopped (the peer
+      refused the handshake: the reason names the token, or the messages whose definitions
+      differ), [Mycelium_error (Timeout, _)] after [timeout_ms] (default 10_000; the message
+      gives the last refusal, if any), [Mycelium_error (Closed, _)] after {!close}, and
+      [Invalid_argument] for a negative argument. A connector keeps reconnecting meanwhile: a
+      peer that is not up yet is a timeout, not an error. *)
+
+  val close : t -> unit
+  (** Stops listening or reconnecting, sends peers what is already queued for them, closes the
+      connections and removes a Unix socket file the listener created. Idempotent; a no-op once
+      the runtime is closed ({!Runtime.close} closes its bridges). Blocks with the runtime lock
+      released (bounded by the write timeout), and until a {!wait} running on another thread
+      returns. *)
+
+  val is_closed : t -> bool
+  (** After {!close}, or once the runtime is closed. *)
+
+  val stats_json : t -> string
+  (** [{"endpoints": [...], "stats": {...}}]: the bound endpoints and the counters (frames,
+      bytes and messages in and out, sessions, reconnects, refusals and closed sessions with
+      their reasons), as described in docs/bridges.md. Raises [Mycelium_error (Closed, _)] after
+      {!close} or {!Runtime.close}. *)
+
+  val endpoints : t -> string list
+  (** The endpoints a listener is bound to, e.g. ["tcp:127.0.0.1:40123"] for
+      ["tcp:127.0.0.1:0"]: how to learn the port the system picked. For a connector, the one
+      it connects to. *)
+end
+
 module Runtime : sig
   type t
   (** One handle onto a bus, bound to a schema. Close it with {!close}; a runtime that becomes
@@ -114,10 +159,29 @@ module Runtime : sig
   val verify : t -> (module SCHEMA) -> unit
   (** Checks generated code against the runtime's schema; raises {!Schema_mismatch}. *)
 
+  val listen : ?token:string -> ?socket_mode:int -> t -> string -> Bridge.t
+  (** Makes this runtime's bus reachable from other processes: binds [address]
+      (["unix:/path/to.sock"], or ["tcp:127.0.0.1:PORT"] with 0 for a free port, see
+      {!Bridge.endpoints}) and serves every peer that completes the handshake with the same
+      schema and [token]. Subscribers on either side then receive what the other side publishes;
+      only types someone subscribed to cross. [socket_mode] (default, and when 0: [0o600]) is the
+      Unix socket's permission mode; TCP is loopback only. Blocks until bound, runtime lock
+      released. Raises [Invalid_argument] for a [socket_mode] outside [0o000..0o777],
+      [Mycelium_error (Invalid_argument, _)] for a malformed or non-loopback
+      address, an empty token or one with a NUL byte, [Mycelium_error (Bridge, _)] when the
+      address cannot be bound (in use by a live process, not a socket, no permission). *)
+
+  val connect : ?token:string -> t -> string -> Bridge.t
+  (** Joins the bus of a process listening on [address], in the background: returns at once and
+      reconnects with backoff after a cut (nothing is replayed across a cut, nothing is
+      delivered twice). Use {!Bridge.wait} to wait for the session, and to learn that the peer
+      refused it. Raises [Mycelium_error (Invalid_argument, _)] for a malformed address or
+      token. *)
+
   val close : t -> unit
-  (** Ends every subscription made through this runtime (waiting for running callbacks, unless
-      called from one of them) and releases the handle. Idempotent. Other handles onto the same
-      bus, e.g. the Rust host's, are unaffected. *)
+  (** Ends every subscription and closes every bridge made through this runtime (waiting for
+      running callbacks, unless called from one of them) and releases the handle. Idempotent.
+      Other handles onto the same bus, e.g. the Rust host's, are unaffected. *)
 
   val close_bus : t -> unit
   (** Closes the bus itself, for every handle: later publishes fail with [Closed]. *)

@@ -16,6 +16,7 @@ type t =
   | Buffer_too_small
   | Panic
   | Wrong_thread
+  | Bridge
   | Unknown of int
 
 let of_code = function
@@ -34,6 +35,7 @@ let of_code = function
   | 13 -> Buffer_too_small
   | 14 -> Panic
   | 15 -> Wrong_thread
+  | 16 -> Bridge
   | n -> Unknown n
 
 let name = function
@@ -52,4 +54,5 @@ let name = function
   | Buffer_too_small -> "MYCELIUM_ERR_BUFFER_TOO_SMALL"
   | Panic -> "MYCELIUM_ERR_PANIC"
   | Wrong_thread -> "MYCELIUM_ERR_WRONG_THREAD"
+  | Bridge -> "MYCELIUM_ERR_BRIDGE"
   | Unknown n -> Printf.sprintf "MYCELIUM_STATUS_%d" n

@@ -12,4 +12,6 @@ let () =
                [ ("TradeTick", (module Handwritten.TradeTick)); ("TextMessage", (module Handwritten.TextMessage)) ]);
         ] );
       ("generated", Test_generated.tests);
+      ("bridge", Test_bridge.tests);
+      ("bridge-process", Test_bridge_process.tests);
     ]

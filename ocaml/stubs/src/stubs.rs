@@ -16,7 +16,7 @@ use crate::reply::{catch_panics, check, result_reply, unit_reply, CallError, Cal
 
 // ---- reading OCaml arguments (lock held, before anything that may allocate or release it) ----
 
-fn int_arg(v: Raw) -> isize {
+pub(crate) fn int_arg(v: Raw) -> isize {
     // SAFETY: untagging reads no memory; every caller passes an argument OCaml types as `int`.
     unsafe { ocaml::sys::int_val(v.0) }
 }
@@ -25,7 +25,7 @@ fn int_arg(v: Raw) -> isize {
 ///
 /// # Safety
 /// `v` must be an OCaml `string` and the runtime lock must be held.
-unsafe fn bytes_arg<'a>(v: Raw) -> &'a [u8] {
+pub(crate) unsafe fn bytes_arg<'a>(v: Raw) -> &'a [u8] {
     // SAFETY: per the function contract: a string block, whose bytes stay put while the lock is
     // held and nothing allocates.
     unsafe {
@@ -44,7 +44,7 @@ fn type_id_arg(v: Raw) -> CallResult<u16> {
     })
 }
 
-fn u32_arg(v: Raw, what: &str) -> CallResult<u32> {
+pub(crate) fn u32_arg(v: Raw, what: &str) -> CallResult<u32> {
     let n = int_arg(v);
     u32::try_from(n).map_err(|_| {
         CallError::new(
@@ -94,7 +94,7 @@ unsafe fn live(h: Raw) -> CallResult<Live> {
 ///
 /// # Safety
 /// As for [`live`]; `f` must not touch OCaml values.
-unsafe fn blocking<T>(
+pub(crate) unsafe fn blocking<T>(
     h: Raw,
     f: impl FnOnce(*mut mycelium_runtime_t) -> CallResult<T>,
 ) -> CallResult<T> {
@@ -109,22 +109,16 @@ unsafe fn blocking<T>(
     })
 }
 
-/// Reads a text the C ABI writes with its "ask for the size, then fill" protocol.
-fn read_text(
-    rt: *mut mycelium_runtime_t,
-    call: unsafe extern "C" fn(
-        *const mycelium_runtime_t,
-        *mut c_char,
-        usize,
-        *mut usize,
-    ) -> mycelium_ffi::mycelium_status,
+/// Reads a text the C ABI writes with its "ask for the size, then fill" protocol; `call` is one
+/// such C function with everything but `(buf, len, needed)` already applied.
+pub(crate) fn read_text(
+    mut call: impl FnMut(*mut c_char, usize, *mut usize) -> mycelium_ffi::mycelium_status,
 ) -> CallResult<String> {
     let mut needed = 0usize;
     // The text can grow between the two calls (metrics do); retry with the new size.
     for _ in 0..4 {
         let mut buf = vec![0u8; needed.max(1)];
-        // SAFETY: `buf` has `buf.len()` writable bytes; `needed` is a valid out-pointer.
-        let status = unsafe { call(rt, buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
+        let status = call(buf.as_mut_ptr().cast(), buf.len(), &mut needed);
         if status == MYCELIUM_ERR_BUFFER_TOO_SMALL {
             continue;
         }
@@ -142,6 +136,21 @@ fn read_text(
         MYCELIUM_ERR_BUFFER_TOO_SMALL,
         "the text kept growing while it was being read; try again",
     ))
+}
+
+/// [`read_text`] for the C functions that take only the handle besides the buffer.
+fn read_handle_text(
+    rt: *mut mycelium_runtime_t,
+    call: unsafe extern "C" fn(
+        *const mycelium_runtime_t,
+        *mut c_char,
+        usize,
+        *mut usize,
+    ) -> mycelium_ffi::mycelium_status,
+) -> CallResult<String> {
+    // SAFETY: `buf` has `len` writable bytes and `needed` is a valid out-pointer (read_text
+    // passes its own buffer); `rt` is the caller's live handle.
+    read_text(|buf, len, needed| unsafe { call(rt, buf, len, needed) })
 }
 
 fn handle_value(raw: *mut mycelium_runtime_t) -> CallResult<ocaml::Pointer<RuntimeCell>> {
@@ -346,7 +355,7 @@ pub unsafe extern "C" fn mycelium_ml_schema_description(h: Raw) -> Raw {
     let result = catch_panics(|| {
         // SAFETY: `h` is an Ffi.handle; lock held.
         let handle = unsafe { live(h) }?;
-        read_text(handle.as_ptr(), mycelium_schema_description)
+        read_handle_text(handle.as_ptr(), mycelium_schema_description)
     });
     result_reply(result)
 }
@@ -553,7 +562,7 @@ pub unsafe extern "C" fn mycelium_ml_metrics_json(h: Raw) -> Raw {
     let result = catch_panics(|| {
         // SAFETY: `h` is an Ffi.handle; lock held.
         let handle = unsafe { live(h) }?;
-        read_text(handle.as_ptr(), mycelium_metrics_json)
+        read_handle_text(handle.as_ptr(), mycelium_metrics_json)
     });
     result_reply(result)
 }
@@ -568,7 +577,7 @@ pub unsafe extern "C" fn mycelium_ml_metrics_prometheus(h: Raw) -> Raw {
     let result = catch_panics(|| {
         // SAFETY: `h` is an Ffi.handle; lock held.
         let handle = unsafe { live(h) }?;
-        read_text(handle.as_ptr(), mycelium_metrics_prometheus)
+        read_handle_text(handle.as_ptr(), mycelium_metrics_prometheus)
     });
     result_reply(result)
 }

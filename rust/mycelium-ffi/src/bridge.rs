@@ -168,30 +168,27 @@ pub(crate) fn wait(
         )
         .await
     });
+    let stats = bridge.stats();
+    let why = stats
+        .rejections
+        .last()
+        .map(|r| format!("; last refusal: {}", r.reason))
+        .unwrap_or_default();
     match reached {
         Ok(true) => Ok(()),
-        _ => {
-            let stats = bridge.stats();
-            let why = stats
-                .rejections
-                .last()
-                .map(|r| format!("; last refusal: {}", r.reason))
-                .unwrap_or_default();
-            if bridge.is_finished() {
-                Err(FfiError::new(
-                    MYCELIUM_ERR_BRIDGE,
-                    format!("bridge {id} stopped before reaching {sessions} session(s){why}"),
-                ))
-            } else {
-                Err(FfiError::new(
-                    MYCELIUM_ERR_TIMEOUT,
-                    format!(
-                        "bridge {id} has {} of {sessions} session(s) after {timeout_ms} ms{why}",
-                        stats.active_sessions
-                    ),
-                ))
-            }
-        }
+        // `wait_for_sessions` answers false once the bridge has stopped (e.g. a refused
+        // handshake), possibly before its task has fully ended.
+        Ok(false) => Err(FfiError::new(
+            MYCELIUM_ERR_BRIDGE,
+            format!("bridge {id} stopped before reaching {sessions} session(s){why}"),
+        )),
+        Err(_elapsed) => Err(FfiError::new(
+            MYCELIUM_ERR_TIMEOUT,
+            format!(
+                "bridge {id} has {} of {sessions} session(s) after {timeout_ms} ms{why}",
+                stats.active_sessions
+            ),
+        )),
     }
 }
 
