@@ -5,8 +5,13 @@ Run after scripts/test-python.sh (which builds the release extension and the con
     .venv/bin/python python/bench/bench.py --contracts target/python-contracts
 
 Every figure is the median of --runs runs. The "Rust side" of the Rust<->Python rows is a
-benchmark helper in the extension (``_native.bench_counter`` / ``bench_publish``): Rust code
-that subscribes or publishes through the same C ABI as everything else, with the GIL released.
+benchmark helper in the extension (``_native.bench_counter`` / ``bench_publish`` /
+``bench_rust_round_trip``): Rust code that subscribes or publishes through the same C ABI as
+everything else, with the GIL released.
+
+Rows that are compared with pyzmq use the same threads and hops as the pyzmq row next to them
+(stated in the row's name); mycelium additionally validates every payload against the schema and
+keeps per-subscriber metrics (counters and a latency histogram), which pyzmq does not.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 from mycelium_native import Runtime, _native
 
@@ -30,7 +35,7 @@ def median_rate(run: Callable[[], float], runs: int) -> float:
     return statistics.median(run() for _ in range(runs))
 
 
-def tick(contracts: ModuleType, i: int) -> object:
+def tick(contracts: ModuleType, i: int) -> Any:
     return contracts.TradeTick(symbol="BTC-USD", price=64000.5 + i, size=i & 0xFFFF, ts_ns=1_700_000_000_000 + i, side=i & 1)
 
 
@@ -38,7 +43,7 @@ def tick(contracts: ModuleType, i: int) -> object:
 
 
 def py_to_rust_raw(contracts: ModuleType, n: int) -> float:
-    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]  # type: ignore[attr-defined]
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
     with Runtime(contracts) as rt:
         counter = _native.bench_counter(rt._native, contracts.TradeTick.TYPE_ID, 4096)
         publish_raw = rt.publish_raw
@@ -67,7 +72,7 @@ def py_to_rust_dataclass(contracts: ModuleType, n: int) -> float:
 
 
 def rust_to_py_callback(contracts: ModuleType, n: int) -> float:
-    payload = tick(contracts, 1).to_bytes()  # type: ignore[attr-defined]
+    payload = tick(contracts, 1).to_bytes()
     done = threading.Event()
     count = 0
 
@@ -87,7 +92,7 @@ def rust_to_py_callback(contracts: ModuleType, n: int) -> float:
 
 
 def py_to_py_callback(contracts: ModuleType, n: int) -> float:
-    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]  # type: ignore[attr-defined]
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
     done = threading.Event()
     count = 0
 
@@ -109,23 +114,94 @@ def py_to_py_callback(contracts: ModuleType, n: int) -> float:
     return n / elapsed
 
 
-def py_round_trip(contracts: ModuleType, n: int) -> List[float]:
-    """Order -> (callback on a delivery thread publishes) OrderDecision -> pull queue recv."""
+def py_to_py_pull(contracts: ModuleType, n: int) -> float:
+    """The same two Python threads as pyzmq PUSH/PULL: the main thread publishes, a consumer
+    thread takes each message from a pull queue (recv, decoded into a dataclass)."""
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
     with Runtime(contracts) as rt:
-        def risk(order: object) -> None:
-            rt.publish(contracts.OrderDecision(order_id=order.order_id, approved=True, reason="", ts_ns=0))  # type: ignore[attr-defined]
+        queue = rt.subscription(contracts.TradeTick, capacity=4096)
+
+        def receive() -> None:
+            recv = queue.recv
+            for _ in range(n):
+                recv()
+
+        receiver = threading.Thread(target=receive)
+        publish_raw = rt.publish_raw
+        type_id = contracts.TradeTick.TYPE_ID
+        start = time.perf_counter()
+        receiver.start()
+        for i in range(n):
+            publish_raw(type_id, payloads[i & 1023])
+        receiver.join()
+        elapsed = time.perf_counter() - start
+    return n / elapsed
+
+
+def order(contracts: ModuleType, i: int) -> Any:
+    return contracts.Order(order_id=i, symbol="BTC-USD", side=0, qty=1, limit_price=1.0, ts_ns=0)
+
+
+def decision(contracts: ModuleType, order_id: int) -> Any:
+    return contracts.OrderDecision(order_id=order_id, approved=True, reason="", ts_ns=0)
+
+
+def py_round_trip(contracts: ModuleType, n: int) -> List[float]:
+    """Order -> (callback on the library's delivery thread publishes) OrderDecision -> pull
+    queue recv on the main thread: two threads, like pyzmq's PAIR echo."""
+    with Runtime(contracts) as rt:
+        def risk(request: Any) -> None:
+            rt.publish(decision(contracts, request.order_id))
 
         rt.subscribe(contracts.Order, risk)
         answers = rt.subscription(contracts.OrderDecision)
         samples: List[float] = []
         for i in range(n):
-            order = contracts.Order(order_id=i, symbol="BTC-USD", side=0, qty=1, limit_price=1.0, ts_ns=0)
+            request = order(contracts, i)
             t0 = time.perf_counter_ns()
-            rt.publish(order)
+            rt.publish(request)
             reply = answers.recv(timeout=10)
             samples.append((time.perf_counter_ns() - t0) / 1000)
             assert reply.order_id == i
     return samples
+
+
+def py_round_trip_pull(contracts: ModuleType, n: int) -> List[float]:
+    """The topology of pyzmq's PAIR echo: the main thread publishes Order and waits on a pull
+    queue; a Python echo thread takes each Order from its pull queue and publishes the
+    OrderDecision."""
+    with Runtime(contracts) as rt:
+        requests = rt.subscription(contracts.Order)
+        answers = rt.subscription(contracts.OrderDecision)
+
+        def echo() -> None:
+            for _ in range(n):
+                request = requests.recv()
+                rt.publish(decision(contracts, request.order_id))
+
+        responder = threading.Thread(target=echo)
+        responder.start()
+        samples: List[float] = []
+        for i in range(n):
+            request = order(contracts, i)
+            t0 = time.perf_counter_ns()
+            rt.publish(request)
+            reply = answers.recv(timeout=10)
+            samples.append((time.perf_counter_ns() - t0) / 1000)
+            assert reply.order_id == i
+        responder.join()
+    return samples
+
+
+def rust_round_trip(contracts: ModuleType, n: int) -> List[float]:
+    """The same request/reply between two Rust threads on pull receivers, through the C ABI:
+    the floor the bus itself sets under the Python round trips."""
+    request = order(contracts, 1).to_bytes()
+    reply = decision(contracts, 1).to_bytes()
+    with Runtime(contracts) as rt:
+        return _native.bench_rust_round_trip(
+            rt._native, contracts.Order.TYPE_ID, request, contracts.OrderDecision.TYPE_ID, reply, n
+        )
 
 
 # ---- pyzmq inproc:// ------------------------------------------------------------------------
@@ -136,8 +212,8 @@ _ENDPOINTS = itertools.count()
 def zmq_py_to_py(contracts: ModuleType, n: int) -> float:
     import zmq
 
-    ctx = zmq.Context.instance()
-    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]  # type: ignore[attr-defined]
+    ctx: Any = zmq.Context.instance()
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
     pull = ctx.socket(zmq.PULL)
     endpoint = f"inproc://bench-pushpull-{next(_ENDPOINTS)}"  # closed sockets unbind lazily
     pull.bind(endpoint)
@@ -164,7 +240,7 @@ def zmq_py_to_py(contracts: ModuleType, n: int) -> float:
 def zmq_round_trip(contracts: ModuleType, n: int) -> List[float]:
     import zmq
 
-    ctx = zmq.Context.instance()
+    ctx: Any = zmq.Context.instance()
     a = ctx.socket(zmq.PAIR)
     endpoint = f"inproc://bench-pair-{next(_ENDPOINTS)}"
     a.bind(endpoint)
@@ -173,16 +249,16 @@ def zmq_round_trip(contracts: ModuleType, n: int) -> List[float]:
 
     def echo() -> None:
         for _ in range(n):
-            order = contracts.Order.from_bytes(b.recv())
-            b.send(contracts.OrderDecision(order_id=order.order_id, approved=True, reason="", ts_ns=0).to_bytes())
+            request = contracts.Order.from_bytes(b.recv())
+            b.send(decision(contracts, request.order_id).to_bytes())
 
     responder = threading.Thread(target=echo)
     responder.start()
     samples: List[float] = []
     for i in range(n):
-        order = contracts.Order(order_id=i, symbol="BTC-USD", side=0, qty=1, limit_price=1.0, ts_ns=0)
+        request = order(contracts, i)
         t0 = time.perf_counter_ns()
-        a.send(order.to_bytes())
+        a.send(request.to_bytes())
         reply = contracts.OrderDecision.from_bytes(a.recv())
         samples.append((time.perf_counter_ns() - t0) / 1000)
         assert reply.order_id == i
@@ -218,16 +294,24 @@ def main() -> None:
 
     n, rtn, runs = args.messages, args.round_trips, args.runs
     rows: Dict[str, str] = {}
-    rate = lambda f: f"{median_rate(lambda: f(contracts, n), runs):>12,.0f} msg/s"  # noqa: E731
+
+    def rate(f: Callable[[ModuleType, int], float]) -> str:
+        return f"{median_rate(lambda: f(contracts, n), runs):>12,.0f} msg/s"
+
+    def latency(f: Callable[[ModuleType, int], List[float]]) -> str:
+        p50, p99 = median_latency(lambda: f(contracts, rtn), runs)
+        return f"{p50:>8.1f} / {p99:.1f} us"
+
     rows["Python publish -> Rust subscriber (pre-encoded payloads)"] = rate(py_to_rust_raw)
     rows["Python publish -> Rust subscriber (generated dataclasses)"] = rate(py_to_rust_dataclass)
     rows["Rust publish -> Python callback (decoded dataclasses)"] = rate(rust_to_py_callback)
-    rows["Python publish -> Python callback (mycelium)"] = rate(py_to_py_callback)
-    rows["Python send -> Python recv (pyzmq inproc PUSH/PULL)"] = rate(zmq_py_to_py)
-    p50, p99 = median_latency(lambda: py_round_trip(contracts, rtn), runs)
-    rows["Python -> Python round trip (mycelium), p50 / p99"] = f"{p50:>8.1f} / {p99:.1f} us"
-    p50, p99 = median_latency(lambda: zmq_round_trip(contracts, rtn), runs)
-    rows["Python -> Python round trip (pyzmq inproc PAIR), p50 / p99"] = f"{p50:>8.1f} / {p99:.1f} us"
+    rows["Python publish -> Python callback (2 threads: main + library delivery thread)"] = rate(py_to_py_callback)
+    rows["Python publish -> Python pull queue (2 threads: main + consumer thread)"] = rate(py_to_py_pull)
+    rows["Python send -> Python recv (pyzmq inproc PUSH/PULL, 2 threads: main + consumer thread)"] = rate(zmq_py_to_py)
+    rows["Round trip, mycelium, echo in a callback (main + delivery thread), p50 / p99"] = latency(py_round_trip)
+    rows["Round trip, mycelium, echo thread on a pull queue (main + echo thread), p50 / p99"] = latency(py_round_trip_pull)
+    rows["Round trip, pyzmq inproc PAIR, echo thread (main + echo thread), p50 / p99"] = latency(zmq_round_trip)
+    rows["Round trip, two Rust threads on the C ABI, no Python (the bus's floor), p50 / p99"] = latency(rust_round_trip)
 
     import zmq
 

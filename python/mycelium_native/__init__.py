@@ -40,6 +40,7 @@ from .errors import (
     UnknownSubscriptionError,
     UnknownTypeError,
     WrongThreadError,
+    BridgeError,
     error_for_status,
 )
 
@@ -66,6 +67,7 @@ __all__ = [
     "UnknownSubscriptionError",
     "UnknownTypeError",
     "WrongThreadError",
+    "BridgeError",
     "error_for_status",
     "Message",
     "MessageQueue",

@@ -259,15 +259,15 @@ class Runtime:
         policy: PolicyLike = Policy.BLOCK,
         label: Optional[str] = None,
     ) -> "MessageQueue[M]":
-        """A pull subscription: messages wait in a queue for :meth:`MessageQueue.recv`.
+        """A pull subscription: messages wait in the bus-side queue until a thread takes them
+        with :meth:`MessageQueue.recv` (no delivery thread in between).
 
-        ``capacity`` (default 1024) bounds the queue. When it is full, DROP_OLDEST evicts the
-        oldest message (counted in :attr:`MessageQueue.dropped`); under BLOCK and FAIL the
-        delivery thread waits, the bus-side queue of the same capacity fills, and then
-        publishers wait (BLOCK) or get QueueFullError (FAIL)."""
+        ``capacity`` (default 1024) bounds that queue; when it is full, ``policy`` applies:
+        BLOCK makes publishers wait, DROP_OLDEST evicts the oldest message (counted in
+        ``rt.metrics()["subscribers"]``), FAIL makes ``publish`` raise QueueFullError."""
         self._check_class(message_type)
-        native = self._native.subscribe_queue(
-            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), 0, label, False
+        native = self._native.open_receiver(
+            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), label
         )
         return MessageQueue(self, native, message_type)
 
@@ -282,8 +282,8 @@ class Runtime:
         """An asyncio stream: ``async for msg in rt.stream(Cls)``. The delivery thread wakes the
         event loop through a pipe watched with ``loop.add_reader``; no thread polls."""
         self._check_class(message_type)
-        native = self._native.subscribe_queue(
-            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), 0, label, True
+        native = self._native.subscribe_stream(
+            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), label
         )
         return MessageStream(self, native, message_type)
 
@@ -366,7 +366,7 @@ class MessageQueue(Generic[M]):
     """A pull subscription (from :meth:`Runtime.subscription`). Iterating yields messages
     until the subscription is closed and drained."""
 
-    def __init__(self, runtime: Runtime, native: _native.NativeQueue, message_type: Type[M]) -> None:
+    def __init__(self, runtime: Runtime, native: _native.NativeReceiver, message_type: Type[M]) -> None:
         self._runtime = runtime
         self._native = native
         self.message_type = message_type
@@ -383,12 +383,17 @@ class MessageQueue(Generic[M]):
 
     @property
     def dropped(self) -> int:
-        """Messages this queue evicted under DROP_OLDEST because the consumer fell behind."""
-        return self._native.dropped
+        """Messages the adapter itself discarded: always 0, since the queue is the bus-side one.
+        The bus counts what this subscription lost (DROP_OLDEST evictions, messages still queued
+        when it was closed) per subscriber in ``rt.metrics()["subscribers"]``; give the queue a
+        ``label`` to find it there."""
+        return 0
 
     def recv(self, timeout: Optional[float] = None) -> M:
         """The next message, waiting up to ``timeout`` seconds (forever if None) with the GIL
-        released. Raises TimedOutError, or ClosedError once closed and drained. Ctrl-C works."""
+        released. Messages are taken from the bus up to 64 at a time; the ones already taken
+        (and, while the consumer is behind, ones already queued) come without releasing the GIL.
+        Raises TimedOutError, or ClosedError once closed and drained. Ctrl-C works."""
         return self._decode(self._native.recv(timeout))
 
     def try_recv(self) -> Optional[M]:
@@ -405,10 +410,15 @@ class MessageQueue(Generic[M]):
             yield self._decode(data)
 
     def __len__(self) -> int:
+        """Messages waiting (counted up to the queue's capacity)."""
         return len(self._native)
 
     def close(self) -> None:
-        """Ends the subscription; messages already queued can still be received."""
+        """Ends the subscription; messages already queued can still be received, and a thread
+        waiting in :meth:`recv` on the empty queue is woken. Never waits: if another thread is
+        inside :meth:`recv` while messages of this type are queued, that thread completes the
+        close within its 100 ms wait slice (and may still receive messages published until
+        then)."""
         self._native.close()
 
     def __enter__(self) -> "MessageQueue[M]":
@@ -430,7 +440,7 @@ class MessageStream(Generic[M]):
     runtime's close) and drained. Use it from one event loop; close it from that loop's thread.
     """
 
-    def __init__(self, runtime: Runtime, native: _native.NativeQueue, message_type: Type[M]) -> None:
+    def __init__(self, runtime: Runtime, native: _native.NativeStream, message_type: Type[M]) -> None:
         self._runtime = runtime
         self._native = native
         self.message_type = message_type
@@ -438,6 +448,12 @@ class MessageStream(Generic[M]):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiter: Optional["asyncio.Future[None]"] = None
         self._buffer: List[bytes] = []
+
+    @property
+    def dropped(self) -> int:
+        """Messages the stream's own queue evicted under DROP_OLDEST because the event loop fell
+        behind (evictions in the bus-side queue are counted in ``rt.metrics()``)."""
+        return self._native.dropped
 
     def _on_readable(self) -> None:
         self._native.drain_notifications()

@@ -28,6 +28,7 @@ __all__ = [
     "BufferTooSmallError",
     "InternalError",
     "WrongThreadError",
+    "BridgeError",
     "STATUS_ERRORS",
     "error_for_status",
 ]
@@ -160,6 +161,15 @@ class WrongThreadError(MyceliumError):
     status_name = "MYCELIUM_ERR_WRONG_THREAD"
 
 
+class BridgeError(MyceliumError):
+    """A socket bridge could not listen or connect, or its peer refused the handshake (the
+    message says why: the messages whose schemas differ, a wrong token, an address in use).
+    Bridges are not reachable from Python yet; this class exists so the status maps cleanly."""
+
+    status = 16
+    status_name = "MYCELIUM_ERR_BRIDGE"
+
+
 STATUS_ERRORS: Dict[int, Type[MyceliumError]] = {
     cls.status: cls
     for cls in (
@@ -178,6 +188,7 @@ STATUS_ERRORS: Dict[int, Type[MyceliumError]] = {
         BufferTooSmallError,
         InternalError,
         WrongThreadError,
+        BridgeError,
     )
 }
 """``mycelium_status`` code -> exception class (``MYCELIUM_OK`` = 0 has none)."""

@@ -5,18 +5,22 @@
 //!   for a Rust service consuming what Python publishes.
 //! - `bench_publish` publishes one payload many times from Rust with the GIL released, standing
 //!   in for a Rust service feeding Python callbacks.
+//! - `bench_rust_round_trip` runs the request/reply round trip between two Rust threads on pull
+//!   receivers: the floor under the Python round trip.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mycelium_ffi::exports::mycelium_publish;
-use mycelium_ffi::{mycelium_closure, mycelium_message};
+use mycelium_ffi::exports::{
+    mycelium_publish, mycelium_receiver_open, mycelium_receiver_recv, mycelium_unsubscribe,
+};
+use mycelium_ffi::{mycelium_closure, mycelium_message, MYCELIUM_WAIT_FOREVER};
 use pyo3::prelude::*;
 
 use crate::core::RuntimeCore;
-use crate::failure::{check, IntoPyResult};
+use crate::failure::{check, CallResult, Failure, IntoPyResult};
 use crate::runtime::{deadline_after, subscribe_closure, NativeRuntime, SubscribeSettings};
 
 unsafe extern "C" fn count_batch(
@@ -128,6 +132,105 @@ pub fn bench_publish(
             check(unsafe { mycelium_publish(g.ptr(), type_id, payload.as_ptr(), payload.len()) })?;
         }
         Ok(())
+    })
+    .py_err(py)
+}
+
+/// Opens a pull receiver on the handle of `g` (benchmark helper).
+fn open_receiver(g: &crate::core::CallGuard<'_>, type_id: u16) -> CallResult<u64> {
+    let mut id = 0u64;
+    // SAFETY: the guard keeps the handle valid; NULL options mean the defaults; `id` is writable.
+    check(unsafe { mycelium_receiver_open(g.ptr(), type_id, std::ptr::null(), &mut id) })?;
+    Ok(id)
+}
+
+unsafe extern "C" fn ignore_batch(
+    _context: *mut c_void,
+    _messages: *const mycelium_message,
+    _count: usize,
+) -> usize {
+    0
+}
+
+/// Takes one message from receiver `id`, waiting without limit.
+fn receive_one(g: &crate::core::CallGuard<'_>, id: u64) -> CallResult {
+    let mut count = 0usize;
+    // SAFETY: the guard keeps the handle valid; `ignore_batch` touches nothing; `count` is
+    // writable.
+    check(unsafe {
+        mycelium_receiver_recv(
+            g.ptr(),
+            id,
+            MYCELIUM_WAIT_FOREVER,
+            1,
+            Some(ignore_batch),
+            std::ptr::null_mut(),
+            &mut count,
+        )
+    })
+}
+
+/// The round trip of `python/bench/bench.py` with no Python in it: this thread publishes
+/// `request` as `request_type` and waits on a pull receiver for `reply_type`, which an echo
+/// thread (pull receiver on `request_type`) publishes as `reply` for each request. Both
+/// threads use the C ABI like the Python adapter does. Returns the `n` round trips in
+/// microseconds (benchmark helper: the floor under the Python round trip).
+#[pyfunction]
+pub fn bench_rust_round_trip(
+    py: Python<'_>,
+    runtime: &NativeRuntime,
+    request_type: u16,
+    request: &[u8],
+    reply_type: u16,
+    reply: &[u8],
+    n: usize,
+) -> PyResult<Vec<f64>> {
+    let core = &runtime.core;
+    py.detach(|| {
+        let g = core.enter()?;
+        let requests = open_receiver(&g, request_type)?;
+        let replies = open_receiver(&g, reply_type)?;
+        let outcome = std::thread::scope(|s| {
+            let echo = s.spawn(|| -> CallResult {
+                let g = core.enter()?;
+                for _ in 0..n {
+                    receive_one(&g, requests)?;
+                    // SAFETY: the guard keeps the handle valid; `reply` outlives the call.
+                    check(unsafe {
+                        mycelium_publish(g.ptr(), reply_type, reply.as_ptr(), reply.len())
+                    })?;
+                }
+                Ok(())
+            });
+            let mut samples = Vec::with_capacity(n);
+            let mut result = Ok(());
+            for _ in 0..n {
+                let start = Instant::now();
+                // SAFETY: the guard keeps the handle valid; `request` outlives the call.
+                result = check(unsafe {
+                    mycelium_publish(g.ptr(), request_type, request.as_ptr(), request.len())
+                })
+                .and_then(|()| receive_one(&g, replies));
+                if result.is_err() {
+                    break;
+                }
+                samples.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            if result.is_err() {
+                // Wakes the echo thread, which would otherwise wait forever.
+                // SAFETY: the guard keeps the handle valid.
+                unsafe { mycelium_unsubscribe(g.ptr(), requests) };
+            }
+            let echoed = echo
+                .join()
+                .unwrap_or(Err(Failure::Closed("the echo thread panicked")));
+            result.and(echoed).map(|()| samples)
+        });
+        for id in [requests, replies] {
+            // SAFETY: the guard keeps the handle valid; an already closed id is only reported.
+            unsafe { mycelium_unsubscribe(g.ptr(), id) };
+        }
+        outcome
     })
     .py_err(py)
 }

@@ -5,8 +5,8 @@
 //! read-write lock would do, but a writer waiting for the lock would then stall a callback that
 //! publishes while another thread's publish waits for that very callback's queue to drain. So
 //! calls are counted instead ([`RuntimeCore::enter`]): closing first refuses new calls, wakes
-//! everything this adapter itself may be blocking (pull queues, mid-batch callbacks), waits for
-//! the in-flight calls to return, and only then destroys the handle.
+//! everything this adapter itself may be blocking (pull receivers, stream queues, mid-batch
+//! callbacks), waits for the in-flight calls to return, and only then destroys the handle.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use crate::failure::{check, CallResult, Failure};
 use crate::lifecycle::ProcessStamp;
 use crate::queue::QueueShared;
+use crate::receiver::PullReceiver;
 
 /// Every runtime core that may still own a handle, so the interpreter-exit hook can close them.
 static LIVE: Mutex<Vec<Weak<RuntimeCore>>> = Mutex::new(Vec::new());
@@ -29,8 +30,10 @@ static LIVE: Mutex<Vec<Weak<RuntimeCore>>> = Mutex::new(Vec::new());
 struct Subscriptions {
     /// Callback subscriptions: the flag a batch checks before each message.
     callbacks: HashMap<u64, Arc<AtomicBool>>,
-    /// Pull subscriptions: their queues, whose producers may be waiting for room.
+    /// asyncio streams: their queues, whose producers may be waiting for room.
     queues: HashMap<u64, Arc<QueueShared>>,
+    /// Pull receivers: a Python thread may be waiting in one (holding a call in flight).
+    receivers: HashMap<u64, Arc<PullReceiver>>,
 }
 
 pub(crate) struct RuntimeCore {
@@ -129,6 +132,35 @@ impl RuntimeCore {
         self.subscriptions.lock().queues.insert(id, queue);
     }
 
+    pub(crate) fn register_receiver(&self, receiver: Arc<PullReceiver>) {
+        self.subscriptions
+            .lock()
+            .receivers
+            .insert(receiver.id(), receiver);
+    }
+
+    /// Ends a pull receiver (see [`PullReceiver::close`]). A runtime that is closing ends it
+    /// itself, and so does one that is already closed, so neither is an error.
+    pub(crate) fn close_receiver(&self, receiver: &PullReceiver) -> CallResult {
+        let result = match self.enter() {
+            // SAFETY: the guard keeps the handle that opened the receiver alive for the call.
+            Ok(guard) => unsafe { receiver.close(guard.ptr()) },
+            Err(Failure::Closed(_)) => Ok(()),
+            Err(other) => Err(other),
+        };
+        // Until the receive in progress finished the close, the runtime's close must still be
+        // able to wake it.
+        if receiver.is_bus_done() {
+            self.forget_receiver(receiver.id());
+        }
+        result
+    }
+
+    /// Drops the registration of a receiver nobody can use any more.
+    pub(crate) fn forget_receiver(&self, id: u64) {
+        self.subscriptions.lock().receivers.remove(&id);
+    }
+
     /// Ends one subscription. A runtime that is already closed has ended it already, so that
     /// is not an error. Blocks until its callback returns: call without the GIL.
     pub(crate) fn unsubscribe(&self, id: u64) -> CallResult {
@@ -136,6 +168,7 @@ impl RuntimeCore {
             let mut subs = self.subscriptions.lock();
             subs.callbacks.remove(&id);
             subs.queues.remove(&id);
+            subs.receivers.remove(&id);
         }
         let guard = match self.enter() {
             Ok(g) => g,
@@ -146,8 +179,9 @@ impl RuntimeCore {
         check(unsafe { mycelium_unsubscribe(guard.ptr(), id) })
     }
 
-    /// Stops mid-batch callbacks and releases delivery threads waiting for room in pull queues,
-    /// so that destroying the handle (which joins those threads) cannot wait forever.
+    /// Stops mid-batch callbacks, releases delivery threads waiting for room in stream queues
+    /// and wakes threads waiting in pull receivers, so that destroying the handle (which joins
+    /// those delivery threads, and waits for calls in flight) cannot wait forever.
     fn wake_subscriptions(&self) {
         let subs = self.subscriptions.lock();
         for flag in subs.callbacks.values() {
@@ -155,6 +189,21 @@ impl RuntimeCore {
         }
         for queue in subs.queues.values() {
             queue.close_consumer();
+        }
+        let ptr = self.handle.load(Ordering::SeqCst);
+        for receiver in subs.receivers.values() {
+            if ptr.is_null() {
+                receiver.abandon();
+                continue;
+            }
+            // SAFETY: only the closing thread destroys the handle, after this pass, so it is
+            // valid here; closing a receiver neither blocks nor calls back into Python.
+            if let Err(e) = unsafe { receiver.close_now(ptr) } {
+                eprintln!(
+                    "mycelium_native: closing pull receiver {} failed: {e}",
+                    receiver.id()
+                );
+            }
         }
     }
 
@@ -226,6 +275,7 @@ impl RuntimeCore {
             let mut subs = self.subscriptions.lock();
             subs.callbacks.clear();
             subs.queues.clear();
+            subs.receivers.clear();
         }
         if ptr.is_null() {
             return Ok(());

@@ -3,7 +3,7 @@
 //! Everything goes through the exported C ABI of `mycelium-ffi` (never the bus directly), so a
 //! handle made by a separately built Rust host works here too (`NativeRuntime.attach`). The typed,
 //! documented API is the pure-Python layer in `python/mycelium_native/`; this module keeps to
-//! what needs Rust: owning handles, running callbacks on delivery threads, GIL-free queues.
+//! what needs Rust: owning handles, running callbacks on delivery threads, waiting without the GIL.
 
 mod bench;
 mod callback;
@@ -11,7 +11,9 @@ mod core;
 mod failure;
 mod lifecycle;
 mod notify;
+mod pull_queue;
 mod queue;
+mod receiver;
 mod runtime;
 mod subscription;
 mod thread_state;
@@ -21,8 +23,9 @@ use std::ffi::CStr;
 use pyo3::prelude::*;
 
 pub use bench::BenchCounter;
+pub use pull_queue::NativeReceiver;
 pub use runtime::NativeRuntime;
-pub use subscription::{NativeQueue, NativeSubscription};
+pub use subscription::{NativeStream, NativeSubscription};
 
 /// Closes every runtime still open in this process, then stops delivery threads from touching
 /// Python. Registered with `atexit` by `mycelium_native/__init__.py`; runs without the GIL so the
@@ -55,12 +58,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lifecycle::install_fork_hook();
     m.add_class::<NativeRuntime>()?;
     m.add_class::<NativeSubscription>()?;
-    m.add_class::<NativeQueue>()?;
+    m.add_class::<NativeReceiver>()?;
+    m.add_class::<NativeStream>()?;
     m.add_class::<BenchCounter>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(abi_version, m)?)?;
     m.add_function(wrap_pyfunction!(library_version, m)?)?;
     m.add_function(wrap_pyfunction!(bench::bench_counter, m)?)?;
     m.add_function(wrap_pyfunction!(bench::bench_publish, m)?)?;
+    m.add_function(wrap_pyfunction!(bench::bench_rust_round_trip, m)?)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Pull subscriptions: the delivery thread copies payloads into a bounded Rust queue without
-//! ever taking the GIL; Python threads take them out with `recv`/`try_recv`, and asyncio is woken
-//! through a pipe (see `notify.rs`).
+//! asyncio streams: the delivery thread copies payloads into a bounded Rust queue without ever
+//! taking the GIL and wakes the event loop through a pipe (see `notify.rs`); the loop takes them
+//! out with `take_many`. (Pull queues need no delivery thread: see `receiver.rs`. A stream does,
+//! because the C ABI's pull receivers offer no descriptor an event loop could watch.)
 //!
 //! The queue holds at most `bound` messages (the subscription's capacity). When it is full:
 //! - under DROP_OLDEST the oldest queued message is evicted and counted (`dropped`), so a slow
@@ -13,7 +14,6 @@ use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use mycelium_ffi::{mycelium_closure, mycelium_message};
 use parking_lot::{Condvar, Mutex};
@@ -28,38 +28,23 @@ struct QueueState {
     producer_done: bool,
 }
 
-/// What a consumer got from the queue.
-pub(crate) enum Take {
-    Message(Vec<u8>),
-    /// Nothing yet; more may come.
-    Empty,
-    /// Nothing left and nothing more will come.
-    Finished,
-}
-
 pub(crate) struct QueueShared {
     state: Mutex<QueueState>,
-    readable: Condvar,
     writable: Condvar,
     bound: usize,
     drop_oldest: bool,
     dropped: AtomicU64,
-    notifier: Option<Notifier>,
+    notifier: Notifier,
 }
 
 impl QueueShared {
-    pub(crate) fn new(
-        bound: usize,
-        drop_oldest: bool,
-        notifier: Option<Notifier>,
-    ) -> Arc<QueueShared> {
+    pub(crate) fn new(bound: usize, drop_oldest: bool, notifier: Notifier) -> Arc<QueueShared> {
         Arc::new(QueueShared {
             state: Mutex::new(QueueState {
                 items: VecDeque::with_capacity(bound.min(1024)),
                 consumer_closed: false,
                 producer_done: false,
             }),
-            readable: Condvar::new(),
             writable: Condvar::new(),
             bound: bound.max(1),
             drop_oldest,
@@ -107,10 +92,7 @@ impl QueueShared {
             let was_empty = state.items.is_empty();
             state.items.push_back(payload(m).to_vec());
             if was_empty {
-                self.readable.notify_all();
-                if let Some(n) = &self.notifier {
-                    n.ping();
-                }
+                self.notifier.ping();
             }
         }
     }
@@ -118,10 +100,7 @@ impl QueueShared {
     fn finish_producer(&self) {
         let mut state = self.state.lock();
         state.producer_done = true;
-        self.readable.notify_all();
-        if let Some(n) = &self.notifier {
-            n.ping();
-        }
+        self.notifier.ping();
         drop(state);
     }
 
@@ -130,44 +109,8 @@ impl QueueShared {
         let mut state = self.state.lock();
         state.consumer_closed = true;
         self.writable.notify_all();
-        self.readable.notify_all();
-        if let Some(n) = &self.notifier {
-            n.ping();
-        }
+        self.notifier.ping();
         drop(state);
-    }
-
-    fn pop(&self, state: &mut QueueState) -> Take {
-        let was_full = state.items.len() >= self.bound;
-        match state.items.pop_front() {
-            Some(item) => {
-                if was_full {
-                    self.writable.notify_one();
-                }
-                Take::Message(item)
-            }
-            None if state.producer_done || state.consumer_closed => Take::Finished,
-            None => Take::Empty,
-        }
-    }
-
-    pub(crate) fn try_take(&self) -> Take {
-        let mut state = self.state.lock();
-        self.pop(&mut state)
-    }
-
-    /// Waits until a message arrives, the queue finishes, or `until` passes. Blocks: call
-    /// without the GIL.
-    pub(crate) fn take_until(&self, until: Instant) -> Take {
-        let mut state = self.state.lock();
-        loop {
-            match self.pop(&mut state) {
-                Take::Empty if Instant::now() < until => {
-                    self.readable.wait_until(&mut state, until);
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Up to `max` queued messages without waiting.
@@ -187,18 +130,14 @@ impl QueueShared {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.state.lock().items.len()
-    }
-
     /// True when nothing is queued and nothing more will arrive.
     pub(crate) fn is_finished(&self) -> bool {
         let state = self.state.lock();
         state.items.is_empty() && (state.producer_done || state.consumer_closed)
     }
 
-    pub(crate) fn notifier(&self) -> Option<&Notifier> {
-        self.notifier.as_ref()
+    pub(crate) fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 }
 
@@ -236,8 +175,6 @@ unsafe extern "C" fn queue_drop(context: *mut c_void) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn message(bytes: &[u8]) -> mycelium_message {
@@ -257,89 +194,88 @@ mod tests {
         assert_eq!(failed, 0);
     }
 
-    fn take(shared: &QueueShared) -> Option<Vec<u8>> {
-        match shared.try_take() {
-            Take::Message(m) => Some(m),
-            Take::Empty | Take::Finished => None,
+    fn queue(bound: usize, drop_oldest: bool) -> Arc<QueueShared> {
+        QueueShared::new(bound, drop_oldest, Notifier::new().expect("a pipe"))
+    }
+
+    fn readable(shared: &QueueShared) -> bool {
+        let mut pfd = libc::pollfd {
+            fd: shared.notifier().read_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    /// Waits (on the pipe, as the event loop would) until a message is queued.
+    fn take_one(shared: &QueueShared) -> Vec<u8> {
+        loop {
+            if let Some(m) = shared.take_many(1).pop() {
+                return m;
+            }
+            let mut pfd = libc::pollfd {
+                fd: shared.notifier().read_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; -1 waits until the producer writes to the pipe.
+            unsafe { libc::poll(&mut pfd, 1, -1) };
+            shared.notifier().drain();
         }
     }
 
     #[test]
     fn messages_come_out_in_order_and_finish_after_the_producer_ends() {
-        let shared = QueueShared::new(8, false, None);
+        let shared = queue(8, false);
         let closure = shared.closure();
         deliver(&shared, &[b"a", b"", b"ccc"]);
-        assert_eq!(shared.len(), 3);
         // SAFETY: the closure's context is an unconsumed Arc::into_raw, dropped exactly once here.
         unsafe { queue_drop(closure.context) };
         assert!(
             !shared.is_finished(),
             "queued messages are still readable after the end"
         );
-        assert_eq!(take(&shared).as_deref(), Some(&b"a"[..]));
-        assert_eq!(take(&shared).as_deref(), Some(&b""[..]));
+        assert_eq!(shared.take_many(2), vec![b"a".to_vec(), b"".to_vec()]);
         assert_eq!(shared.take_many(10), vec![b"ccc".to_vec()]);
         assert!(shared.is_finished());
-        assert!(matches!(
-            shared.take_until(Instant::now() + Duration::from_secs(5)),
-            Take::Finished
-        ));
+        assert!(shared.take_many(10).is_empty());
     }
 
     #[test]
     fn drop_oldest_keeps_the_newest_and_counts_evictions() {
-        let shared = QueueShared::new(2, true, None);
+        let shared = queue(2, true);
         deliver(&shared, &[b"1", b"2", b"3", b"4", b"5"]);
         assert_eq!(shared.dropped(), 3);
         assert_eq!(shared.take_many(10), vec![b"4".to_vec(), b"5".to_vec()]);
     }
 
     #[test]
-    fn take_until_reports_empty_after_the_deadline() {
-        let shared = QueueShared::new(2, false, None);
-        assert!(matches!(
-            shared.take_until(Instant::now() + Duration::from_millis(20)),
-            Take::Empty
-        ));
-    }
-
-    #[test]
     fn a_full_queue_holds_the_producer_until_there_is_room_or_the_consumer_closes() {
-        let shared = QueueShared::new(1, false, None);
+        let shared = queue(1, false);
         let producer = {
             let shared = shared.clone();
             std::thread::spawn(move || deliver(&shared, &[b"1", b"2", b"3"]))
         };
         // The producer can only get the second message in once the first was taken.
-        let first = shared.take_until(Instant::now() + Duration::from_secs(10));
-        assert!(matches!(first, Take::Message(ref m) if m == b"1"));
-        let second = shared.take_until(Instant::now() + Duration::from_secs(10));
-        assert!(matches!(second, Take::Message(ref m) if m == b"2"));
+        assert_eq!(take_one(&shared), b"1");
+        assert_eq!(take_one(&shared), b"2");
         // Closing releases the producer, which drops what it still had.
         shared.close_consumer();
         producer
             .join()
             .expect("the producer returns once the consumer closed");
-        assert!(shared.len() <= 1);
+        assert!(shared.take_many(10).len() <= 1);
+        assert!(shared.is_finished());
     }
 
     #[test]
     fn the_notifier_becomes_readable_when_the_queue_fills_and_quiet_after_draining() {
-        let shared = QueueShared::new(4, false, Some(Notifier::new().expect("a pipe")));
-        let fd = shared.notifier().expect("made with a notifier").read_fd();
-        let readable = || {
-            let mut pfd = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, zero timeout.
-            unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
-        };
-        assert!(!readable());
+        let shared = queue(4, false);
+        assert!(!readable(&shared));
         deliver(&shared, &[b"x"]);
-        assert!(readable());
-        shared.notifier().expect("notifier").drain();
-        assert!(!readable());
+        assert!(readable(&shared));
+        shared.notifier().drain();
+        assert!(!readable(&shared));
     }
 }

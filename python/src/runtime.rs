@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use mycelium_ffi::exports::{
     mycelium_flush, mycelium_metrics_json, mycelium_metrics_prometheus, mycelium_publish,
-    mycelium_runtime_clone, mycelium_runtime_close, mycelium_runtime_create,
-    mycelium_schema_description, mycelium_schema_digest, mycelium_subscribe,
-    mycelium_subscribe_options_init, mycelium_verify_schema_description,
+    mycelium_receiver_open, mycelium_runtime_clone, mycelium_runtime_close,
+    mycelium_runtime_create, mycelium_schema_description, mycelium_schema_digest,
+    mycelium_subscribe, mycelium_subscribe_options_init, mycelium_verify_schema_description,
     mycelium_verify_schema_digest,
 };
 use mycelium_ffi::{
@@ -28,10 +28,12 @@ use crate::core::{CallGuard, RuntimeCore};
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
 use crate::lifecycle::shutting_down;
 use crate::notify::Notifier;
+use crate::pull_queue::NativeReceiver;
 use crate::queue::QueueShared;
-use crate::subscription::{NativeQueue, NativeSubscription};
+use crate::receiver::PullReceiver;
+use crate::subscription::{NativeStream, NativeSubscription};
 
-/// The C library's default queue capacity, used for pull queues when none is given.
+/// The C library's default queue capacity, used for pull queues and streams when none is given.
 const DEFAULT_CAPACITY: usize = 1024;
 
 /// Longest a blocking call waits before it looks for a pending Ctrl-C.
@@ -280,28 +282,52 @@ impl NativeRuntime {
         }
     }
 
-    /// A pull subscription: messages wait in a Rust-side queue for `recv`/`try_recv`.
-    /// `notify=True` adds a pipe whose read end (`fileno()`) becomes readable on new messages.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, max_batch=0, label=None, notify=false))]
-    #[allow(clippy::too_many_arguments)]
-    fn subscribe_queue(
+    /// A pull subscription on a C ABI pull receiver: `recv` waits on the bus-side queue itself
+    /// (no delivery thread), so `capacity` and `policy` apply to that one queue.
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None))]
+    fn open_receiver(
         &self,
         py: Python<'_>,
         type_id: u16,
         capacity: u32,
         policy: u32,
-        max_batch: u32,
         label: Option<&str>,
-        notify: bool,
-    ) -> PyResult<NativeQueue> {
-        let settings = SubscribeSettings::new(capacity, policy, max_batch, label)?;
-        let notifier = if notify {
-            Some(Notifier::new().map_err(|e| {
-                PyOSError::new_err(format!("could not create the wake-up pipe: {e}"))
-            })?)
+    ) -> PyResult<NativeReceiver> {
+        let settings = SubscribeSettings::new(capacity, policy, 0, label)?;
+        let bound = if capacity == 0 {
+            DEFAULT_CAPACITY
         } else {
-            None
+            capacity as usize
         };
+        let result = (|| -> CallResult<Arc<PullReceiver>> {
+            let guard = self.core.enter()?;
+            let opts = settings.to_options()?;
+            let mut id = 0u64;
+            // SAFETY: the guard keeps the handle valid; `opts` (and the label it points to) are
+            // valid for the call; `id` is writable.
+            check(unsafe { mycelium_receiver_open(guard.ptr(), type_id, &opts, &mut id) })?;
+            let receiver = Arc::new(PullReceiver::new(id, type_id, bound));
+            self.core.register_receiver(receiver.clone());
+            Ok(receiver)
+        })();
+        let receiver = result.py_err(py)?;
+        Ok(NativeReceiver::new(self.core.clone(), receiver))
+    }
+
+    /// An asyncio stream's queue: a delivery thread fills a Rust-side queue and writes to a
+    /// pipe whose read end (`fileno()`) becomes readable on new messages.
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None))]
+    fn subscribe_stream(
+        &self,
+        py: Python<'_>,
+        type_id: u16,
+        capacity: u32,
+        policy: u32,
+        label: Option<&str>,
+    ) -> PyResult<NativeStream> {
+        let settings = SubscribeSettings::new(capacity, policy, 0, label)?;
+        let notifier = Notifier::new()
+            .map_err(|e| PyOSError::new_err(format!("could not create the wake-up pipe: {e}")))?;
         let bound = if capacity == 0 {
             DEFAULT_CAPACITY
         } else {
@@ -317,7 +343,7 @@ impl NativeRuntime {
             Ok(id)
         })();
         match result {
-            Ok(id) => Ok(NativeQueue::new(self.core.clone(), id, shared)),
+            Ok(id) => Ok(NativeStream::new(self.core.clone(), id, shared)),
             Err(failure) => {
                 // SAFETY: the closure came from `QueueShared::closure` and the subscribe failed.
                 unsafe { QueueShared::reclaim(&closure) };

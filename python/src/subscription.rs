@@ -1,17 +1,16 @@
 //! The Python classes for live subscriptions: `NativeSubscription` (callbacks) and
-//! `NativeQueue` (pull: `recv`, `try_recv`, and a wake-up descriptor for asyncio).
+//! `NativeStream` (asyncio: a queue a delivery thread fills, plus a wake-up descriptor). Pull
+//! queues are `NativeReceiver` (`pull_queue.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::core::RuntimeCore;
 use crate::failure::{Failure, IntoPyResult};
-use crate::queue::{QueueShared, Take};
-use crate::runtime::{deadline_after, SIGNAL_SLICE};
+use crate::queue::QueueShared;
 
 /// A callback subscription. It stays live until `close()` or the runtime's close, whether or
 /// not this object is kept.
@@ -51,18 +50,19 @@ impl NativeSubscription {
     }
 }
 
-/// A pull subscription's queue.
+/// An asyncio stream's queue (`Runtime.stream`): filled by a delivery thread, which wakes the
+/// event loop through a pipe.
 #[pyclass(frozen, module = "mycelium_native._native")]
-pub struct NativeQueue {
+pub struct NativeStream {
     core: Arc<RuntimeCore>,
     id: u64,
     shared: Arc<QueueShared>,
     closed: AtomicBool,
 }
 
-impl NativeQueue {
+impl NativeStream {
     pub(crate) fn new(core: Arc<RuntimeCore>, id: u64, shared: Arc<QueueShared>) -> Self {
-        NativeQueue {
+        NativeStream {
             core,
             id,
             shared,
@@ -78,14 +78,10 @@ impl NativeQueue {
         self.shared.close_consumer();
         self.core.unsubscribe(self.id)
     }
-
-    fn finished_error() -> Failure {
-        Failure::Closed("the subscription is closed and its queue is drained")
-    }
 }
 
 #[pymethods]
-impl NativeQueue {
+impl NativeStream {
     #[getter]
     fn id(&self) -> u64 {
         self.id
@@ -104,48 +100,6 @@ impl NativeQueue {
         self.shared.dropped()
     }
 
-    fn __len__(&self) -> usize {
-        self.shared.len()
-    }
-
-    /// The next payload, waiting up to `timeout` seconds (forever if None). Raises
-    /// TimedOutError, or ClosedError once the queue is closed and drained. Waits without the
-    /// GIL in slices of at most 100 ms, checking for Ctrl-C in between.
-    #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
-        self.core.check_process().py_err(py)?;
-        let deadline = timeout.map(deadline_after).transpose()?;
-        loop {
-            let now = Instant::now();
-            let slice_end = match deadline {
-                Some(d) => d.min(now + SIGNAL_SLICE),
-                None => now + SIGNAL_SLICE,
-            };
-            let shared = &self.shared;
-            match py.detach(|| shared.take_until(slice_end)) {
-                Take::Message(data) => return Ok(PyBytes::new(py, &data)),
-                Take::Finished => return Err(Self::finished_error().into_pyerr(py)),
-                Take::Empty => {
-                    py.check_signals()?;
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        let waited = timeout.unwrap_or_default();
-                        return Err(Failure::Timeout(format!("no message within {waited} s"))
-                            .into_pyerr(py));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The next payload if one is queued, else None (also once finished; see `finished`).
-    fn try_recv<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        self.core.check_process().py_err(py)?;
-        Ok(match self.shared.try_take() {
-            Take::Message(data) => Some(PyBytes::new(py, &data)),
-            Take::Empty | Take::Finished => None,
-        })
-    }
-
     /// Up to `max` queued payloads without waiting (an empty list when none are queued).
     #[pyo3(signature = (max=256))]
     fn recv_many<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
@@ -154,16 +108,14 @@ impl NativeQueue {
         Ok(items.iter().map(|d| PyBytes::new(py, d)).collect())
     }
 
-    /// The read end of the wake-up pipe (for `loop.add_reader`), or -1 without one.
+    /// The read end of the wake-up pipe (for `loop.add_reader`).
     fn fileno(&self) -> i32 {
-        self.shared.notifier().map_or(-1, |n| n.read_fd())
+        self.shared.notifier().read_fd()
     }
 
     /// Empties the wake-up pipe; call from the reader callback before taking messages.
     fn drain_notifications(&self) {
-        if let Some(n) = self.shared.notifier() {
-            n.drain();
-        }
+        self.shared.notifier().drain();
     }
 
     /// Ends the subscription; messages still queued can be taken until `finished`.
@@ -172,7 +124,7 @@ impl NativeQueue {
     }
 }
 
-impl Drop for NativeQueue {
+impl Drop for NativeStream {
     fn drop(&mut self) {
         // A queue nobody can read would eventually stall Block-policy publishers: end it.
         if self.closed.load(Ordering::SeqCst)

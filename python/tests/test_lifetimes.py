@@ -83,7 +83,7 @@ q = rt.subscription(contracts.TradeTick, capacity=4)
 host = Runtime(contracts)
 guest = Runtime.attach(host.address, contracts)
 guest.subscribe(contracts.TradeTick, lambda m: None)
-for i in range(6):  # the pull queue is left holding some, its delivery thread waiting for room
+for i in range(4):  # the pull queue is left full (a fifth publish would wait for room)
     rt.publish(contracts.TradeTick(size=i))
 busy.wait(5)
 print("exiting with a callback running", flush=True)
