@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Python suite: builds the mycelium_native extension (maturin develop --release, into the venv),
 # generates the example contracts module, runs the pytest suite (unit, pub/sub, vectors, attach,
-# callbacks, stress, lifetimes, Ctrl-C, fork), checks the type stubs (mypy stubtest + mypy
+# callbacks, stress, lifetimes, Ctrl-C, fork, socket bridges incl. a Rust peer process), checks the type stubs (mypy stubtest + mypy
 # --strict), and runs the Rust-host embedding tests against the installed package.
 source "$(dirname "$0")/lib.sh"
 cd "$MYCELIUM_ROOT"
@@ -24,6 +24,13 @@ cargo run -q -p mycelium-codegen -- codegen --lang python --schema contracts.yam
 step "codegen conformance: generated Python vs the golden vectors and the Rust decoder (+ mypy --strict)"
 bash tests/conformance/run_python.sh
 
+step "the mycelium CLI (the Rust peer of the cross-process bridge test)"
+# tests/test_bridge_process.py runs `$MYCELIUM_CLI bridge ...` as a separate process and fails,
+# never skips, when it is missing.
+cargo build -q -p mycelium-codegen --bin mycelium
+MYCELIUM_CLI="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/mycelium"
+export MYCELIUM_CLI
+
 step "pytest python/tests"
 # pytest exits 5 when it collected no test, which fails this script like any other failure.
 (cd python && MYCELIUM_CONTRACTS_DIR="$contracts_dir" "$py" -m pytest -q -p no:cacheprovider tests)
@@ -35,8 +42,8 @@ step "stub check: mypy.stubtest mycelium_native, mypy --strict on the package"
 step "embedding: a Rust host runs the installed mycelium_native in-process (ignored tests, run here)"
 MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-embed-python --test embed -- --ignored
 
-step "samples examples/python/{pubsub,pull_and_asyncio}.py (each exits non-zero unless it received what it published)"
-for sample in pubsub.py pull_and_asyncio.py; do
+step "samples examples/python/{pubsub,pull_and_asyncio,bridge}.py (each exits non-zero unless it received what it published)"
+for sample in pubsub.py pull_and_asyncio.py bridge.py; do
   PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" "examples/python/$sample"
 done
 

@@ -46,7 +46,7 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-_RUNTIME_NAMES = ("Message", "MessageQueue", "MessageStream", "Policy", "Runtime", "Subscription")
+_RUNTIME_NAMES = ("Bridge", "Message", "MessageQueue", "MessageStream", "Policy", "Runtime", "Subscription")
 
 __all__ = [
     "STATUS_ERRORS",
@@ -69,6 +69,7 @@ __all__ = [
     "WrongThreadError",
     "BridgeError",
     "error_for_status",
+    "Bridge",
     "Message",
     "MessageQueue",
     "MessageStream",
@@ -94,7 +95,7 @@ except ImportError as _exc:
 else:
     import atexit as _atexit
 
-    from ._runtime import Message, MessageQueue, MessageStream, Policy, Runtime, Subscription
+    from ._runtime import Bridge, Message, MessageQueue, MessageStream, Policy, Runtime, Subscription
 
     # Closes runtimes still open at interpreter exit, with the GIL released, before
     # finalization starts: delivery threads must not try to take the GIL after that.

@@ -303,9 +303,26 @@ class Runtime:
         """The bus metrics in the Prometheus text exposition format."""
         return self._native.metrics_prometheus()
 
+    def listen(self, address: str, *, token: Optional[str] = None, socket_mode: Optional[int] = None) -> "Bridge":
+        """Joins this bus with every process that connects to ``address`` (``"unix:/path"`` or
+        ``"tcp:127.0.0.1:PORT"``; port 0 picks a free one, see :attr:`Bridge.endpoints`).
+        A Unix socket is created with mode ``socket_mode`` (default ``0o600``). Both sides must
+        use the same ``token`` if either gives one. Raises BridgeError when it cannot listen
+        (address in use), InvalidArgumentError for a malformed or non-loopback address."""
+        if socket_mode is not None and not 0 < socket_mode <= 0o777:
+            raise ValueError(f"socket_mode must be permission bits between 0o1 and 0o777, not {socket_mode:#o}")
+        mode = 0 if socket_mode is None else socket_mode
+        return Bridge(self._native.listen(address, token, mode))
+
+    def connect(self, address: str, *, token: Optional[str] = None) -> "Bridge":
+        """Joins this bus with the process listening at ``address``. Returns at once; the
+        connection is made (and remade after a drop) in the background: call
+        :meth:`Bridge.wait` before relying on it."""
+        return Bridge(self._native.connect(address, token))
+
     def close(self) -> None:
-        """Ends every subscription of this runtime (waiting for running callbacks, with the GIL
-        released) and releases its handle. An attached runtime leaves the host's bus open.
+        """Ends every subscription and socket bridge of this runtime (waiting for running
+        callbacks, with the GIL released) and releases its handle. An attached runtime leaves the host's bus open.
         Idempotent."""
         self._native.close()
 
@@ -513,3 +530,59 @@ class MessageStream(Generic[M]):
         tb: Optional[TracebackType],
     ) -> None:
         await self.aclose()
+
+
+class Bridge:
+    """A socket bridge (from :meth:`Runtime.listen` or :meth:`Runtime.connect`): messages
+    published on either bus reach the other side's subscribers, for the message types the other
+    side subscribes to. Closed by :meth:`close`, a ``with`` block, or the runtime's close."""
+
+    def __init__(self, native: _native.NativeBridge) -> None:
+        self._native = native
+        # Read once: the endpoints (with the port a "tcp:...:0" address picked) do not change,
+        # and stay readable after close for messages and logs.
+        self._endpoints: List[str] = list(json.loads(native.stats_json()).get("endpoints", []))
+
+    @property
+    def id(self) -> int:
+        return self._native.id
+
+    @property
+    def endpoints(self) -> List[str]:
+        """The addresses a listener is bound to, or the one a connector dials."""
+        return list(self._endpoints)
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def wait(self, timeout: float = 10.0, sessions: int = 1) -> None:
+        """Waits (GIL released, Ctrl-C honoured) until the bridge has ``sessions`` open sessions
+        with completed handshakes. Raises BridgeError when the bridge stopped, e.g. the peer
+        refused the handshake (the message names the reason: a wrong token, the messages whose
+        schemas differ), TimedOutError after ``timeout`` seconds."""
+        self._native.wait(_count("sessions", sessions), timeout)
+
+    def stats(self) -> Dict[str, Any]:
+        """The bridge's counters (``messages_in``/``_out``, frames, bytes, sessions...) as a dict."""
+        parsed: Dict[str, Any] = json.loads(self._native.stats_json())["stats"]
+        return parsed
+
+    def close(self) -> None:
+        """Stops listening or reconnecting and closes the connections (GIL released). Idempotent."""
+        self._native.close()
+
+    def __enter__(self) -> "Bridge":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<mycelium_native.Bridge id={self.id} {' '.join(self._endpoints)}{state}>"

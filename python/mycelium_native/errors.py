@@ -164,7 +164,7 @@ class WrongThreadError(MyceliumError):
 class BridgeError(MyceliumError):
     """A socket bridge could not listen or connect, or its peer refused the handshake (the
     message says why: the messages whose schemas differ, a wrong token, an address in use).
-    Bridges are not reachable from Python yet; this class exists so the status maps cleanly."""
+    Raised by ``Runtime.listen``/``connect`` and ``Bridge.wait``."""
 
     status = 16
     status_name = "MYCELIUM_ERR_BRIDGE"

@@ -6,6 +6,7 @@
 //! what needs Rust: owning handles, running callbacks on delivery threads, waiting without the GIL.
 
 mod bench;
+mod bridge;
 mod callback;
 mod core;
 mod failure;
@@ -23,6 +24,7 @@ use std::ffi::CStr;
 use pyo3::prelude::*;
 
 pub use bench::BenchCounter;
+pub use bridge::NativeBridge;
 pub use pull_queue::NativeReceiver;
 pub use runtime::NativeRuntime;
 pub use subscription::{NativeStream, NativeSubscription};
@@ -61,6 +63,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeReceiver>()?;
     m.add_class::<NativeStream>()?;
     m.add_class::<BenchCounter>()?;
+    m.add_class::<NativeBridge>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(abi_version, m)?)?;
     m.add_function(wrap_pyfunction!(library_version, m)?)?;

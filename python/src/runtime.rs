@@ -23,6 +23,7 @@ use mycelium_ffi::{
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::bridge::{self, NativeBridge, Side};
 use crate::callback::{in_callback, CallbackContext};
 use crate::core::{CallGuard, RuntimeCore};
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
@@ -350,6 +351,31 @@ impl NativeRuntime {
                 Err(failure.into_pyerr(py))
             }
         }
+    }
+
+    /// Listens on `address` ("unix:/path" or "tcp:127.0.0.1:PORT") and bridges this bus to every
+    /// peer that connects; `socket_mode` 0 keeps the default 0600 for a Unix socket.
+    #[pyo3(signature = (address, token=None, socket_mode=0))]
+    fn listen(
+        &self,
+        py: Python<'_>,
+        address: &str,
+        token: Option<&str>,
+        socket_mode: u32,
+    ) -> PyResult<NativeBridge> {
+        bridge::open(py, &self.core, Side::Listen, address, token, socket_mode)
+    }
+
+    /// Connects to a listening peer at `address` (reconnecting in the background); wait on the
+    /// returned bridge for the session.
+    #[pyo3(signature = (address, token=None))]
+    fn connect(
+        &self,
+        py: Python<'_>,
+        address: &str,
+        token: Option<&str>,
+    ) -> PyResult<NativeBridge> {
+        bridge::open(py, &self.core, Side::Connect, address, token, 0)
     }
 
     /// Waits until messages published before the call were handled by this runtime's

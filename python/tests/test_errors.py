@@ -81,3 +81,9 @@ def test_errors_module_imports_without_the_compiled_extension(tmp_path: Path) ->
     )
     assert out.returncode == 0, out.stderr
     assert "needs the compiled extension mycelium_native._native" in out.stdout
+
+
+def test_bridge_status_maps_to_bridge_error() -> None:
+    exc = errors.error_for_status(16, "authentication failed: the token does not match")
+    assert type(exc) is errors.BridgeError
+    assert exc.status_name == "MYCELIUM_ERR_BRIDGE"
