@@ -123,16 +123,7 @@ impl MessageBus {
             envelope,
         } = self.route(origin, type_id, payload, name)?;
         let mut outcome = Outcome::default();
-        // Allocates only when some Block subscriber is full.
-        let mut waiting = Vec::new();
-        for subscriber in subscribers.iter() {
-            match subscriber.offer(envelope.clone()) {
-                Offer::Queued | Offer::Dropped => {}
-                Offer::MustWait(envelope) => waiting.push((subscriber, envelope)),
-                Offer::Rejected => outcome.note_rejected(subscriber),
-            }
-        }
-        for (subscriber, envelope) in waiting {
+        for (subscriber, envelope) in offer_all(&subscribers, &envelope, &mut outcome) {
             if !subscriber.send_blocking(envelope) {
                 outcome.lost_while_waiting = true;
             }
@@ -173,15 +164,7 @@ impl MessageBus {
             envelope,
         } = self.route(origin, type_id, payload, name)?;
         let mut outcome = Outcome::default();
-        let mut waiting = Vec::new();
-        for subscriber in subscribers.iter() {
-            match subscriber.offer(envelope.clone()) {
-                Offer::Queued | Offer::Dropped => {}
-                Offer::MustWait(envelope) => waiting.push((subscriber, envelope)),
-                Offer::Rejected => outcome.note_rejected(subscriber),
-            }
-        }
-        for (subscriber, envelope) in waiting {
+        for (subscriber, envelope) in offer_all(&subscribers, &envelope, &mut outcome) {
             if !subscriber.send(envelope).await {
                 outcome.lost_while_waiting = true;
             }
@@ -213,4 +196,26 @@ impl MessageBus {
         self.publish_awaiting(Envelope::LOCAL_ORIGIN, T::TYPE_ID, payload, Some(T::NAME))
             .await
     }
+}
+
+/// The first pass of every publish, shared by the blocking and the async paths: offers the
+/// envelope to each subscriber without waiting and returns the full `Block` subscribers the
+/// caller must wait on (allocates only when there are some).
+fn offer_all<'a, S>(
+    subscribers: &'a [S],
+    envelope: &Envelope,
+    outcome: &mut Outcome,
+) -> Vec<(&'a S, Envelope)>
+where
+    S: std::ops::Deref<Target = SubscriberShared>,
+{
+    let mut waiting = Vec::new();
+    for subscriber in subscribers {
+        match subscriber.offer(envelope.clone()) {
+            Offer::Queued | Offer::Dropped => {}
+            Offer::MustWait(envelope) => waiting.push((subscriber, envelope)),
+            Offer::Rejected => outcome.note_rejected(subscriber),
+        }
+    }
+    waiting
 }
