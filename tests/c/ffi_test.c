@@ -554,6 +554,35 @@ static void test_bridges(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_destroy(server), MYCELIUM_OK); /* closes the listener too */
 }
 
+typedef struct {
+  mycelium_runtime_t *rt;
+  uint64_t id;
+  atomic_int status;
+} bridge_waiter_t;
+
+static void *wait_long(void *arg) {
+  bridge_waiter_t *w = arg;
+  atomic_store(&w->status, mycelium_bridge_wait(w->rt, w->id, 1, 60000));
+  return NULL;
+}
+
+/* closing a bridge ends a wait on it from another thread at once */
+static void test_bridge_close_ends_wait(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  mycelium_runtime_create(yaml, yaml_len, &rt);
+  bridge_waiter_t w = {.rt = rt};
+  atomic_store(&w.status, -1);
+  CHECK_STATUS(mycelium_bridge_connect(rt, "unix:/tmp/mycelium-nobody-listens.sock", NULL, &w.id), MYCELIUM_OK);
+  pthread_t th;
+  pthread_create(&th, NULL, wait_long, &w);
+  usleep(50000);
+  CHECK_STATUS(mycelium_bridge_close(rt, w.id), MYCELIUM_OK);
+  pthread_join(th, NULL);
+  CHECK(atomic_load(&w.status) == MYCELIUM_ERR_BRIDGE, "the wait ended with %s",
+        mycelium_status_name((mycelium_status)atomic_load(&w.status)));
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
@@ -568,6 +597,7 @@ int main(int argc, char **argv) {
   test_destroy_in_flight(yaml, len);
   test_receivers(yaml, len);
   test_bridges(yaml, len);
+  test_bridge_close_ends_wait(yaml, len);
   free(yaml);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

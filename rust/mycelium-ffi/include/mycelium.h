@@ -527,7 +527,8 @@ enum mycelium_status mycelium_bridge_connect(const mycelium_runtime_t *rt,
 // - Errors: `MYCELIUM_ERR_TIMEOUT` (not yet; the last refusal reason, if any, is in the last
 //   error), `MYCELIUM_ERR_BRIDGE` (the bridge stopped, e.g. the peer refused the handshake
 //   because the schemas differ: the last error names the messages).
-// - Threads: any; do not close the same bridge concurrently. Blocks: up to `timeout_ms`;
+// - Threads: any; a concurrent `mycelium_bridge_close` ends the wait with
+//   `MYCELIUM_ERR_BRIDGE`. Blocks: up to `timeout_ms`;
 //   release the GIL / OCaml runtime lock first. Calls back: no.
 //
 // # Safety

@@ -6,9 +6,12 @@
 //! `mycelium-io`); nothing else in the C ABI needs one.
 
 use std::ffi::{c_char, CStr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mycelium_bridge::{Bridge, BridgeError, ConnectConfig, Endpoint, ListenConfig, Token};
+use mycelium_bridge::{
+    Bridge, BridgeError, BridgeHandle, ConnectConfig, Endpoint, ListenConfig, Token,
+};
 
 use crate::runtime::{live, Core};
 use crate::status::{mycelium_status::*, FfiError, FfiResult};
@@ -123,7 +126,7 @@ pub(crate) fn listen(
         .block_on(Bridge::listen(&h.core.bus, &h.core.schema, config))
         .map_err(bridge_error)?;
     let id = h.core.next_id();
-    h.bridges.lock().insert(id, handle);
+    h.bridges.lock().insert(id, Arc::new(handle));
     Ok(id)
 }
 
@@ -146,7 +149,7 @@ pub(crate) fn connect(
         .block_on(Bridge::connect(&h.core.bus, &h.core.schema, config))
         .map_err(bridge_error)?;
     let id = h.core.next_id();
-    h.bridges.lock().insert(id, handle);
+    h.bridges.lock().insert(id, Arc::new(handle));
     Ok(id)
 }
 
@@ -159,8 +162,12 @@ pub(crate) fn wait(
 ) -> FfiResult {
     let h = live(rt)?;
     let io = io_runtime(&h.core)?;
-    let bridges = h.bridges.lock();
-    let bridge = bridges.get(&id).ok_or_else(|| unknown(id))?;
+    let bridge = h
+        .bridges
+        .lock()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| unknown(id))?;
     let reached = io.block_on(async {
         tokio::time::timeout(
             Duration::from_millis(timeout_ms as u64),
@@ -194,8 +201,12 @@ pub(crate) fn wait(
 
 pub(crate) fn stats_json(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult<String> {
     let h = live(rt)?;
-    let bridges = h.bridges.lock();
-    let bridge = bridges.get(&id).ok_or_else(|| unknown(id))?;
+    let bridge = h
+        .bridges
+        .lock()
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| unknown(id))?;
     // The bound endpoints come first: with TCP port 0 they are how a caller learns the port.
     let endpoints: Vec<String> = bridge.endpoints().iter().map(|e| e.to_string()).collect();
     let doc = serde_json::json!({ "endpoints": endpoints, "stats": bridge.stats() });
@@ -206,9 +217,27 @@ pub(crate) fn close(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult 
     let h = live(rt)?;
     let bridge = h.bridges.lock().remove(&id).ok_or_else(|| unknown(id))?;
     let io = io_runtime(&h.core)?;
-    // A refused connector has already stopped with its reason; closing it is still a success.
-    let _ = io.block_on(bridge.close_and_join());
+    close_and_join(io, bridge);
     Ok(())
+}
+
+/// Stops a bridge and waits for its tasks. A `mycelium_bridge_wait` running on another thread
+/// holds a reference; stopping the bridge ends that wait (it reports the bridge stopped), after
+/// which this thread gets the only reference and joins.
+pub(crate) fn close_and_join(io: &tokio::runtime::Runtime, bridge: Arc<BridgeHandle>) {
+    bridge.close();
+    let mut bridge = bridge;
+    let owned = loop {
+        match Arc::try_unwrap(bridge) {
+            Ok(owned) => break owned,
+            Err(shared) => {
+                bridge = shared;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    };
+    // A refused connector has already stopped with its reason; closing it is still a success.
+    let _ = io.block_on(owned.close_and_join());
 }
 
 fn unknown(id: u64) -> FfiError {

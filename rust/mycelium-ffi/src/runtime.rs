@@ -160,7 +160,8 @@ pub(crate) struct Handle {
     /// Pull receivers (`receiver.rs`); ids come from the same counter as subscriptions.
     pub receivers: Mutex<HashMap<u64, Arc<RawSubscription>>>,
     /// Socket bridges started through this handle (`bridge.rs`).
-    pub bridges: Mutex<HashMap<u64, mycelium_bridge::BridgeHandle>>,
+    /// Shared so that a `mycelium_bridge_wait` holds its bridge, not the map, while it waits.
+    pub bridges: Mutex<HashMap<u64, Arc<mycelium_bridge::BridgeHandle>>>,
 }
 
 impl Handle {
@@ -192,7 +193,7 @@ impl Handle {
         if !bridges.is_empty() {
             if let Ok(io) = self.core.io_runtime() {
                 for b in bridges {
-                    let _ = io.block_on(b.close_and_join());
+                    crate::bridge::close_and_join(io, b);
                 }
             }
         }
