@@ -15,7 +15,6 @@ use mycelium_ffi::exports::{
     mycelium_bridge_options_init, mycelium_bridge_stats_json, mycelium_bridge_wait,
 };
 use mycelium_ffi::mycelium_status;
-use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -73,7 +72,6 @@ pub(crate) fn open(
         core: core.clone(),
         id,
         closed: AtomicBool::new(false),
-        calls: Mutex::new(()),
     })
 }
 
@@ -83,9 +81,6 @@ pub struct NativeBridge {
     core: Arc<RuntimeCore>,
     id: u64,
     closed: AtomicBool,
-    /// The C ABI forbids closing a bridge while another thread waits on it: wait slices and
-    /// close take turns on this lock.
-    calls: Mutex<()>,
 }
 
 impl NativeBridge {
@@ -159,13 +154,18 @@ impl NativeBridge {
                 .saturating_duration_since(Instant::now())
                 .min(SIGNAL_SLICE);
             let result = py.detach(|| -> CallResult {
-                let _turn = self.calls.lock();
                 self.check_open()?;
                 let g = self.core.enter()?;
-                // SAFETY: the guard keeps the handle valid; `_turn` keeps close away.
-                check(unsafe {
+                // SAFETY: the guard keeps the handle valid. A close on another thread ends this
+                // wait (MYCELIUM_ERR_BRIDGE), or, if it came first, the id is gone.
+                let status = check(unsafe {
                     mycelium_bridge_wait(g.ptr(), self.id, sessions, slice.as_millis() as u32)
-                })
+                });
+                // Report a close that raced with this call as the close it is.
+                if status.is_err() && self.is_closed() {
+                    self.check_open()?;
+                }
+                status
             });
             match result {
                 Err(Failure::Status { code, .. })
@@ -188,7 +188,6 @@ impl NativeBridge {
     /// once the runtime is closed.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| -> CallResult {
-            let _turn = self.calls.lock();
             if self.closed.swap(true, Ordering::SeqCst) || self.core.is_closed() {
                 return Ok(());
             }
@@ -198,7 +197,7 @@ impl NativeBridge {
                 Err(Failure::Closed(_)) => return Ok(()),
                 Err(other) => return Err(other),
             };
-            // SAFETY: the guard keeps the handle valid; `_turn` keeps waits away.
+            // SAFETY: the guard keeps the handle valid; a wait on another thread is ended by it.
             check(unsafe { mycelium_bridge_close(g.ptr(), self.id) })
         })
         .py_err(py)

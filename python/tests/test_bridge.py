@@ -269,3 +269,22 @@ sys.exit(1)
         proc.wait()
     assert proc.returncode == 0, err
     assert "interrupted" in out
+
+
+def test_close_from_another_thread_ends_a_wait(rt: Runtime) -> None:
+    bridge = rt.connect(f"unix:{sock_path('nobody-close')}")
+    outcome: List[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            bridge.wait(timeout=60.0)
+        except BaseException as e:  # recorded and checked below
+            outcome.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.2)
+    bridge.close()
+    t.join(timeout=10.0)
+    assert not t.is_alive(), "close did not end the wait"
+    assert len(outcome) == 1 and isinstance(outcome[0], (BridgeError, ClosedError)), outcome
