@@ -80,9 +80,9 @@
 //! assert_eq!(bus.metrics().type_metrics(7).unwrap().delivered, 1);
 //! ```
 
-mod blocking;
 mod bus;
 mod config;
+mod doorbell;
 mod envelope;
 mod error;
 mod handler;

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use async_channel::Receiver;
 use futures_core::Stream;
 
-use crate::blocking::wait_until;
 use crate::config::OverflowPolicy;
 use crate::envelope::Envelope;
 use crate::error::{RecvError, TryRecvError};
@@ -117,20 +116,30 @@ impl RawSubscription {
     /// closed and the queue is drained. Inside an async task use [`recv`](Self::recv) instead,
     /// or the worker thread is blocked.
     pub fn recv_blocking(&self) -> Option<Envelope> {
-        self.receiver.recv_blocking().ok().map(|e| self.taken(e))
+        self.wait(None).flatten()
     }
 
     /// Like [`recv_blocking`](Self::recv_blocking), giving up after `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Envelope, RecvError> {
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            // A timeout too large to represent is as good as none.
-            return self.recv_blocking().ok_or(RecvError::Closed);
-        };
-        match wait_until(self.receiver.recv(), deadline) {
-            Some(Ok(envelope)) => Ok(self.taken(envelope)),
-            Some(Err(_)) => Err(RecvError::Closed),
+        // A timeout too large to represent is as good as none.
+        let deadline = Instant::now().checked_add(timeout);
+        match self.wait(deadline) {
+            Some(Some(envelope)) => Ok(envelope),
+            Some(None) => Err(RecvError::Closed),
             None => Err(RecvError::Timeout),
         }
+    }
+
+    /// Blocks on the doorbell (see `doorbell.rs` for why not on async-channel's own wait):
+    /// `Some(Some(_))` a message, `Some(None)` closed and drained, `None` the deadline passed.
+    fn wait(&self, deadline: Option<Instant>) -> Option<Option<Envelope>> {
+        let poll = || match self.receiver.try_recv() {
+            Ok(envelope) => Some(Some(envelope)),
+            Err(async_channel::TryRecvError::Closed) => Some(None),
+            Err(async_channel::TryRecvError::Empty) => None,
+        };
+        let got = self.shared.doorbell.wait(poll, deadline)?;
+        Some(got.map(|envelope| self.taken(envelope)))
     }
 
     /// Awaits the next message; `None` once closed and drained. Cancel-safe: dropping the

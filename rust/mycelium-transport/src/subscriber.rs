@@ -9,6 +9,7 @@ use std::time::Instant;
 use async_channel::{Sender, TrySendError};
 
 use crate::config::OverflowPolicy;
+use crate::doorbell::Doorbell;
 use crate::envelope::Envelope;
 use crate::metrics::{SubscriberMetrics, SubscriberStats, TypeStats};
 
@@ -33,6 +34,8 @@ pub(crate) struct SubscriberShared {
     sender: Sender<Envelope>,
     pub(crate) stats: SubscriberStats,
     pub(crate) type_stats: Arc<TypeStats>,
+    /// Wakes threads blocked in `RawSubscription::recv_blocking` / `recv_timeout`.
+    pub(crate) doorbell: Doorbell,
 }
 
 impl SubscriberShared {
@@ -54,6 +57,7 @@ impl SubscriberShared {
             sender,
             stats: SubscriberStats::default(),
             type_stats,
+            doorbell: Doorbell::default(),
         }
     }
 
@@ -74,6 +78,14 @@ impl SubscriberShared {
     }
 
     pub(crate) fn offer(&self, envelope: Envelope) -> Offer {
+        let offer = self.try_queue(envelope);
+        if let Offer::Queued = offer {
+            self.doorbell.ring();
+        }
+        offer
+    }
+
+    fn try_queue(&self, envelope: Envelope) -> Offer {
         self.stats.offered.fetch_add(1, Ordering::Release);
         match self.policy {
             OverflowPolicy::Block => match self.sender.try_send(envelope) {
@@ -113,7 +125,10 @@ impl SubscriberShared {
     /// closed while waiting.
     pub(crate) fn send_blocking(&self, envelope: Envelope) -> bool {
         match self.sender.send_blocking(envelope) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.doorbell.ring();
+                true
+            }
             Err(_) => {
                 self.count_drop();
                 false
@@ -124,7 +139,10 @@ impl SubscriberShared {
     /// Async form of [`send_blocking`](Self::send_blocking).
     pub(crate) async fn send(&self, envelope: Envelope) -> bool {
         match self.sender.send(envelope).await {
-            Ok(()) => true,
+            Ok(()) => {
+                self.doorbell.ring();
+                true
+            }
             Err(_) => {
                 self.count_drop();
                 false
@@ -136,6 +154,7 @@ impl SubscriberShared {
     /// receiving side can still take what is queued.
     pub(crate) fn close_queue(&self) {
         self.sender.close();
+        self.doorbell.ring_all();
     }
 
     pub(crate) fn queue_len(&self) -> usize {

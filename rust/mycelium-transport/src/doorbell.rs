@@ -1,0 +1,216 @@
+//! How a thread blocked on an empty subscription queue is woken.
+//!
+//! async-channel wakes a blocked receiver through `event-listener`, which unparks the waiter
+//! while it still holds its own list mutex. On two cores the woken thread lands on the waker's
+//! CPU, preempts it, and blocks on that mutex: two extra context switches per message, which
+//! set the floor of every round trip through the bus. Threads that block (`recv_blocking`,
+//! `recv_timeout`, and so every C ABI delivery thread and pull receiver) wait on a
+//! [`Doorbell`] instead; async receivers keep async-channel's wakers.
+//!
+//! The protocol is the classic "announce, re-check, sleep" against "push, check, wake":
+//! - a sleeper counts itself in `sleepers`, then (after a SeqCst fence) polls the queue once
+//!   more, and only then waits on the condition variable, all under `lock`;
+//! - a publisher pushes, fences, and reads `sleepers`. Only when someone sleeps does it take
+//!   `lock` (which orders it after the sleeper's re-check) and, **after releasing it**,
+//!   notifies. The woken thread therefore never finds the mutex held.
+//!
+//! The fences pair up: either the publisher's read sees the sleeper's count, or the sleeper's
+//! re-check sees the pushed message. A publish with nobody asleep costs a fence and a load.
+
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+#[derive(Default)]
+pub(crate) struct Doorbell {
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    bell: Condvar,
+}
+
+impl Doorbell {
+    /// Wakes one sleeper, if any. Call after each message pushed onto the queue.
+    pub(crate) fn ring(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // Empty critical section: it only waits until the sleeper has re-checked the queue
+        // and gone to sleep (which releases the lock), so the notify below cannot be lost.
+        drop(self.lock.lock());
+        self.bell.notify_one();
+    }
+
+    /// Wakes every sleeper. Call after the queue was closed; each one finds it closed.
+    pub(crate) fn ring_all(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        drop(self.lock.lock());
+        self.bell.notify_all();
+    }
+
+    /// Blocks this thread until `poll` yields a value, or until `deadline` passes (`None`).
+    ///
+    /// `poll` must not block; it is called without the lock first and, before each sleep,
+    /// with it. A ring meant for this thread may wake another sleeper of the same queue
+    /// instead; every woken thread polls again, so a message is never left behind while
+    /// someone sleeps.
+    pub(crate) fn wait<T>(
+        &self,
+        mut poll: impl FnMut() -> Option<T>,
+        deadline: Option<Instant>,
+    ) -> Option<T> {
+        loop {
+            if let Some(value) = poll() {
+                return Some(value);
+            }
+            let mut guard = self.lock.lock();
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let polled = poll();
+            let timed_out = match (&polled, deadline) {
+                (Some(_), _) => false,
+                (None, None) => {
+                    self.bell.wait(&mut guard);
+                    false
+                }
+                (None, Some(deadline)) => self.bell.wait_until(&mut guard, deadline).timed_out(),
+            };
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+            drop(guard);
+            if polled.is_some() {
+                return polled;
+            }
+            if timed_out {
+                // A message may have arrived together with the deadline.
+                return poll();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    /// A queue built from a mutex and a doorbell, just enough to exercise the protocol.
+    #[derive(Default)]
+    struct Queue {
+        items: Mutex<VecDeque<u64>>,
+        closed: std::sync::atomic::AtomicBool,
+        bell: Doorbell,
+    }
+
+    impl Queue {
+        fn push(&self, v: u64) {
+            self.items.lock().push_back(v);
+            self.bell.ring();
+        }
+        fn close(&self) {
+            self.closed.store(true, Ordering::SeqCst);
+            self.bell.ring_all();
+        }
+        fn poll(&self) -> Option<Option<u64>> {
+            if let Some(v) = self.items.lock().pop_front() {
+                return Some(Some(v));
+            }
+            self.closed.load(Ordering::SeqCst).then_some(None)
+        }
+        fn recv(&self, deadline: Option<Instant>) -> Option<Option<u64>> {
+            self.bell.wait(|| self.poll(), deadline)
+        }
+    }
+
+    #[test]
+    fn ready_value_is_returned_even_with_a_past_deadline() {
+        let q = Queue::default();
+        q.push(7);
+        assert_eq!(q.recv(Some(Instant::now())), Some(Some(7)));
+    }
+
+    #[test]
+    fn gives_up_at_the_deadline() {
+        let q = Queue::default();
+        let start = Instant::now();
+        assert_eq!(q.recv(Some(start + Duration::from_millis(20))), None);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert_eq!(q.bell.sleepers.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn close_wakes_every_sleeper() {
+        let q = Arc::new(Queue::default());
+        let sleepers: Vec<_> = (0..4)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                thread::spawn(move || q.recv(None))
+            })
+            .collect();
+        while q.bell.sleepers.load(Ordering::SeqCst) < 4 {
+            thread::yield_now();
+        }
+        q.close();
+        for s in sleepers {
+            assert_eq!(s.join().ok(), Some(Some(None)));
+        }
+    }
+
+    /// Ping-pong without timeouts: a lost wake-up hangs the test (and the harness's timeout
+    /// reports it); 20 000 hand-offs give a race many chances to show.
+    #[test]
+    fn no_wake_up_is_lost_in_a_ping_pong() {
+        let ping = Arc::new(Queue::default());
+        let pong = Arc::new(Queue::default());
+        let (p, q) = (Arc::clone(&ping), Arc::clone(&pong));
+        let echo = thread::spawn(move || {
+            while let Some(Some(v)) = p.recv(None) {
+                q.push(v + 1);
+            }
+        });
+        for i in 0..20_000 {
+            ping.push(i);
+            assert_eq!(pong.recv(None), Some(Some(i + 1)));
+        }
+        ping.close();
+        assert!(echo.join().is_ok());
+    }
+
+    /// Several sleepers on one queue with short deadlines racing the pushes: every message is
+    /// taken exactly once.
+    #[test]
+    fn many_sleepers_take_every_message_once() {
+        let q = Arc::new(Queue::default());
+        let takers: Vec<_> = (0..3)
+            .map(|_| {
+                let q = Arc::clone(&q);
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        match q.recv(Some(Instant::now() + Duration::from_micros(50))) {
+                            Some(Some(v)) => got.push(v),
+                            Some(None) => return got,
+                            None => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..30_000 {
+            q.push(i);
+        }
+        q.close();
+        let mut all: Vec<u64> = takers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..30_000).collect::<Vec<_>>());
+    }
+}
