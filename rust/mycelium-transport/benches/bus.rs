@@ -9,6 +9,11 @@
 //!   broadcast overwrites (lagging receivers count skipped messages as received so the run
 //!   ends), crossbeam blocks. After each bus run the bus's own publish-to-dequeue latency
 //!   histogram (cross-thread) is printed.
+//! - `round_trip/*`: two threads ping-pong one 16-byte message through two subscriptions, each
+//!   waiting in `recv_blocking` (the path of the C ABI's delivery threads and pull receivers);
+//!   `spin=0` sleeps at once, `spin=50us` polls first (`SubscribeOptions::spin`). crossbeam's
+//!   blocking `recv` on two bounded channels is the reference. A round trip is two wake-ups, so
+//!   on an idle VM the figures are dominated by how fast the hypervisor wakes a vCPU.
 //!
 //! Run: `cargo bench -p mycelium-transport --bench bus` (about three minutes).
 
@@ -222,5 +227,82 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, latency, throughput);
+/// Runs `iters` round trips between this thread and an echo thread; `send`/`recv` are the two
+/// directions as seen from this thread, `echo` runs on the other one until its input ends.
+fn ping_pong(
+    iters: u64,
+    send: impl Fn(u64),
+    recv: impl Fn() -> u64,
+    echo: JoinHandle<()>,
+) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        send(i);
+        assert_eq!(recv(), i);
+    }
+    let elapsed = start.elapsed();
+    drop(send);
+    echo.join().unwrap();
+    elapsed
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("round_trip");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    let seq = |n: u64| Bytes::copy_from_slice(&[n.to_le_bytes(), [0; 8]].concat());
+    let unseq = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+    for spin_us in [0u64, 50] {
+        group.bench_function(
+            BenchmarkId::new("mycelium", format!("spin={spin_us}us")),
+            |b| {
+                b.iter_custom(|iters| {
+                    let bus = MessageBus::new();
+                    let opts = SubscribeOptions::new(16, OverflowPolicy::Block)
+                        .with_spin(Duration::from_micros(spin_us));
+                    let pings = bus.subscribe_raw(1, opts.clone());
+                    let pongs = bus.subscribe_raw(2, opts);
+                    let echo_bus = bus.clone();
+                    let echo = thread::spawn(move || {
+                        while let Some(env) = pings.recv_blocking() {
+                            echo_bus.publish_raw(2, env.payload).unwrap();
+                        }
+                    });
+                    let closer = bus.clone();
+                    let elapsed = ping_pong(
+                        iters,
+                        |i| bus.publish_raw(1, seq(i)).unwrap(),
+                        || unseq(&pongs.recv_blocking().unwrap().payload),
+                        thread::spawn(|| {}),
+                    );
+                    closer.close();
+                    echo.join().unwrap();
+                    elapsed
+                })
+            },
+        );
+    }
+    group.bench_function(BenchmarkId::new("crossbeam", "blocking"), |b| {
+        b.iter_custom(|iters| {
+            let (ping_tx, ping_rx) = crossbeam_channel::bounded::<u64>(16);
+            let (pong_tx, pong_rx) = crossbeam_channel::bounded::<u64>(16);
+            let echo = thread::spawn(move || {
+                while let Ok(v) = ping_rx.recv() {
+                    pong_tx.send(v).unwrap();
+                }
+            });
+            ping_pong(
+                iters,
+                move |i| ping_tx.send(i).unwrap(),
+                || pong_rx.recv().unwrap(),
+                echo,
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, latency, throughput, round_trip);
 criterion_main!(benches);

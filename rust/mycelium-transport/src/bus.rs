@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mycelium_protocol::Message;
 use parking_lot::RwLock;
 
-use crate::config::{BusConfig, SubscribeOptions, MAX_QUEUE_CAPACITY};
+use crate::config::{BusConfig, SubscribeOptions, MAX_QUEUE_CAPACITY, MAX_SPIN};
 use crate::error::SubscribeError;
 use crate::metrics::{MetricsSnapshot, TypeMetrics};
 use crate::raw_subscription::RawSubscription;
@@ -102,7 +102,7 @@ impl MessageBus {
     }
 
     /// Subscribes to `type_id`. A capacity outside `1..=MAX_QUEUE_CAPACITY` is clamped into
-    /// that range; use [`try_subscribe_raw`](Self::try_subscribe_raw) to have it refused.
+    /// that range, and a spin into `0..=MAX_SPIN`; use [`try_subscribe_raw`](Self::try_subscribe_raw) to have it refused.
     /// Subscribing to a closed bus yields a subscription that is already at end-of-stream.
     pub fn subscribe_raw(&self, type_id: u16, opts: SubscribeOptions) -> RawSubscription {
         self.subscribe_with(type_id, opts, None)
@@ -115,6 +115,11 @@ impl MessageBus {
         opts: SubscribeOptions,
     ) -> Result<RawSubscription, SubscribeError> {
         check_capacity(opts.capacity)?;
+        if opts.spin > MAX_SPIN {
+            return Err(SubscribeError::InvalidSpin {
+                requested: opts.spin,
+            });
+        }
         Ok(self.subscribe_raw(type_id, opts))
     }
 
@@ -125,6 +130,7 @@ impl MessageBus {
         name: Option<&'static str>,
     ) -> RawSubscription {
         let capacity = opts.capacity.clamp(1, MAX_QUEUE_CAPACITY);
+        let spin = opts.spin.min(MAX_SPIN);
         let (sender, receiver) = async_channel::bounded(capacity);
         let topic = self.topic(type_id);
         if let Some(name) = name {
@@ -150,7 +156,7 @@ impl MessageBus {
         if self.inner.closed.load(Ordering::SeqCst) {
             shared.close_queue();
         }
-        RawSubscription::new(receiver, shared, topic)
+        RawSubscription::new(receiver, shared, topic, spin)
     }
 
     /// Typed subscription: yields decoded `T`s (see [`Subscription`]). Capacity is clamped as

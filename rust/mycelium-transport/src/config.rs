@@ -1,5 +1,7 @@
 //! Bus-wide and per-subscriber settings.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 /// Largest payload the bus accepts unless [`BusConfig::max_payload`] says otherwise.
@@ -17,6 +19,12 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// foreign caller could abort the process on allocation; 1 Mi slots is far beyond what a
 /// consumer that keeps up needs.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+
+/// Longest spin a subscriber may ask for ([`SubscribeOptions::spin`]).
+///
+/// Spinning burns a core; past a few hundred microseconds sleeping costs less than it saves,
+/// and 10 ms keeps a mistaken unit (seconds for microseconds) from pinning a CPU for good.
+pub const MAX_SPIN: Duration = Duration::from_millis(10);
 
 /// What a publish does when one subscriber's queue is full. Chosen per subscriber, so a slow
 /// audit log can block publishers while a UI feed just keeps the latest values.
@@ -56,6 +64,16 @@ pub struct SubscribeOptions {
     pub policy: OverflowPolicy,
     /// Free-form name shown in metrics and errors, e.g. `"python:telemetry-ui"`.
     pub label: Option<String>,
+    /// How long a blocked receiver (`recv_blocking`, `recv_timeout`, and so the C ABI's
+    /// delivery threads and pull receivers) polls its empty queue before it goes to sleep;
+    /// at most [`MAX_SPIN`]. Zero (the default) sleeps after a brief back-off of 127 spin-loop
+    /// hints (a few microseconds at most).
+    ///
+    /// Waking a sleeping thread costs a context switch, and on a virtual machine whose CPUs
+    /// idle it can cost tens of microseconds; a receiver that spins across the gap between two
+    /// messages skips both. The default back-off already catches a reply that is on its way. The price is a busy core while it spins: use it for a few
+    /// latency-critical subscriptions on a machine with a core to spare, not for all of them.
+    pub spin: Duration,
 }
 
 impl Default for SubscribeOptions {
@@ -64,6 +82,7 @@ impl Default for SubscribeOptions {
             capacity: DEFAULT_QUEUE_CAPACITY,
             policy: OverflowPolicy::default(),
             label: None,
+            spin: Duration::ZERO,
         }
     }
 }
@@ -75,6 +94,7 @@ impl SubscribeOptions {
             capacity,
             policy,
             label: None,
+            spin: Duration::ZERO,
         }
     }
 
@@ -87,6 +107,12 @@ impl SubscribeOptions {
     /// Sets the queue capacity.
     pub fn with_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
+        self
+    }
+
+    /// Sets how long a blocked receiver spins before it sleeps (see [`spin`](Self::spin)).
+    pub fn with_spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
         self
     }
 

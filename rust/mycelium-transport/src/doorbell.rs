@@ -18,7 +18,7 @@
 //! re-check sees the pushed message. A publish with nobody asleep costs a fence and a load.
 
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -53,6 +53,7 @@ impl Doorbell {
     }
 
     /// Blocks this thread until `poll` yields a value, or until `deadline` passes (`None`).
+    /// For up to `spin` it polls in a loop before sleeping at all (bounded by the deadline).
     ///
     /// `poll` must not block; it is called without the lock first and, before each sleep,
     /// with it. A ring meant for this thread may wake another sleeper of the same queue
@@ -61,8 +62,17 @@ impl Doorbell {
     pub(crate) fn wait<T>(
         &self,
         mut poll: impl FnMut() -> Option<T>,
+        spin: Duration,
         deadline: Option<Instant>,
     ) -> Option<T> {
+        if !spin.is_zero() {
+            if let Some(value) = spin_poll(&mut poll, spin, deadline) {
+                return Some(value);
+            }
+        }
+        if let Some(value) = back_off(&mut poll) {
+            return Some(value);
+        }
         loop {
             if let Some(value) = poll() {
                 return Some(value);
@@ -92,13 +102,58 @@ impl Doorbell {
     }
 }
 
+/// Before any sleep, a brief back-off: poll after 1, 2, 4 .. 64 spin-loop hints (127 in all,
+/// a few microseconds at most). A reply already on its way (a round trip's second half, the
+/// next message of a burst) is caught without the two context switches of a sleep and a
+/// wake-up, which on an idle VM cost tens of microseconds. Rust round trip through two blocked
+/// receivers on the 2-vCPU VM: 53.5 µs without, 2.3-3.5 µs with it
+/// (`cargo bench -p mycelium-transport --bench bus -- round_trip`).
+///
+/// Unlike crossbeam-channel's back-off this one never calls `yield_now`: with other work
+/// runnable on the core, CFS may run that work for a whole slice before the yielder gets the
+/// CPU back; A/B runs with two niced CPU hogs gave 3 ms p99 round trips with the yields and
+/// under 120 µs without.
+fn back_off<T>(poll: &mut impl FnMut() -> Option<T>) -> Option<T> {
+    for step in 0..7u32 {
+        if let Some(value) = poll() {
+            return Some(value);
+        }
+        for _ in 0..(1u32 << step) {
+            std::hint::spin_loop();
+        }
+    }
+    None
+}
+
+/// Polls in a tight loop for up to `spin` (or until `deadline`), reading the clock only every
+/// few dozen polls: a poll of an empty queue costs a few nanoseconds, a clock read ~20.
+fn spin_poll<T>(
+    poll: &mut impl FnMut() -> Option<T>,
+    spin: Duration,
+    deadline: Option<Instant>,
+) -> Option<T> {
+    let start = Instant::now();
+    let until = start.checked_add(spin).unwrap_or(start);
+    let until = deadline.map_or(until, |d| d.min(until));
+    loop {
+        for _ in 0..32 {
+            if let Some(value) = poll() {
+                return Some(value);
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::VecDeque;
     use std::sync::Arc;
     use std::thread;
-    use std::time::Duration;
 
     /// A queue built from a mutex and a doorbell, just enough to exercise the protocol.
     #[derive(Default)]
@@ -106,9 +161,16 @@ mod tests {
         items: Mutex<VecDeque<u64>>,
         closed: std::sync::atomic::AtomicBool,
         bell: Doorbell,
+        spin: Duration,
     }
 
     impl Queue {
+        fn spinning(spin: Duration) -> Self {
+            Queue {
+                spin,
+                ..Queue::default()
+            }
+        }
         fn push(&self, v: u64) {
             self.items.lock().push_back(v);
             self.bell.ring();
@@ -124,7 +186,7 @@ mod tests {
             self.closed.load(Ordering::SeqCst).then_some(None)
         }
         fn recv(&self, deadline: Option<Instant>) -> Option<Option<u64>> {
-            self.bell.wait(|| self.poll(), deadline)
+            self.bell.wait(|| self.poll(), self.spin, deadline)
         }
     }
 
@@ -163,11 +225,11 @@ mod tests {
     }
 
     /// Ping-pong without timeouts: a lost wake-up hangs the test (and the harness's timeout
-    /// reports it); 20 000 hand-offs give a race many chances to show.
-    #[test]
-    fn no_wake_up_is_lost_in_a_ping_pong() {
-        let ping = Arc::new(Queue::default());
-        let pong = Arc::new(Queue::default());
+    /// reports it); 20 000 hand-offs give a race many chances to show. With a spin, most
+    /// hand-offs are caught while spinning and the rest go through the sleep path.
+    fn ping_pong(spin: Duration) {
+        let ping = Arc::new(Queue::spinning(spin));
+        let pong = Arc::new(Queue::spinning(spin));
         let (p, q) = (Arc::clone(&ping), Arc::clone(&pong));
         let echo = thread::spawn(move || {
             while let Some(Some(v)) = p.recv(None) {
@@ -180,6 +242,40 @@ mod tests {
         }
         ping.close();
         assert!(echo.join().is_ok());
+    }
+
+    #[test]
+    fn no_wake_up_is_lost_in_a_ping_pong() {
+        ping_pong(Duration::ZERO);
+    }
+
+    #[test]
+    fn no_wake_up_is_lost_in_a_ping_pong_with_spinning_receivers() {
+        ping_pong(Duration::from_micros(5));
+    }
+
+    #[test]
+    fn a_spinning_receiver_still_sleeps_and_is_woken() {
+        let q = Arc::new(Queue::spinning(Duration::from_millis(1)));
+        let waiter = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || q.recv(None))
+        };
+        // The waiter spins for 1 ms, then sleeps; only the ring can wake it.
+        while q.bell.sleepers.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        q.push(5);
+        assert_eq!(waiter.join().ok(), Some(Some(Some(5))));
+    }
+
+    #[test]
+    fn the_deadline_bounds_the_spin() {
+        let q = Queue::spinning(Duration::from_secs(3600));
+        assert_eq!(
+            q.recv(Some(Instant::now() + Duration::from_millis(5))),
+            None
+        );
     }
 
     /// Several sleepers on one queue with short deadlines racing the pushes: every message is

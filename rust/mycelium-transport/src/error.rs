@@ -2,7 +2,7 @@
 
 use mycelium_protocol::EncodeError;
 
-use crate::config::MAX_QUEUE_CAPACITY;
+use crate::config::{MAX_QUEUE_CAPACITY, MAX_SPIN};
 
 /// Why a publish did not reach every subscriber.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +71,12 @@ pub enum SubscribeError {
     InvalidCapacity {
         /// The capacity that was asked for.
         requested: usize,
+    },
+    /// The requested spin is longer than `MAX_SPIN`.
+    #[error("spin of {requested:?} is too long; use at most {MAX_SPIN:?}")]
+    InvalidSpin {
+        /// The spin that was asked for.
+        requested: std::time::Duration,
     },
     /// A handler subscription was requested outside a tokio runtime.
     #[error(

@@ -96,7 +96,7 @@ mod typed;
 pub use bus::MessageBus;
 pub use config::{
     BusConfig, OverflowPolicy, SubscribeOptions, DEFAULT_MAX_PAYLOAD, DEFAULT_QUEUE_CAPACITY,
-    MAX_QUEUE_CAPACITY,
+    MAX_QUEUE_CAPACITY, MAX_SPIN,
 };
 pub use envelope::Envelope;
 pub use error::{HandlerJoinError, PublishError, RecvError, SubscribeError, TryRecvError};

@@ -27,6 +27,8 @@ pub struct RawSubscription {
     shared: Arc<SubscriberShared>,
     topic: Arc<Topic>,
     closed: AtomicBool,
+    /// How long a blocking receive polls before it sleeps (`SubscribeOptions::spin`).
+    spin: Duration,
 }
 
 impl std::fmt::Debug for RawSubscription {
@@ -46,12 +48,14 @@ impl RawSubscription {
         receiver: Receiver<Envelope>,
         shared: Arc<SubscriberShared>,
         topic: Arc<Topic>,
+        spin: Duration,
     ) -> Self {
         RawSubscription {
             receiver: Box::pin(receiver),
             shared,
             topic,
             closed: AtomicBool::new(false),
+            spin,
         }
     }
 
@@ -107,6 +111,11 @@ impl RawSubscription {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// How long a blocking receive spins before it sleeps ([`SubscribeOptions::spin`](crate::SubscribeOptions::spin)).
+    pub fn spin(&self) -> Duration {
+        self.spin
+    }
+
     /// The queue capacity in effect.
     pub fn capacity(&self) -> usize {
         self.shared.capacity
@@ -138,7 +147,7 @@ impl RawSubscription {
             Err(async_channel::TryRecvError::Closed) => Some(None),
             Err(async_channel::TryRecvError::Empty) => None,
         };
-        let got = self.shared.doorbell.wait(poll, deadline)?;
+        let got = self.shared.doorbell.wait(poll, self.spin, deadline)?;
         Some(got.map(|envelope| self.taken(envelope)))
     }
 

@@ -10,7 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{tagged, untag};
-use mycelium_transport::{MessageBus, OverflowPolicy, RecvError, SubscribeOptions};
+use mycelium_transport::{
+    MessageBus, OverflowPolicy, RecvError, SubscribeError, SubscribeOptions, MAX_SPIN,
+};
 
 const PING: u16 = 1;
 const PONG: u16 = 2;
@@ -129,4 +131,46 @@ fn messages_sent_after_waiting_for_room_wake_the_receiver() {
         assert_eq!(untag(&env.payload).1, seq);
     }
     publisher.join().unwrap();
+}
+
+#[test]
+fn spinning_subscriptions_deliver_everything_in_order() {
+    let bus = MessageBus::new();
+    let spin = Duration::from_micros(50);
+    let pings = bus.subscribe_raw(PING, block(4).with_spin(spin));
+    let pongs = bus.subscribe_raw(PONG, block(4).with_spin(spin));
+    assert_eq!(pongs.spin(), spin);
+    let echo_bus = bus.clone();
+    let echo = thread::spawn(move || {
+        while let Some(env) = pings.recv_blocking() {
+            echo_bus.publish_raw(PONG, env.payload).unwrap();
+        }
+    });
+    for seq in 0..5_000u64 {
+        bus.publish_raw(PING, tagged(0, seq)).unwrap();
+        let reply = pongs.recv_timeout(PATIENCE).expect("reply");
+        assert_eq!(untag(&reply.payload).1, seq);
+    }
+    bus.close();
+    echo.join().unwrap();
+}
+
+#[test]
+fn a_spin_beyond_the_limit_is_refused_or_clamped() {
+    let bus = MessageBus::new();
+    let too_long = MAX_SPIN + Duration::from_micros(1);
+    let err = bus
+        .try_subscribe_raw(PING, block(4).with_spin(too_long))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        SubscribeError::InvalidSpin {
+            requested: too_long
+        }
+    );
+    assert!(err.to_string().contains("too long"), "{err}");
+    assert_eq!(
+        bus.subscribe_raw(PING, block(4).with_spin(too_long)).spin(),
+        MAX_SPIN
+    );
 }
