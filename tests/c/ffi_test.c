@@ -197,6 +197,11 @@ static void test_version_and_errors(const char *yaml, size_t yaml_len) {
   opts.policy = 7;
   CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_ERR_INVALID_ARGUMENT);
   opts.policy = MYCELIUM_OVERFLOW_BLOCK;
+  opts.spin_us = 10001;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(mycelium_last_error(), "spin_us 10001") != NULL, "spin error names the field: %s",
+        mycelium_last_error());
+  opts.spin_us = 0;
   opts.struct_size = 4;
   CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, &opts, &cl, &id), MYCELIUM_ERR_INVALID_ARGUMENT);
   CHECK(atomic_load(&c.drops) == 0, "failed subscribe never calls drop");
@@ -417,6 +422,46 @@ static void test_destroy_in_flight(const char *yaml, size_t yaml_len) {
 }
 
 
+/* ---- options from a program built against the ABI 1.0 header ---- */
+
+/* mycelium_subscribe_options as it was in ABI 1.0, before spin_us was appended. */
+typedef struct {
+  uint32_t struct_size;
+  uint32_t capacity;
+  uint32_t policy;
+  uint32_t max_batch;
+  const char *label;
+} subscribe_options_1_0;
+
+static void test_older_options(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  CHECK(sizeof(subscribe_options_1_0) < sizeof(mycelium_subscribe_options), "1.1 options grew (%zu vs %zu)",
+        sizeof(subscribe_options_1_0), sizeof(mycelium_subscribe_options));
+  /* Exactly the old size on the heap: reading past it shows up under valgrind and ASan. */
+  subscribe_options_1_0 *old = malloc(sizeof *old);
+  *old = (subscribe_options_1_0){.struct_size = sizeof *old, .capacity = 8, .label = "abi-1.0"};
+  counter_t c = {0};
+  mycelium_closure cl = counter_closure(&c);
+  uint64_t id = 0;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, (const mycelium_subscribe_options *)old, &cl, &id), MYCELIUM_OK);
+  uint64_t rx = 0;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, (const mycelium_subscribe_options *)old, &rx), MYCELIUM_OK);
+  free(old);
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "OLD", 1.0, 0, 0, 0);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_flush(rt, 30000), MYCELIUM_OK);
+  CHECK(atomic_load(&c.calls) == 1, "1.0-sized options subscription delivered %ld", atomic_load(&c.calls));
+  size_t need = 0;
+  mycelium_metrics_json(rt, NULL, 0, &need);
+  char *json = malloc(need);
+  CHECK_STATUS(mycelium_metrics_json(rt, json, need, NULL), MYCELIUM_OK);
+  CHECK(strstr(json, "abi-1.0") && strstr(json, "\"capacity\":8"), "1.0 options fields were read: %s", json);
+  free(json);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 /* ---- pull receivers ---- */
 typedef struct {
   uint64_t seen[16];
@@ -481,6 +526,27 @@ static void test_receivers(const char *yaml, size_t yaml_len) {
         mycelium_status_name((mycelium_status)atomic_load(&b.status)));
   CHECK_STATUS(mycelium_receiver_recv(rt, id, 0, 8, collect, &p, &got), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
   CHECK_STATUS(mycelium_unsubscribe(rt, id), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+
+  /* a spinning receiver: a message published from another thread arrives (woken while
+     spinning or after it slept) */
+  uint64_t spinner;
+  mycelium_subscribe_options sopts;
+  mycelium_subscribe_options_init(&sopts);
+  sopts.spin_us = 200;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &sopts, &spinner), MYCELIUM_OK);
+  for (uint64_t i = 0; i < 3; i++) {
+    blocked_recv_t sb = {.rt = rt, .id = spinner};
+    atomic_store(&sb.status, -1);
+    pthread_t sth;
+    pthread_create(&sth, NULL, recv_forever, &sb);
+    if (i == 1) usleep(1000); /* past the spin: the receiver sleeps and must be woken */
+    size_t sn = encode_tick(buf, "SPIN", 1.0, 0, i, 0);
+    mycelium_publish(rt, TRADE_TICK, buf, sn);
+    pthread_join(sth, NULL);
+    CHECK(atomic_load(&sb.status) == MYCELIUM_OK, "spinning receiver got message %" PRIu64 ": %s", i,
+          mycelium_status_name((mycelium_status)atomic_load(&sb.status)));
+  }
+  CHECK_STATUS(mycelium_unsubscribe(rt, spinner), MYCELIUM_OK);
 
   /* a receiver left open is closed by destroy; queued messages are counted as dropped */
   uint64_t id2;
@@ -596,6 +662,7 @@ int main(int argc, char **argv) {
   test_reentrancy(yaml, len);
   test_destroy_in_flight(yaml, len);
   test_receivers(yaml, len);
+  test_older_options(yaml, len);
   test_bridges(yaml, len);
   test_bridge_close_ends_wait(yaml, len);
   free(yaml);

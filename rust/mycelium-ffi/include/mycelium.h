@@ -33,8 +33,9 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // ABI major version: a handle from a library with another major is refused.
 #define MYCELIUM_ABI_VERSION_MAJOR 1
 
-// ABI minor version: grows when functions or table entries are appended.
-#define MYCELIUM_ABI_VERSION_MINOR 0
+// ABI minor version: grows when functions, table entries or struct fields are appended.
+// 1.1: `mycelium_subscribe_options.spin_us`.
+#define MYCELIUM_ABI_VERSION_MINOR 1
 
 // Result of every fallible C ABI call. `MYCELIUM_OK` is zero; every other value comes with a
 // message for `mycelium_last_error()` on the calling thread.
@@ -110,6 +111,12 @@ typedef struct mycelium_subscribe_options {
   uint32_t max_batch;
   // Optional label shown in metrics; NUL-terminated UTF-8, copied; may be NULL.
   const char *label;
+  // Since ABI 1.1. Microseconds a waiting receiver (the delivery thread, or
+  // `mycelium_receiver_recv`) polls its empty queue before it sleeps, at most 10000; 0 (the
+  // default) sleeps after a brief back-off (a few microseconds of spinning). Trades a busy
+  // core for skipping the wake-up on the next message: for a few latency-critical
+  // subscriptions on a machine with a core to spare.
+  uint32_t spin_us;
 } mycelium_subscribe_options;
 
 // One message handed to a callback. `payload` points to `len` bytes that stay valid only for

@@ -14,6 +14,7 @@ use mycelium_bridge::{
 };
 
 use crate::runtime::{live, Core};
+use crate::sized::SizedOptions;
 use crate::status::{mycelium_status::*, FfiError, FfiResult};
 
 /// Options for `mycelium_bridge_listen` and `mycelium_bridge_connect`. Initialise with
@@ -32,6 +33,15 @@ pub struct mycelium_bridge_options {
     pub max_frame: u32,
     /// Optional shared secret both sides must present (NUL-terminated); NULL for none.
     pub token: *const c_char,
+}
+
+// SAFETY: `#[repr(C)]`, `struct_size: u32` first; every field is an integer or a raw pointer,
+// for which any bit pattern is valid.
+unsafe impl SizedOptions for mycelium_bridge_options {
+    /// Unchanged since ABI 1.0.
+    const MIN_SIZE: usize = std::mem::size_of::<mycelium_bridge_options>();
+    const NAME: &'static str = "mycelium_bridge_options";
+    const INIT: &'static str = "mycelium_bridge_options_init";
 }
 
 impl Default for mycelium_bridge_options {
@@ -66,15 +76,6 @@ struct Resolved {
 
 fn resolve(opts: Option<&mycelium_bridge_options>) -> FfiResult<Resolved> {
     let o = opts.copied().unwrap_or_default();
-    if (o.struct_size as usize) < std::mem::size_of::<mycelium_bridge_options>() {
-        return Err(FfiError::new(
-            MYCELIUM_ERR_INVALID_ARGUMENT,
-            format!(
-                "options.struct_size is {}; initialise the struct with mycelium_bridge_options_init",
-                o.struct_size
-            ),
-        ));
-    }
     let token = if o.token.is_null() {
         None
     } else {

@@ -17,6 +17,7 @@ pub mod exports;
 pub mod metrics;
 pub mod receiver;
 pub mod runtime;
+mod sized;
 pub mod status;
 pub mod subscription;
 pub mod version;

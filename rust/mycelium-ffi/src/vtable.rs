@@ -281,8 +281,10 @@ unsafe extern "C" fn vt_subscribe(
         if out_id.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
         }
-        // SAFETY: a non-NULL options pointer is valid for reads during the call (C contract).
-        let opts = unsafe { opts.as_ref() };
+        // SAFETY: a non-NULL options pointer is valid for reads of its `struct_size` bytes
+        // during the call (C contract).
+        let opts = unsafe { crate::sized::read_options(opts) }?;
+        let opts = opts.as_ref();
         let id = runtime::subscribe(rt, type_id, opts, closure)?;
         // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
         unsafe { out_id.write(id) };
@@ -343,8 +345,10 @@ unsafe extern "C" fn vt_receiver_open(
         if out_id.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
         }
-        // SAFETY: a non-NULL options pointer is valid for reads during the call (C contract).
-        let opts = unsafe { opts.as_ref() };
+        // SAFETY: a non-NULL options pointer is valid for reads of its `struct_size` bytes
+        // during the call (C contract).
+        let opts = unsafe { crate::sized::read_options(opts) }?;
+        let opts = opts.as_ref();
         let id = crate::receiver::open(rt, type_id, opts)?;
         // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
         unsafe { out_id.write(id) };
@@ -384,8 +388,10 @@ fn bridge_start(
         if out_id.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
         }
-        // SAFETY: a non-NULL options pointer is valid for reads during the call (C contract).
-        let opts = unsafe { opts.as_ref() };
+        // SAFETY: a non-NULL options pointer is valid for reads of its `struct_size` bytes
+        // during the call (C contract).
+        let opts = unsafe { crate::sized::read_options(opts) }?;
+        let opts = opts.as_ref();
         let id = start(rt, address, opts)?;
         // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
         unsafe { out_id.write(id) };

@@ -96,11 +96,7 @@ impl Host {
     fn subscribe_texts(&self, capacity: usize) -> RawSubscription {
         self.bus.subscribe_raw(
             TextMessage::TYPE_ID,
-            SubscribeOptions {
-                capacity,
-                policy: OverflowPolicy::Block,
-                label: Some("rust:embed-host".into()),
-            },
+            SubscribeOptions::new(capacity, OverflowPolicy::Block).with_label("rust:embed-host"),
         )
     }
 
