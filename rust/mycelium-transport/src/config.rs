@@ -65,14 +65,17 @@ pub struct SubscribeOptions {
     /// Free-form name shown in metrics and errors, e.g. `"python:telemetry-ui"`.
     pub label: Option<String>,
     /// How long a blocked receiver (`recv_blocking`, `recv_timeout`, and so the C ABI's
-    /// delivery threads and pull receivers) polls its empty queue before it goes to sleep;
-    /// at most [`MAX_SPIN`]. Zero (the default) sleeps after a brief back-off of 127 spin-loop
-    /// hints (a few microseconds at most).
+    /// delivery threads and pull receivers) may poll its empty queue before it goes to sleep;
+    /// at most [`MAX_SPIN`]. Zero (the default) sleeps after a brief back-off of ~14 µs.
     ///
     /// Waking a sleeping thread costs a context switch, and on a virtual machine whose CPUs
     /// idle it can cost tens of microseconds; a receiver that spins across the gap between two
-    /// messages skips both. The default back-off already catches a reply that is on its way. The price is a busy core while it spins: use it for a few
-    /// latency-critical subscriptions on a machine with a core to spare, not for all of them.
+    /// messages skips both. The spin adapts, as adaptive mutexes do: one that caught a message
+    /// doubles the next (up to this value), one that ran out halves it (down to 1/64 of it),
+    /// so an oversubscribed machine or sparse traffic costs little. The price is a busy core
+    /// while it spins: use it for a few latency-critical subscriptions on a machine with a core
+    /// to spare, not for throughput (a Python consumer that spins takes one message per GIL
+    /// hand-off instead of a batch).
     pub spin: Duration,
 }
 

@@ -53,7 +53,6 @@ impl Doorbell {
     }
 
     /// Blocks this thread until `poll` yields a value, or until `deadline` passes (`None`).
-    /// For up to `spin` it polls in a loop before sleeping at all (bounded by the deadline).
     ///
     /// `poll` must not block; it is called without the lock first and, before each sleep,
     /// with it. A ring meant for this thread may wake another sleeper of the same queue
@@ -62,14 +61,8 @@ impl Doorbell {
     pub(crate) fn wait<T>(
         &self,
         mut poll: impl FnMut() -> Option<T>,
-        spin: Duration,
         deadline: Option<Instant>,
     ) -> Option<T> {
-        if !spin.is_zero() {
-            if let Some(value) = spin_poll(&mut poll, spin, deadline) {
-                return Some(value);
-            }
-        }
         if let Some(value) = back_off(&mut poll) {
             return Some(value);
         }
@@ -102,19 +95,19 @@ impl Doorbell {
     }
 }
 
-/// Before any sleep, a brief back-off: poll after 1, 2, 4 .. 64 spin-loop hints (127 in all,
-/// a few microseconds at most). A reply already on its way (a round trip's second half, the
-/// next message of a burst) is caught without the two context switches of a sleep and a
-/// wake-up, which on an idle VM cost tens of microseconds. Rust round trip through two blocked
-/// receivers on the 2-vCPU VM: 53.5 µs without, 2.3-3.5 µs with it
-/// (`cargo bench -p mycelium-transport --bench bus -- round_trip`).
+/// Before any sleep, a brief back-off: poll after 1, 2, 4 .. 256 spin-loop hints (511 in all,
+/// ~14 µs on the 2-vCPU VM). A reply already on its way (a round trip's second half, the next
+/// message of a burst) is caught without the two context switches of a sleep and a wake-up,
+/// which on an idle VM cost tens of microseconds. Two Rust threads on the C ABI's pull
+/// receivers, round trip p50 / p99: 64-77 / 95-137 µs with no back-off, 2.4 / 83-106 µs with
+/// 127 hints, 2.3 / 2.6-7.1 µs with 511 (`python/bench/bench.py`'s floor row, A/B runs).
 ///
 /// Unlike crossbeam-channel's back-off this one never calls `yield_now`: with other work
 /// runnable on the core, CFS may run that work for a whole slice before the yielder gets the
 /// CPU back; A/B runs with two niced CPU hogs gave 3 ms p99 round trips with the yields and
 /// under 120 µs without.
 fn back_off<T>(poll: &mut impl FnMut() -> Option<T>) -> Option<T> {
-    for step in 0..7u32 {
+    for step in 0..9u32 {
         if let Some(value) = poll() {
             return Some(value);
         }
@@ -127,7 +120,7 @@ fn back_off<T>(poll: &mut impl FnMut() -> Option<T>) -> Option<T> {
 
 /// Polls in a tight loop for up to `spin` (or until `deadline`), reading the clock only every
 /// few dozen polls: a poll of an empty queue costs a few nanoseconds, a clock read ~20.
-fn spin_poll<T>(
+pub(crate) fn spin_poll<T>(
     poll: &mut impl FnMut() -> Option<T>,
     spin: Duration,
     deadline: Option<Instant>,
@@ -186,7 +179,10 @@ mod tests {
             self.closed.load(Ordering::SeqCst).then_some(None)
         }
         fn recv(&self, deadline: Option<Instant>) -> Option<Option<u64>> {
-            self.bell.wait(|| self.poll(), self.spin, deadline)
+            if let Some(v) = spin_poll(&mut || self.poll(), self.spin, deadline) {
+                return Some(v);
+            }
+            self.bell.wait(|| self.poll(), deadline)
         }
     }
 
