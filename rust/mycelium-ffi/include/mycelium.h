@@ -111,11 +111,12 @@ typedef struct mycelium_subscribe_options {
   uint32_t max_batch;
   // Optional label shown in metrics; NUL-terminated UTF-8, copied; may be NULL.
   const char *label;
-  // Since ABI 1.1. Microseconds a waiting receiver (the delivery thread, or
-  // `mycelium_receiver_recv`) polls its empty queue before it sleeps, at most 10000; 0 (the
-  // default) sleeps after a brief back-off (a few microseconds of spinning). Trades a busy
-  // core for skipping the wake-up on the next message: for a few latency-critical
-  // subscriptions on a machine with a core to spare.
+  // Since ABI 1.1. Longest a waiting receiver (the delivery thread, or
+  // `mycelium_receiver_recv`) polls its empty queue before it sleeps, in microseconds, at
+  // most 10000; 0 (the default) sleeps after a brief back-off (~14 µs of spinning). The spin
+  // adapts: it halves after a spin that ran out and doubles after one that caught a message.
+  // Trades a busy core for skipping the wake-up on the next message: for a few
+  // latency-critical subscriptions on a machine with a core to spare.
   uint32_t spin_us;
 } mycelium_subscribe_options;
 

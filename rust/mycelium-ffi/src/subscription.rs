@@ -103,11 +103,12 @@ pub struct mycelium_subscribe_options {
     pub max_batch: u32,
     /// Optional label shown in metrics; NUL-terminated UTF-8, copied; may be NULL.
     pub label: *const c_char,
-    /// Since ABI 1.1. Microseconds a waiting receiver (the delivery thread, or
-    /// `mycelium_receiver_recv`) polls its empty queue before it sleeps, at most 10000; 0 (the
-    /// default) sleeps after a brief back-off (a few microseconds of spinning). Trades a busy
-    /// core for skipping the wake-up on the next message: for a few latency-critical
-    /// subscriptions on a machine with a core to spare.
+    /// Since ABI 1.1. Longest a waiting receiver (the delivery thread, or
+    /// `mycelium_receiver_recv`) polls its empty queue before it sleeps, in microseconds, at
+    /// most 10000; 0 (the default) sleeps after a brief back-off (~14 µs of spinning). The spin
+    /// adapts: it halves after a spin that ran out and doubles after one that caught a message.
+    /// Trades a busy core for skipping the wake-up on the next message: for a few
+    /// latency-critical subscriptions on a machine with a core to spare.
     pub spin_us: u32,
 }
 
