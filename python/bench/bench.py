@@ -114,12 +114,12 @@ def py_to_py_callback(contracts: ModuleType, n: int) -> float:
     return n / elapsed
 
 
-def py_to_py_pull(contracts: ModuleType, n: int) -> float:
+def py_to_py_pull(contracts: ModuleType, n: int, spin_us: int = 0) -> float:
     """The same two Python threads as pyzmq PUSH/PULL: the main thread publishes, a consumer
     thread takes each message from a pull queue (recv, decoded into a dataclass)."""
     payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
     with Runtime(contracts) as rt:
-        queue = rt.subscription(contracts.TradeTick, capacity=4096)
+        queue = rt.subscription(contracts.TradeTick, capacity=4096, spin_us=spin_us)
 
         def receive() -> None:
             recv = queue.recv
@@ -146,15 +146,15 @@ def decision(contracts: ModuleType, order_id: int) -> Any:
     return contracts.OrderDecision(order_id=order_id, approved=True, reason="", ts_ns=0)
 
 
-def py_round_trip(contracts: ModuleType, n: int) -> List[float]:
+def py_round_trip(contracts: ModuleType, n: int, spin_us: int = 0) -> List[float]:
     """Order -> (callback on the library's delivery thread publishes) OrderDecision -> pull
     queue recv on the main thread: two threads, like pyzmq's PAIR echo."""
     with Runtime(contracts) as rt:
         def risk(request: Any) -> None:
             rt.publish(decision(contracts, request.order_id))
 
-        rt.subscribe(contracts.Order, risk)
-        answers = rt.subscription(contracts.OrderDecision)
+        rt.subscribe(contracts.Order, risk, spin_us=spin_us)
+        answers = rt.subscription(contracts.OrderDecision, spin_us=spin_us)
         samples: List[float] = []
         for i in range(n):
             request = order(contracts, i)
@@ -166,13 +166,13 @@ def py_round_trip(contracts: ModuleType, n: int) -> List[float]:
     return samples
 
 
-def py_round_trip_pull(contracts: ModuleType, n: int) -> List[float]:
+def py_round_trip_pull(contracts: ModuleType, n: int, spin_us: int = 0) -> List[float]:
     """The topology of pyzmq's PAIR echo: the main thread publishes Order and waits on a pull
     queue; a Python echo thread takes each Order from its pull queue and publishes the
     OrderDecision."""
     with Runtime(contracts) as rt:
-        requests = rt.subscription(contracts.Order)
-        answers = rt.subscription(contracts.OrderDecision)
+        requests = rt.subscription(contracts.Order, spin_us=spin_us)
+        answers = rt.subscription(contracts.OrderDecision, spin_us=spin_us)
 
         def echo() -> None:
             for _ in range(n):
@@ -288,6 +288,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000, help="messages per throughput run")
     parser.add_argument("--round-trips", type=int, default=5_000, help="round trips per latency run")
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (the median is shown)")
+    parser.add_argument("--spin-us", type=int, default=200,
+                        help="spin_us of the opt-in spinning rows (0 to 10000)")
     args = parser.parse_args()
     sys.path.insert(0, str(args.contracts))
     contracts = importlib.import_module("contracts")
@@ -312,6 +314,15 @@ def main() -> None:
     rows["Round trip, mycelium, echo thread on a pull queue (main + echo thread), p50 / p99"] = latency(py_round_trip_pull)
     rows["Round trip, pyzmq inproc PAIR, echo thread (main + echo thread), p50 / p99"] = latency(zmq_round_trip)
     rows["Round trip, two Rust threads on the C ABI, no Python (the bus's floor), p50 / p99"] = latency(rust_round_trip)
+    # Opt-in: receivers poll for up to SPIN_US before they sleep (a busy core while waiting;
+    # pyzmq has no such mode, so these rows have no pyzmq twin).
+    spin = args.spin_us
+    rows[f"Python publish -> Python pull queue, spin_us={spin}"] = rate(
+        lambda c, k: py_to_py_pull(c, k, spin_us=spin))
+    rows[f"Round trip, mycelium, echo in a callback, spin_us={spin}, p50 / p99"] = latency(
+        lambda c, k: py_round_trip(c, k, spin_us=spin))
+    rows[f"Round trip, mycelium, echo thread on a pull queue, spin_us={spin}, p50 / p99"] = latency(
+        lambda c, k: py_round_trip_pull(c, k, spin_us=spin))
 
     import zmq
 

@@ -45,6 +45,7 @@ class NativeRuntime:
         policy: int = 0,
         max_batch: int = 0,
         label: Optional[str] = None,
+        spin_us: int = 0,
     ) -> NativeSubscription: ...
     def open_receiver(
         self,
@@ -52,6 +53,7 @@ class NativeRuntime:
         capacity: int = 0,
         policy: int = 0,
         label: Optional[str] = None,
+        spin_us: int = 0,
     ) -> NativeReceiver: ...
     def subscribe_stream(
         self,

@@ -89,7 +89,7 @@ pub fn bench_counter(
     capacity: u32,
     policy: u32,
 ) -> PyResult<BenchCounter> {
-    let settings = SubscribeSettings::new(capacity, policy, 0, Some("bench-counter"))?;
+    let settings = SubscribeSettings::new(capacity, policy, 0, 0, Some("bench-counter"))?;
     let count = Arc::new(AtomicU64::new(0));
     let closure = mycelium_closure {
         context: Arc::into_raw(count.clone()) as *mut c_void,

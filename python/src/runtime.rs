@@ -45,6 +45,7 @@ pub(crate) struct SubscribeSettings {
     pub capacity: u32,
     pub policy: u32,
     pub max_batch: u32,
+    pub spin_us: u32,
     pub label: Option<CString>,
 }
 
@@ -53,6 +54,7 @@ impl SubscribeSettings {
         capacity: u32,
         policy: u32,
         max_batch: u32,
+        spin_us: u32,
         label: Option<&str>,
     ) -> PyResult<Self> {
         let label = label
@@ -65,6 +67,7 @@ impl SubscribeSettings {
             capacity,
             policy,
             max_batch,
+            spin_us,
             label,
         })
     }
@@ -76,6 +79,7 @@ impl SubscribeSettings {
         opts.capacity = self.capacity;
         opts.policy = self.policy;
         opts.max_batch = self.max_batch;
+        opts.spin_us = self.spin_us;
         opts.label = self.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr());
         Ok(opts)
     }
@@ -245,7 +249,7 @@ impl NativeRuntime {
     }
 
     /// Runs `callback(decoder(payload))` (or `callback(payload)`) on a delivery thread.
-    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None))]
+    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None, spin_us=0))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -257,8 +261,9 @@ impl NativeRuntime {
         policy: u32,
         max_batch: u32,
         label: Option<&str>,
+        spin_us: u32,
     ) -> PyResult<NativeSubscription> {
-        let settings = SubscribeSettings::new(capacity, policy, max_batch, label)?;
+        let settings = SubscribeSettings::new(capacity, policy, max_batch, spin_us, label)?;
         let closed = Arc::new(AtomicBool::new(false));
         let closure = CallbackContext::new(
             callback.unbind(),
@@ -285,7 +290,7 @@ impl NativeRuntime {
 
     /// A pull subscription on a C ABI pull receiver: `recv` waits on the bus-side queue itself
     /// (no delivery thread), so `capacity` and `policy` apply to that one queue.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None))]
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0))]
     fn open_receiver(
         &self,
         py: Python<'_>,
@@ -293,8 +298,9 @@ impl NativeRuntime {
         capacity: u32,
         policy: u32,
         label: Option<&str>,
+        spin_us: u32,
     ) -> PyResult<NativeReceiver> {
-        let settings = SubscribeSettings::new(capacity, policy, 0, label)?;
+        let settings = SubscribeSettings::new(capacity, policy, 0, spin_us, label)?;
         let bound = if capacity == 0 {
             DEFAULT_CAPACITY
         } else {
@@ -326,7 +332,7 @@ impl NativeRuntime {
         policy: u32,
         label: Option<&str>,
     ) -> PyResult<NativeStream> {
-        let settings = SubscribeSettings::new(capacity, policy, 0, label)?;
+        let settings = SubscribeSettings::new(capacity, policy, 0, 0, label)?;
         let notifier = Notifier::new()
             .map_err(|e| PyOSError::new_err(format!("could not create the wake-up pipe: {e}")))?;
         let bound = if capacity == 0 {
