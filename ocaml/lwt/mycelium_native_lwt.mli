@@ -9,18 +9,21 @@ val subscribe_stream :
   ?overflow:Mycelium_native.overflow ->
   ?max_batch:int ->
   ?label:string ->
+  ?spin_us:int ->
   Mycelium_native.Runtime.t ->
   (module Mycelium_native.MESSAGE with type t = 'a) ->
   'a Lwt_stream.t * Mycelium_native.Subscription.t
 (** A stream of the type's messages and the subscription feeding it. The stream ends after the
     subscription is closed (by [Subscription.close] or [Runtime.close]) and the messages already
-    received were read. Must be called from the thread running the Lwt loop. *)
+    received were read. Must be called from the thread running the Lwt loop. The options, and
+    the exceptions for bad ones, are those of [Mycelium_native.subscribe]. *)
 
 val stream :
   ?capacity:int ->
   ?overflow:Mycelium_native.overflow ->
   ?max_batch:int ->
   ?label:string ->
+  ?spin_us:int ->
   Mycelium_native.Runtime.t ->
   (module Mycelium_native.MESSAGE with type t = 'a) ->
   'a Lwt_stream.t

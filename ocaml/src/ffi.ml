@@ -19,10 +19,11 @@ external schema_description : handle -> (string, error) result = "mycelium_ml_sc
 external publish : handle -> int -> string -> error option = "mycelium_ml_publish"
 
 external subscribe :
-  handle -> int -> int * int * int * string option -> (string -> bool) -> (int, error) result
+  handle -> int -> int * int * int * string option * int -> (string -> bool) -> (int, error) result
   = "mycelium_ml_subscribe"
-(** [subscribe h type_id (capacity, policy, max_batch, label) handler]. [handler] becomes a GC
-    root until the subscription's [drop]; it must not capture the runtime (see docs/ocaml.md). *)
+(** [subscribe h type_id (capacity, policy, max_batch, label, spin_us) handler]. [handler]
+    becomes a GC root until the subscription's [drop]; it must not capture the runtime (see
+    docs/ocaml.md). *)
 
 external unsubscribe : handle -> int -> error option = "mycelium_ml_unsubscribe"
 external flush : handle -> int -> error option = "mycelium_ml_flush"

@@ -321,16 +321,19 @@ let publish_raw (rt : Runtime.t) ~type_id payload = check (Ffi.publish rt.handle
 let publish (type a) (rt : Runtime.t) (module M : MESSAGE with type t = a) (v : a) =
   check (Ffi.publish rt.handle M.type_id (M.encode v))
 
-let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label (rt : Runtime.t) ~type_id ~name
-    (f : string -> unit) =
+let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) (rt : Runtime.t)
+    ~type_id ~name (f : string -> unit) =
   if capacity < 0 then invalid_arg "Mycelium_native.subscribe: capacity must be >= 0";
   if max_batch < 0 then invalid_arg "Mycelium_native.subscribe: max_batch must be >= 0";
+  (* The upper bound (10000) is the C ABI's: it raises Mycelium_error (Invalid_argument, _). *)
+  if spin_us < 0 then invalid_arg "Mycelium_native.subscribe: spin_us must be >= 0";
   let closed = Atomic.make false in
   let handler = make_handler ~message_name:name ~closed f in
   (* The table lock is held across the stub call so that a concurrent Runtime.close either sees
      the new subscription or runs before it exists (and then the stub fails with Closed). *)
   with_lock rt.subs_lock (fun () ->
-      let id = ok (Ffi.subscribe rt.handle type_id (capacity, overflow_code overflow, max_batch, label) handler) in
+      let options = (capacity, overflow_code overflow, max_batch, label, spin_us) in
+      let id = ok (Ffi.subscribe rt.handle type_id options handler) in
       let s =
         {
           id;
@@ -345,10 +348,10 @@ let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label (r
       Hashtbl.replace rt.subs id s;
       s)
 
-let subscribe (type a) ?capacity ?overflow ?max_batch ?label rt (module M : MESSAGE with type t = a) (f : a -> unit)
-    =
+let subscribe (type a) ?capacity ?overflow ?max_batch ?label ?spin_us rt (module M : MESSAGE with type t = a)
+    (f : a -> unit) =
   let decode = M.decode in
-  subscribe_raw ?capacity ?overflow ?max_batch ?label rt ~type_id:M.type_id ~name:M.name (fun payload ->
+  subscribe_raw ?capacity ?overflow ?max_batch ?label ?spin_us rt ~type_id:M.type_id ~name:M.name (fun payload ->
       match decode payload with Ok v -> f v | Error msg -> raise (Undecodable msg))
 
 let metrics rt (module M : MESSAGE) = Runtime.type_metrics rt M.type_id

@@ -45,9 +45,42 @@ let stream_ends_on_runtime_close () =
   let all = Lwt_main.run (Lwt_stream.to_list stream) in
   Alcotest.(check (list string)) "one message then the end" [ "b" ] (List.map (fun t -> t.H.TextMessage.body) all)
 
+(* A stream whose delivery thread spins (?spin_us) receives messages published later from another
+   thread: each arrives after the spin ran out, so the thread must be woken from its sleep. *)
+let stream_with_spin () =
+  with_runtime (fun rt ->
+      let stream, sub = ML.subscribe_stream ~spin_us:200 rt (module H.TradeTick) in
+      let received =
+        Lwt_main.run
+          (let open Lwt.Syntax in
+           let publisher =
+             Thread.create
+               (fun () ->
+                 List.iter
+                   (fun i ->
+                     Thread.delay 0.05;
+                     M.publish rt (module H.TradeTick) (H.tick i))
+                   [ 1; 2; 3 ])
+               ()
+           in
+           let timeout = Lwt.bind (Lwt_unix.sleep 10.) (fun () -> Lwt.fail_with "no message within 10 s") in
+           let* got = Lwt.pick [ Lwt_stream.nget 3 stream; timeout ] in
+           Thread.join publisher;
+           Lwt.return got)
+      in
+      Alcotest.(check (list int)) "the delayed messages, in order" [ 1; 2; 3 ]
+        (List.map (fun t -> t.H.TradeTick.size) received);
+      M.Subscription.close sub;
+      match ML.stream ~spin_us:10_001 rt (module H.TradeTick) with
+      | _ -> Alcotest.fail "spin_us 10001 was accepted"
+      | exception M.Mycelium_error (s, msg) ->
+          Alcotest.check status "spin_us 10001" M.Invalid_argument s;
+          check_contains "the message names the option" ~sub:"spin_us" msg)
+
 let tests =
   [
     Alcotest.test_case "stream delivers in order across threads" `Quick stream_in_order;
     Alcotest.test_case "stream ends after Subscription.close" `Quick stream_ends_on_close;
     Alcotest.test_case "stream ends after Runtime.close" `Quick stream_ends_on_runtime_close;
+    Alcotest.test_case "stream with ?spin_us receives delayed messages" `Quick stream_with_spin;
   ]

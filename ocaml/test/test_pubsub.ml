@@ -215,6 +215,44 @@ let subscriptions_from_threads () =
       (* Each worker counts only its own side, all published after it subscribed. *)
       Alcotest.(check int) "every worker's own messages" 200 (Inbox.length got))
 
+(* ?spin_us: the delivery thread polls its empty queue that long before sleeping. Two bursts with
+   a pause longer than the spin in between, so the thread both catches messages while spinning and
+   is woken from its sleep. *)
+let spin_us_delivers () =
+  with_runtime (fun rt ->
+      let got = Inbox.create () and raw = Inbox.create () in
+      let sub = M.subscribe ~spin_us:200 rt (module H.TradeTick) (fun t -> Inbox.add got t.size) in
+      let raw_sub = M.subscribe_raw ~spin_us:10_000 rt ~type_id:H.TradeTick.type_id ~name:"raw" (Inbox.add raw) in
+      for i = 1 to 10 do
+        M.publish rt (module H.TradeTick) (H.tick i)
+      done;
+      Thread.delay 0.05;
+      for i = 11 to 20 do
+        M.publish rt (module H.TradeTick) (H.tick i);
+        if i mod 5 = 0 then Thread.delay 0.01
+      done;
+      M.Runtime.flush rt;
+      Alcotest.(check (list int)) "every message, in publish order" (List.init 20 succ) (Inbox.contents got);
+      Alcotest.(check int) "the raw subscription (spin_us at the limit) too" 20 (Inbox.length raw);
+      M.Subscription.close sub;
+      M.Subscription.close raw_sub)
+
+let spin_us_out_of_range () =
+  with_runtime (fun rt ->
+      let refused what f =
+        let s, msg = expect_error f in
+        Alcotest.check status (what ^ ": status") M.Invalid_argument s;
+        check_contains (what ^ ": the message names the option") ~sub:"spin_us" msg
+      in
+      refused "10001" (fun () -> M.subscribe ~spin_us:10_001 rt (module H.TradeTick) ignore);
+      refused "10001, raw" (fun () -> M.subscribe_raw ~spin_us:10_001 rt ~type_id:H.TradeTick.type_id ~name:"raw" ignore);
+      (* Beyond u32: refused by the stubs before the library sees it. *)
+      refused "2^40" (fun () -> M.subscribe ~spin_us:(1 lsl 40) rt (module H.TradeTick) ignore);
+      (match M.subscribe ~spin_us:(-1) rt (module H.TradeTick) ignore with
+      | _ -> Alcotest.fail "a negative spin_us was accepted"
+      | exception Invalid_argument msg -> check_contains "negative" ~sub:"spin_us" msg);
+      Alcotest.(check int) "no subscription left behind" 0 (M.metrics rt (module H.TradeTick)).subscribers)
+
 let tests =
   [
     Alcotest.test_case "publish/subscribe round trip in order" `Quick round_trip;
@@ -228,4 +266,6 @@ let tests =
     Alcotest.test_case "overflow Drop_oldest" `Quick overflow_drop_oldest;
     Alcotest.test_case "a blocked publish releases the runtime lock" `Quick blocked_publish_releases_the_lock;
     Alcotest.test_case "subscribe and publish from several threads" `Quick subscriptions_from_threads;
+    Alcotest.test_case "?spin_us: delivery in order, with pauses" `Quick spin_us_delivers;
+    Alcotest.test_case "?spin_us above 10000 is refused, naming spin_us" `Quick spin_us_out_of_range;
   ]

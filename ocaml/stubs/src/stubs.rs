@@ -384,18 +384,19 @@ pub unsafe extern "C" fn mycelium_ml_publish(h: Raw, type_id: Raw, payload: Raw)
     unit_reply(result)
 }
 
-/// Subscribe options as the OCaml tuple `(capacity, policy, max_batch, label option)`.
+/// Subscribe options as the OCaml tuple `(capacity, policy, max_batch, label option, spin_us)`.
 struct Options {
     capacity: u32,
     policy: u32,
     max_batch: u32,
     label: Option<CString>,
+    spin_us: u32,
 }
 
 /// # Safety
-/// `v` must be an OCaml `int * int * int * string option`; lock held.
+/// `v` must be an OCaml `int * int * int * string option * int`; lock held.
 unsafe fn options_arg(v: Raw) -> CallResult<Options> {
-    // SAFETY: per the function contract, fields 0..4 exist with these types.
+    // SAFETY: per the function contract, fields 0..5 exist with these types.
     let field = |i: usize| unsafe { Raw(*ocaml::sys::field(v.0, i)) };
     let label_opt = field(3);
     let label = if label_opt.0 == ocaml::sys::NONE {
@@ -415,6 +416,8 @@ unsafe fn options_arg(v: Raw) -> CallResult<Options> {
         policy: u32_arg(field(1), "overflow policy")?,
         max_batch: u32_arg(field(2), "max_batch")?,
         label,
+        // The C ABI refuses more than 10000 itself, with a message naming `spin_us`.
+        spin_us: u32_arg(field(4), "spin_us")?,
     })
 }
 
@@ -444,6 +447,7 @@ pub unsafe extern "C" fn mycelium_ml_subscribe(
         opts.policy = o.policy;
         opts.max_batch = o.max_batch;
         opts.label = o.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr());
+        opts.spin_us = o.spin_us;
         // SAFETY: `handler` is a `string -> bool` closure (external's type); lock held.
         let closure = unsafe { delivery::closure_for(handler) }.ok_or_else(|| {
             CallError::new(
