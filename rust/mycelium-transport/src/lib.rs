@@ -102,6 +102,7 @@ pub use envelope::Envelope;
 pub use error::{HandlerJoinError, PublishError, RecvError, SubscribeError, TryRecvError};
 pub use handler::HandlerHandle;
 pub use metrics::{MetricsSnapshot, SubscriberMetrics, TypeMetrics};
+pub use publish::WaitHooks;
 pub use raw_subscription::RawSubscription;
 pub use typed::Subscription;
 

@@ -12,6 +12,16 @@ use crate::error::PublishError;
 use crate::subscriber::{Offer, SubscriberShared};
 use crate::topic::SubscriberList;
 
+/// Called by a blocking publish around its waits for room in full
+/// [`Block`](crate::OverflowPolicy::Block) queues; see
+/// [`MessageBus::publish_raw_with_hooks`].
+pub trait WaitHooks {
+    /// Right before this thread first waits.
+    fn before_wait(&mut self);
+    /// After its last wait, before the publish returns.
+    fn after_wait(&mut self);
+}
+
 /// What a publish routes: the subscribers at the time of the publish and the envelope.
 struct Routed {
     subscribers: SubscriberList,
@@ -94,7 +104,24 @@ impl MessageBus {
     ///
     /// A `QueueFull` error still means every other subscriber got the message.
     pub fn publish_raw(&self, type_id: u16, payload: Bytes) -> Result<(), PublishError> {
-        self.publish_blocking(Envelope::LOCAL_ORIGIN, type_id, payload, None)
+        self.publish_blocking(Envelope::LOCAL_ORIGIN, type_id, payload, None, None)
+    }
+
+    /// Like [`publish_raw`](Self::publish_raw), calling `hooks.before_wait()` right before the
+    /// publish first waits for room in a full [`Block`](crate::OverflowPolicy::Block) queue and
+    /// `hooks.after_wait()` after its last wait; neither when it does not wait.
+    ///
+    /// For adapters that hold a lock of their own while publishing (CPython's GIL, the OCaml
+    /// runtime lock): they keep it on the fast path, which never waits, and give it up only
+    /// when the publish must wait for a consumer that may need that lock to make room.
+    /// Releasing it around every publish instead costs a lock hand-off per message.
+    pub fn publish_raw_with_hooks(
+        &self,
+        type_id: u16,
+        payload: Bytes,
+        hooks: &mut dyn WaitHooks,
+    ) -> Result<(), PublishError> {
+        self.publish_blocking(Envelope::LOCAL_ORIGIN, type_id, payload, None, Some(hooks))
     }
 
     /// Like [`publish_raw`](Self::publish_raw), but every subscriber's [`Envelope::origin`] is
@@ -108,7 +135,7 @@ impl MessageBus {
         type_id: u16,
         payload: Bytes,
     ) -> Result<(), PublishError> {
-        self.publish_blocking(origin, type_id, payload, None)
+        self.publish_blocking(origin, type_id, payload, None, None)
     }
 
     fn publish_blocking(
@@ -117,16 +144,27 @@ impl MessageBus {
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
+        mut hooks: Option<&mut dyn WaitHooks>,
     ) -> Result<(), PublishError> {
         let Routed {
             subscribers,
             envelope,
         } = self.route(origin, type_id, payload, name)?;
         let mut outcome = Outcome::default();
-        for (subscriber, envelope) in offer_all(&subscribers, &envelope, &mut outcome) {
+        let waiting = offer_all(&subscribers, &envelope, &mut outcome);
+        if waiting.is_empty() {
+            return outcome.finish(&self.inner);
+        }
+        if let Some(hooks) = hooks.as_deref_mut() {
+            hooks.before_wait();
+        }
+        for (subscriber, envelope) in waiting {
             if !subscriber.send_blocking(envelope) {
                 outcome.lost_while_waiting = true;
             }
+        }
+        if let Some(hooks) = hooks {
+            hooks.after_wait();
         }
         outcome.finish(&self.inner)
     }
@@ -184,7 +222,13 @@ impl MessageBus {
             return Err(PublishError::Closed);
         }
         let payload = Self::encode(msg)?;
-        self.publish_blocking(Envelope::LOCAL_ORIGIN, T::TYPE_ID, payload, Some(T::NAME))
+        self.publish_blocking(
+            Envelope::LOCAL_ORIGIN,
+            T::TYPE_ID,
+            payload,
+            Some(T::NAME),
+            None,
+        )
     }
 
     /// Encodes and publishes a typed message (see [`publish_raw_async`](Self::publish_raw_async)).

@@ -212,3 +212,56 @@ fn out_of_range_capacity_is_clamped_or_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("capacity 0"), "{err}");
 }
+
+/// Counts hook calls and records, at each, how many messages the consumer had taken.
+struct CountingHooks<'a> {
+    calls: Vec<&'static str>,
+    taken: &'a std::sync::atomic::AtomicUsize,
+    taken_at_before: Option<usize>,
+}
+
+impl mycelium_transport::WaitHooks for CountingHooks<'_> {
+    fn before_wait(&mut self) {
+        self.calls.push("before");
+        self.taken_at_before = Some(self.taken.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    fn after_wait(&mut self) {
+        self.calls.push("after");
+    }
+}
+
+#[test]
+fn wait_hooks_run_only_around_a_wait_for_room() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let bus = MessageBus::new();
+    let sub = std::sync::Arc::new(
+        bus.subscribe_raw(TYPE, SubscribeOptions::new(1, OverflowPolicy::Block)),
+    );
+    let taken = AtomicUsize::new(0);
+    let mut hooks = CountingHooks {
+        calls: Vec::new(),
+        taken: &taken,
+        taken_at_before: None,
+    };
+    // Room in the queue: no wait, no hook.
+    bus.publish_raw_with_hooks(TYPE, tagged(0, 0), &mut hooks)
+        .unwrap();
+    assert!(hooks.calls.is_empty());
+    // Full queue: the publish waits until the consumer below takes a message.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(sub.recv_blocking().is_some());
+            taken.fetch_add(1, Ordering::SeqCst);
+        });
+        bus.publish_raw_with_hooks(TYPE, tagged(0, 1), &mut hooks)
+            .unwrap();
+    });
+    assert_eq!(hooks.calls, ["before", "after"]);
+    assert_eq!(
+        hooks.taken_at_before,
+        Some(0),
+        "before_wait ran before the wait, not after"
+    );
+    assert_eq!(untag(&sub.recv_blocking().unwrap().payload).1, 1);
+}
