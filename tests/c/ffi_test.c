@@ -557,6 +557,87 @@ static void test_receivers(const char *yaml, size_t yaml_len) {
 }
 
 /* ---- socket bridges: two runtimes (two buses) joined through a Unix socket ---- */
+/* ---- mycelium_publish_with_hooks: hooks only around a wait for room ---- */
+typedef struct {
+  mycelium_runtime_t *rt;
+  uint64_t id;
+  atomic_int taken;
+} slow_taker_t;
+
+static void *take_later(void *arg) {
+  slow_taker_t *t = arg;
+  usleep(50000);
+  pulled_t p = {0};
+  mycelium_receiver_recv(t->rt, t->id, 10000, 1, collect, &p, NULL);
+  atomic_fetch_add(&t->taken, 1);
+  return NULL;
+}
+
+typedef struct {
+  atomic_int before, after, taken_at_before;
+  slow_taker_t *taker;
+} hook_counts_t;
+
+static void hook_before(void *ctx) {
+  hook_counts_t *h = ctx;
+  atomic_fetch_add(&h->before, 1);
+  atomic_store(&h->taken_at_before, atomic_load(&h->taker->taken));
+}
+
+static void hook_after(void *ctx) {
+  hook_counts_t *h = ctx;
+  atomic_fetch_add(&h->after, 1);
+}
+
+static void test_publish_with_hooks(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  mycelium_subscribe_options opts;
+  mycelium_subscribe_options_init(&opts);
+  opts.capacity = 1;
+  slow_taker_t taker = {.rt = rt};
+  atomic_store(&taker.taken, 0);
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &opts, &taker.id), MYCELIUM_OK);
+  hook_counts_t counts = {.taker = &taker};
+  atomic_store(&counts.before, 0);
+  atomic_store(&counts.after, 0);
+  atomic_store(&counts.taken_at_before, -1);
+  mycelium_wait_hooks hooks;
+  CHECK_STATUS(mycelium_wait_hooks_init(&hooks), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_wait_hooks_init(NULL), MYCELIUM_ERR_NULL_POINTER);
+  hooks.context = &counts;
+  hooks.before_wait = hook_before;
+  hooks.after_wait = hook_after;
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "HOOK", 1.0, 0, 0, 0);
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, &hooks), MYCELIUM_OK);
+  CHECK(atomic_load(&counts.before) == 0 && atomic_load(&counts.after) == 0, "no wait, no hook (%d, %d)",
+        atomic_load(&counts.before), atomic_load(&counts.after));
+  /* the queue (capacity 1) is full: this publish waits until the taker makes room */
+  pthread_t th;
+  pthread_create(&th, NULL, take_later, &taker);
+  n = encode_tick(buf, "HOOK", 1.0, 0, 1, 0);
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, &hooks), MYCELIUM_OK);
+  pthread_join(th, NULL);
+  CHECK(atomic_load(&counts.before) == 1 && atomic_load(&counts.after) == 1, "one wait, one pair of hooks (%d, %d)",
+        atomic_load(&counts.before), atomic_load(&counts.after));
+  CHECK(atomic_load(&counts.taken_at_before) == 0, "before_wait ran before the wait (taken then: %d)",
+        atomic_load(&counts.taken_at_before));
+  /* half a pair is refused and publishes nothing */
+  hooks.after_wait = NULL;
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, &hooks), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(mycelium_last_error(), "both") != NULL, "error explains the pair: %s", mycelium_last_error());
+  pulled_t p = {0};
+  size_t got = 0;
+  CHECK_STATUS(mycelium_receiver_recv(rt, taker.id, 0, 8, collect, &p, &got), MYCELIUM_OK);
+  CHECK(got == 1 && p.seen[0] == 1, "only the second message is queued (%zu, ts %" PRIu64 ")", got, p.seen[0]);
+  /* NULL hooks: a plain publish */
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, NULL), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, NULL, 3, NULL), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, NULL), MYCELIUM_ERR_CLOSED);
+}
+
 static void test_bridges(const char *yaml, size_t yaml_len) {
   mycelium_runtime_t *server = NULL, *client = NULL;
   CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &server), MYCELIUM_OK);
@@ -663,6 +744,7 @@ int main(int argc, char **argv) {
   test_destroy_in_flight(yaml, len);
   test_receivers(yaml, len);
   test_older_options(yaml, len);
+  test_publish_with_hooks(yaml, len);
   test_bridges(yaml, len);
   test_bridge_close_ends_wait(yaml, len);
   free(yaml);

@@ -34,7 +34,7 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 #define MYCELIUM_ABI_VERSION_MAJOR 1
 
 // ABI minor version: grows when functions, table entries or struct fields are appended.
-// 1.1: `mycelium_subscribe_options.spin_us`.
+// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`.
 #define MYCELIUM_ABI_VERSION_MINOR 1
 
 // Result of every fallible C ABI call. `MYCELIUM_OK` is zero; every other value comes with a
@@ -97,6 +97,24 @@ typedef enum mycelium_overflow_policy mycelium_overflow_policy;
 typedef uint32_t mycelium_overflow_policy;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// Hooks for `mycelium_publish_with_hooks`. Initialise with `mycelium_wait_hooks_init`.
+//
+// Both functions run on the publishing thread, each at most once per publish and always as a
+// pair: `before_wait(context)` right before the publish first waits for room in a full
+// `MYCELIUM_OVERFLOW_BLOCK` queue, `after_wait(context)` after its last wait, before the
+// publish returns. They must not unwind and should do nothing but release and re-acquire the
+// caller's own lock (calling back into this library from them is not supported).
+typedef struct mycelium_wait_hooks {
+  // `sizeof(mycelium_wait_hooks)` as the caller was compiled with.
+  uint32_t struct_size;
+  // Passed to both functions; owned by the caller.
+  void *context;
+  // Called before the first wait; NULL only together with `after_wait`.
+  void (*before_wait)(void *context);
+  // Called after the last wait; NULL only together with `before_wait`.
+  void (*after_wait)(void *context);
+} mycelium_wait_hooks;
 
 // Options for `mycelium_subscribe`. Initialise with `mycelium_subscribe_options_init` so that
 // fields added in later minor versions get their defaults.
@@ -338,6 +356,38 @@ enum mycelium_status mycelium_publish(const mycelium_runtime_t *rt,
                                       uint16_t type_id,
                                       const uint8_t *payload,
                                       size_t len);
+
+// Like `mycelium_publish`, for callers that hold a lock of their own while they run (a
+// language runtime's global lock: CPython's GIL, OCaml's runtime lock). They keep it on the
+// fast path; the library calls `hooks->before_wait(context)` right before the publish first
+// waits for room in a full `MYCELIUM_OVERFLOW_BLOCK` queue (release the lock there: the
+// consumer making room may need it) and `hooks->after_wait(context)` after its last wait
+// (re-acquire it), before returning. Neither is called when the publish does not wait.
+// Releasing the lock around every `mycelium_publish` instead costs a hand-off per message.
+//
+// - `hooks` may be NULL (exactly `mycelium_publish`); initialise it with
+//   `mycelium_wait_hooks_init`. Both functions set, or both NULL; else
+//   `MYCELIUM_ERR_INVALID_ARGUMENT` and nothing is published.
+// - Ownership, validation, errors: as `mycelium_publish`. `hooks` is read during the call only.
+// - Threads: any. Blocks: as `mycelium_publish`. Calls back: `before_wait`/`after_wait`, on the
+//   calling thread, only around a wait.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_publish_with_hooks(const mycelium_runtime_t *rt,
+                                                 uint16_t type_id,
+                                                 const uint8_t *payload,
+                                                 size_t len,
+                                                 const struct mycelium_wait_hooks *hooks);
+
+// Fills `hooks` with no functions, a NULL context and the right `struct_size`.
+//
+// - Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// `hooks` must be NULL or point to a writable `mycelium_wait_hooks`.
+enum mycelium_status mycelium_wait_hooks_init(struct mycelium_wait_hooks *hooks);
 
 // Fills `opts` with the defaults (capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`, batches of up to
 // 256, no label) and the right `struct_size`. Always use it before setting fields.

@@ -10,6 +10,7 @@ use crate::runtime::{self, mycelium_runtime_t};
 use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
 use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
 use crate::vtable::{dispatch, str_arg};
+use crate::wait_hooks::mycelium_wait_hooks;
 use std::ffi::c_void;
 
 /// Creates a runtime with a bus of its own, bound to the schema given as YAML text
@@ -217,6 +218,58 @@ pub unsafe extern "C" fn mycelium_publish(
     // SAFETY: the table function has the same contract as this function.
     dispatch(rt, "mycelium_publish", |vt| unsafe {
         (vt.publish)(rt, type_id, payload, len)
+    })
+}
+
+/// Like `mycelium_publish`, for callers that hold a lock of their own while they run (a
+/// language runtime's global lock: CPython's GIL, OCaml's runtime lock). They keep it on the
+/// fast path; the library calls `hooks->before_wait(context)` right before the publish first
+/// waits for room in a full `MYCELIUM_OVERFLOW_BLOCK` queue (release the lock there: the
+/// consumer making room may need it) and `hooks->after_wait(context)` after its last wait
+/// (re-acquire it), before returning. Neither is called when the publish does not wait.
+/// Releasing the lock around every `mycelium_publish` instead costs a hand-off per message.
+///
+/// - `hooks` may be NULL (exactly `mycelium_publish`); initialise it with
+///   `mycelium_wait_hooks_init`. Both functions set, or both NULL; else
+///   `MYCELIUM_ERR_INVALID_ARGUMENT` and nothing is published.
+/// - Ownership, validation, errors: as `mycelium_publish`. `hooks` is read during the call only.
+/// - Threads: any. Blocks: as `mycelium_publish`. Calls back: `before_wait`/`after_wait`, on the
+///   calling thread, only around a wait.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_publish_with_hooks(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    payload: *const u8,
+    len: usize,
+    hooks: *const mycelium_wait_hooks,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_publish_with_hooks", |vt| unsafe {
+        (vt.publish_with_hooks)(rt, type_id, payload, len, hooks)
+    })
+}
+
+/// Fills `hooks` with no functions, a NULL context and the right `struct_size`.
+///
+/// - Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// `hooks` must be NULL or point to a writable `mycelium_wait_hooks`.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_wait_hooks_init(
+    hooks: *mut mycelium_wait_hooks,
+) -> mycelium_status {
+    guard("mycelium_wait_hooks_init", || {
+        if hooks.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`hooks` is NULL"));
+        }
+        // SAFETY: non-NULL `hooks` points to a writable mycelium_wait_hooks (C contract).
+        unsafe { hooks.write(mycelium_wait_hooks::default()) };
+        Ok(())
     })
 }
 

@@ -22,6 +22,7 @@ pub mod status;
 pub mod subscription;
 pub mod version;
 mod vtable;
+pub mod wait_hooks;
 
 pub use bridge::mycelium_bridge_options;
 pub use metrics::mycelium_type_metrics;
@@ -32,3 +33,4 @@ pub use subscription::{
     mycelium_closure, mycelium_message, mycelium_overflow_policy, mycelium_subscribe_options,
 };
 pub use version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
+pub use wait_hooks::mycelium_wait_hooks;

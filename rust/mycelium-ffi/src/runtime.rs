@@ -108,7 +108,12 @@ impl Core {
         }
     }
 
-    fn publish(&self, type_id: u16, payload: &[u8]) -> FfiResult {
+    fn publish(
+        &self,
+        type_id: u16,
+        payload: &[u8],
+        hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
+    ) -> FfiResult {
         if payload.len() > MAX_PAYLOAD {
             return Err(FfiError::new(
                 MYCELIUM_ERR_TOO_LARGE,
@@ -136,9 +141,12 @@ impl Core {
                     ),
                 ),
             })?;
-        self.bus
-            .publish_raw(type_id, bytes::Bytes::copy_from_slice(payload))
-            .map_err(publish_error)
+        let payload = bytes::Bytes::copy_from_slice(payload);
+        match hooks {
+            Some(hooks) => self.bus.publish_raw_with_hooks(type_id, payload, hooks),
+            None => self.bus.publish_raw(type_id, payload),
+        }
+        .map_err(publish_error)
     }
 }
 
@@ -329,8 +337,13 @@ pub(crate) fn verify_description(rt: *const mycelium_runtime_t, theirs: &str) ->
     }
 }
 
-pub(crate) fn publish(rt: *const mycelium_runtime_t, type_id: u16, payload: &[u8]) -> FfiResult {
-    live(rt)?.core.publish(type_id, payload)
+pub(crate) fn publish(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    payload: &[u8],
+    hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
+) -> FfiResult {
+    live(rt)?.core.publish(type_id, payload, hooks)
 }
 
 pub(crate) fn subscribe(

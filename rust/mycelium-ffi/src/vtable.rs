@@ -16,6 +16,7 @@ use crate::status::{
 };
 use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
 use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
+use crate::wait_hooks::{mycelium_wait_hooks, ForeignHooks};
 
 type Rt = mycelium_runtime_t;
 type Status = mycelium_status;
@@ -76,6 +77,14 @@ pub struct Vtable {
     pub bridge_close: unsafe extern "C" fn(*const Rt, u64) -> Status,
     pub bridge_stats_json:
         unsafe extern "C" fn(*const Rt, u64, *mut c_char, usize, *mut usize) -> Status,
+    // ABI 1.1
+    pub publish_with_hooks: unsafe extern "C" fn(
+        *const Rt,
+        u16,
+        *const u8,
+        usize,
+        *const mycelium_wait_hooks,
+    ) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -104,6 +113,7 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     bridge_wait: vt_bridge_wait,
     bridge_close: vt_bridge_close,
     bridge_stats_json: vt_bridge_stats_json,
+    publish_with_hooks: vt_publish_with_hooks,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -254,18 +264,49 @@ unsafe extern "C" fn vt_publish(
     len: usize,
 ) -> Status {
     guard("mycelium_publish", || {
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else if payload.is_null() {
-            return Err(FfiError::new(
-                MYCELIUM_ERR_NULL_POINTER,
-                format!("`payload` is NULL but `len` is {len}"),
-            ));
-        } else {
-            // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
-            unsafe { std::slice::from_raw_parts(payload, len) }
+        // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
+        let bytes = unsafe { payload_arg(payload, len) }?;
+        runtime::publish(rt, type_id, bytes, None)
+    })
+}
+
+/// # Safety
+/// A non-NULL `payload` points to `len` readable bytes that stay valid for `'a`.
+unsafe fn payload_arg<'a>(payload: *const u8, len: usize) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        Ok(&[])
+    } else if payload.is_null() {
+        Err(FfiError::new(
+            MYCELIUM_ERR_NULL_POINTER,
+            format!("`payload` is NULL but `len` is {len}"),
+        ))
+    } else {
+        // SAFETY: per this function's contract.
+        Ok(unsafe { std::slice::from_raw_parts(payload, len) })
+    }
+}
+
+unsafe extern "C" fn vt_publish_with_hooks(
+    rt: *const Rt,
+    type_id: u16,
+    payload: *const u8,
+    len: usize,
+    hooks: *const mycelium_wait_hooks,
+) -> Status {
+    guard("mycelium_publish_with_hooks", || {
+        // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
+        let bytes = unsafe { payload_arg(payload, len) }?;
+        // SAFETY: a non-NULL hooks pointer is valid for reads of its `struct_size` bytes during
+        // the call (C contract).
+        let hooks = unsafe { crate::sized::read_options(hooks) }?;
+        let mut foreign = match hooks.as_ref() {
+            Some(h) => ForeignHooks::new(h)?,
+            None => None,
         };
-        runtime::publish(rt, type_id, bytes)
+        let hooks = foreign
+            .as_mut()
+            .map(|h| h as &mut dyn mycelium_transport::WaitHooks);
+        runtime::publish(rt, type_id, bytes, hooks)
     })
 }
 
