@@ -369,6 +369,9 @@ enum mycelium_status mycelium_publish(const mycelium_runtime_t *rt,
 //   `mycelium_wait_hooks_init`. Both functions set, or both NULL; else
 //   `MYCELIUM_ERR_INVALID_ARGUMENT` and nothing is published.
 // - Ownership, validation, errors: as `mycelium_publish`. `hooks` is read during the call only.
+//   The payload is validated and copied before `before_wait` is called and never read after,
+//   so a caller whose runtime may move or free it once the lock is released (OCaml's GC) need
+//   not copy it first.
 // - Threads: any. Blocks: as `mycelium_publish`. Calls back: `before_wait`/`after_wait`, on the
 //   calling thread, only around a wait.
 //
