@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from types import ModuleType
-from typing import List
+from typing import Any, Callable, List
 
 import pytest
 
@@ -69,3 +69,30 @@ def test_four_publishers_block_policy_nothing_lost_order_kept(rt: Runtime, contr
     (types,) = [t for t in rt.metrics()["types"] if t["type_id"] == contracts.TradeTick.TYPE_ID]
     assert types["published"] == THREADS * PER_THREAD
     assert types["dropped"] == 0
+
+
+
+WAIT_FOR_A_PYTHON_CONSUMER = """
+import time, contracts
+from mycelium_native import Runtime
+seen = []
+def slow(tick):
+    time.sleep(0.001)  # slower than the publisher: the queue (capacity 1) fills
+    seen.append(tick.size)
+with Runtime(contracts) as rt:
+    with rt.subscribe(contracts.TradeTick, slow, capacity=1, max_batch=1):
+        for i in range(200):
+            rt.publish(contracts.TradeTick(size=i))
+        rt.flush(timeout=30)
+assert seen == list(range(200)), seen[:10]
+print("all 200 in order")
+"""
+
+
+def test_a_publish_waiting_for_a_python_consumer_lets_it_run(child: Callable[..., Any]) -> None:
+    """publish keeps the GIL unless it must wait for room; then it must let go of it, or the
+    Python callback that would make room never runs. That deadlock would also stop
+    pytest-timeout (it needs the GIL), hence a child process with a timeout."""
+    out = child(WAIT_FOR_A_PYTHON_CONSUMER, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "all 200 in order" in out.stdout
