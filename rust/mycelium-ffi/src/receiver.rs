@@ -63,15 +63,28 @@ pub(crate) fn recv(
     // The handle's lock is not held while waiting: another thread may close the receiver,
     // which ends this wait with MYCELIUM_ERR_CLOSED.
     let first = wait(&raw, timeout_ms)?;
-    let mut batch: Vec<Envelope> = Vec::with_capacity(max.min(256));
-    batch.push(first);
+    // A lone message (the usual case when the receiver keeps up, e.g. request/reply) costs no
+    // allocation: `rest` only allocates when more messages are queued, and one view lives on the
+    // stack.
+    let mut rest: Vec<Envelope> = Vec::new();
     if max > 1 {
-        raw.drain_into(&mut batch, max - 1);
+        raw.drain_into(&mut rest, max - 1);
     }
-    let views: Vec<mycelium_message> = batch.iter().map(to_message).collect();
+    let lone;
+    let many: Vec<mycelium_message>;
+    let views: &[mycelium_message] = if rest.is_empty() {
+        lone = [to_message(&first)];
+        &lone
+    } else {
+        many = std::iter::once(&first)
+            .chain(rest.iter())
+            .map(to_message)
+            .collect();
+        &many
+    };
     let (ptr, count) = (views.as_ptr(), views.len());
-    // SAFETY: `views` borrow `batch`, alive across the call; `visit` is valid for `context` (C
-    // contract).
+    // SAFETY: `views` borrow `first` and `rest`, alive across the call; `visit` is valid for
+    // `context` (C contract).
     match catch(|| unsafe { visit(context, ptr, count) }) {
         Ok(failed) => (0..failed.min(count)).for_each(|_| raw.record_handler_error()),
         Err(panic) => {
