@@ -98,6 +98,11 @@ impl RawSubscription {
         self.shared.policy
     }
 
+    /// This subscription's counters and settings, as in [`MessageBus::metrics`](crate::MessageBus::metrics).
+    pub fn metrics(&self) -> crate::SubscriberMetrics {
+        self.shared.metrics()
+    }
+
     /// Messages offered to this subscription so far. Each one is eventually either taken
     /// from the queue or counted in [`dropped`](Self::dropped); adapters use the pair to wait
     /// until everything published before a point has been handled (C ABI `mycelium_flush`).
