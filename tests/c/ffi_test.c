@@ -638,6 +638,52 @@ static void test_publish_with_hooks(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, NULL), MYCELIUM_ERR_CLOSED);
 }
 
+/* ---- per-subscription counters ---- */
+static void test_subscription_stats(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  mycelium_subscribe_options opts;
+  mycelium_subscribe_options_init(&opts);
+  opts.capacity = 2;
+  opts.policy = MYCELIUM_OVERFLOW_DROP_OLDEST;
+  uint64_t rx = 0;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &opts, &rx), MYCELIUM_OK);
+  counter_t c = {0};
+  mycelium_closure cl = counter_closure(&c);
+  uint64_t sub = 0;
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl, &sub), MYCELIUM_OK);
+  uint8_t buf[64];
+  for (uint64_t i = 0; i < 5; i++) {
+    size_t n = encode_tick(buf, "STAT", 1.0, 0, i, 0);
+    CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_OK);
+  }
+  CHECK_STATUS(mycelium_flush(rt, 30000), MYCELIUM_OK);
+  mycelium_subscription_stats st;
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, rx, &st), MYCELIUM_OK);
+  CHECK(st.offered == 5 && st.dropped == 3 && st.queued == 2 && st.delivered == 0,
+        "receiver: offered %" PRIu64 " dropped %" PRIu64 " queued %" PRIu64 " delivered %" PRIu64, st.offered,
+        st.dropped, st.queued, st.delivered);
+  pulled_t p = {0};
+  CHECK_STATUS(mycelium_receiver_recv(rt, rx, 0, 1, collect, &p, NULL), MYCELIUM_OK);
+  CHECK(p.seen[0] == 3, "DROP_OLDEST kept the newest two (first is %" PRIu64 ")", p.seen[0]);
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, rx, &st), MYCELIUM_OK);
+  CHECK(st.delivered == 1 && st.queued == 1, "after one recv: delivered %" PRIu64 " queued %" PRIu64, st.delivered,
+        st.queued);
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, sub, &st), MYCELIUM_OK);
+  CHECK(st.offered == 5 && st.delivered == 5 && st.dropped == 0 && st.queued == 0,
+        "callback subscription: offered %" PRIu64 " delivered %" PRIu64, st.offered, st.delivered);
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, sub, NULL), MYCELIUM_ERR_NULL_POINTER);
+  st.struct_size = 8;
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, sub, &st), MYCELIUM_ERR_INVALID_ARGUMENT);
+  st.struct_size = sizeof st;
+  CHECK_STATUS(mycelium_unsubscribe(rt, rx), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, rx, &st), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, 987654, &st), MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 static void test_bridges(const char *yaml, size_t yaml_len) {
   mycelium_runtime_t *server = NULL, *client = NULL;
   CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &server), MYCELIUM_OK);
@@ -745,6 +791,7 @@ int main(int argc, char **argv) {
   test_receivers(yaml, len);
   test_older_options(yaml, len);
   test_publish_with_hooks(yaml, len);
+  test_subscription_stats(yaml, len);
   test_bridges(yaml, len);
   test_bridge_close_ends_wait(yaml, len);
   free(yaml);

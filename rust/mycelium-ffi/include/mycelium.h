@@ -34,7 +34,8 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 #define MYCELIUM_ABI_VERSION_MAJOR 1
 
 // ABI minor version: grows when functions, table entries or struct fields are appended.
-// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`.
+// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`,
+// `mycelium_subscription_stats_get`.
 #define MYCELIUM_ABI_VERSION_MINOR 1
 
 // Result of every fallible C ABI call. `MYCELIUM_OK` is zero; every other value comes with a
@@ -177,6 +178,23 @@ typedef struct mycelium_closure {
   // Frees `context`; may be NULL.
   mycelium_drop_fn drop;
 } mycelium_closure;
+
+// Counters of one subscription or pull receiver, copied at one point in time (ABI 1.1).
+typedef struct mycelium_subscription_stats {
+  // Set by the caller to `sizeof(mycelium_subscription_stats)`.
+  uint32_t struct_size;
+  // Messages routed to this subscription so far.
+  uint64_t offered;
+  // Messages taken from its queue (by the delivery thread or `mycelium_receiver_recv`).
+  uint64_t delivered;
+  // Messages it did not get: evicted (`MYCELIUM_OVERFLOW_DROP_OLDEST`), refused
+  // (`MYCELIUM_OVERFLOW_FAIL`), or in its queue when it was closed.
+  uint64_t dropped;
+  // Messages waiting in its queue now.
+  uint64_t queued;
+  // Callback (or `visit`) failures counted for it.
+  uint64_t handler_errors;
+} mycelium_subscription_stats;
 
 // Counters for one message type, copied out of the bus metrics at one point in time.
 typedef struct mycelium_type_metrics {
@@ -522,6 +540,21 @@ enum mycelium_status mycelium_metrics_prometheus(const mycelium_runtime_t *rt,
                                                  char *buf,
                                                  size_t len,
                                                  size_t *needed);
+
+// Copies the counters of one callback subscription or pull receiver (`id` from
+// `mycelium_subscribe` / `mycelium_receiver_open`) into `*out`. Set `out->struct_size` to
+// `sizeof(mycelium_subscription_stats)` first.
+//
+// - Returns `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` once it was closed (read the counters before
+//   `mycelium_unsubscribe` if you need its final figures).
+// - Threads: any. Blocks: no. Calls back: no. Allocates: no (beyond a label clone).
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_subscription_stats_get(const mycelium_runtime_t *rt,
+                                                     uint64_t id,
+                                                     struct mycelium_subscription_stats *out);
 
 // Copies the counters of one type into `*out`. Set `out->struct_size` to
 // `sizeof(mycelium_type_metrics)` first. A type nobody used yet yields zeros.

@@ -9,6 +9,7 @@ use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
 use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
 use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
+use crate::subscription_stats::mycelium_subscription_stats;
 use crate::vtable::{dispatch, str_arg};
 use crate::wait_hooks::mycelium_wait_hooks;
 use std::ffi::c_void;
@@ -482,6 +483,29 @@ pub unsafe extern "C" fn mycelium_metrics_prometheus(
     // SAFETY: the table function has the same contract as this function.
     dispatch(rt, "mycelium_metrics_prometheus", |vt| unsafe {
         (vt.metrics_prometheus)(rt, buf, len, needed)
+    })
+}
+
+/// Copies the counters of one callback subscription or pull receiver (`id` from
+/// `mycelium_subscribe` / `mycelium_receiver_open`) into `*out`. Set `out->struct_size` to
+/// `sizeof(mycelium_subscription_stats)` first.
+///
+/// - Returns `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` once it was closed (read the counters before
+///   `mycelium_unsubscribe` if you need its final figures).
+/// - Threads: any. Blocks: no. Calls back: no. Allocates: no (beyond a label clone).
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_subscription_stats_get(
+    rt: *const mycelium_runtime_t,
+    id: u64,
+    out: *mut mycelium_subscription_stats,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_subscription_stats_get", |vt| unsafe {
+        (vt.subscription_stats)(rt, id, out)
     })
 }
 

@@ -20,6 +20,7 @@ pub mod runtime;
 mod sized;
 pub mod status;
 pub mod subscription;
+pub mod subscription_stats;
 pub mod version;
 mod vtable;
 pub mod wait_hooks;
@@ -32,5 +33,6 @@ pub use status::mycelium_status;
 pub use subscription::{
     mycelium_closure, mycelium_message, mycelium_overflow_policy, mycelium_subscribe_options,
 };
+pub use subscription_stats::mycelium_subscription_stats;
 pub use version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
 pub use wait_hooks::mycelium_wait_hooks;

@@ -173,6 +173,20 @@ pub(crate) struct Handle {
 }
 
 impl Handle {
+    /// Runs `f` on the bus-side subscription of callback subscription or pull receiver `id`
+    /// (`None` if this handle has neither open under that id). Holds one map lock for the call.
+    pub(crate) fn with_subscription<T>(
+        &self,
+        id: u64,
+        f: impl FnOnce(&mycelium_transport::RawSubscription) -> T,
+    ) -> Option<T> {
+        if let Some(raw) = self.receivers.lock().get(&id).cloned() {
+            return Some(f(&raw));
+        }
+        let shared = self.subs.lock().get(&id).map(|e| e.shared.clone())?;
+        Some(f(&shared.raw))
+    }
+
     fn new(core: Arc<Core>) -> Arc<Handle> {
         Arc::new(Handle {
             core,

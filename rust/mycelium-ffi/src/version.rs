@@ -5,7 +5,8 @@ use std::ffi::c_char;
 /// ABI major version: a handle from a library with another major is refused.
 pub const MYCELIUM_ABI_VERSION_MAJOR: u32 = 1;
 /// ABI minor version: grows when functions, table entries or struct fields are appended.
-/// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`.
+/// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`,
+/// `mycelium_subscription_stats_get`.
 pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 1;
 
 /// The ABI version of the loaded library as `(major << 16) | minor`.

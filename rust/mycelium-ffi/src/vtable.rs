@@ -15,6 +15,7 @@ use crate::status::{
     FfiError, FfiResult,
 };
 use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
+use crate::subscription_stats::mycelium_subscription_stats;
 use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
 use crate::wait_hooks::{mycelium_wait_hooks, ForeignHooks};
 
@@ -85,6 +86,8 @@ pub struct Vtable {
         usize,
         *const mycelium_wait_hooks,
     ) -> Status,
+    pub subscription_stats:
+        unsafe extern "C" fn(*const Rt, u64, *mut mycelium_subscription_stats) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -114,6 +117,7 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     bridge_close: vt_bridge_close,
     bridge_stats_json: vt_bridge_stats_json,
     publish_with_hooks: vt_publish_with_hooks,
+    subscription_stats: vt_subscription_stats,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -497,5 +501,15 @@ unsafe extern "C" fn vt_bridge_stats_json(
     guard("mycelium_bridge_stats_json", || {
         let text = crate::bridge::stats_json(rt, id)?;
         runtime::write_text(&text, buf, len, needed)
+    })
+}
+
+unsafe extern "C" fn vt_subscription_stats(
+    rt: *const Rt,
+    id: u64,
+    out: *mut mycelium_subscription_stats,
+) -> Status {
+    guard("mycelium_subscription_stats_get", || {
+        crate::subscription_stats::fill(rt, id, out)
     })
 }
