@@ -431,11 +431,11 @@ class MessageQueue(Generic[M]):
 
     @property
     def dropped(self) -> int:
-        """Messages the adapter itself discarded: always 0, since the queue is the bus-side one.
-        The bus counts what this subscription lost (DROP_OLDEST evictions, messages still queued
-        when it was closed) per subscriber in ``rt.metrics()["subscribers"]``; give the queue a
-        ``label`` to find it there."""
-        return 0
+        """Messages this queue did not get: DROP_OLDEST evictions, FAIL refusals, and messages
+        still queued on the bus when it ended (``close`` first moves up to ``capacity`` of them
+        into the queue, where they stay readable). The same count appears per subscriber in
+        ``rt.metrics()["subscribers"]`` while the queue is open."""
+        return self._native.dropped
 
     def recv(self, timeout: Optional[float] = None) -> M:
         """The next message, waiting up to ``timeout`` seconds (forever if None) with the GIL

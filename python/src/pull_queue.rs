@@ -57,6 +57,17 @@ impl NativeReceiver {
         self.receiver.is_finished()
     }
 
+    /// Messages the bus did not deliver to this queue (see `MessageQueue.dropped`).
+    #[getter]
+    fn dropped(&self) -> u64 {
+        match self.core.enter() {
+            // SAFETY: the guard keeps the handle that opened the receiver alive for the call.
+            Ok(guard) => unsafe { self.receiver.dropped(guard.ptr()) },
+            // SAFETY: NULL is allowed: only the figure kept at the end is read.
+            Err(_) => unsafe { self.receiver.dropped(std::ptr::null()) },
+        }
+    }
+
     /// Messages waiting (counted up to the capacity).
     fn __len__(&self) -> usize {
         match self.core.enter() {

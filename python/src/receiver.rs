@@ -20,13 +20,15 @@
 
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use mycelium_ffi::exports::{
-    mycelium_receiver_recv, mycelium_type_metrics_get, mycelium_unsubscribe,
+    mycelium_receiver_recv, mycelium_subscription_stats_get, mycelium_unsubscribe,
 };
-use mycelium_ffi::{mycelium_message, mycelium_runtime_t, mycelium_status, mycelium_type_metrics};
+use mycelium_ffi::{
+    mycelium_message, mycelium_runtime_t, mycelium_status, mycelium_subscription_stats,
+};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::failure::{check, CallResult};
@@ -47,7 +49,6 @@ pub(crate) enum Received {
 
 pub(crate) struct PullReceiver {
     id: u64,
-    type_id: u16,
     /// Taken from the bus but not yet returned; always older than anything still on the bus.
     buffered: Mutex<VecDeque<Vec<u8>>>,
     /// Held while moving messages from the bus into `buffered` (see the module doc).
@@ -62,6 +63,9 @@ pub(crate) struct PullReceiver {
     /// The last receive from the bus found more than one message queued: the consumer is
     /// behind, so the next one is likely to find some too (see [`PullReceiver::is_behind`]).
     behind: AtomicBool,
+    /// What the bus had dropped for this receiver when it was unsubscribed (its counters go
+    /// with it), counting what was still queued then.
+    dropped_at_end: AtomicU64,
 }
 
 unsafe extern "C" fn copy_payloads(
@@ -101,16 +105,16 @@ fn timeout_ms(until: Instant) -> u32 {
 }
 
 impl PullReceiver {
-    pub(crate) fn new(id: u64, type_id: u16, capacity: usize) -> PullReceiver {
+    pub(crate) fn new(id: u64, capacity: usize) -> PullReceiver {
         PullReceiver {
             id,
-            type_id,
             buffered: Mutex::new(VecDeque::with_capacity(RECV_BATCH)),
             receiving: Mutex::new(()),
             closed: AtomicBool::new(false),
             bus_done: AtomicBool::new(false),
             capacity: capacity.max(1),
             behind: AtomicBool::new(false),
+            dropped_at_end: AtomicU64::new(0),
         }
     }
 
@@ -249,26 +253,49 @@ impl PullReceiver {
             return unsafe { self.finish_close(rt) };
         }
         // The holder may be waiting for a message that never comes. With this queue empty,
-        // unsubscribing discards nothing and wakes it; the C ABI only tells how many messages
-        // of the type are queued over all its subscribers, so anything queued anywhere defers.
+        // unsubscribing discards nothing and wakes it.
         // SAFETY: forwarded from this function's contract.
-        if unsafe { self.type_has_nothing_queued(rt) } {
+        if unsafe { self.has_nothing_queued(rt) } {
             // SAFETY: forwarded from this function's contract.
             return unsafe { self.unsubscribe(rt) };
         }
         Ok(())
     }
 
+    /// This receiver's own counters on the bus; `None` once it was unsubscribed.
+    ///
     /// # Safety
     /// As for [`PullReceiver::close`].
-    unsafe fn type_has_nothing_queued(&self, rt: *const mycelium_runtime_t) -> bool {
-        let mut metrics = mycelium_type_metrics {
-            struct_size: std::mem::size_of::<mycelium_type_metrics>() as u32,
+    unsafe fn stats(&self, rt: *const mycelium_runtime_t) -> Option<mycelium_subscription_stats> {
+        let mut stats = mycelium_subscription_stats {
+            struct_size: std::mem::size_of::<mycelium_subscription_stats>() as u32,
             ..Default::default()
         };
-        // SAFETY: `rt` is valid per the contract; `metrics` is writable with its size set.
-        let status = unsafe { mycelium_type_metrics_get(rt, self.type_id, &mut metrics) };
-        status == mycelium_status::MYCELIUM_OK && metrics.queued == 0
+        // SAFETY: `rt` is valid per the contract; `stats` is writable with its size set.
+        let status = unsafe { mycelium_subscription_stats_get(rt, self.id, &mut stats) };
+        (status == mycelium_status::MYCELIUM_OK).then_some(stats)
+    }
+
+    /// # Safety
+    /// As for [`PullReceiver::close`].
+    unsafe fn has_nothing_queued(&self, rt: *const mycelium_runtime_t) -> bool {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.stats(rt) }.is_some_and(|s| s.queued == 0)
+    }
+
+    /// Messages the bus did not deliver to this receiver: DROP_OLDEST evictions, FAIL
+    /// refusals, and what was still queued on the bus when it ended.
+    ///
+    /// # Safety
+    /// `rt` is NULL (the runtime is closed) or as for [`PullReceiver::close`].
+    pub(crate) unsafe fn dropped(&self, rt: *const mycelium_runtime_t) -> u64 {
+        if !rt.is_null() && !self.bus_done.load(Ordering::SeqCst) {
+            // SAFETY: forwarded from this function's contract.
+            if let Some(stats) = unsafe { self.stats(rt) } {
+                return stats.dropped;
+            }
+        }
+        self.dropped_at_end.load(Ordering::SeqCst)
     }
 
     /// Ends the subscription now, for a runtime that is closing: a thread waiting in the
@@ -328,6 +355,13 @@ impl PullReceiver {
         if self.bus_done.swap(true, Ordering::SeqCst) {
             // Ended already: unsubscribed before, or the bus reported it closed.
             return Ok(());
+        }
+        // The counters end with the subscription: keep the drop count, counting what is still
+        // queued (unsubscribing discards it). A publish racing with this may add one more.
+        // SAFETY: forwarded from this function's contract.
+        if let Some(stats) = unsafe { self.stats(rt) } {
+            self.dropped_at_end
+                .store(stats.dropped + stats.queued, Ordering::SeqCst);
         }
         // SAFETY: forwarded from this function's contract.
         match unsafe { mycelium_unsubscribe(rt, self.id) } {
@@ -472,7 +506,7 @@ mod tests {
             }
             Fixture {
                 rt,
-                receiver: PullReceiver::new(id, TRADE_TICK, capacity as usize),
+                receiver: PullReceiver::new(id, capacity as usize),
             }
         }
 

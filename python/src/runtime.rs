@@ -335,7 +335,7 @@ impl NativeRuntime {
             // SAFETY: the guard keeps the handle valid; `opts` (and the label it points to) are
             // valid for the call; `id` is writable.
             check(unsafe { mycelium_receiver_open(guard.ptr(), type_id, &opts, &mut id) })?;
-            let receiver = Arc::new(PullReceiver::new(id, type_id, bound));
+            let receiver = Arc::new(PullReceiver::new(id, bound));
             self.core.register_receiver(receiver.clone());
             Ok(receiver)
         })();

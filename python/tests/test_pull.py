@@ -82,7 +82,21 @@ def test_drop_oldest_keeps_the_newest(rt: Runtime, contracts: ModuleType) -> Non
     assert got == list(range(96, 100))  # the bus-side queue is the only one: exactly `capacity`
     (ours,) = [s for s in rt.metrics()["subscribers"] if s["type_id"] == contracts.TradeTick.TYPE_ID]
     assert ours["dropped"] == 96
-    assert q.dropped == 0  # nothing is queued, so nothing is evicted, on the Python side
+    assert q.dropped == 96  # the queue's own count, the same as the bus's
+
+
+def test_dropped_counts_what_a_closed_queue_never_got(rt: Runtime, contracts: ModuleType) -> None:
+    q = rt.subscription(contracts.TradeTick, capacity=2, policy=Policy.DROP_OLDEST)
+    for i in range(5):
+        rt.publish(contracts.TradeTick(size=i))
+    assert q.dropped == 3
+    q.close()  # the two still queued move into the queue and stay readable
+    assert [m.size for m in q] == [3, 4]
+    assert q.dropped == 3
+    rt.publish(contracts.TradeTick(size=5))  # no longer routed to it: not a drop
+    assert q.dropped == 3
+    rt.close()
+    assert q.dropped == 3  # kept after the runtime is gone
 
 
 def test_block_policy_holds_publishers_until_the_consumer_catches_up(rt: Runtime, contracts: ModuleType) -> None:
