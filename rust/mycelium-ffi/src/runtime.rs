@@ -108,12 +108,8 @@ impl Core {
         }
     }
 
-    fn publish(
-        &self,
-        type_id: u16,
-        payload: &[u8],
-        hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
-    ) -> FfiResult {
+    /// Validates `payload` against the schema and copies it into the buffer subscribers share.
+    fn prepare(&self, type_id: u16, payload: &[u8]) -> FfiResult<bytes::Bytes> {
         if payload.len() > MAX_PAYLOAD {
             return Err(FfiError::new(
                 MYCELIUM_ERR_TOO_LARGE,
@@ -141,7 +137,15 @@ impl Core {
                     ),
                 ),
             })?;
-        let payload = bytes::Bytes::copy_from_slice(payload);
+        Ok(bytes::Bytes::copy_from_slice(payload))
+    }
+
+    fn publish(
+        &self,
+        type_id: u16,
+        payload: bytes::Bytes,
+        hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
+    ) -> FfiResult {
         match hooks {
             Some(hooks) => self.bus.publish_raw_with_hooks(type_id, payload, hooks),
             None => self.bus.publish_raw(type_id, payload),
@@ -351,13 +355,34 @@ pub(crate) fn verify_description(rt: *const mycelium_runtime_t, theirs: &str) ->
     }
 }
 
-pub(crate) fn publish(
+/// Publishes the caller's payload. `payload` is a raw pointer and length, turned into a slice
+/// only inside `Core::prepare`, which copies it and returns before the publish may call
+/// `hooks`: a caller whose runtime moves the payload while a hook has released its lock (OCaml's
+/// GC) leaves no live reference to it behind.
+///
+/// # Safety
+/// A non-NULL `payload` points to `len` readable bytes until `prepare` has returned.
+pub(crate) unsafe fn publish(
     rt: *const mycelium_runtime_t,
     type_id: u16,
-    payload: &[u8],
+    payload: *const u8,
+    len: usize,
     hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
 ) -> FfiResult {
-    live(rt)?.core.publish(type_id, payload, hooks)
+    let h = live(rt)?;
+    let bytes = if len == 0 {
+        h.core.prepare(type_id, &[])?
+    } else if payload.is_null() {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_NULL_POINTER,
+            format!("`payload` is NULL but `len` is {len}"),
+        ));
+    } else {
+        // SAFETY: per this function's contract; the slice lives only for the `prepare` call.
+        h.core
+            .prepare(type_id, unsafe { std::slice::from_raw_parts(payload, len) })?
+    };
+    h.core.publish(type_id, bytes, hooks)
 }
 
 pub(crate) fn subscribe(

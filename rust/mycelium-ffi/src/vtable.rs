@@ -269,25 +269,8 @@ unsafe extern "C" fn vt_publish(
 ) -> Status {
     guard("mycelium_publish", || {
         // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
-        let bytes = unsafe { payload_arg(payload, len) }?;
-        runtime::publish(rt, type_id, bytes, None)
+        unsafe { runtime::publish(rt, type_id, payload, len, None) }
     })
-}
-
-/// # Safety
-/// A non-NULL `payload` points to `len` readable bytes that stay valid for `'a`.
-unsafe fn payload_arg<'a>(payload: *const u8, len: usize) -> FfiResult<&'a [u8]> {
-    if len == 0 {
-        Ok(&[])
-    } else if payload.is_null() {
-        Err(FfiError::new(
-            MYCELIUM_ERR_NULL_POINTER,
-            format!("`payload` is NULL but `len` is {len}"),
-        ))
-    } else {
-        // SAFETY: per this function's contract.
-        Ok(unsafe { std::slice::from_raw_parts(payload, len) })
-    }
 }
 
 unsafe extern "C" fn vt_publish_with_hooks(
@@ -298,8 +281,6 @@ unsafe extern "C" fn vt_publish_with_hooks(
     hooks: *const mycelium_wait_hooks,
 ) -> Status {
     guard("mycelium_publish_with_hooks", || {
-        // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
-        let bytes = unsafe { payload_arg(payload, len) }?;
         // SAFETY: a non-NULL hooks pointer is valid for reads of its `struct_size` bytes during
         // the call (C contract).
         let hooks = unsafe { crate::sized::read_options(hooks) }?;
@@ -310,7 +291,9 @@ unsafe extern "C" fn vt_publish_with_hooks(
         let hooks = foreign
             .as_mut()
             .map(|h| h as &mut dyn mycelium_transport::WaitHooks);
-        runtime::publish(rt, type_id, bytes, hooks)
+        // SAFETY: the caller guarantees `payload` points to `len` readable bytes until the
+        // payload is copied, which happens before any hook runs.
+        unsafe { runtime::publish(rt, type_id, payload, len, hooks) }
     })
 }
 
