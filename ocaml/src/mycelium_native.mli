@@ -212,7 +212,8 @@ end
 val publish : Runtime.t -> (module MESSAGE with type t = 'a) -> 'a -> unit
 (** Encodes and publishes. The bus validates the payload against the schema before any
     subscriber sees it. Blocks (with the runtime lock released) while a [Block] subscriber's
-    queue is full. Raises [Invalid_argument] from [encode], or [Mycelium_error]. *)
+    queue is full; keeps the lock when there is room. Raises [Invalid_argument] from [encode],
+    or [Mycelium_error]. *)
 
 module Subscription : sig
   type t

@@ -100,7 +100,8 @@ let many_short_subscriptions () =
 
 let tests =
   [
-    Alcotest.test_case "Gc.full_major/compact during delivery" `Quick stress_during_delivery;
+    (* Fills a Block queue: deadlocks where pubsub's slow-consumer test does. *)
+    Alcotest.test_case "Gc.full_major/compact during delivery" `Quick (unless_deadlocked stress_during_delivery);
     Alcotest.test_case "Subscription.close releases the callback (Gc.finalise)" `Quick root_released_on_close;
     Alcotest.test_case "Runtime.close releases the callbacks (Gc.finalise)" `Quick root_released_on_runtime_close;
     Alcotest.test_case "a forgotten runtime is finalised without crashing" `Quick forgotten_runtime_is_finalised;

@@ -196,6 +196,58 @@ let blocked_publish_releases_the_lock () =
       M.Runtime.flush rt;
       Alcotest.(check int) "every message, none dropped" 200 (Inbox.length got))
 
+(* An OCaml thread publishes many messages into a full Block queue (capacity 1) whose consumer,
+   an OCaml callback, is slower than the publisher. [publish] keeps the runtime lock while there
+   is room, so it must give the lock up while it waits for room, or the callback (which needs
+   the lock) never runs and nothing moves again: a deadlock.
+
+   The callback also runs the GC while the publisher waits: each payload is a fresh string (the
+   encoded message) that nothing references once [publish] holds it, and [publish] no longer
+   copies it; the library must be done with it before it lets the lock go. A minor collection
+   reuses the string's space and a compaction may free its chunk, so a late read would deliver
+   garbage (or, under valgrind, read freed memory). *)
+let slow_consumer_scenario ~messages () =
+  with_runtime (fun rt ->
+      let got = Inbox.create () in
+      let sub =
+        M.subscribe ~capacity:1 ~max_batch:1 rt (module H.TextMessage) (fun t ->
+            (* Allocating work with the lock held: slower than one publish. *)
+            ignore (Sys.opaque_identity (List.init 300 (fun i -> string_of_int i)));
+            if Int64.rem t.sent_at_ns 50L = 0L then Gc.compact () else Gc.minor ();
+            Inbox.add got t)
+      in
+      let body i = Printf.sprintf "body-%d-%s" i (String.make (i mod 61) 'x') in
+      let publisher =
+        Thread.create
+          (fun () ->
+            for i = 1 to messages do
+              M.publish rt (module H.TextMessage) { sender = "publisher"; body = body i; sent_at_ns = Int64.of_int i }
+            done)
+          ()
+      in
+      Thread.join publisher;
+      M.Runtime.flush rt;
+      M.Subscription.close sub;
+      let delivered = Inbox.contents got in
+      (* Plain failures, not Alcotest checks: this also runs in a child process, which reports
+         the exception's text. *)
+      if List.length delivered <> messages then
+        failwith (Printf.sprintf "delivered %d messages, expected %d" (List.length delivered) messages);
+      List.iteri
+        (fun k (t : H.TextMessage.t) ->
+          let i = k + 1 in
+          if t.sent_at_ns <> Int64.of_int i || t.body <> body i || t.sender <> "publisher" then
+            failwith (Printf.sprintf "message %d arrived as {sender=%S; body=%S; sent_at_ns=%Ld}" i t.sender t.body t.sent_at_ns))
+        delivered)
+
+(* What a child process of the test executable may be asked to run (see Support.run_in_child). *)
+let child_scenarios = [ ("slow-consumer", slow_consumer_scenario ~messages:3000) ]
+
+let slow_consumer_in_child () =
+  deadlock_free := false;
+  run_in_child "slow-consumer";
+  deadlock_free := true
+
 let subscriptions_from_threads () =
   with_runtime (fun rt ->
       let got = Inbox.create () in
@@ -264,7 +316,11 @@ let tests =
     Alcotest.test_case "callbacks may publish; flush from one fails" `Quick callbacks_may_publish_and_not_flush;
     Alcotest.test_case "overflow Fail_publish" `Quick overflow_fail;
     Alcotest.test_case "overflow Drop_oldest" `Quick overflow_drop_oldest;
-    Alcotest.test_case "a blocked publish releases the runtime lock" `Quick blocked_publish_releases_the_lock;
+    Alcotest.test_case "a thread publishing into a slower callback's full queue (child process)" `Quick
+      slow_consumer_in_child;
+    Alcotest.test_case "a blocked publish releases the runtime lock" `Quick (unless_deadlocked blocked_publish_releases_the_lock);
+    Alcotest.test_case "a thread publishing into a slower callback's full queue, GC meanwhile" `Quick
+      (unless_deadlocked (slow_consumer_scenario ~messages:500));
     Alcotest.test_case "subscribe and publish from several threads" `Quick subscriptions_from_threads;
     Alcotest.test_case "?spin_us: delivery in order, with pauses" `Quick spin_us_delivers;
     Alcotest.test_case "?spin_us above 10000 is refused, naming spin_us" `Quick spin_us_out_of_range;

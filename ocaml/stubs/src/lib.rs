@@ -10,8 +10,9 @@
 //! - it is called with the OCaml runtime lock held and returns with it held;
 //! - it reads its OCaml arguments into Rust data *before* anything that may block, and releases
 //!   the runtime lock ([`lock::without_runtime_lock`]) around every C ABI call that may block
-//!   (publish, unsubscribe, flush, destroy, every bridge call), so delivery threads can run
-//!   OCaml meanwhile;
+//!   (unsubscribe, flush, destroy, every bridge call), so delivery threads can run OCaml
+//!   meanwhile; publish keeps the lock and has the library release it only while it waits for
+//!   room ([`lock::releasing_while_waiting`]), the library having copied the payload by then;
 //! - failures come back as `(int * string) option` or result values, never as exceptions
 //!   raised from Rust: the OCaml side raises them, so no OCaml exception unwinds Rust frames;
 //! - no panic crosses into OCaml ([`reply::catch_panics`]).

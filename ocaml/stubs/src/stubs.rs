@@ -11,7 +11,7 @@ use ocaml::{Raw, Value};
 
 use crate::delivery;
 use crate::handle::{self, OwnedHandle, RuntimeCell};
-use crate::lock::without_runtime_lock;
+use crate::lock::{releasing_while_waiting, without_runtime_lock};
 use crate::reply::{catch_panics, check, result_reply, unit_reply, CallError, CallResult};
 
 // ---- reading OCaml arguments (lock held, before anything that may allocate or release it) ----
@@ -362,8 +362,18 @@ pub unsafe extern "C" fn mycelium_ml_schema_description(h: Raw) -> Raw {
 
 // ---- messages ----
 
-/// `handle -> int -> string -> (int * string) option`: publishes a TLV payload. May block (a full
-/// `Block` queue), so the payload is copied and the lock released first.
+/// `handle -> int -> string -> (int * string) option`: publishes a TLV payload.
+///
+/// Keeps the runtime lock unless the publish must wait. Giving it up around every publish would
+/// cost a copy of the payload plus a lock hand-off per message; instead the library calls the
+/// hooks of [`releasing_while_waiting`] only when a `Block` subscriber's queue is full: the
+/// lock is released right before that wait (the consumer making room may be an OCaml callback,
+/// which needs the lock) and taken back after it.
+///
+/// Holding the lock on the fast path cannot deadlock: up to that wait the library only takes
+/// locks it holds for a moment and never across a callback or a wait (the handle's slot here,
+/// the bus's topic table and subscriber list, a queue's doorbell mutex), so nothing the
+/// publishing thread waits for on the fast path needs another OCaml thread to make progress.
 ///
 /// # Safety
 /// Only for OCaml, through its `external` in `ffi.ml` (which fixes the argument types), on a
@@ -372,14 +382,29 @@ pub unsafe extern "C" fn mycelium_ml_schema_description(h: Raw) -> Raw {
 pub unsafe extern "C" fn mycelium_ml_publish(h: Raw, type_id: Raw, payload: Raw) -> Raw {
     let result = catch_panics(|| {
         let type_id = type_id_arg(type_id)?;
-        // SAFETY: `payload` is an OCaml string; copied before the lock is released.
-        let bytes = unsafe { bytes_arg(payload) }.to_vec();
-        // SAFETY: `h` is an Ffi.handle; lock held; the closure touches no OCaml value.
-        unsafe {
-            blocking(h, |rt| {
-                check(mycelium_publish(rt, type_id, bytes.as_ptr(), bytes.len()))
-            })
-        }
+        // SAFETY: `h` is an Ffi.handle; lock held. The reference keeps the C handle alive for
+        // the call even if `Runtime.close` runs on another thread while the lock is released;
+        // should it be the last one, `Live`'s drop destroys the handle with the lock released.
+        let handle = unsafe { live(h) }?;
+        // No copy of the payload: only its address and length are kept. Nothing allocates
+        // between here and the C call, and the library reads the bytes only before it calls
+        // `before_wait` (it validates and copies them first and never reads them after; C ABI
+        // contract), i.e. while this thread still holds the lock and the string cannot move.
+        // Once `before_wait` has released the lock the GC may move or free the string; nobody
+        // looks at it any more.
+        let (ptr, len) = {
+            // SAFETY: `payload` is an OCaml string (external's type) and the lock is held; the
+            // slice is not kept, only its address and length.
+            let bytes = unsafe { bytes_arg(payload) };
+            (bytes.as_ptr(), bytes.len())
+        };
+        releasing_while_waiting(|hooks| {
+            // SAFETY: live handle; `ptr`/`len` are valid until the library copied them (see
+            // above); `hooks` and the state it points to outlive the call; this thread holds the
+            // runtime lock, as `before_wait` requires, and between the hooks the library
+            // touches no OCaml value (it only waits).
+            check(unsafe { mycelium_publish_with_hooks(handle.as_ptr(), type_id, ptr, len, hooks) })
+        })
     });
     unit_reply(result)
 }
