@@ -233,8 +233,8 @@ class Runtime:
         queue before it sleeps. Waking a sleeping thread costs tens of microseconds on an idle
         VM; a spinning one catches the next message at once, at the price of a busy core while
         it spins. The spin adapts (halves when it runs out, doubles when it catches a message).
-        Use it for a few latency-critical subscriptions with a core to spare, not for
-        throughput."""
+        Use it for a few latency-critical subscriptions with a core to spare; it does nothing
+        for throughput."""
         self._check_class(message_type)
         decode = getattr(message_type, "from_bytes")
         native = self._native.subscribe(

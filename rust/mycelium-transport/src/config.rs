@@ -74,8 +74,7 @@ pub struct SubscribeOptions {
     /// doubles the next (up to this value), one that ran out halves it (down to 1/64 of it),
     /// so an oversubscribed machine or sparse traffic costs little. The price is a busy core
     /// while it spins: use it for a few latency-critical subscriptions on a machine with a core
-    /// to spare, not for throughput (a Python consumer that spins takes one message per GIL
-    /// hand-off instead of a batch).
+    /// to spare. It does nothing for throughput.
     pub spin: Duration,
 }
 
