@@ -31,7 +31,7 @@ pub struct RawSubscription {
     /// The longest a blocking receive polls before it sleeps (`SubscribeOptions::spin`).
     spin: Duration,
     /// The spin the next blocking receive uses, in nanoseconds, between `spin / 64` and `spin`
-    /// (see `adapt_spin`).
+    /// (see `spin_then_poll`).
     spin_now: AtomicU64,
 }
 
