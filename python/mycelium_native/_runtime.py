@@ -309,12 +309,19 @@ class Runtime:
         capacity: Optional[int] = None,
         policy: PolicyLike = Policy.BLOCK,
         label: Optional[str] = None,
+        spin_us: int = 0,
     ) -> "MessageStream[M]":
         """An asyncio stream: ``async for msg in rt.stream(Cls)``. The delivery thread wakes the
-        event loop through a pipe watched with ``loop.add_reader``; no thread polls."""
+        event loop through a pipe watched with ``loop.add_reader``; no thread polls.
+        ``spin_us`` applies to that delivery thread (see :meth:`subscribe`); the event loop's
+        own wake-up is unchanged."""
         self._check_class(message_type)
         native = self._native.subscribe_stream(
-            message_type.TYPE_ID, _count("capacity", capacity), _policy(policy), label
+            message_type.TYPE_ID,
+            _count("capacity", capacity),
+            _policy(policy),
+            label,
+            _spin(spin_us),
         )
         return MessageStream(self, native, message_type)
 

@@ -345,7 +345,7 @@ impl NativeRuntime {
 
     /// An asyncio stream's queue: a delivery thread fills a Rust-side queue and writes to a
     /// pipe whose read end (`fileno()`) becomes readable on new messages.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None))]
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0))]
     fn subscribe_stream(
         &self,
         py: Python<'_>,
@@ -353,8 +353,9 @@ impl NativeRuntime {
         capacity: u32,
         policy: u32,
         label: Option<&str>,
+        spin_us: u32,
     ) -> PyResult<NativeStream> {
-        let settings = SubscribeSettings::new(capacity, policy, 0, 0, label)?;
+        let settings = SubscribeSettings::new(capacity, policy, 0, spin_us, label)?;
         let notifier = Notifier::new()
             .map_err(|e| PyOSError::new_err(format!("could not create the wake-up pipe: {e}")))?;
         let bound = if capacity == 0 {

@@ -59,3 +59,25 @@ def test_the_library_refuses_a_spin_the_wrapper_did_not_check(
     # The C library's own check, reached through the native layer directly.
     with pytest.raises(InvalidArgumentError, match="spin_us 10001"):
         rt._native.open_receiver(contracts.Order.TYPE_ID, 0, 0, None, 10_001)
+
+
+def test_a_spinning_stream_delivers_in_order(rt: Runtime, contracts: ModuleType) -> None:
+    import asyncio
+
+    async def main() -> List[int]:
+        stream = rt.stream(contracts.Order, spin_us=300)
+        loop = asyncio.get_running_loop()
+
+        def publish_later() -> None:
+            for i in range(5):
+                rt.publish(contracts.Order(order_id=i))
+
+        # After the loop went idle, so the delivery thread's spin has run out and it sleeps.
+        loop.call_later(0.1, lambda: threading.Thread(target=publish_later).start())
+        got = [(await asyncio.wait_for(stream.__anext__(), 10)).order_id for _ in range(5)]
+        await stream.aclose()
+        return got
+
+    assert asyncio.run(main()) == list(range(5))
+    with pytest.raises(ValueError, match="spin_us"):
+        rt.stream(contracts.Order, spin_us=10_001)
