@@ -347,6 +347,31 @@ def attrset_names(text: str, start: int) -> list[str]:
     return names
 
 
+def matrix_problems(parsed_checks: str, test_all: str, repo: Path) -> tuple[list[str], str]:
+    """The flake's script checks (`matrix` in nix/checks.nix, plus `inherit nix`) against the
+    suites .ci/run runs (`suites=(...)` in scripts/test-all.sh): one definition of the matrix
+    only holds if both name the same suites and every scripts/test-<name>.sh exists."""
+    problems: list[str] = []
+    start = parsed_checks.find("matrix = {")
+    if start < 0:
+        return ["no `matrix = { ... }` in nix/checks.nix; the pattern is out of date"], "?"
+    flake = set(attrset_names(parsed_checks, start + len("matrix = ")))
+    if re.search(r"\binherit nix\b", parsed_checks):
+        flake.add("nix")
+    found = re.search(r"^suites=\(([^)]*)\)", test_all, re.M)
+    if not found:
+        return ["no `suites=(...)` in scripts/test-all.sh; the pattern is out of date"], "?"
+    ci = set(found.group(1).split())
+    problems += [f"checks.{n} has no suite in scripts/test-all.sh" for n in sorted(flake - ci)]
+    problems += [f"suite {n} of scripts/test-all.sh is no flake check" for n in sorted(ci - flake)]
+    problems += [
+        f"scripts/test-{n}.sh is missing"
+        for n in sorted(flake | ci)
+        if not (repo / "scripts" / f"test-{n}.sh").is_file()
+    ]
+    return problems, ", ".join(sorted(flake & ci))
+
+
 def has_ellipsis(parsed: str) -> bool:
     """Whether the function a file evaluates to accepts `...`: its formals end
     at the first `}:` of the normalised text that `nix-instantiate --parse` prints."""
@@ -565,6 +590,25 @@ def main() -> int:
     report.check(
         f"each of the {calls} imports of nix/*.nix passes exactly the arguments it takes", problems
     )
+
+    if "nix/checks.nix" in parsed and (repo / "scripts" / "test-all.sh").is_file():
+        test_all = (repo / "scripts" / "test-all.sh").read_text()
+        problems, names = matrix_problems(parsed["nix/checks.nix"], test_all, repo)
+        report.check(f"the flake's checks and .ci/run run the same suites ({names})", problems)
+        if not problems:
+            broken = {
+                "a suite only .ci/run runs": test_all.replace("suites=(", "suites=(extra "),
+                "a flake check .ci/run skips": re.sub(r"^suites=\(rust ", "suites=(", test_all, flags=re.M),
+            }
+            missed = [
+                what
+                for what, text in broken.items()
+                if text == test_all or not matrix_problems(parsed["nix/checks.nix"], text, repo)[0]
+            ]
+            report.check(
+                "the suite check flags a suite added to, or dropped from, one side only",
+                [f"not flagged: {what}" for what in missed],
+            )
 
     if lock is not None and shutil.which("nix"):
         report.check(

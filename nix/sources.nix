@@ -80,12 +80,13 @@ let
   ];
 
   # The Nix packaging itself, for the `nix` check: it must not rebuild when
-  # anything else changes.
+  # anything but the packaging and the test scripts changes.
   nixFiles = fs.unions [
     (at "flake.nix")
     (optional "flake.lock")
     (optional "nix")
-    (optional "scripts/test-nix.sh")
+    # Read by check_flake.py: the suites .ci/run runs, and which test scripts exist.
+    (optional "scripts")
   ];
 in
 {
