@@ -23,6 +23,11 @@ step "C example examples/c/pubsub.c"
 gcc "${cflags[@]}" examples/c/pubsub.c -o "$out/pubsub" "${ldflags[@]}"
 "$out/pubsub" contracts.yaml
 
+step "README.md's C snippet (scripts/readme_snippet.py c), built and run"
+python3 scripts/readme_snippet.py c > "$out/readme.c"
+gcc "${cflags[@]}" "$out/readme.c" -o "$out/readme" "${ldflags[@]}"
+"$out/readme"
+
 step "C example examples/c/bridge.c (two processes joined through a Unix socket)"
 gcc "${cflags[@]}" examples/c/bridge.c -o "$out/bridge" "${ldflags[@]}"
 "$out/bridge" contracts.yaml

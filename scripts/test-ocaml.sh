@@ -49,5 +49,18 @@ step "samples examples/ocaml/{pubsub,bridge}.ml (their own dune project on the i
 examples/ocaml/_build/default/pubsub.exe contracts.yaml
 examples/ocaml/_build/default/bridge.exe contracts.yaml
 
+step "README.md's OCaml snippet (scripts/readme_snippet.py ocaml), in a copy of the samples' dune project"
+readme_ml="$MYCELIUM_ROOT/target/readme-ocaml"
+rm -rf "$readme_ml" && mkdir -p "$readme_ml"
+cp examples/ocaml/dune-project "$readme_ml/"
+sed 's/(names pubsub bridge)/(names readme)/' examples/ocaml/dune > "$readme_ml/dune"
+python3 scripts/readme_snippet.py ocaml > "$readme_ml/readme.ml"
+(cd "$readme_ml" && PATH="$cli_dir:$PATH" \
+  OCAMLPATH="$MYCELIUM_ROOT/ocaml/_build/install/default/lib${OCAMLPATH:+:$OCAMLPATH}" \
+  dune build --root . ./readme.exe)
+out=$("$readme_ml/_build/default/readme.exe")
+printf '%s\n' "$out"
+grep -q '^OCaml got BTC-USD 3' <<<"$out" || die "the README's OCaml snippet did not print what it received"
+
 step "sample: a Rust binary embedding OCaml (cargo run -p mycelium-embed-ocaml)"
 cargo run -q -p mycelium-embed-ocaml

@@ -47,6 +47,14 @@ for sample in pubsub.py pull_and_asyncio.py bridge.py; do
   PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" "examples/python/$sample"
 done
 
+step "README.md's Python snippet (scripts/readme_snippet.py python)"
+readme_py="$MYCELIUM_ROOT/target/readme.py"
+python3 scripts/readme_snippet.py python > "$readme_py"
+out=$(PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" "$readme_py")
+printf '%s\n' "$out"
+grep -q '^callback got BTC-USD' <<<"$out" && grep -q '^asyncio got BTC-USD' <<<"$out" \
+  || die "the README's Python snippet did not print what it received"
+
 step "sample: a Rust binary embedding Python (cargo run --example embed_python)"
 # The example prints one "python -> ..." line per answered tick; it publishes three.
 out=$(MYCELIUM_VENV="$MYCELIUM_VENV" cargo run -q -p mycelium-embed-python --example embed_python)
