@@ -19,6 +19,10 @@ step "C test program (gcc -Wall -Wextra -Werror)"
 gcc "${cflags[@]}" tests/c/ffi_test.c -o "$out/ffi_test" "${ldflags[@]}"
 "$out/ffi_test" contracts.yaml
 
+step "C hardening tests (cycles of unsubscribing callbacks, bad enums and lengths, struct sizes, receiver visits)"
+gcc "${cflags[@]}" tests/c/hardening_test.c -o "$out/hardening_test" "${ldflags[@]}"
+"$out/hardening_test"
+
 step "C example examples/c/pubsub.c"
 gcc "${cflags[@]}" examples/c/pubsub.c -o "$out/pubsub" "${ldflags[@]}"
 "$out/pubsub" contracts.yaml
@@ -48,11 +52,16 @@ gcc -std=c11 -Wall -Wextra -Werror examples/c/pubsub.c -o "$out/pubsub_static" -
 step "C test program under valgrind memcheck"
 valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$out/ffi_test" contracts.yaml
+valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$out/hardening_test"
 
 step "C test program under AddressSanitizer"
 gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/ffi_test.c \
   -o "$out/ffi_test_asan" "${ldflags[@]}"
 ASAN_OPTIONS=detect_leaks=1 "$out/ffi_test_asan" contracts.yaml
+gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/hardening_test.c \
+  -o "$out/hardening_test_asan" "${ldflags[@]}"
+ASAN_OPTIONS=detect_leaks=1 "$out/hardening_test_asan"
 
 # --export-dynamic: the test binary carries the ASan runtime, and the cdylib it dlopens needs
 # to resolve the runtime's symbols from it.

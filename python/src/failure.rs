@@ -60,7 +60,7 @@ pub(crate) fn check(status: mycelium_status) -> CallResult {
 
 fn last_error_text(status: mycelium_status) -> String {
     // SAFETY: mycelium_status_name returns a static NUL-terminated string for every status value.
-    let name = unsafe { CStr::from_ptr(mycelium_status_name(status)) }.to_string_lossy();
+    let name = unsafe { CStr::from_ptr(mycelium_status_name(status as std::ffi::c_int)) }.to_string_lossy();
     // SAFETY: mycelium_last_error never returns NULL and the string stays valid until the next
     // failing call on this thread; it is copied before any other call is made.
     let text = unsafe { CStr::from_ptr(mycelium_last_error()) }.to_string_lossy();

@@ -38,6 +38,9 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // `mycelium_subscription_stats_get`.
 #define MYCELIUM_ABI_VERSION_MINOR 1
 
+// Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
+#define MYCELIUM_MAX_TEXT_LEN ((16 * 1024) * 1024)
+
 // Result of every fallible C ABI call. `MYCELIUM_OK` is zero; every other value comes with a
 // message for `mycelium_last_error()` on the calling thread.
 typedef enum mycelium_status {
@@ -122,7 +125,8 @@ typedef struct mycelium_wait_hooks {
 typedef struct mycelium_subscribe_options {
   // `sizeof(mycelium_subscribe_options)` as the caller was compiled with.
   uint32_t struct_size;
-  // Queue capacity in messages; 0 means the default (1024).
+  // Queue capacity in messages; 0 means the default (1024). At most 1048576 (1 Mi); a larger
+  // value is refused with `MYCELIUM_ERR_INVALID_ARGUMENT`, never clamped.
   uint32_t capacity;
   // One of `mycelium_overflow_policy` (stored as u32 so that a bad value is an error, not UB).
   uint32_t policy;
@@ -181,7 +185,10 @@ typedef struct mycelium_closure {
 
 // Counters of one subscription or pull receiver, copied at one point in time (ABI 1.1).
 typedef struct mycelium_subscription_stats {
-  // Set by the caller to `sizeof(mycelium_subscription_stats)`.
+  // Set by the caller to `sizeof(mycelium_subscription_stats)`. The library refuses a size
+  // below this struct's first ABI version (ABI 1.1: 48 bytes), fills at most `struct_size`
+  // bytes (a newer header's extra fields are left untouched), and sets `struct_size` to the
+  // bytes it filled.
   uint32_t struct_size;
   // Messages routed to this subscription so far.
   uint64_t offered;
@@ -198,7 +205,9 @@ typedef struct mycelium_subscription_stats {
 
 // Counters for one message type, copied out of the bus metrics at one point in time.
 typedef struct mycelium_type_metrics {
-  // Set by the caller to `sizeof(mycelium_type_metrics)`; the library fills only fields that fit.
+  // Set by the caller to `sizeof(mycelium_type_metrics)`. The library refuses a size below this
+  // struct's first ABI version (ABI 1.0: 96 bytes), fills at most `struct_size` bytes (a newer
+  // header's extra fields are left untouched), and sets `struct_size` to the bytes it filled.
   uint32_t struct_size;
   // The type id these figures are for.
   uint16_t type_id;
@@ -253,7 +262,8 @@ extern "C" {
 //   `mycelium_runtime_destroy`. On failure `*out` is untouched.
 // - Threads: any thread. Blocks: no. Calls back: no.
 // - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (not UTF-8),
-//   `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
+//   `MYCELIUM_ERR_TOO_LARGE` (`len` above `MYCELIUM_MAX_TEXT_LEN`, refused before the text is
+//   read), `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
 //
 // # Safety
 // Every pointer must be NULL or valid for the access described above for the duration of the
@@ -284,7 +294,8 @@ enum mycelium_status mycelium_runtime_clone(const mycelium_runtime_t *rt, myceli
 // - Threads: any thread, but not concurrently with other calls on the same handle.
 // - Blocks: yes, until callbacks of this handle running on other threads return. Release any
 //   lock those callbacks need (Python's GIL, OCaml's runtime lock) before calling. Called from
-//   inside one of the handle's own callbacks it does not wait for that callback.
+//   inside a callback it waits for the others as `mycelium_unsubscribe` does (not for its own
+//   callback, nor for a callback blocked waiting for it).
 // - Calls back: yes, the subscriptions' `drop` functions.
 //
 // # Safety
@@ -317,8 +328,9 @@ enum mycelium_status mycelium_verify_schema_digest(const mycelium_runtime_t *rt,
 // when they differ, fails with `MYCELIUM_ERR_SCHEMA_MISMATCH` and a last error naming every
 // difference ("TradeTick: field price f64 -> f32", "Order missing on the other side").
 //
-// - Ownership: `description` (`len` bytes of UTF-8) borrowed. Threads: any. Blocks: no.
-//   Calls back: no.
+// - Ownership: `description` (`len` bytes of UTF-8) borrowed. `len` above
+//   `MYCELIUM_MAX_TEXT_LEN` is refused with `MYCELIUM_ERR_TOO_LARGE` before the text is read.
+//   Threads: any. Blocks: no. Calls back: no.
 //
 // # Safety
 // Every pointer must be NULL or valid for the access described above for the duration of the
@@ -466,8 +478,9 @@ enum mycelium_status mycelium_receiver_open(const mycelium_runtime_t *rt,
 // order. `*out_count` (if not NULL) receives `count`.
 //
 // - Returns `MYCELIUM_ERR_TIMEOUT` when nothing arrived in time (nothing is lost),
-//   `MYCELIUM_ERR_CLOSED` once the receiver was closed (by `mycelium_unsubscribe` from another
-//   thread, destroy, or the bus closing) and its queue is drained,
+//   `MYCELIUM_ERR_CLOSED` once the receiver was unsubscribed or its handle destroyed (at once:
+//   messages still queued are dropped and counted, and no visit starts after the unsubscribe
+//   began), or once the bus was closed and the queue is drained,
 //   `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own.
 // - Ownership: the messages and their payloads are valid only during `visit`; copy what you keep.
 //   `visit`'s return value is the number of messages it failed on (counted as handler errors).
@@ -491,12 +504,24 @@ enum mycelium_status mycelium_receiver_recv(const mycelium_runtime_t *rt,
 // are dropped and counted.
 //
 // - When it returns, the callback is not running and will never run again, and `drop` has been
-//   called exactly once. Exception: called from inside that subscription's own callback it does
-//   not wait for itself; no further call happens and `drop` runs as soon as the callback returns.
+//   called exactly once. Pull receivers: no thread is inside its `visit` any more, no visit
+//   starts again, and a `mycelium_receiver_recv` waiting on it ends with `MYCELIUM_ERR_CLOSED`.
+// - Called from inside a callback (or a `visit`), it waits for the same, with two exceptions
+//   that would otherwise never end. (1) Its own subscription: it does not wait for itself; no
+//   further call happens and `drop` runs as soon as the callback returns. (2) A cycle: when the
+//   target's callback is itself blocked, directly or through a chain of other callbacks, in an
+//   unsubscribe or destroy that waits for the caller's callback (two callbacks unsubscribing each
+//   other, a ring of three, a callback destroying the runtime while others unsubscribe each
+//   other), the call that would close the cycle returns without waiting; the target is never
+//   called again and finishes its current call and `drop` once the caller's callback returns.
+//   Every other call in the cycle waits as usual. A thread that is not running a callback is
+//   never part of a cycle, so for it the first promise always holds. (Cycles are seen within one
+//   copy of the library: two separately built copies in one process do not see each other's.)
 // - Errors: `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own, including
 //   one already unsubscribed.
-// - Threads: any. Blocks: yes, until the callback running on the delivery thread returns;
-//   release the GIL / OCaml runtime lock first. Calls back: yes, `drop`.
+// - Threads: any. Blocks: yes, until the callback running on the delivery thread (or the
+//   receiver's running visits) return; release the GIL / OCaml runtime lock first. Calls back:
+//   yes, `drop`.
 //
 // # Safety
 // Every pointer must be NULL or valid for the access described above for the duration of the
@@ -677,9 +702,12 @@ const char *mycelium_last_error(void);
 size_t mycelium_last_error_copy(char *buf, size_t len);
 
 // The name of a status code (e.g. "MYCELIUM_ERR_DECODE") as a static string; never NULL.
+// A value that is not a `mycelium_status` of this library (a code added by a newer version, or
+// garbage) yields "MYCELIUM_STATUS_UNKNOWN".
 //
-// - Threads: any. Blocks: no. Calls back: no.
-const char *mycelium_status_name(enum mycelium_status status);
+// - Takes an `int`, not the enum, so that any value a caller passes is well defined.
+// - Threads: any. Blocks: no. Calls back: no. Allocates: no.
+const char *mycelium_status_name(int status);
 
 // The ABI version of the loaded library as `(major << 16) | minor`.
 //

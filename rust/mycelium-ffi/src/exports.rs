@@ -2,7 +2,7 @@
 //! it works on handles made by any copy of the library. The doc comments here become
 //! `include/mycelium.h`; each states ownership, threads, blocking and callbacks.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_int};
 
 use crate::bridge::mycelium_bridge_options;
 use crate::metrics::mycelium_type_metrics;
@@ -22,7 +22,8 @@ use std::ffi::c_void;
 ///   `mycelium_runtime_destroy`. On failure `*out` is untouched.
 /// - Threads: any thread. Blocks: no. Calls back: no.
 /// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (not UTF-8),
-///   `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
+///   `MYCELIUM_ERR_TOO_LARGE` (`len` above `MYCELIUM_MAX_TEXT_LEN`, refused before the text is
+///   read), `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for the access described above for the duration of the
@@ -76,7 +77,8 @@ pub unsafe extern "C" fn mycelium_runtime_clone(
 /// - Threads: any thread, but not concurrently with other calls on the same handle.
 /// - Blocks: yes, until callbacks of this handle running on other threads return. Release any
 ///   lock those callbacks need (Python's GIL, OCaml's runtime lock) before calling. Called from
-///   inside one of the handle's own callbacks it does not wait for that callback.
+///   inside a callback it waits for the others as `mycelium_unsubscribe` does (not for its own
+///   callback, nor for a callback blocked waiting for it).
 /// - Calls back: yes, the subscriptions' `drop` functions.
 ///
 /// # Safety
@@ -130,8 +132,9 @@ pub unsafe extern "C" fn mycelium_verify_schema_digest(
 /// when they differ, fails with `MYCELIUM_ERR_SCHEMA_MISMATCH` and a last error naming every
 /// difference ("TradeTick: field price f64 -> f32", "Order missing on the other side").
 ///
-/// - Ownership: `description` (`len` bytes of UTF-8) borrowed. Threads: any. Blocks: no.
-///   Calls back: no.
+/// - Ownership: `description` (`len` bytes of UTF-8) borrowed. `len` above
+///   `MYCELIUM_MAX_TEXT_LEN` is refused with `MYCELIUM_ERR_TOO_LARGE` before the text is read.
+///   Threads: any. Blocks: no. Calls back: no.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for the access described above for the duration of the
@@ -361,8 +364,9 @@ pub unsafe extern "C" fn mycelium_receiver_open(
 /// order. `*out_count` (if not NULL) receives `count`.
 ///
 /// - Returns `MYCELIUM_ERR_TIMEOUT` when nothing arrived in time (nothing is lost),
-///   `MYCELIUM_ERR_CLOSED` once the receiver was closed (by `mycelium_unsubscribe` from another
-///   thread, destroy, or the bus closing) and its queue is drained,
+///   `MYCELIUM_ERR_CLOSED` once the receiver was unsubscribed or its handle destroyed (at once:
+///   messages still queued are dropped and counted, and no visit starts after the unsubscribe
+///   began), or once the bus was closed and the queue is drained,
 ///   `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own.
 /// - Ownership: the messages and their payloads are valid only during `visit`; copy what you keep.
 ///   `visit`'s return value is the number of messages it failed on (counted as handler errors).
@@ -402,12 +406,24 @@ pub unsafe extern "C" fn mycelium_receiver_recv(
 /// are dropped and counted.
 ///
 /// - When it returns, the callback is not running and will never run again, and `drop` has been
-///   called exactly once. Exception: called from inside that subscription's own callback it does
-///   not wait for itself; no further call happens and `drop` runs as soon as the callback returns.
+///   called exactly once. Pull receivers: no thread is inside its `visit` any more, no visit
+///   starts again, and a `mycelium_receiver_recv` waiting on it ends with `MYCELIUM_ERR_CLOSED`.
+/// - Called from inside a callback (or a `visit`), it waits for the same, with two exceptions
+///   that would otherwise never end. (1) Its own subscription: it does not wait for itself; no
+///   further call happens and `drop` runs as soon as the callback returns. (2) A cycle: when the
+///   target's callback is itself blocked, directly or through a chain of other callbacks, in an
+///   unsubscribe or destroy that waits for the caller's callback (two callbacks unsubscribing each
+///   other, a ring of three, a callback destroying the runtime while others unsubscribe each
+///   other), the call that would close the cycle returns without waiting; the target is never
+///   called again and finishes its current call and `drop` once the caller's callback returns.
+///   Every other call in the cycle waits as usual. A thread that is not running a callback is
+///   never part of a cycle, so for it the first promise always holds. (Cycles are seen within one
+///   copy of the library: two separately built copies in one process do not see each other's.)
 /// - Errors: `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` for an id this handle does not own, including
 ///   one already unsubscribed.
-/// - Threads: any. Blocks: yes, until the callback running on the delivery thread returns;
-///   release the GIL / OCaml runtime lock first. Calls back: yes, `drop`.
+/// - Threads: any. Blocks: yes, until the callback running on the delivery thread (or the
+///   receiver's running visits) return; release the GIL / OCaml runtime lock first. Calls back:
+///   yes, `drop`.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for the access described above for the duration of the
@@ -697,9 +713,15 @@ pub unsafe extern "C" fn mycelium_last_error_copy(buf: *mut c_char, len: usize) 
 }
 
 /// The name of a status code (e.g. "MYCELIUM_ERR_DECODE") as a static string; never NULL.
+/// A value that is not a `mycelium_status` of this library (a code added by a newer version, or
+/// garbage) yields "MYCELIUM_STATUS_UNKNOWN".
 ///
-/// - Threads: any. Blocks: no. Calls back: no.
+/// - Takes an `int`, not the enum, so that any value a caller passes is well defined.
+/// - Threads: any. Blocks: no. Calls back: no. Allocates: no.
 #[no_mangle]
-pub extern "C" fn mycelium_status_name(status: mycelium_status) -> *const c_char {
-    status.name_cstr().as_ptr()
+pub extern "C" fn mycelium_status_name(status: c_int) -> *const c_char {
+    match mycelium_status::from_raw(status) {
+        Some(s) => s.name_cstr().as_ptr(),
+        None => c"MYCELIUM_STATUS_UNKNOWN".as_ptr(),
+    }
 }

@@ -23,6 +23,8 @@ pub mod subscription;
 pub mod subscription_stats;
 pub mod version;
 mod vtable;
+pub use vtable::MYCELIUM_MAX_TEXT_LEN;
+mod wait_graph;
 pub mod wait_hooks;
 
 pub use bridge::mycelium_bridge_options;

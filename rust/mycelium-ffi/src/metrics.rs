@@ -3,6 +3,7 @@
 
 use mycelium_transport::MetricsSnapshot;
 
+use crate::sized::{write_out, SizedOptions};
 use crate::status::{mycelium_status::*, FfiError, FfiResult};
 
 /// Counters for one message type, copied out of the bus metrics at one point in time.
@@ -10,7 +11,9 @@ use crate::status::{mycelium_status::*, FfiError, FfiResult};
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct mycelium_type_metrics {
-    /// Set by the caller to `sizeof(mycelium_type_metrics)`; the library fills only fields that fit.
+    /// Set by the caller to `sizeof(mycelium_type_metrics)`. The library refuses a size below this
+    /// struct's first ABI version (ABI 1.0: 96 bytes), fills at most `struct_size` bytes (a newer
+    /// header's extra fields are left untouched), and sets `struct_size` to the bytes it filled.
     pub struct_size: u32,
     /// The type id these figures are for.
     pub type_id: u16,
@@ -38,6 +41,14 @@ pub struct mycelium_type_metrics {
     pub latency_max_ns: u64,
 }
 
+// SAFETY: `#[repr(C)]`, `struct_size: u32` first; every field is an integer.
+unsafe impl SizedOptions for mycelium_type_metrics {
+    /// The struct has not grown since ABI 1.0.
+    const MIN_SIZE: usize = std::mem::size_of::<mycelium_type_metrics>();
+    const NAME: &'static str = "mycelium_type_metrics";
+    const INIT: &'static str = "its struct_size set to sizeof(mycelium_type_metrics)";
+}
+
 pub(crate) fn fill_type_metrics(
     snap: &MetricsSnapshot,
     type_id: u16,
@@ -45,18 +56,6 @@ pub(crate) fn fill_type_metrics(
 ) -> FfiResult {
     if out.is_null() {
         return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out` is NULL"));
-    }
-    // SAFETY: non-NULL `out` points to at least `struct_size` bytes, the first field of which is
-    // the u32 struct_size itself (C contract).
-    let declared = unsafe { (*out).struct_size } as usize;
-    if declared < std::mem::size_of::<mycelium_type_metrics>() {
-        return Err(FfiError::new(
-            MYCELIUM_ERR_INVALID_ARGUMENT,
-            format!(
-                "out->struct_size is {declared}; set it to sizeof(mycelium_type_metrics) = {}",
-                std::mem::size_of::<mycelium_type_metrics>()
-            ),
-        ));
     }
     let mut m = mycelium_type_metrics {
         struct_size: std::mem::size_of::<mycelium_type_metrics>() as u32,
@@ -78,7 +77,6 @@ pub(crate) fn fill_type_metrics(
         m.handler_errors += s.handler_errors;
         m.queued += s.queue_depth as u64;
     }
-    // SAFETY: checked above that the caller's struct is at least as large as ours.
-    unsafe { out.write(m) };
-    Ok(())
+    // SAFETY: non-NULL (checked above) and, by the C contract, `struct_size` writable bytes.
+    unsafe { write_out(out, m) }
 }

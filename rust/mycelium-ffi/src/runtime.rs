@@ -22,7 +22,7 @@ use mycelium_protocol::codec::MAX_PAYLOAD;
 use mycelium_protocol::digest::diff_canonical;
 use mycelium_protocol::validate::Validator;
 use mycelium_protocol::{DecodeError, Schema};
-use mycelium_transport::{MessageBus, PublishError, RawSubscription};
+use mycelium_transport::{MessageBus, PublishError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::status::{mycelium_status::*, FfiError, FfiResult};
@@ -110,15 +110,7 @@ impl Core {
 
     /// Validates `payload` against the schema and copies it into the buffer subscribers share.
     fn prepare(&self, type_id: u16, payload: &[u8]) -> FfiResult<bytes::Bytes> {
-        if payload.len() > MAX_PAYLOAD {
-            return Err(FfiError::new(
-                MYCELIUM_ERR_TOO_LARGE,
-                format!(
-                    "payload of {} bytes exceeds the maximum of {MAX_PAYLOAD} bytes",
-                    payload.len()
-                ),
-            ));
-        }
+        check_payload_len(payload.len())?;
         self.validator
             .validate(type_id, payload)
             .map_err(|e| match e {
@@ -154,6 +146,18 @@ impl Core {
     }
 }
 
+/// Refuses a payload length above the maximum. Called on the raw length before any slice is
+/// formed: a slice longer than `isize::MAX` is undefined behaviour (and aborts a debug build).
+fn check_payload_len(len: usize) -> FfiResult {
+    if len > MAX_PAYLOAD {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_TOO_LARGE,
+            format!("payload of {len} bytes exceeds the maximum of {MAX_PAYLOAD} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn publish_error(e: PublishError) -> FfiError {
     let status = match &e {
         PublishError::Closed => MYCELIUM_ERR_CLOSED,
@@ -170,7 +174,7 @@ pub(crate) struct Handle {
     pub core: Arc<Core>,
     subs: Mutex<HashMap<u64, SubEntry>>,
     /// Pull receivers (`receiver.rs`); ids come from the same counter as subscriptions.
-    pub receivers: Mutex<HashMap<u64, Arc<RawSubscription>>>,
+    pub receivers: Mutex<HashMap<u64, Arc<crate::receiver::Receiver>>>,
     /// Socket bridges started through this handle (`bridge.rs`).
     /// Shared so that a `mycelium_bridge_wait` holds its bridge, not the map, while it waits.
     pub bridges: Mutex<HashMap<u64, Arc<mycelium_bridge::BridgeHandle>>>,
@@ -184,8 +188,8 @@ impl Handle {
         id: u64,
         f: impl FnOnce(&mycelium_transport::RawSubscription) -> T,
     ) -> Option<T> {
-        if let Some(raw) = self.receivers.lock().get(&id).cloned() {
-            return Some(f(&raw));
+        if let Some(r) = self.receivers.lock().get(&id).cloned() {
+            return Some(f(&r.raw));
         }
         let shared = self.subs.lock().get(&id).map(|e| e.shared.clone())?;
         Some(f(&shared.raw))
@@ -223,8 +227,9 @@ impl Handle {
                 }
             }
         }
-        for (_, raw) in self.receivers.lock().drain() {
-            raw.close();
+        let receivers: Vec<_> = self.receivers.lock().drain().map(|(_, r)| r).collect();
+        for r in receivers {
+            r.close_and_wait();
         }
         let entries: Vec<SubEntry> = self.subs.lock().drain().map(|(_, e)| e).collect();
         // Joined outside the lock: a callback that is finishing may itself call into this handle.
@@ -370,6 +375,7 @@ pub(crate) unsafe fn publish(
     hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
 ) -> FfiResult {
     let h = live(rt)?;
+    check_payload_len(len)?;
     let bytes = if len == 0 {
         h.core.prepare(type_id, &[])?
     } else if payload.is_null() {
@@ -403,8 +409,11 @@ pub(crate) fn subscribe(
 
 pub(crate) fn unsubscribe(rt: *const mycelium_runtime_t, id: u64) -> FfiResult {
     let h = live(rt)?;
-    if let Some(raw) = h.receivers.lock().remove(&id) {
-        raw.close(); // wakes a thread blocked in mycelium_receiver_recv with MYCELIUM_ERR_CLOSED
+    let receiver = h.receivers.lock().remove(&id);
+    if let Some(r) = receiver {
+        // wakes a thread blocked in mycelium_receiver_recv with MYCELIUM_ERR_CLOSED, then waits
+        // for running visits
+        r.close_and_wait();
         return Ok(());
     }
     let entry = h.subs.lock().remove(&id).ok_or_else(|| {

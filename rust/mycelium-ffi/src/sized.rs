@@ -1,5 +1,6 @@
-//! Reading caller-sized option structs (`struct_size` first), so that a library of a later
-//! minor version accepts structs from programs built against an earlier header.
+//! Reading caller-sized option structs and writing caller-sized out-structs (`struct_size`
+//! first), so that a library of a later minor version accepts structs from programs built
+//! against an earlier header, and the reverse.
 //!
 //! Rule (see docs/c-abi.md, "Versioning"): fields are only ever appended. A caller's struct
 //! may be smaller than this library's (built against an older header: the missing tail gets
@@ -53,6 +54,38 @@ pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> FfiResult<Opt
         std::ptr::copy_nonoverlapping(p.cast::<u8>(), (&mut out as *mut T).cast::<u8>(), len);
     }
     Ok(Some(out))
+}
+
+/// Writes `value` into a caller's out-struct of `(*p).struct_size` bytes: only as many bytes as
+/// both sides know of (a newer caller's extra tail is left untouched), and `struct_size` set to
+/// the bytes written so the caller knows which fields are filled. A struct smaller than the
+/// first ABI version's (`MIN_SIZE`) is refused: it cannot come from any header.
+///
+/// # Safety
+/// `p` must be non-NULL and point to at least `(*p).struct_size` writable bytes.
+pub(crate) unsafe fn write_out<T: SizedOptions>(p: *mut T, value: T) -> FfiResult {
+    // SAFETY: `struct_size` is the first field (trait contract); `p` points to at least that
+    // field (caller's contract).
+    let declared = unsafe { p.cast::<u32>().read_unaligned() } as usize;
+    if declared < T::MIN_SIZE {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!(
+                "out->struct_size is {declared} but {} is at least {} bytes; set it to sizeof({})",
+                T::NAME,
+                T::MIN_SIZE,
+                T::NAME
+            ),
+        ));
+    }
+    let len = declared.min(std::mem::size_of::<T>());
+    // SAFETY: the destination has `declared >= len` writable bytes (caller's contract), the
+    // source is a local `T` of at least `len` bytes, and they cannot overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), p.cast::<u8>(), len);
+        p.cast::<u32>().write_unaligned(len as u32);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

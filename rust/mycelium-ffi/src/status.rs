@@ -50,7 +50,39 @@ pub enum mycelium_status {
 
 use mycelium_status::*;
 
+/// Every status, in code order (the code of `STATUSES[i]` is `i`).
+const STATUSES: [mycelium_status; 17] = [
+    MYCELIUM_OK,
+    MYCELIUM_ERR_NULL_POINTER,
+    MYCELIUM_ERR_INVALID_ARGUMENT,
+    MYCELIUM_ERR_SCHEMA,
+    MYCELIUM_ERR_SCHEMA_MISMATCH,
+    MYCELIUM_ERR_UNKNOWN_TYPE,
+    MYCELIUM_ERR_DECODE,
+    MYCELIUM_ERR_TOO_LARGE,
+    MYCELIUM_ERR_QUEUE_FULL,
+    MYCELIUM_ERR_CLOSED,
+    MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,
+    MYCELIUM_ERR_TIMEOUT,
+    MYCELIUM_ERR_ABI_MISMATCH,
+    MYCELIUM_ERR_BUFFER_TOO_SMALL,
+    MYCELIUM_ERR_PANIC,
+    MYCELIUM_ERR_WRONG_THREAD,
+    MYCELIUM_ERR_BRIDGE,
+];
+
 impl mycelium_status {
+    /// The status with code `code`, or `None` for a value this library does not define. C hands
+    /// enums over as plain integers, and an out-of-range value in a Rust enum is undefined
+    /// behaviour, so every enum-like value from C goes through here (or an equivalent match).
+    pub const fn from_raw(code: std::ffi::c_int) -> Option<mycelium_status> {
+        if code >= 0 && (code as usize) < STATUSES.len() {
+            Some(STATUSES[code as usize])
+        } else {
+            None
+        }
+    }
+
     /// The constant's name, as a static NUL-terminated string.
     pub const fn name_cstr(self) -> &'static CStr {
         match self {
@@ -178,6 +210,17 @@ pub(crate) fn non_null<'a, T>(ptr: *const T, arg: &str) -> FfiResult<&'a T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn from_raw_knows_every_status_and_nothing_else() {
+        for (code, s) in STATUSES.iter().enumerate() {
+            assert_eq!(*s as i32, code as i32, "STATUSES is in code order");
+            assert_eq!(mycelium_status::from_raw(code as i32), Some(*s));
+        }
+        for bad in [-1, 17, 99, i32::MAX, i32::MIN] {
+            assert_eq!(mycelium_status::from_raw(bad), None);
+        }
+    }
+
     use super::*;
 
     #[test]

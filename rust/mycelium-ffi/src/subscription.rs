@@ -4,7 +4,8 @@
 //! Each subscription owns one delivery thread. Callbacks therefore never run on the publisher's
 //! thread, messages of one subscription are delivered in order, and a slow subscriber only slows
 //! itself. `mycelium_unsubscribe` joins the thread, which is what makes "when unsubscribe returns,
-//! the callback is not running and never runs again, and drop has run once" true.
+//! the callback is not running and never runs again, and drop has run once" true — except where
+//! the join would close a cycle of callbacks waiting for each other (`wait_graph.rs`).
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
@@ -14,11 +15,14 @@ use std::thread::{JoinHandle, ThreadId};
 
 use std::time::Duration;
 
-use mycelium_transport::{Envelope, OverflowPolicy, RawSubscription, SubscribeOptions, MAX_SPIN};
+use mycelium_transport::{
+    Envelope, OverflowPolicy, RawSubscription, SubscribeOptions, MAX_QUEUE_CAPACITY, MAX_SPIN,
+};
 
 use crate::runtime::Core;
 use crate::sized::SizedOptions;
 use crate::status::{catch, mycelium_status::*, FfiError, FfiResult};
+use crate::wait_graph::Waiting;
 
 /// One message handed to a callback. `payload` points to `len` bytes that stay valid only for
 /// the duration of the callback; copy them to keep them. `payload` may be NULL when `len` is 0.
@@ -95,7 +99,8 @@ pub enum mycelium_overflow_policy {
 pub struct mycelium_subscribe_options {
     /// `sizeof(mycelium_subscribe_options)` as the caller was compiled with.
     pub struct_size: u32,
-    /// Queue capacity in messages; 0 means the default (1024).
+    /// Queue capacity in messages; 0 means the default (1024). At most 1048576 (1 Mi); a larger
+    /// value is refused with `MYCELIUM_ERR_INVALID_ARGUMENT`, never clamped.
     pub capacity: u32,
     /// One of `mycelium_overflow_policy` (stored as u32 so that a bad value is an error, not UB).
     pub policy: u32,
@@ -181,6 +186,14 @@ pub(crate) fn resolve_options(
     } else {
         o.capacity
     };
+    if capacity as usize > MAX_QUEUE_CAPACITY {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!(
+                "options.capacity {capacity} is too large; use at most {MAX_QUEUE_CAPACITY} messages"
+            ),
+        ));
+    }
     let max_batch = if o.max_batch == 0 {
         DEFAULT_MAX_BATCH
     } else {
@@ -256,20 +269,25 @@ pub(crate) struct SubShared {
 }
 
 impl SubEntry {
-    /// Stops delivery. Waits for the delivery thread (so the callback is not running and `drop`
-    /// has run) unless called from that thread itself, in which case the thread finishes and drops
-    /// the closure as soon as the current callback returns.
+    /// Stops delivery, then waits for the delivery thread to finish its current callback and run
+    /// `drop` — unless that wait would never end: when called from that thread itself, or from a
+    /// thread the delivery thread (transitively) waits for, because its callback is itself
+    /// blocked in an unsubscribe or destroy that waits for the caller's callback
+    /// (`wait_graph.rs`). Then it returns at once; the subscription's callback is never started
+    /// again, and its current call and `drop` finish once the caller's callback has returned.
     pub fn cancel_and_join(mut self) {
         self.shared.cancelled.store(true, Ordering::SeqCst);
         self.shared.raw.close();
-        if std::thread::current().id() == self.thread_id {
-            return; // dropping the JoinHandle detaches; the thread exits after the callback
+        let (waiting, allowed) = Waiting::enter(&[self.thread_id]);
+        if allowed.is_empty() {
+            return; // dropping the JoinHandle detaches; the thread exits after its callback
         }
         if let Some(t) = self.thread.take() {
             // A panic on the delivery thread was already caught around every callback; a join
             // error could only come from our own loop and is not worth propagating into C.
             let _ = t.join();
         }
+        drop(waiting);
     }
 }
 

@@ -5,6 +5,7 @@ use mycelium_transport::RawSubscription;
 
 use crate::runtime::live;
 use crate::runtime::mycelium_runtime_t;
+use crate::sized::{write_out, SizedOptions};
 use crate::status::{mycelium_status::*, FfiError, FfiResult};
 
 /// Counters of one subscription or pull receiver, copied at one point in time (ABI 1.1).
@@ -12,7 +13,10 @@ use crate::status::{mycelium_status::*, FfiError, FfiResult};
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct mycelium_subscription_stats {
-    /// Set by the caller to `sizeof(mycelium_subscription_stats)`.
+    /// Set by the caller to `sizeof(mycelium_subscription_stats)`. The library refuses a size
+    /// below this struct's first ABI version (ABI 1.1: 48 bytes), fills at most `struct_size`
+    /// bytes (a newer header's extra fields are left untouched), and sets `struct_size` to the
+    /// bytes it filled.
     pub struct_size: u32,
     /// Messages routed to this subscription so far.
     pub offered: u64,
@@ -30,6 +34,13 @@ pub struct mycelium_subscription_stats {
 /// The first ABI version's size of the struct (it has not grown since).
 const MIN_SIZE: usize = std::mem::size_of::<mycelium_subscription_stats>();
 
+// SAFETY: `#[repr(C)]`, `struct_size: u32` first; every field is an integer.
+unsafe impl SizedOptions for mycelium_subscription_stats {
+    const MIN_SIZE: usize = MIN_SIZE;
+    const NAME: &'static str = "mycelium_subscription_stats";
+    const INIT: &'static str = "its struct_size set to sizeof(mycelium_subscription_stats)";
+}
+
 pub(crate) fn fill(
     rt: *const mycelium_runtime_t,
     id: u64,
@@ -37,17 +48,6 @@ pub(crate) fn fill(
 ) -> FfiResult {
     if out.is_null() {
         return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out` is NULL"));
-    }
-    // SAFETY: non-NULL `out` points to at least `struct_size` writable bytes, the first of
-    // which are the u32 `struct_size` itself (C contract).
-    let declared = unsafe { out.cast::<u32>().read_unaligned() } as usize;
-    if declared < MIN_SIZE {
-        return Err(FfiError::new(
-            MYCELIUM_ERR_INVALID_ARGUMENT,
-            format!(
-                "out->struct_size is {declared}; set it to sizeof(mycelium_subscription_stats) = {MIN_SIZE}"
-            ),
-        ));
     }
     let h = live(rt)?;
     let stats = h
@@ -68,7 +68,6 @@ pub(crate) fn fill(
                 format!("{id} is not a subscription or receiver open on this handle"),
             )
         })?;
-    // SAFETY: checked non-NULL and at least MIN_SIZE = size_of bytes long (C contract).
-    unsafe { out.write_unaligned(stats) };
-    Ok(())
+    // SAFETY: non-NULL (checked above) and, by the C contract, `struct_size` writable bytes.
+    unsafe { write_out(out, stats) }
 }

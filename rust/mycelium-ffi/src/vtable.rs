@@ -167,12 +167,22 @@ pub(crate) fn dispatch(rt: *const Rt, what: &str, f: impl FnOnce(&Vtable) -> Sta
     status
 }
 
-/// Reads a `(ptr, len)` string argument that must be UTF-8.
+/// Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
+pub const MYCELIUM_MAX_TEXT_LEN: usize = 16 * 1024 * 1024;
+
+/// Reads a `(ptr, len)` string argument that must be UTF-8. The length is checked against
+/// [`MYCELIUM_MAX_TEXT_LEN`] before any slice is formed.
 pub(crate) fn str_arg<'a>(ptr: *const c_char, len: usize, arg: &str) -> FfiResult<&'a str> {
     if ptr.is_null() {
         return Err(FfiError::new(
             MYCELIUM_ERR_NULL_POINTER,
             format!("`{arg}` is NULL"),
+        ));
+    }
+    if len > MYCELIUM_MAX_TEXT_LEN {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_TOO_LARGE,
+            format!("`{arg}` of {len} bytes exceeds the maximum of {MYCELIUM_MAX_TEXT_LEN} bytes"),
         ));
     }
     // SAFETY: the C contract says `ptr` points to `len` readable bytes for the duration of the call.
