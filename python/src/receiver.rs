@@ -451,7 +451,7 @@ mod tests {
 
     use mycelium_ffi::exports::{
         mycelium_publish, mycelium_receiver_open, mycelium_runtime_create,
-        mycelium_runtime_destroy, mycelium_subscribe_options_init,
+        mycelium_runtime_destroy,
     };
     use mycelium_ffi::{mycelium_overflow_policy, mycelium_subscribe_options};
 
@@ -499,7 +499,6 @@ mod tests {
                     &mut rt,
                 ))
                 .expect("runtime");
-                check(mycelium_subscribe_options_init(&mut opts)).expect("options");
                 opts.capacity = capacity;
                 opts.policy = policy as u32;
                 check(mycelium_receiver_open(rt, TRADE_TICK, &opts, &mut id)).expect("receiver");

@@ -13,7 +13,7 @@ use mycelium_ffi::exports::{
     mycelium_flush, mycelium_metrics_json, mycelium_metrics_prometheus,
     mycelium_publish_with_hooks, mycelium_receiver_open, mycelium_runtime_clone,
     mycelium_runtime_close, mycelium_runtime_create, mycelium_schema_description,
-    mycelium_schema_digest, mycelium_subscribe, mycelium_subscribe_options_init,
+    mycelium_schema_digest, mycelium_subscribe,
     mycelium_verify_schema_description, mycelium_verify_schema_digest,
 };
 use mycelium_ffi::{
@@ -73,15 +73,16 @@ impl SubscribeSettings {
     }
 
     fn to_options(&self) -> CallResult<mycelium_subscribe_options> {
-        let mut opts = mycelium_subscribe_options::default();
-        // SAFETY: `opts` is a valid, writable options struct.
-        check(unsafe { mycelium_subscribe_options_init(&mut opts) })?;
-        opts.capacity = self.capacity;
-        opts.policy = self.policy;
-        opts.max_batch = self.max_batch;
-        opts.spin_us = self.spin_us;
-        opts.label = self.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr());
-        Ok(opts)
+        // The Rust default is this library's whole struct (the C init functions exist for C
+        // programs, which may be built against an older header).
+        Ok(mycelium_subscribe_options {
+            capacity: self.capacity,
+            policy: self.policy,
+            max_batch: self.max_batch,
+            spin_us: self.spin_us,
+            label: self.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
+            ..Default::default()
+        })
     }
 }
 

@@ -465,14 +465,16 @@ pub unsafe extern "C" fn mycelium_ml_subscribe(
         let o = unsafe { options_arg(options) }?;
         // SAFETY: `h` is an Ffi.handle; lock held.
         let handle = unsafe { live(h) }?;
-        let mut opts = mycelium_subscribe_options::default();
-        // SAFETY: `opts` is a valid, writable struct.
-        check(unsafe { mycelium_subscribe_options_init(&mut opts) })?;
-        opts.capacity = o.capacity;
-        opts.policy = o.policy;
-        opts.max_batch = o.max_batch;
-        opts.label = o.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr());
-        opts.spin_us = o.spin_us;
+        // The Rust default is this library's whole struct (the C init functions exist for C
+        // programs, which may be built against an older header).
+        let opts = mycelium_subscribe_options {
+            capacity: o.capacity,
+            policy: o.policy,
+            max_batch: o.max_batch,
+            label: o.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
+            spin_us: o.spin_us,
+            ..Default::default()
+        };
         // SAFETY: `handler` is a `string -> bool` closure (external's type); lock held.
         let closure = unsafe { delivery::closure_for(handler) }.ok_or_else(|| {
             CallError::new(

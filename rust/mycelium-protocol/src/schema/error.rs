@@ -22,6 +22,14 @@ pub enum SchemaError {
         path: PathBuf,
         source: Box<SchemaError>,
     },
+    /// The text nests collections deeper than any schema can (refused before parsing, in
+    /// linear time: the YAML parser's time grows with the square of the depth).
+    #[error("schema text nests deeper than {limit} levels at line {line}, column {column}")]
+    NestingTooDeep {
+        limit: usize,
+        line: usize,
+        column: usize,
+    },
     /// The text is not YAML of the expected shape; serde's message keeps line and column.
     #[error("invalid schema YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),

@@ -4,6 +4,7 @@ mod error;
 mod field_type;
 mod keywords;
 mod model;
+mod nesting;
 mod validation;
 mod yaml;
 

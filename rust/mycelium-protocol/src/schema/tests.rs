@@ -446,3 +446,90 @@ fn sizes() {
         Some(12)
     );
 }
+
+/// Issue 12, item 4: libyaml takes time quadratic in nesting depth, so deep text is refused
+/// by a linear scan before it is parsed, with where it went too deep.
+#[test]
+fn deeply_nested_text_is_refused_before_parsing() {
+    let hostile = [
+        "[".repeat(1 << 20),
+        "{a: ".repeat(100_000),
+        "- ".repeat(100_000),
+        "- [".repeat(100_000),
+        with_fields(&format!("      - a: {}", "[".repeat(100_000)), ""),
+    ];
+    for text in &hostile {
+        match load(text) {
+            Err(SchemaError::NestingTooDeep { limit, .. }) => assert_eq!(limit, MAX_NESTING_DEPTH),
+            other => panic!("expected NestingTooDeep, got {other:?}"),
+        }
+    }
+    let error = load(&format!(
+        "schema: s\nversion: 1\nmessages: {}",
+        "[".repeat(100)
+    ))
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "schema text nests deeper than 64 levels at line 3, column 74"
+    );
+}
+
+#[test]
+fn nesting_up_to_the_limit_is_left_to_the_parser() {
+    // 63 flow levels inside the root mapping: within the limit, so the parser decides (the
+    // shape is wrong, which is a YAML error, not a nesting error).
+    let text = format!(
+        "schema: s\nversion: 1\nmessages: {}{}",
+        "[".repeat(MAX_NESTING_DEPTH - 1),
+        "]".repeat(MAX_NESTING_DEPTH - 1)
+    );
+    assert!(
+        matches!(load(&text), Err(SchemaError::Yaml(_))),
+        "{:?}",
+        load(&text)
+    );
+}
+
+#[test]
+fn brackets_in_docs_and_comments_do_not_count_as_nesting() {
+    let many = "[{".repeat(5_000);
+    let text = format!(
+        "# {many}\nschema: s\nversion: 1\nmessages:\n  A:\n    id: 1\n    doc: \"{many}\"\n    fields:\n      - a: u8 # {many}\n  B:\n    id: 2\n    doc: '{many}'\n  C:\n    id: 3\n    doc: |\n      {many}\n      {many}\n  D:\n    id: 4\n    doc: plain {many}\n"
+    );
+    let schema = load(&text).unwrap();
+    assert_eq!(schema.messages.len(), 4);
+    assert_eq!(
+        schema.message_by_id(1).unwrap().doc.as_deref(),
+        Some(&*many)
+    );
+}
+
+/// Every schema and YAML file in the repository nests far below the limit.
+#[test]
+fn the_repository_schemas_are_far_from_the_nesting_limit() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    for path in [
+        "contracts.yaml",
+        "rust/mycelium-codegen/tests/fixtures/exotic.yaml",
+        "rust/mycelium-contracts/tests/schemas/edge_cases.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{path}")).unwrap();
+        let depth = super::nesting::max_depth(&text);
+        assert!((3..=8).contains(&depth), "{path}: depth {depth}");
+    }
+    // The deepest valid schema: messages nested to the bound, each a list of lists.
+    let mut messages = String::new();
+    for level in 1..=MAX_NESTING_DEPTH {
+        let inner = if level == MAX_NESTING_DEPTH {
+            "u8".to_owned()
+        } else {
+            format!("M{}", level + 1)
+        };
+        messages.push_str(&format!(
+            "  M{level}:\n    id: {level}\n    fields:\n      - x: {inner}\n"
+        ));
+    }
+    let schema = load(&format!("schema: s\nversion: 1\nmessages:\n{messages}")).unwrap();
+    assert_eq!(schema.messages.len(), MAX_NESTING_DEPTH);
+}

@@ -10,7 +10,7 @@ use serde_yaml_ng::Value;
 
 use super::error::{SchemaError, ValidationError};
 use super::field_type::FieldType;
-use super::model::{FieldDef, MessageDef, Schema};
+use super::model::{FieldDef, MessageDef, Schema, MAX_NESTING_DEPTH};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +55,12 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
 }
 
 pub(crate) fn load(text: &str) -> Result<Schema, SchemaError> {
+    // Before serde_yaml_ng: libyaml's time grows with the square of the nesting depth.
+    super::nesting::check(text, MAX_NESTING_DEPTH).map_err(|deep| SchemaError::NestingTooDeep {
+        limit: deep.limit,
+        line: deep.line,
+        column: deep.column,
+    })?;
     let raw: RawSchema = serde_yaml_ng::from_str(text)?;
     let mut errors = Vec::new();
     let messages = raw
