@@ -308,6 +308,32 @@ static void test_out_struct_sizes(void) {
           mycelium_last_error());
     CHECK(big[4] == 0xAB, "nothing written for a refused size");
   }
+  /* Init functions never write past the caller's struct. A program built against the ABI 1.0
+   * header calls the plain function (no macro then) with a 24-byte struct: heap-exact here, so
+   * a write past it shows under valgrind and ASan. */
+  const size_t opts_v1_0 = 24;
+  mycelium_subscribe_options *old_opts = malloc(opts_v1_0);
+  CHECK_STATUS((mycelium_subscribe_options_init)(old_opts), MYCELIUM_OK);
+  CHECK(old_opts->struct_size == opts_v1_0 && old_opts->capacity == 0 && old_opts->label == NULL,
+        "1.0 options initialised in place (struct_size %u)", old_opts->struct_size);
+  CHECK_STATUS(mycelium_receiver_open(rt, PING, old_opts, &id), MYCELIUM_OK);
+  free(old_opts);
+  old_opts = malloc(opts_v1_0);
+  CHECK_STATUS(mycelium_subscribe_options_init_sized(old_opts, opts_v1_0), MYCELIUM_OK);
+  CHECK(old_opts->struct_size == opts_v1_0, "sized init writes the size it was given");
+  free(old_opts);
+  mycelium_subscribe_options cur;
+  CHECK_STATUS(mycelium_subscribe_options_init(&cur), MYCELIUM_OK); /* the header's macro */
+  CHECK(cur.struct_size == sizeof cur, "the macro passes sizeof: %u", cur.struct_size);
+  CHECK_STATUS(mycelium_subscribe_options_init_sized(&cur, 23), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(mycelium_subscribe_options_init_sized(NULL, sizeof cur), MYCELIUM_ERR_NULL_POINTER);
+  mycelium_bridge_options b;
+  CHECK_STATUS(mycelium_bridge_options_init(&b), MYCELIUM_OK);
+  CHECK(b.struct_size == sizeof b, "bridge options via the macro");
+  mycelium_wait_hooks h;
+  CHECK_STATUS(mycelium_wait_hooks_init(&h), MYCELIUM_OK);
+  CHECK(h.struct_size == sizeof h, "wait hooks via the macro");
+
   uint32_t small = 47;
   memcpy(big, &small, sizeof small);
   CHECK_STATUS(mycelium_subscription_stats_get(rt, id, (mycelium_subscription_stats *)(void *)big),

@@ -36,7 +36,8 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // ABI minor version: grows when functions, table entries or struct fields are appended.
 // 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`,
 // `mycelium_subscription_stats_get`.
-#define MYCELIUM_ABI_VERSION_MINOR 1
+// 1.2: `mycelium_*_init_sized` (the header's init macros pass the caller's `sizeof`).
+#define MYCELIUM_ABI_VERSION_MINOR 2
 
 // Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
 #define MYCELIUM_MAX_TEXT_LEN ((16 * 1024) * 1024)
@@ -414,23 +415,55 @@ enum mycelium_status mycelium_publish_with_hooks(const mycelium_runtime_t *rt,
                                                  size_t len,
                                                  const struct mycelium_wait_hooks *hooks);
 
-// Fills `hooks` with no functions, a NULL context and the right `struct_size`.
+// Fills `hooks` with no functions, a NULL context and `struct_size`. The header's
+// `mycelium_wait_hooks_init(hooks)` is a macro calling `mycelium_wait_hooks_init_sized(hooks,
+// sizeof *hooks)`; this function itself writes only the struct's first ABI version (1.1), for
+// programs built before the macro existed.
 //
 // - Threads: any. Blocks: no. Calls back: no.
 //
 // # Safety
-// `hooks` must be NULL or point to a writable `mycelium_wait_hooks`.
+// `hooks` must be NULL or point to a writable `mycelium_wait_hooks` of ABI 1.1 or later.
 enum mycelium_status mycelium_wait_hooks_init(struct mycelium_wait_hooks *hooks);
 
+// Fills the first `size` bytes of `hooks` (its `sizeof` as the caller was compiled with) with
+// the defaults and sets `struct_size` to the bytes written; never writes past `size`, so a
+// program built against an older header is safe with a newer library. Since ABI 1.2.
+//
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (`size` below the
+//   struct's first ABI version). Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// `hooks` must be NULL or point to `size` writable bytes.
+enum mycelium_status mycelium_wait_hooks_init_sized(struct mycelium_wait_hooks *hooks, size_t size);
+
 // Fills `opts` with the defaults (capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`, batches of up to
-// 256, no label) and the right `struct_size`. Always use it before setting fields.
+// 256, no label) and `struct_size`. Always use it before setting fields.
+//
+// In C, `mycelium_subscribe_options_init(opts)` is a macro of the header that calls
+// `mycelium_subscribe_options_init_sized(opts, sizeof *opts)`, so the library knows how large
+// the caller's struct is. This function itself is for programs built against the ABI 1.0/1.1
+// headers, which call it directly: it writes only the ABI 1.0 fields (24 bytes) and sets
+// `struct_size` to 24, so such a program's smaller struct is never overrun by a newer library
+// (fields added later keep their defaults).
 //
 // - Threads: any. Blocks: no. Calls back: no.
 //
 // # Safety
-// Every pointer must be NULL or valid for the access described above for the duration of the
-// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+// `opts` must be NULL or point to a writable ABI 1.0 (or later) `mycelium_subscribe_options`.
 enum mycelium_status mycelium_subscribe_options_init(struct mycelium_subscribe_options *opts);
+
+// Fills the first `size` bytes of `opts` (its `sizeof` as the caller was compiled with) with
+// the defaults and sets `struct_size` to the bytes written; never writes past `size`. Since
+// ABI 1.2; reached through the header's `mycelium_subscribe_options_init` macro.
+//
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (`size` below the
+//   ABI 1.0 struct). Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// `opts` must be NULL or point to `size` writable bytes.
+enum mycelium_status mycelium_subscribe_options_init_sized(struct mycelium_subscribe_options *opts,
+                                                           size_t size);
 
 // Subscribes `closure` to messages of `type_id`, delivered in order on a delivery thread
 // dedicated to this subscription (never on a publisher's thread).
@@ -594,14 +627,27 @@ enum mycelium_status mycelium_type_metrics_get(const mycelium_runtime_t *rt,
                                                struct mycelium_type_metrics *out);
 
 // Fills `opts` with the defaults (socket mode 0600, loopback only, default maximum frame, no
-// token) and the right `struct_size`.
+// token) and `struct_size`. In C the header's `mycelium_bridge_options_init(opts)` macro calls
+// `mycelium_bridge_options_init_sized(opts, sizeof *opts)`; this function itself writes only
+// the struct's ABI 1.0 fields, for programs built before the macro existed.
 //
 // - Threads: any. Blocks: no. Calls back: no.
 //
 // # Safety
-// Every pointer must be NULL or valid for the access described above for the duration of the
-// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+// `opts` must be NULL or point to a writable ABI 1.0 (or later) `mycelium_bridge_options`.
 enum mycelium_status mycelium_bridge_options_init(struct mycelium_bridge_options *opts);
+
+// Fills the first `size` bytes of `opts` (its `sizeof` as the caller was compiled with) with
+// the defaults and sets `struct_size` to the bytes written; never writes past `size`. Since
+// ABI 1.2; reached through the header's `mycelium_bridge_options_init` macro.
+//
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (`size` below the
+//   ABI 1.0 struct). Threads: any. Blocks: no. Calls back: no.
+//
+// # Safety
+// `opts` must be NULL or point to `size` writable bytes.
+enum mycelium_status mycelium_bridge_options_init_sized(struct mycelium_bridge_options *opts,
+                                                        size_t size);
 
 // Makes the bus behind `rt` reachable from other processes: listens on `address`
 // (`"unix:/path/to.sock"` or `"tcp:127.0.0.1:7000"`; port 0 picks a free port, see
@@ -726,3 +772,15 @@ const char *mycelium_version_string(void);
 #endif  // __cplusplus
 
 #endif  /* MYCELIUM_H */
+
+
+/* The init functions take the caller's sizeof, so that a program built against an older header
+ * (a smaller struct) is never overrun by a newer library. Call them by these names; the plain
+ * functions behind the macros write only each struct's first ABI version and exist for programs
+ * built before ABI 1.2. (Outside the include guard above, which cbindgen closes first.) */
+#ifndef MYCELIUM_INIT_MACROS
+#define MYCELIUM_INIT_MACROS
+#define mycelium_subscribe_options_init(opts) mycelium_subscribe_options_init_sized((opts), sizeof *(opts))
+#define mycelium_wait_hooks_init(hooks) mycelium_wait_hooks_init_sized((hooks), sizeof *(hooks))
+#define mycelium_bridge_options_init(opts) mycelium_bridge_options_init_sized((opts), sizeof *(opts))
+#endif

@@ -7,6 +7,7 @@ use std::ffi::{c_char, c_int};
 use crate::bridge::mycelium_bridge_options;
 use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
+use crate::sized::{init_sized, SizedOptions};
 use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
 use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
 use crate::subscription_stats::mycelium_subscription_stats;
@@ -260,45 +261,95 @@ pub unsafe extern "C" fn mycelium_publish_with_hooks(
     })
 }
 
-/// Fills `hooks` with no functions, a NULL context and the right `struct_size`.
+/// Fills `hooks` with no functions, a NULL context and `struct_size`. The header's
+/// `mycelium_wait_hooks_init(hooks)` is a macro calling `mycelium_wait_hooks_init_sized(hooks,
+/// sizeof *hooks)`; this function itself writes only the struct's first ABI version (1.1), for
+/// programs built before the macro existed.
 ///
 /// - Threads: any. Blocks: no. Calls back: no.
 ///
 /// # Safety
-/// `hooks` must be NULL or point to a writable `mycelium_wait_hooks`.
+/// `hooks` must be NULL or point to a writable `mycelium_wait_hooks` of ABI 1.1 or later.
 #[no_mangle]
 pub unsafe extern "C" fn mycelium_wait_hooks_init(
     hooks: *mut mycelium_wait_hooks,
+) -> mycelium_status {
+    // SAFETY: same contract, with the first version's size.
+    unsafe {
+        mycelium_wait_hooks_init_sized(hooks, <mycelium_wait_hooks as SizedOptions>::MIN_SIZE)
+    }
+}
+
+/// Fills the first `size` bytes of `hooks` (its `sizeof` as the caller was compiled with) with
+/// the defaults and sets `struct_size` to the bytes written; never writes past `size`, so a
+/// program built against an older header is safe with a newer library. Since ABI 1.2.
+///
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (`size` below the
+///   struct's first ABI version). Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// `hooks` must be NULL or point to `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_wait_hooks_init_sized(
+    hooks: *mut mycelium_wait_hooks,
+    size: usize,
 ) -> mycelium_status {
     guard("mycelium_wait_hooks_init", || {
         if hooks.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`hooks` is NULL"));
         }
-        // SAFETY: non-NULL `hooks` points to a writable mycelium_wait_hooks (C contract).
-        unsafe { hooks.write(mycelium_wait_hooks::default()) };
-        Ok(())
+        // SAFETY: non-NULL `hooks` points to `size` writable bytes (C contract).
+        unsafe { init_sized(hooks, size) }
     })
 }
 
 /// Fills `opts` with the defaults (capacity 1024, `MYCELIUM_OVERFLOW_BLOCK`, batches of up to
-/// 256, no label) and the right `struct_size`. Always use it before setting fields.
+/// 256, no label) and `struct_size`. Always use it before setting fields.
+///
+/// In C, `mycelium_subscribe_options_init(opts)` is a macro of the header that calls
+/// `mycelium_subscribe_options_init_sized(opts, sizeof *opts)`, so the library knows how large
+/// the caller's struct is. This function itself is for programs built against the ABI 1.0/1.1
+/// headers, which call it directly: it writes only the ABI 1.0 fields (24 bytes) and sets
+/// `struct_size` to 24, so such a program's smaller struct is never overrun by a newer library
+/// (fields added later keep their defaults).
 ///
 /// - Threads: any. Blocks: no. Calls back: no.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for the access described above for the duration of the
-/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+/// `opts` must be NULL or point to a writable ABI 1.0 (or later) `mycelium_subscribe_options`.
 #[no_mangle]
 pub unsafe extern "C" fn mycelium_subscribe_options_init(
     opts: *mut mycelium_subscribe_options,
+) -> mycelium_status {
+    // SAFETY: same contract, with the first version's size.
+    unsafe {
+        mycelium_subscribe_options_init_sized(
+            opts,
+            <mycelium_subscribe_options as SizedOptions>::MIN_SIZE,
+        )
+    }
+}
+
+/// Fills the first `size` bytes of `opts` (its `sizeof` as the caller was compiled with) with
+/// the defaults and sets `struct_size` to the bytes written; never writes past `size`. Since
+/// ABI 1.2; reached through the header's `mycelium_subscribe_options_init` macro.
+///
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (`size` below the
+///   ABI 1.0 struct). Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// `opts` must be NULL or point to `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_subscribe_options_init_sized(
+    opts: *mut mycelium_subscribe_options,
+    size: usize,
 ) -> mycelium_status {
     guard("mycelium_subscribe_options_init", || {
         if opts.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`opts` is NULL"));
         }
-        // SAFETY: non-NULL `opts` points to a writable mycelium_subscribe_options (C contract).
-        unsafe { opts.write(mycelium_subscribe_options::default()) };
-        Ok(())
+        // SAFETY: non-NULL `opts` points to `size` writable bytes (C contract).
+        unsafe { init_sized(opts, size) }
     })
 }
 
@@ -546,24 +597,47 @@ pub unsafe extern "C" fn mycelium_type_metrics_get(
 }
 
 /// Fills `opts` with the defaults (socket mode 0600, loopback only, default maximum frame, no
-/// token) and the right `struct_size`.
+/// token) and `struct_size`. In C the header's `mycelium_bridge_options_init(opts)` macro calls
+/// `mycelium_bridge_options_init_sized(opts, sizeof *opts)`; this function itself writes only
+/// the struct's ABI 1.0 fields, for programs built before the macro existed.
 ///
 /// - Threads: any. Blocks: no. Calls back: no.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for the access described above for the duration of the
-/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+/// `opts` must be NULL or point to a writable ABI 1.0 (or later) `mycelium_bridge_options`.
 #[no_mangle]
 pub unsafe extern "C" fn mycelium_bridge_options_init(
     opts: *mut mycelium_bridge_options,
+) -> mycelium_status {
+    // SAFETY: same contract, with the first version's size.
+    unsafe {
+        mycelium_bridge_options_init_sized(
+            opts,
+            <mycelium_bridge_options as SizedOptions>::MIN_SIZE,
+        )
+    }
+}
+
+/// Fills the first `size` bytes of `opts` (its `sizeof` as the caller was compiled with) with
+/// the defaults and sets `struct_size` to the bytes written; never writes past `size`. Since
+/// ABI 1.2; reached through the header's `mycelium_bridge_options_init` macro.
+///
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (`size` below the
+///   ABI 1.0 struct). Threads: any. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// `opts` must be NULL or point to `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_bridge_options_init_sized(
+    opts: *mut mycelium_bridge_options,
+    size: usize,
 ) -> mycelium_status {
     guard("mycelium_bridge_options_init", || {
         if opts.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`opts` is NULL"));
         }
-        // SAFETY: non-NULL `opts` points to a writable mycelium_bridge_options (C contract).
-        unsafe { opts.write(mycelium_bridge_options::default()) };
-        Ok(())
+        // SAFETY: non-NULL `opts` points to `size` writable bytes (C contract).
+        unsafe { init_sized(opts, size) }
     })
 }
 

@@ -56,6 +56,36 @@ pub(crate) unsafe fn read_options<T: SizedOptions>(p: *const T) -> FfiResult<Opt
     Ok(Some(out))
 }
 
+/// Fills a caller's struct of `size` bytes (`sizeof` as the caller was compiled with) with the
+/// defaults, and `struct_size` with the bytes written. Never writes past `size`: a program built
+/// against an older header has a smaller struct than this library's. A size below the first
+/// ABI version's is refused.
+///
+/// # Safety
+/// `p` must be non-NULL and point to at least `size` writable bytes.
+pub(crate) unsafe fn init_sized<T: SizedOptions>(p: *mut T, size: usize) -> FfiResult {
+    if size < T::MIN_SIZE {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!(
+                "size {size} is smaller than {} ({} bytes since its first ABI version)",
+                T::NAME,
+                T::MIN_SIZE
+            ),
+        ));
+    }
+    let len = size.min(std::mem::size_of::<T>());
+    let value = T::default();
+    // SAFETY: the destination has `size >= len` writable bytes (caller's contract), the source
+    // is a local `T` of at least `len` bytes, they cannot overlap, and `struct_size` is the
+    // first field (trait contract).
+    unsafe {
+        std::ptr::copy_nonoverlapping((&value as *const T).cast::<u8>(), p.cast::<u8>(), len);
+        p.cast::<u32>().write_unaligned(len as u32);
+    }
+    Ok(())
+}
+
 /// Writes `value` into a caller's out-struct of `(*p).struct_size` bytes: only as many bytes as
 /// both sides know of (a newer caller's extra tail is left untouched), and `struct_size` set to
 /// the bytes written so the caller knows which fields are filled. A struct smaller than the

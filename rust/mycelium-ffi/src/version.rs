@@ -7,7 +7,8 @@ pub const MYCELIUM_ABI_VERSION_MAJOR: u32 = 1;
 /// ABI minor version: grows when functions, table entries or struct fields are appended.
 /// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`,
 /// `mycelium_subscription_stats_get`.
-pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 1;
+/// 1.2: `mycelium_*_init_sized` (the header's init macros pass the caller's `sizeof`).
+pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 2;
 
 /// The ABI version of the loaded library as `(major << 16) | minor`.
 ///
