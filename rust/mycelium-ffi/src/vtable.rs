@@ -5,7 +5,7 @@
 //! - a different `abi_major` means "do not call anything";
 //! - only `#[repr(C)]` types and plain integers cross it, never Rust types.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 use crate::bridge::mycelium_bridge_options;
 use crate::metrics::mycelium_type_metrics;
@@ -20,7 +20,19 @@ use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
 use crate::wait_hooks::{mycelium_wait_hooks, ForeignHooks};
 
 type Rt = mycelium_runtime_t;
-type Status = mycelium_status;
+type Status = RawStatus;
+
+/// A status as it crosses the table: a plain C `int`, because the copy that owns a handle may be
+/// newer than the caller's and return a code the caller's `mycelium_status` does not have (an
+/// out-of-range value in a Rust enum is undefined behaviour). Same ABI as the C enum.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawStatus(pub c_int);
+
+/// `guard` for the table's functions.
+fn vguard(what: &str, body: impl FnOnce() -> FfiResult) -> RawStatus {
+    RawStatus(guard(what, body) as c_int)
+}
 
 /// Version 1.0 of the table. Append-only.
 #[repr(C)]
@@ -123,7 +135,11 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
 /// last-error text into this copy's thread-local so `mycelium_last_error` explains the failure
 /// whichever copy's exported function the caller reached.
-pub(crate) fn dispatch(rt: *const Rt, what: &str, f: impl FnOnce(&Vtable) -> Status) -> Status {
+pub(crate) fn dispatch(
+    rt: *const Rt,
+    what: &str,
+    f: impl FnOnce(&Vtable) -> Status,
+) -> mycelium_status {
     let mut vt_ptr: *const Vtable = std::ptr::null();
     let pre = guard(what, || {
         let header = non_null(rt, "runtime")?;
@@ -155,14 +171,27 @@ pub(crate) fn dispatch(rt: *const Rt, what: &str, f: impl FnOnce(&Vtable) -> Sta
     }
     // SAFETY: checked non-NULL and version-compatible above.
     let vt = unsafe { &*vt_ptr };
-    let status = f(vt);
+    let raw = f(vt);
+    let known = mycelium_status::from_raw(raw.0);
+    let status = known.unwrap_or(MYCELIUM_ERR_ABI_MISMATCH);
     if status != MYCELIUM_OK && !std::ptr::eq(vt, &OWN_VTABLE) {
         let mut buf = vec![0 as c_char; 4096];
         // SAFETY: the owner's function writes at most buf.len() bytes into our buffer.
         unsafe { (vt.last_error_copy)(buf.as_mut_ptr(), buf.len()) };
         // SAFETY: last_error_copy always NUL-terminates within the buffer.
         let text = unsafe { CStr::from_ptr(buf.as_ptr()) };
-        set_last_error(&text.to_string_lossy());
+        match known {
+            Some(_) => set_last_error(&text.to_string_lossy()),
+            None => set_last_error(&format!(
+                "the library that owns this handle (ABI {}.{}) returned status {}, which this \
+                 older copy (ABI {MYCELIUM_ABI_VERSION_MAJOR}.{MYCELIUM_ABI_VERSION_MINOR}) does \
+                 not know: {}",
+                vt.abi_major,
+                vt.abi_minor,
+                raw.0,
+                text.to_string_lossy()
+            )),
+        }
     }
     status
 }
@@ -217,7 +246,7 @@ unsafe extern "C" fn vt_last_error_copy(buf: *mut c_char, len: usize) -> usize {
 }
 
 unsafe extern "C" fn vt_clone(rt: *const Rt, out: *mut *mut Rt) -> Status {
-    guard("mycelium_runtime_clone", || {
+    vguard("mycelium_runtime_clone", || {
         if out.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out` is NULL"));
         }
@@ -229,15 +258,15 @@ unsafe extern "C" fn vt_clone(rt: *const Rt, out: *mut *mut Rt) -> Status {
 }
 
 unsafe extern "C" fn vt_destroy(rt: *mut Rt) -> Status {
-    guard("mycelium_runtime_destroy", || runtime::destroy(rt))
+    vguard("mycelium_runtime_destroy", || runtime::destroy(rt))
 }
 
 unsafe extern "C" fn vt_close(rt: *const Rt) -> Status {
-    guard("mycelium_runtime_close", || runtime::close(rt))
+    vguard("mycelium_runtime_close", || runtime::close(rt))
 }
 
 unsafe extern "C" fn vt_verify_digest(rt: *const Rt, digest: *const c_char) -> Status {
-    guard("mycelium_verify_schema_digest", || {
+    vguard("mycelium_verify_schema_digest", || {
         runtime::verify_digest(rt, cstr_arg(digest, "digest")?)
     })
 }
@@ -247,13 +276,13 @@ unsafe extern "C" fn vt_verify_description(
     text: *const c_char,
     len: usize,
 ) -> Status {
-    guard("mycelium_verify_schema_description", || {
+    vguard("mycelium_verify_schema_description", || {
         runtime::verify_description(rt, str_arg(text, len, "description")?)
     })
 }
 
 unsafe extern "C" fn vt_schema_digest(rt: *const Rt, buf: *mut c_char, len: usize) -> Status {
-    guard("mycelium_schema_digest", || {
+    vguard("mycelium_schema_digest", || {
         let h = runtime::live(rt)?;
         runtime::write_text(&h.core.digest, buf, len, std::ptr::null_mut())
     })
@@ -265,7 +294,7 @@ unsafe extern "C" fn vt_schema_description(
     len: usize,
     needed: *mut usize,
 ) -> Status {
-    guard("mycelium_schema_description", || {
+    vguard("mycelium_schema_description", || {
         let h = runtime::live(rt)?;
         runtime::write_text(&h.core.canonical, buf, len, needed)
     })
@@ -277,7 +306,7 @@ unsafe extern "C" fn vt_publish(
     payload: *const u8,
     len: usize,
 ) -> Status {
-    guard("mycelium_publish", || {
+    vguard("mycelium_publish", || {
         // SAFETY: the caller guarantees `payload` points to `len` readable bytes for the call.
         unsafe { runtime::publish(rt, type_id, payload, len, None) }
     })
@@ -290,7 +319,7 @@ unsafe extern "C" fn vt_publish_with_hooks(
     len: usize,
     hooks: *const mycelium_wait_hooks,
 ) -> Status {
-    guard("mycelium_publish_with_hooks", || {
+    vguard("mycelium_publish_with_hooks", || {
         // SAFETY: a non-NULL hooks pointer is valid for reads of its `struct_size` bytes during
         // the call (C contract).
         let hooks = unsafe { crate::sized::read_options(hooks) }?;
@@ -314,7 +343,7 @@ unsafe extern "C" fn vt_subscribe(
     closure: *const mycelium_closure,
     out_id: *mut u64,
 ) -> Status {
-    guard("mycelium_subscribe", || {
+    vguard("mycelium_subscribe", || {
         let closure = non_null(closure, "closure")?;
         if out_id.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
@@ -331,11 +360,11 @@ unsafe extern "C" fn vt_subscribe(
 }
 
 unsafe extern "C" fn vt_unsubscribe(rt: *const Rt, id: u64) -> Status {
-    guard("mycelium_unsubscribe", || runtime::unsubscribe(rt, id))
+    vguard("mycelium_unsubscribe", || runtime::unsubscribe(rt, id))
 }
 
 unsafe extern "C" fn vt_flush(rt: *const Rt, timeout_ms: u32) -> Status {
-    guard("mycelium_flush", || runtime::flush(rt, timeout_ms))
+    vguard("mycelium_flush", || runtime::flush(rt, timeout_ms))
 }
 
 unsafe extern "C" fn vt_metrics_json(
@@ -344,7 +373,7 @@ unsafe extern "C" fn vt_metrics_json(
     len: usize,
     needed: *mut usize,
 ) -> Status {
-    guard("mycelium_metrics_json", || {
+    vguard("mycelium_metrics_json", || {
         let h = runtime::live(rt)?;
         runtime::write_text(&h.core.bus.metrics().to_json(), buf, len, needed)
     })
@@ -356,7 +385,7 @@ unsafe extern "C" fn vt_metrics_prometheus(
     len: usize,
     needed: *mut usize,
 ) -> Status {
-    guard("mycelium_metrics_prometheus", || {
+    vguard("mycelium_metrics_prometheus", || {
         let h = runtime::live(rt)?;
         runtime::write_text(&h.core.bus.metrics().to_prometheus(), buf, len, needed)
     })
@@ -367,7 +396,7 @@ unsafe extern "C" fn vt_type_metrics(
     type_id: u16,
     out: *mut mycelium_type_metrics,
 ) -> Status {
-    guard("mycelium_type_metrics", || {
+    vguard("mycelium_type_metrics", || {
         let h = runtime::live(rt)?;
         crate::metrics::fill_type_metrics(&h.core.bus.metrics(), type_id, out)
     })
@@ -379,7 +408,7 @@ unsafe extern "C" fn vt_receiver_open(
     opts: *const mycelium_subscribe_options,
     out_id: *mut u64,
 ) -> Status {
-    guard("mycelium_receiver_open", || {
+    vguard("mycelium_receiver_open", || {
         if out_id.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
         }
@@ -403,7 +432,7 @@ unsafe extern "C" fn vt_receiver_recv(
     context: *mut c_void,
     out_count: *mut usize,
 ) -> Status {
-    guard("mycelium_receiver_recv", || {
+    vguard("mycelium_receiver_recv", || {
         let n = crate::receiver::recv(rt, id, timeout_ms, max_messages, visit, context)?;
         if !out_count.is_null() {
             // SAFETY: a non-NULL out_count points to a writable size_t (C contract).
@@ -421,7 +450,7 @@ fn bridge_start(
     out_id: *mut u64,
     start: fn(*const Rt, &str, Option<&mycelium_bridge_options>) -> FfiResult<u64>,
 ) -> Status {
-    guard(what, || {
+    vguard(what, || {
         let address = cstr_arg(address, "address")?;
         if out_id.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
@@ -475,13 +504,13 @@ unsafe extern "C" fn vt_bridge_wait(
     sessions: u64,
     timeout_ms: u32,
 ) -> Status {
-    guard("mycelium_bridge_wait", || {
+    vguard("mycelium_bridge_wait", || {
         crate::bridge::wait(rt, id, sessions, timeout_ms)
     })
 }
 
 unsafe extern "C" fn vt_bridge_close(rt: *const Rt, id: u64) -> Status {
-    guard("mycelium_bridge_close", || crate::bridge::close(rt, id))
+    vguard("mycelium_bridge_close", || crate::bridge::close(rt, id))
 }
 
 unsafe extern "C" fn vt_bridge_stats_json(
@@ -491,7 +520,7 @@ unsafe extern "C" fn vt_bridge_stats_json(
     len: usize,
     needed: *mut usize,
 ) -> Status {
-    guard("mycelium_bridge_stats_json", || {
+    vguard("mycelium_bridge_stats_json", || {
         let text = crate::bridge::stats_json(rt, id)?;
         runtime::write_text(&text, buf, len, needed)
     })
@@ -502,7 +531,53 @@ unsafe extern "C" fn vt_subscription_stats(
     id: u64,
     out: *mut mycelium_subscription_stats,
 ) -> Status {
-    guard("mycelium_subscription_stats_get", || {
+    vguard("mycelium_subscription_stats_get", || {
         crate::subscription_stats::fill(rt, id, out)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arc_swap::ArcSwapOption;
+
+    unsafe extern "C" fn newer_publish(_: *const Rt, _: u16, _: *const u8, _: usize) -> Status {
+        RawStatus(17) // a status code this copy of the library does not define
+    }
+
+    unsafe extern "C" fn newer_last_error(buf: *mut c_char, len: usize) -> usize {
+        let text = c"queue shed by the newer library's policy";
+        let bytes = text.to_bytes_with_nul();
+        if len >= bytes.len() {
+            // SAFETY: the buffer has `len >= bytes.len()` writable bytes.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast(), bytes.len()) };
+        }
+        bytes.len() - 1
+    }
+
+    #[test]
+    fn an_unknown_status_from_a_newer_copy_becomes_abi_mismatch_with_its_message() {
+        // A handle as a newer copy of the library would make it: its own table, same major.
+        let table: &'static Vtable = Box::leak(Box::new(Vtable {
+            abi_minor: MYCELIUM_ABI_VERSION_MINOR + 1,
+            publish: newer_publish,
+            last_error_copy: newer_last_error,
+            ..OWN_VTABLE
+        }));
+        let header = Box::leak(Box::new(mycelium_runtime_t {
+            vtable: table,
+            handle: ArcSwapOption::from(None),
+        }));
+        // SAFETY: the table's publish ignores its arguments.
+        let got = dispatch(header, "mycelium_publish", |vt| unsafe {
+            (vt.publish)(header, 1, std::ptr::null(), 0)
+        });
+        assert_eq!(got, MYCELIUM_ERR_ABI_MISMATCH);
+        // SAFETY: the last error is a NUL-terminated string owned by this thread.
+        let msg = unsafe { CStr::from_ptr(crate::status::last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        assert!(msg.contains("returned status 17"), "{msg}");
+        assert!(msg.contains("queue shed by the newer library"), "{msg}");
+    }
 }
