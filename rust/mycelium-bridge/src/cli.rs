@@ -5,7 +5,13 @@
 //!
 //! Standard output carries machine-readable lines: `listening <endpoint>` per bound
 //! endpoint, one JSON object per received message (unless `--quiet`), `published N`,
-//! `received N`, and with `--stats` one `stats <json>` line per bridge at exit.
+//! `received N`, and with `--stats` one `stats <json>` line per bridge at exit. With `--json`
+//! every line is a JSON object with an `event` field instead (`listening`, `message`,
+//! `published`, `received`, `stats`).
+//!
+//! Exit codes: 0 done (or a relay interrupted), 1 an error, 2 bad arguments (clap), 3 an
+//! expectation not met: interrupted, or a bridge stopped, before `--count` messages were
+//! published or `--expect` messages received.
 
 use std::future::Future;
 use std::io::Write;
@@ -107,7 +113,13 @@ pub struct BridgeArgs {
     /// Print each bridge's statistics as a JSON line at exit.
     #[arg(long)]
     pub stats: bool,
+    /// Print only JSON objects on standard output, one per line, each with an `event` field.
+    #[arg(long)]
+    pub json: bool,
 }
+
+/// Exit code of `mycelium bridge` when `--count` or `--expect` was not reached.
+pub const EXIT_UNMET: u8 = 3;
 
 /// Why `mycelium bridge` failed.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +144,19 @@ pub enum CliError {
     /// The runtime could not start or stdout failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Interrupted, or a bridge stopped, before `--count`/`--expect` was reached.
+    #[error("{0}")]
+    Unmet(String),
+}
+
+impl CliError {
+    /// The process exit code for this error: [`EXIT_UNMET`] for an unmet expectation, else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Unmet(_) => EXIT_UNMET,
+            _ => 1,
+        }
+    }
 }
 
 /// Runs `mycelium bridge` to completion.
@@ -275,6 +300,19 @@ fn say(line: &str) -> Result<(), CliError> {
     Ok(())
 }
 
+/// One stdout line: `text` plus `value` as plain text, or `{"event": ..., key: value}` with
+/// `--json`.
+fn report(json: bool, event: &str, key: &str, value: serde_json::Value) -> Result<(), CliError> {
+    if json {
+        say(&serde_json::json!({ "event": event, key: value }).to_string())
+    } else {
+        match value {
+            serde_json::Value::String(text) => say(&format!("{event} {text}")),
+            other => say(&format!("{event} {other}")),
+        }
+    }
+}
+
 async fn async_main(
     args: BridgeArgs,
     topology: Topology,
@@ -282,6 +320,7 @@ async fn async_main(
     publish: Option<Publisher>,
     subscribe: Option<MessageDef>,
 ) -> Result<(), CliError> {
+    let interrupt = interrupted();
     let bus = MessageBus::new();
     // Subscribed before the bridges start, so the first handshake already carries the interest.
     let subscription = subscribe.as_ref().map(|m| {
@@ -293,19 +332,27 @@ async fn async_main(
     // Topology::start puts the listener, if any, first.
     if let Some(listener) = handles.first().filter(|_| !topology.listen.is_empty()) {
         for endpoint in listener.endpoints() {
-            say(&format!("listening {endpoint}"))?;
+            report(
+                args.json,
+                "listening",
+                "endpoint",
+                endpoint.to_string().into(),
+            )?;
         }
     }
+    // Counted outside the tasks, so an interruption still reports how far they got.
+    let published = Progress::default();
+    let received = Progress::default();
     let work = async {
         let publishing = async {
             if let Some(publisher) = &publish {
-                publish_all(&bus, publisher, &args).await?;
+                publish_all(&bus, publisher, &args, &published).await?;
             }
             Ok::<(), CliError>(())
         };
         let receiving = async {
             if let (Some(sub), Some(message)) = (&subscription, &subscribe) {
-                receive(&schema, sub, message, &args).await?;
+                receive(&schema, sub, message, &args, &received).await?;
             }
             Ok::<(), CliError>(())
         };
@@ -324,20 +371,43 @@ async fn async_main(
     };
     let outcome = tokio::select! {
         result = work => result,
-        _ = interrupted() => Ok(()),
+        _ = interrupt => Ok(()),
         _ = any_stopped(&handles) => Ok(()),
     };
+    // A task that finished has printed its count; one cut short prints how far it got.
+    if publish.is_some() && !published.finished() {
+        report(args.json, "published", "count", published.count().into())?;
+    }
+    if subscribe.is_some() && !received.finished() {
+        report(args.json, "received", "count", received.count().into())?;
+    }
+    let (published, received) = (published.count(), received.count());
+    let mut unmet = Vec::new();
+    if publish.is_some() && published < args.count {
+        unmet.push(format!("published {published} of --count {}", args.count));
+    }
+    if let Some(expect) = args.expect.filter(|n| subscribe.is_some() && received < *n) {
+        unmet.push(format!("received {received} of --expect {expect}"));
+    }
     let mut failure = outcome.err();
+    if failure.is_none() && !unmet.is_empty() {
+        failure = Some(CliError::Unmet(format!(
+            "stopped before the expected messages: {} (exit code {EXIT_UNMET})",
+            unmet.join(", ")
+        )));
+    }
     for handle in handles {
         handle.close();
         handle.wait_stopped().await;
         let stats = handle.stats();
         let result = handle.join().await;
         if args.stats {
-            say(&format!(
-                "stats {}",
-                serde_json::to_string(&stats).unwrap_or_default()
-            ))?;
+            let stats = serde_json::to_value(&stats).unwrap_or_default();
+            if args.json {
+                report(true, "stats", "stats", stats)?;
+            } else {
+                say(&format!("stats {stats}"))?;
+            }
         }
         if let Err(e) = result {
             failure.get_or_insert(e.into());
@@ -353,6 +423,7 @@ async fn publish_all(
     bus: &MessageBus,
     publisher: &Publisher,
     args: &BridgeArgs,
+    published: &Progress,
 ) -> Result<(), CliError> {
     let type_id = publisher.message.type_id;
     let mut watch = bus.watch_subscriptions();
@@ -366,8 +437,10 @@ async fn publish_all(
         if let Err(e) = bus.publish_raw_async(type_id, payload).await {
             return Err(CliError::Usage(format!("publishing failed: {e}")));
         }
+        published.add();
     }
-    say(&format!("published {}", args.count))
+    published.finish();
+    report(args.json, "published", "count", published.count().into())
 }
 
 async fn receive(
@@ -375,36 +448,73 @@ async fn receive(
     sub: &mycelium_transport::RawSubscription,
     message: &MessageDef,
     args: &BridgeArgs,
+    received: &Progress,
 ) -> Result<(), CliError> {
-    let mut received = 0u64;
-    while args.expect.map_or(true, |n| received < n) {
+    while args.expect.map_or(true, |n| received.count() < n) {
         let Some(envelope) = sub.recv().await else {
             break;
         };
-        received += 1;
+        received.add();
         if !args.quiet {
             // Inbound payloads were validated by the bridge, so this decodes.
             if let Ok(value) = decode_value(schema, message, &envelope.payload) {
-                let line = serde_json::json!({ "message": message.name, "value": value.to_json() });
+                let line = if args.json {
+                    serde_json::json!({ "event": "message", "message": message.name, "value": value.to_json() })
+                } else {
+                    serde_json::json!({ "message": message.name, "value": value.to_json() })
+                };
                 say(&line.to_string())?;
             }
         }
     }
-    say(&format!("received {received}"))
+    received.finish();
+    report(args.json, "received", "count", received.count().into())
 }
 
-async fn interrupted() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// How far `--publish-json` or `--subscribe` got, readable after an interruption.
+#[derive(Default)]
+struct Progress {
+    count: std::sync::atomic::AtomicU64,
+    finished: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    fn add(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn count(&self) -> u64 {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn finish(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finished(&self) -> bool {
+        self.finished.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// SIGINT and SIGTERM, caught from the moment this is made: made before anything is printed,
+/// so a supervisor that stops the program as soon as it says `listening` gets a graceful stop
+/// (and the exit code that says whether expectations were met), not the default signal death.
+fn interrupted() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut streams: Vec<_> = [SignalKind::interrupt(), SignalKind::terminate()]
+        .into_iter()
+        .filter_map(|kind| signal(kind).ok())
+        .collect();
+    async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+        std::future::poll_fn(|cx| {
+            if streams.iter_mut().any(|s| s.poll_recv(cx).is_ready()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 

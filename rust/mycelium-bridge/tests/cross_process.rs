@@ -322,3 +322,95 @@ fn usage_mistakes_exit_1_with_a_message() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// A test client that is stopped before its `--expect` is reached must not look successful: a
+/// CI smoke test would otherwise pass having received nothing.
+#[test]
+fn an_interrupted_subscriber_short_of_its_expectation_exits_3_and_says_how_far_it_got() {
+    let mut command = bridge_command();
+    command.arg("--schema").arg(contracts_path());
+    command.args(["--listen", "tcp:127.0.0.1:0", "--subscribe", "TradeTick"]);
+    command.args(["--expect", "5"]);
+    let child = ChildProcess::spawn(command);
+    child.line_starting("listening tcp:");
+    child.terminate();
+    assert_eq!(child.line_starting("received "), "0");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("received 0 of --expect 5"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_publisher_short_of_its_count_exits_3() {
+    let mut command = bridge_command();
+    command.arg("--schema").arg(contracts_path());
+    command.args(["--listen", "tcp:127.0.0.1:0"]);
+    command.args(["--publish-json", "TradeTick", tick_json(), "--count", "5"]);
+    let child = ChildProcess::spawn(command);
+    child.line_starting("listening tcp:");
+    // nobody subscribes, so it waits for a subscriber until stopped
+    child.terminate();
+    assert_eq!(child.line_starting("published "), "0");
+    let (status, stderr) = child.finish();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("published 0 of --count 5"), "{stderr}");
+}
+
+#[test]
+fn an_interrupted_subscriber_without_an_expectation_exits_0() {
+    let mut command = bridge_command();
+    command.arg("--schema").arg(contracts_path());
+    command.args(["--listen", "tcp:127.0.0.1:0", "--subscribe", "TradeTick"]);
+    let child = ChildProcess::spawn(command);
+    child.line_starting("listening tcp:");
+    child.terminate();
+    assert_eq!(child.line_starting("received "), "0");
+    let (status, stderr) = child.finish();
+    assert!(status.success(), "{stderr}");
+}
+
+/// With --json, standard output holds nothing but JSON objects, each naming its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_mode_prints_only_json_objects_with_an_event() {
+    let mut command = bridge_command();
+    command.arg("--schema").arg(contracts_path());
+    command.args(["--listen", "tcp:127.0.0.1:0", "--subscribe", "TradeTick"]);
+    command.args(["--expect", "2", "--stats", "--json"]);
+    let child = ChildProcess::spawn(command);
+    let first: serde_json::Value = serde_json::from_str(&child.line().unwrap()).unwrap();
+    assert_eq!(first["event"], "listening");
+    let endpoint = first["endpoint"].as_str().unwrap().to_owned();
+    let address = endpoint.strip_prefix("tcp:").unwrap();
+
+    let bus = MessageBus::new();
+    let client = Bridge::connect(
+        &bus,
+        &schema(),
+        ConnectConfig::new(Endpoint::tcp(address).unwrap()),
+    )
+    .await
+    .unwrap();
+    subscribers_at_least(&bus, TRADE_TICK, 1).await;
+    for seq in 0..2 {
+        bus.publish_raw_async(TRADE_TICK, tick(seq)).await.unwrap();
+    }
+    let lines = blocking(|| child.remaining_lines());
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["message", "message", "received", "stats"],
+        "{lines:?}"
+    );
+    assert_eq!(events[2]["count"], 2);
+    assert_eq!(events[0]["message"], "TradeTick");
+    let (status, stderr) = child.finish();
+    assert!(status.success(), "{stderr}");
+    client.close_and_join().await.unwrap();
+}

@@ -153,6 +153,10 @@ pub fn run() -> ExitCode {
             // The reader went away (e.g. `| head`); nothing left to tell anyone.
             ExitCode::SUCCESS
         }
+        Err(CliError::Bridge(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)

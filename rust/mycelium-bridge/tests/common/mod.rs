@@ -270,6 +270,21 @@ impl ChildProcess {
         }
     }
 
+    /// Sends SIGTERM (what Ctrl-C or a service manager's stop does); the child shuts down
+    /// gracefully.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Every remaining stdout line, until the child closes it.
+    pub fn remaining_lines(&self) -> Vec<String> {
+        std::iter::from_fn(|| self.line()).collect()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
