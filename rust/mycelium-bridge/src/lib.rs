@@ -61,6 +61,8 @@ pub mod control;
 mod endpoint;
 mod error;
 mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod handshake;
 mod listener;
