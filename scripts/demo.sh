@@ -8,6 +8,15 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib-demo.sh"
 cd "$MYCELIUM_ROOT"
+# --help/--version need only the demo binary (it builds without the Python and OCaml parts), not
+# the venv, OCaml and dune; an unoptimised build is the quickest to make.
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help|-V|--version)
+      { ensure_rust; ensure_apt libpython3-dev gcc; cargo build -q -p mycelium-demo; } >&2
+      exec "${CARGO_TARGET_DIR:-$MYCELIUM_ROOT/target}/debug/mycelium-demo" "$@" ;;
+  esac
+done
 # Build chatter goes to stderr: stdout carries only the demo's report (`--json | jq` works).
 {
   ensure_demo_tools

@@ -23,3 +23,13 @@ MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-demo --test polyglot -- --
 
 step "the demo binary with its defaults, briefly (it exits non-zero unless the counts reconcile)"
 MYCELIUM_VENV="$MYCELIUM_VENV" cargo run -q -p mycelium-demo -- --duration 1
+
+step "the demo's rate: --rate 10 --duration 1 publishes exactly 10 ticks (was 9: off by one)"
+published=$(cargo run -q -p mycelium-demo -- --rate 10 --duration 1 --strategy rust --risk rust \
+  --json --quiet | python3 -c 'import json, sys; print(json.load(sys.stdin)["market"]["published"])')
+[ "$published" = 10 ] || die "--rate 10 --duration 1 published $published ticks, not 10"
+
+step "bash scripts/demo.sh --help needs no venv, OCaml or dune (it printed help only after building them all)"
+help=$(MYCELIUM_VENV=/nonexistent/venv bash scripts/demo.sh --help 2>/dev/null)
+grep -q -- "--rate" <<<"$help" || die "scripts/demo.sh --help did not print the demo's flags"
+[ ! -e /nonexistent/venv ] || die "scripts/demo.sh --help made a venv"

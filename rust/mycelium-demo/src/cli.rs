@@ -22,8 +22,9 @@ pub struct Args {
     /// How long the market publishes, in seconds.
     #[arg(long, default_value_t = 5.0, value_parser = parse_duration)]
     pub duration: f64,
-    /// Trade ticks per second the market publishes (0 = as fast as the pipeline takes them).
-    #[arg(long, default_value_t = 50_000)]
+    /// Trade ticks per second the market publishes (0 = as fast as the pipeline takes them),
+    /// at most 10000000.
+    #[arg(long, default_value_t = 50_000, value_parser = parse_rate, allow_hyphen_values = true)]
     pub rate: u64,
     /// Which language runs the strategy.
     #[arg(long, value_enum, default_value_t = StrategyLang::Python)]
@@ -42,7 +43,9 @@ pub struct Args {
     /// drop-oldest (evict the oldest queued message, counted as dropped).
     #[arg(long, value_enum, default_value_t = Policy::Block)]
     pub policy: Policy,
-    /// The Python strategy module to load.
+    /// The Python strategy module to load (default: examples/python/strategy.py of the
+    /// checkout the demo runs from: $MYCELIUM_ROOT, else the one holding the binary, else the
+    /// current directory).
     #[arg(long, value_name = "FILE", default_value_os_t = default_strategy_file())]
     pub python_strategy: PathBuf,
     /// Print the final report as JSON (on stdout) instead of the table.
@@ -96,11 +99,36 @@ impl Policy {
     }
 }
 
+const STRATEGY: &str = "examples/python/strategy.py";
+
+/// Found when the demo starts, not where it was built: a binary copied to another machine or
+/// checkout must not look for the build machine's file.
 fn default_strategy_file() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/python/strategy.py"
-    ))
+    let root = std::env::var_os("MYCELIUM_ROOT").map(PathBuf::from);
+    let exe_dirs = std::env::current_exe().ok().into_iter().flat_map(|exe| {
+        exe.ancestors()
+            .skip(1)
+            .map(PathBuf::from)
+            .collect::<Vec<_>>()
+    });
+    root.into_iter()
+        .chain(exe_dirs)
+        .map(|dir| dir.join(STRATEGY))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(STRATEGY))
+}
+
+/// Largest `--rate`: far above what one market thread publishes, low enough to be a rate.
+const MAX_RATE: u64 = 10_000_000;
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(rate) if rate <= MAX_RATE => Ok(rate),
+        _ => Err(format!(
+            "'{s}' is not a rate: give ticks per second as a whole number from 0 (as fast as \
+             the pipeline takes them) to {MAX_RATE}"
+        )),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<f64, String> {
@@ -160,6 +188,31 @@ mod tests {
         assert_eq!(args.policy.overflow(), OverflowPolicy::DropOldest);
         assert_eq!(args.capacity, 8);
         assert!(args.json);
+    }
+
+    #[test]
+    fn the_default_strategy_is_found_from_the_running_binary_not_the_build_tree() {
+        // The test binary lives in target/debug/deps of this checkout: walking up from it finds
+        // the checkout's strategy, with no MYCELIUM_ROOT needed.
+        let found = default_strategy_file();
+        assert!(found.is_file(), "{}", found.display());
+        assert!(found.ends_with(STRATEGY));
+    }
+
+    #[test]
+    fn bad_rates_are_refused_with_a_reason() {
+        for bad in ["-5", "1e9", "10000001", "fast", ""] {
+            let err = Args::try_parse_from(["mycelium-demo", "--rate", bad])
+                .expect_err("an invalid rate");
+            let text = err.to_string();
+            assert!(text.contains("ticks per second"), "{bad}: {text}");
+            assert!(
+                !text.contains("invalid digit"),
+                "{bad}: raw parser text: {text}"
+            );
+        }
+        let args = Args::try_parse_from(["mycelium-demo", "--rate", "10000000"]).unwrap();
+        assert_eq!(args.rate, 10_000_000);
     }
 
     #[test]

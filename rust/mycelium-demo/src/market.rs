@@ -73,6 +73,13 @@ impl PriceModel {
     }
 }
 
+/// How many ticks are due after `elapsed` at `rate` per second: tick `k` is due at `k / rate`,
+/// the first at once, so a run of `d` seconds publishes `ceil(d * rate)` ticks (1 for one second
+/// at 1/s, 10 at 10/s; it was one less, 0 and 9, when the first tick waited a whole period).
+fn ticks_due(elapsed: Duration, rate: u64) -> u64 {
+    (elapsed.as_secs_f64() * rate as f64) as u64 + 1
+}
+
 /// The running market thread.
 pub struct Market {
     thread: JoinHandle<()>,
@@ -101,8 +108,7 @@ impl Market {
                 while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
                     if rate > 0 {
                         // Pace by schedule, not by sleeping per message: sleep only when ahead.
-                        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-                        if sent >= due {
+                        if sent >= ticks_due(start.elapsed(), rate) {
                             std::thread::sleep(Duration::from_micros(200));
                             continue;
                         }
@@ -177,6 +183,28 @@ mod tests {
             PriceModel::new(8).next_tick(0),
             PriceModel::new(7).next_tick(0)
         );
+    }
+
+    #[test]
+    fn a_run_publishes_rate_times_duration_ticks_rounded_up() {
+        // The pacing loop publishes while `sent < ticks_due(elapsed)` and `elapsed < duration`:
+        // count what it would send if it ran at every instant of the run.
+        let sent_in = |seconds: f64, rate: u64| -> u64 {
+            let duration = Duration::from_secs_f64(seconds);
+            let mut sent = 0;
+            let mut t = Duration::ZERO;
+            while t < duration {
+                while sent < ticks_due(t, rate) {
+                    sent += 1;
+                }
+                t += Duration::from_micros(100);
+            }
+            sent
+        };
+        assert_eq!(sent_in(1.0, 1), 1);
+        assert_eq!(sent_in(1.0, 10), 10);
+        assert_eq!(sent_in(2.0, 1000), 2000);
+        assert_eq!(sent_in(0.5, 3), 2);
     }
 
     #[test]
