@@ -13,6 +13,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (PROPTEST_CASES=${PROPTEST_CASES:=10000})"
 export PROPTEST_CASES
 cargo test --workspace --no-fail-fast
+step "generated Rust types with the serde feature: derives compile clean, every vector round-trips through JSON"
+cargo clippy -p mycelium-contracts --all-targets --features serde -- -D warnings
+cargo test -p mycelium-contracts --features serde --test serde
 step "sample examples/rust/pubsub.rs (exits non-zero unless it received what it published)"
 cargo run -q -p mycelium-examples --example pubsub
 step "sample examples/rust/bridge.rs (two buses joined through a Unix socket)"

@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 use mycelium_protocol::Schema;
 
 use crate::error::CodegenError;
-use crate::rust_gen::{generate_rust, rust_name_problems};
+use crate::rust_gen::{generate_rust_with, rust_name_problems, serde_problems, RustOptions};
 
 /// Generates Rust code for the schema at `schema_path` into `$OUT_DIR/out_file_name`
 /// and returns the written path. In `build.rs`:
@@ -25,6 +25,11 @@ use crate::rust_gen::{generate_rust, rust_name_problems};
 /// and in the crate (which must depend on `mycelium-protocol`):
 /// `include!(concat!(env!("OUT_DIR"), "/contracts.rs"));`
 ///
+/// When the crate running the build script has a `serde` feature and it is enabled
+/// (`CARGO_FEATURE_SERDE`), the generated types also derive `serde::Serialize` and
+/// `serde::Deserialize`; declare it as `serde = ["dep:serde"]` with
+/// `serde = { version = "1", features = ["derive"], optional = true }`.
+///
 /// Prints `cargo:rerun-if-changed` for the schema first, so fixing a broken schema
 /// triggers a rebuild. A relative `schema_path` is resolved against the package root
 /// (cargo runs build scripts there). The file is only rewritten when its content
@@ -38,7 +43,10 @@ pub fn build_rs_generate(schema_path: &Path, out_file_name: &str) -> Result<Path
     let out_dir = std::env::var_os("OUT_DIR").ok_or_else(|| CodegenError::NoOutDir {
         schema: schema_path.to_path_buf(),
     })?;
-    generate_into(schema_path, Path::new(&out_dir), out_file_name)
+    let options = RustOptions {
+        serde: std::env::var_os("CARGO_FEATURE_SERDE").is_some(),
+    };
+    generate_into_with(schema_path, Path::new(&out_dir), out_file_name, &options)
 }
 
 /// [`build_rs_generate`] with an explicit output directory (no environment, no cargo
@@ -51,11 +59,27 @@ pub fn generate_into(
     out_dir: &Path,
     out_file_name: &str,
 ) -> Result<PathBuf, CodegenError> {
+    generate_into_with(schema_path, out_dir, out_file_name, &RustOptions::default())
+}
+
+/// [`generate_into`] with explicit generator options.
+///
+/// # Errors
+/// As for [`generate_into`], plus a schema the chosen options cannot express.
+pub fn generate_into_with(
+    schema_path: &Path,
+    out_dir: &Path,
+    out_file_name: &str,
+    options: &RustOptions,
+) -> Result<PathBuf, CodegenError> {
     if !is_plain_file_name(out_file_name) {
         return Err(CodegenError::BadOutFileName(out_file_name.to_owned()));
     }
     let schema = Schema::from_path(schema_path)?;
-    let problems = rust_name_problems(&schema);
+    let mut problems = rust_name_problems(&schema);
+    if options.serde {
+        problems.extend(serde_problems(&schema));
+    }
     if !problems.is_empty() {
         return Err(CodegenError::Unsupported {
             schema: schema_path.to_path_buf(),
@@ -63,7 +87,7 @@ pub fn generate_into(
             problems,
         });
     }
-    let code = generate_rust(&schema);
+    let code = generate_rust_with(&schema, options);
     let out_path = out_dir.join(out_file_name);
     let unchanged = std::fs::read(&out_path).is_ok_and(|old| old == code.as_bytes());
     if !unchanged {

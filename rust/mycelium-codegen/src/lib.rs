@@ -17,12 +17,14 @@ mod python_gen;
 mod rust_gen;
 mod topo;
 
-pub use build_support::{build_rs_generate, generate_into};
+pub use build_support::{build_rs_generate, generate_into, generate_into_with};
 pub use error::CodegenError;
 pub use lang::{Lang, LangError};
 pub use ocaml_gen::{generate_ocaml, generate_ocaml_interface, ocaml_name_problems};
 pub use python_gen::{generate_python, python_name_problems};
-pub use rust_gen::{generate_rust, rust_name_problems};
+pub use rust_gen::{
+    generate_rust, generate_rust_with, rust_name_problems, serde_problems, RustOptions,
+};
 
 /// Generates code for `schema` in `lang`. Check [`name_problems`] first: a schema with
 /// problems yields code that refuses to compile.

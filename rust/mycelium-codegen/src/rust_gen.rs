@@ -27,16 +27,33 @@ const MAX_DERIVABLE_ARRAY_DEFAULT: u16 = 32;
 /// Message names that match the schema's name rule but cannot name a Rust type.
 const RUST_RESERVED_TYPE_NAMES: &[&str] = &["Self"];
 
-/// Generates the Rust module for `schema`.
+/// Choices for [`generate_rust_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RustOptions {
+    /// Derive `serde::Serialize` and `serde::Deserialize` on every message, so users can log
+    /// and store them. The including crate must depend on `serde` (with `derive`). `bytes[N]`
+    /// fields go through `mycelium_protocol::serde_support` (serde's own arrays stop at 32).
+    pub serde: bool,
+}
+
+/// Generates the Rust module for `schema` with the default [`RustOptions`].
 ///
 /// The output is deterministic (messages in type-id order, fields in schema order)
 /// and compiles without warnings under `clippy -D warnings`. A schema that cannot be
 /// expressed in Rust (see [`rust_name_problems`]) yields a `compile_error!` naming
 /// the problem, so a build never silently produces something else.
 pub fn generate_rust(schema: &Schema) -> String {
+    generate_rust_with(schema, &RustOptions::default())
+}
+
+/// [`generate_rust`] with explicit options.
+pub fn generate_rust_with(schema: &Schema, options: &RustOptions) -> String {
     let mut w = CodeWriter::new();
     emit_header(&mut w, schema);
-    let problems = rust_name_problems(schema);
+    let mut problems = rust_name_problems(schema);
+    if options.serde {
+        problems.extend(serde_problems(schema));
+    }
     if !problems.is_empty() {
         for problem in &problems {
             w.line(format!("::core::compile_error!({problem:?});"));
@@ -46,7 +63,7 @@ pub fn generate_rust(schema: &Schema) -> String {
     emit_schema_constants(&mut w, schema);
     for message in &schema.messages {
         w.line("");
-        emit_struct(&mut w, message);
+        emit_struct(&mut w, message, options);
         w.line("");
         emit_default_impl(&mut w, message);
         emit_field_codec(&mut w, schema, message);
@@ -185,7 +202,45 @@ fn needs_manual_default(message: &MessageDef) -> bool {
         .any(|f| matches!(f.ty, FieldType::Array(n) if n > MAX_DERIVABLE_ARRAY_DEFAULT))
 }
 
-fn emit_struct(w: &mut CodeWriter, message: &MessageDef) {
+/// Reasons the serde derives cannot be generated for `schema`: `bytes[N]` nested in lists
+/// more than one level deep has no serde adapter. Empty when they can.
+pub fn serde_problems(schema: &Schema) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in &schema.messages {
+        for f in &m.fields {
+            if let FieldType::List(inner) = &f.ty {
+                if matches!(&**inner, FieldType::List(x) if contains_array(x)) {
+                    out.push(format!(
+                        "{}.{}: serde derives support bytes[N] alone or in one list, not `{}`",
+                        m.name, f.name, f.ty
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn contains_array(ty: &FieldType) -> bool {
+    match ty {
+        FieldType::Array(_) => true,
+        FieldType::List(inner) => contains_array(inner),
+        _ => false,
+    }
+}
+
+/// The serde adapter a field needs, if any.
+fn serde_with(ty: &FieldType) -> Option<&'static str> {
+    match ty {
+        FieldType::Array(_) => Some("::mycelium_protocol::serde_support::byte_array"),
+        FieldType::List(inner) if matches!(**inner, FieldType::Array(_)) => {
+            Some("::mycelium_protocol::serde_support::byte_array_list")
+        }
+        _ => None,
+    }
+}
+
+fn emit_struct(w: &mut CodeWriter, message: &MessageDef, options: &RustOptions) {
     if let Some(doc) = message.doc.as_deref().filter(|d| !d.trim().is_empty()) {
         emit_doc(w, doc);
         w.line("///");
@@ -199,6 +254,9 @@ fn emit_struct(w: &mut CodeWriter, message: &MessageDef) {
     } else {
         w.line("#[derive(Debug, Clone, PartialEq, Default)]");
     }
+    if options.serde {
+        w.line("#[derive(::serde::Serialize, ::serde::Deserialize)]");
+    }
     if message.fields.is_empty() {
         w.line(format!("pub struct {} {{}}", message.name));
         return;
@@ -206,6 +264,9 @@ fn emit_struct(w: &mut CodeWriter, message: &MessageDef) {
     w.block(format!("pub struct {} {{", message.name), "}", |w| {
         for field in &message.fields {
             w.line(format!("/// Schema type `{}`.", field.ty));
+            if let Some(with) = serde_with(&field.ty).filter(|_| options.serde) {
+                w.line(format!("#[serde(with = \"{with}\")]"));
+            }
             w.line(format!("pub {}: {},", field.name, rust_type(&field.ty)));
         }
     });

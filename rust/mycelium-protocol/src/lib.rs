@@ -11,6 +11,7 @@ pub mod codec;
 pub mod digest;
 pub mod message;
 pub mod schema;
+pub mod serde_support;
 pub mod validate;
 pub mod value;
 

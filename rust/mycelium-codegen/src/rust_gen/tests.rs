@@ -150,3 +150,28 @@ fn nested_lists_use_distinct_loop_variables() {
         assert!(code.contains(expected), "missing `{expected}` in\n{code}");
     }
 }
+
+#[test]
+fn serde_derives_only_when_asked_and_byte_arrays_get_their_adapter() {
+    let s = schema("  Blob:\n    id: 1\n    fields:\n      - key: bytes[40]\n      - keys: list<bytes[2]>\n      - text: string\n");
+    let plain = generate_rust(&s);
+    assert!(!plain.contains("serde"), "no serde without the option");
+    let code = generate_rust_with(&s, &RustOptions { serde: true });
+    assert!(code.contains("#[derive(::serde::Serialize, ::serde::Deserialize)]"));
+    assert!(code.contains(
+        "#[serde(with = \"::mycelium_protocol::serde_support::byte_array\")]\n    pub key: [u8; 40],"
+    ));
+    assert!(code.contains(
+        "#[serde(with = \"::mycelium_protocol::serde_support::byte_array_list\")]\n    pub keys:"
+    ));
+    assert_eq!(code.matches("#[serde(with").count(), 2, "not on the string");
+}
+
+#[test]
+fn byte_arrays_two_lists_deep_are_refused_for_serde_with_the_field_named() {
+    let s = schema("  Grid:\n    id: 1\n    fields:\n      - cells: list<list<bytes[3]>>\n");
+    assert!(serde_problems(&s)[0].contains("Grid.cells"));
+    let code = generate_rust_with(&s, &RustOptions { serde: true });
+    assert!(code.contains("compile_error!"), "{code}");
+    assert!(!generate_rust(&s).contains("compile_error!"));
+}
