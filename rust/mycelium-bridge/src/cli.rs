@@ -147,6 +147,9 @@ pub enum CliError {
     /// Interrupted, or a bridge stopped, before `--count`/`--expect` was reached.
     #[error("{0}")]
     Unmet(String),
+    /// A recording could not be read or written (`mycelium record`/`replay`).
+    #[error("{0}")]
+    Recording(#[from] crate::recording::RecordingError),
 }
 
 impl CliError {
@@ -497,7 +500,7 @@ impl Progress {
 /// SIGINT and SIGTERM, caught from the moment this is made: made before anything is printed,
 /// so a supervisor that stops the program as soon as it says `listening` gets a graceful stop
 /// (and the exit code that says whether expectations were met), not the default signal death.
-fn interrupted() -> impl Future<Output = ()> {
+pub(crate) fn interrupted() -> impl Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut streams: Vec<_> = [SignalKind::interrupt(), SignalKind::terminate()]
         .into_iter()

@@ -66,9 +66,11 @@ pub mod fuzzing;
 mod handle;
 mod handshake;
 mod listener;
+pub mod recording;
 mod session;
 mod socket;
 mod stats;
+pub mod tools;
 pub mod topology;
 
 pub use config::{

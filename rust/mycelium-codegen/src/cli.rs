@@ -84,6 +84,14 @@ enum Command {
     },
     /// Connect buses across processes over Unix sockets or TCP (see docs/bridges.md).
     Bridge(Box<mycelium_bridge::cli::BridgeArgs>),
+    /// Print every message of one type on a bus as a JSON line (through a socket bridge).
+    Echo(Box<mycelium_bridge::tools::EchoArgs>),
+    /// Show the rate of one message type on a bus, and its latency if it carries a time.
+    Hz(Box<mycelium_bridge::tools::HzArgs>),
+    /// Record messages from a bus to a file (format in docs/cli.md).
+    Record(Box<mycelium_bridge::tools::RecordArgs>),
+    /// Publish a recording's messages on a bus with their original timing.
+    Replay(Box<mycelium_bridge::tools::ReplayArgs>),
 }
 
 fn parse_lang(text: &str) -> Result<Lang, LangError> {
@@ -199,6 +207,10 @@ fn execute(command: Command) -> Result<(), CliError> {
         }
         Command::Vectors { schema, out } => write_vectors(&schema, out.as_deref()),
         Command::Bridge(args) => Ok(mycelium_bridge::cli::run(*args)?),
+        Command::Echo(args) => Ok(mycelium_bridge::tools::echo(*args)?),
+        Command::Hz(args) => Ok(mycelium_bridge::tools::hz(*args)?),
+        Command::Record(args) => Ok(mycelium_bridge::tools::record(*args)?),
+        Command::Replay(args) => Ok(mycelium_bridge::tools::replay(*args)?),
     }
 }
 
