@@ -65,7 +65,7 @@ pub struct BridgeArgs {
     /// Messages queued per forwarded type and connection.
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<usize>,
-    /// What a full per-connection queue does: block, drop_oldest or fail_publish.
+    /// What a full per-connection queue does: block, drop_oldest or fail.
     #[arg(long, value_parser = parse_overflow, value_name = "POLICY")]
     pub overflow: Option<OverflowPolicy>,
     /// Handshake timeout in milliseconds.

@@ -96,16 +96,16 @@ struct LimitsFile {
     write_timeout_ms: Option<u64>,
 }
 
-/// Parses `block`, `drop_oldest` or `fail_publish`.
+/// Parses an overflow policy name (`block`, `drop_oldest` or `fail`; see
+/// [`OverflowPolicy::from_name`]). An old spelling such as `fail_publish` still works, with a
+/// warning on standard error: this runs while flags and topology files are read, before any
+/// log subscriber exists.
 pub fn parse_overflow(text: &str) -> Result<OverflowPolicy, String> {
-    match text {
-        "block" => Ok(OverflowPolicy::Block),
-        "drop_oldest" => Ok(OverflowPolicy::DropOldest),
-        "fail_publish" => Ok(OverflowPolicy::FailPublish),
-        other => Err(format!(
-            "unknown overflow policy '{other}' (expected block, drop_oldest or fail_publish)"
-        )),
+    let (policy, note) = OverflowPolicy::from_name(text)?;
+    if let Some(note) = note {
+        eprintln!("warning: {note}");
     }
+    Ok(policy)
 }
 
 /// Parses an octal permission mode such as `0600`, `600` or `0o660`.
@@ -336,9 +336,11 @@ limits:
         assert_eq!(parse_mode("600"), Ok(0o600));
         assert_eq!(parse_mode("0o660"), Ok(0o660));
         assert!(parse_mode("rw-------").is_err());
+        assert_eq!(parse_overflow("fail"), Ok(OverflowPolicy::FailPublish));
         assert_eq!(
             parse_overflow("fail_publish"),
-            Ok(OverflowPolicy::FailPublish)
+            Ok(OverflowPolicy::FailPublish),
+            "the old spelling still works"
         );
     }
 }

@@ -40,8 +40,8 @@ pub struct Args {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub capacity: u32,
     /// What a full subscriber queue does to its publisher: block (wait, lose nothing) or
-    /// drop-oldest (evict the oldest queued message, counted as dropped).
-    #[arg(long, value_enum, default_value_t = Policy::Block)]
+    /// drop_oldest (evict the oldest queued message, counted as dropped).
+    #[arg(long, default_value = "block", value_parser = parse_policy)]
     pub policy: Policy,
     /// The Python strategy module to load (default: examples/python/strategy.py of the
     /// checkout the demo runs from: $MYCELIUM_ROOT, else the one holding the binary, else the
@@ -68,7 +68,7 @@ pub enum RiskLang {
     Rust,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     Block,
     DropOldest,
@@ -82,12 +82,9 @@ impl Policy {
         }
     }
 
-    /// The name `mycelium_native` (Python) accepts.
+    /// The name `mycelium_native` (Python) accepts: the one name of the policy everywhere.
     pub fn python_name(self) -> &'static str {
-        match self {
-            Policy::Block => "block",
-            Policy::DropOldest => "drop_oldest",
-        }
+        self.overflow().as_str()
     }
 
     /// The number `ocaml/demo/risk.ml` takes in `mycelium_risk_set_overflow`.
@@ -120,6 +117,23 @@ fn default_strategy_file() -> PathBuf {
 
 /// Largest `--rate`: far above what one market thread publishes, low enough to be a rate.
 const MAX_RATE: u64 = 10_000_000;
+
+/// The bus's policy names (`OverflowPolicy::from_name`, old spellings such as `drop-oldest`
+/// with a warning); `fail` is refused: a market whose publishes fail is not a demo.
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    let (policy, note) = OverflowPolicy::from_name(s)?;
+    let policy = match policy {
+        OverflowPolicy::Block => Policy::Block,
+        OverflowPolicy::DropOldest => Policy::DropOldest,
+        OverflowPolicy::FailPublish => {
+            return Err("fail is not offered by the demo: use block or drop_oldest".into())
+        }
+    };
+    if let Some(note) = note {
+        eprintln!("warning: {note}");
+    }
+    Ok(policy)
+}
 
 fn parse_rate(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
@@ -173,7 +187,7 @@ mod tests {
             "--risk",
             "rust",
             "--policy",
-            "drop-oldest",
+            "drop_oldest",
             "--capacity",
             "8",
             "--json",
@@ -225,6 +239,10 @@ mod tests {
         assert!(Args::try_parse_from(["mycelium-demo", "--duration", "-1"]).is_err());
         assert!(Args::try_parse_from(["mycelium-demo", "--capacity", "0"]).is_err());
         assert!(Args::try_parse_from(["mycelium-demo", "--policy", "fail"]).is_err());
+        assert!(Args::try_parse_from(["mycelium-demo", "--policy", "newest"]).is_err());
+        // the old spelling is still accepted
+        let args = Args::try_parse_from(["mycelium-demo", "--policy", "drop-oldest"]).unwrap();
+        assert_eq!(args.policy, Policy::DropOldest);
         assert!(Args::try_parse_from(["mycelium-demo", "--risk", "python"]).is_err());
     }
 }

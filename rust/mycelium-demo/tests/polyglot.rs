@@ -30,7 +30,7 @@ fn guests_keep_up_under_drop_oldest_queues() {
         "--rate",
         "0",
         "--policy",
-        "drop-oldest",
+        "drop_oldest",
         "--capacity",
         "64",
     ]);

@@ -37,7 +37,7 @@ fn dropped_ticks_are_accounted_for() {
         "--rate",
         "0",
         "--policy",
-        "drop-oldest",
+        "drop_oldest",
         "--capacity",
         "16",
     ]);

@@ -41,16 +41,54 @@ pub enum OverflowPolicy {
     /// The new message is not queued for this subscriber (counted as dropped) and the publish
     /// returns [`PublishError::QueueFull`](crate::PublishError::QueueFull); the other
     /// subscribers still receive it.
+    #[serde(rename = "fail")]
     FailPublish,
 }
 
 impl OverflowPolicy {
-    /// Stable lower-case name, used in metrics output.
+    /// Every policy, in the order of their C values (`MYCELIUM_OVERFLOW_*`).
+    pub const ALL: [OverflowPolicy; 3] = [
+        OverflowPolicy::Block,
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::FailPublish,
+    ];
+
+    /// The policy's one name, the same everywhere: metrics, the `mycelium bridge` flag and
+    /// topology files, the demo, Python's `policy=` strings; C's `MYCELIUM_OVERFLOW_BLOCK`,
+    /// `_DROP_OLDEST` and `_FAIL` say the same words.
     pub fn as_str(self) -> &'static str {
         match self {
             OverflowPolicy::Block => "block",
             OverflowPolicy::DropOldest => "drop_oldest",
-            OverflowPolicy::FailPublish => "fail_publish",
+            OverflowPolicy::FailPublish => "fail",
+        }
+    }
+
+    /// Parses a policy name. Older spellings (`fail_publish`, `drop-oldest`, any case) are
+    /// still accepted and come back with a deprecation note naming the current one.
+    ///
+    /// # Errors
+    /// An unknown name, with the accepted ones listed.
+    pub fn from_name(name: &str) -> Result<(OverflowPolicy, Option<String>), String> {
+        if let Some(p) = Self::ALL.into_iter().find(|p| p.as_str() == name) {
+            return Ok((p, None));
+        }
+        let folded = name.trim().to_ascii_lowercase().replace('-', "_");
+        let old = match folded.as_str() {
+            "fail_publish" => Some(OverflowPolicy::FailPublish),
+            other => Self::ALL.into_iter().find(|p| p.as_str() == other),
+        };
+        match old {
+            Some(p) => Ok((
+                p,
+                Some(format!(
+                    "overflow policy '{name}' is an old spelling; write '{}'",
+                    p.as_str()
+                )),
+            )),
+            None => Err(format!(
+                "unknown overflow policy '{name}' (expected block, drop_oldest or fail)"
+            )),
         }
     }
 }
@@ -137,5 +175,34 @@ impl Default for BusConfig {
         BusConfig {
             max_payload: DEFAULT_MAX_PAYLOAD,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_name_per_policy_and_old_spellings_come_with_a_note() {
+        for p in OverflowPolicy::ALL {
+            assert_eq!(OverflowPolicy::from_name(p.as_str()), Ok((p, None)));
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{}\"", p.as_str()),
+                "metrics use the same name"
+            );
+        }
+        for (old, p) in [
+            ("fail_publish", OverflowPolicy::FailPublish),
+            ("drop-oldest", OverflowPolicy::DropOldest),
+            ("BLOCK", OverflowPolicy::Block),
+        ] {
+            let (got, note) = OverflowPolicy::from_name(old).unwrap();
+            assert_eq!(got, p);
+            assert!(note.unwrap().contains(&format!("write '{}'", p.as_str())));
+        }
+        let err = OverflowPolicy::from_name("newest").unwrap_err();
+        assert!(err.contains("block, drop_oldest or fail"), "{err}");
     }
 }
