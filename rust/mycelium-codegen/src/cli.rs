@@ -33,6 +33,14 @@ enum Command {
         /// The schema file (contracts.yaml).
         file: PathBuf,
     },
+    /// Compare two schemas: prints each difference per message ("Order: field qty u32 -> u64",
+    /// "Quote missing on the other side"), exit 1 when they differ, 0 when equal.
+    Diff {
+        /// The schema as it was.
+        old: PathBuf,
+        /// The schema as it is now.
+        new: PathBuf,
+    },
     /// Print the schema digest (64 hex characters).
     Digest {
         /// The schema file (contracts.yaml).
@@ -147,6 +155,8 @@ enum CliError {
     /// The problems were already printed one per line; this is the summary.
     #[error("{}: {count} problem(s) found", schema.display())]
     Reported { schema: PathBuf, count: usize },
+    #[error("the schemas differ in {count} place(s)")]
+    Differ { count: usize },
     #[error("{0}")]
     Bridge(#[from] mycelium_bridge::cli::CliError),
 }
@@ -194,6 +204,7 @@ pub fn install_panic_hook() {
 fn execute(command: Command) -> Result<(), CliError> {
     match command {
         Command::Check { file } => check(&file),
+        Command::Diff { old, new } => diff(&old, &new),
         Command::Digest { file, messages } => digest(&file, messages),
         Command::Codegen { lang, schema, out } => codegen(lang, &schema, out.as_deref()),
         Command::Encode {
@@ -216,11 +227,25 @@ fn execute(command: Command) -> Result<(), CliError> {
 
 fn check(file: &Path) -> Result<(), CliError> {
     match Schema::from_path(file) {
-        Ok(schema) => print(&format!(
-            "ok: {} messages, digest {}\n",
-            schema.messages.len(),
-            schema.digest()
-        )),
+        Ok(schema) => {
+            // "ok" promises that codegen works in every language, not only that the schema
+            // is valid: what any generator would refuse is reported here too.
+            let problems = generator_problems(&schema);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("error: {}: {problem}", file.display());
+                }
+                return Err(CliError::Reported {
+                    schema: file.to_path_buf(),
+                    count: problems.len(),
+                });
+            }
+            print(&format!(
+                "ok: {} messages, digest {}\n",
+                schema.messages.len(),
+                schema.digest()
+            ))
+        }
         Err(e) => {
             let problems = e.validation_errors();
             if problems.is_empty() {
@@ -235,6 +260,38 @@ fn check(file: &Path) -> Result<(), CliError> {
             })
         }
     }
+}
+
+/// What would stop a generator, or make a useless bus: an empty schema, and each language's
+/// name problems (a message called `Self`, a field called `to_bytes`, ...).
+fn generator_problems(schema: &Schema) -> Vec<String> {
+    let mut problems = Vec::new();
+    if schema.messages.is_empty() {
+        problems.push("the schema defines no messages; a bus needs at least one".to_owned());
+    }
+    for &lang in Lang::ALL {
+        for p in name_problems(lang, schema) {
+            problems.push(format!("{} code: {p}", lang.name()));
+        }
+    }
+    problems
+}
+
+/// `mycelium diff OLD NEW`: what differs, per message, as bridges report it.
+fn diff(old: &Path, new: &Path) -> Result<(), CliError> {
+    let (a, b) = (Schema::from_path(old)?, Schema::from_path(new)?);
+    let diffs =
+        mycelium_protocol::diff_canonical(&a.canonical_description(), &b.canonical_description());
+    if diffs.is_empty() {
+        return print(&format!("same digest {}\n", a.digest()));
+    }
+    let mut text = String::new();
+    for d in &diffs {
+        text.push_str(d);
+        text.push('\n');
+    }
+    print(&text)?;
+    Err(CliError::Differ { count: diffs.len() })
 }
 
 fn digest(file: &Path, with_messages: bool) -> Result<(), CliError> {

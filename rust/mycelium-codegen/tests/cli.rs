@@ -481,3 +481,55 @@ fn bridge_connects_two_processes_through_a_unix_socket() {
     let stderr = run_invalid(&["bridge", "--listen", "unix:/tmp/unused.sock"], None);
     assert!(stderr.contains("no schema"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_what_any_generator_refuses_so_ok_means_codegen_works() {
+    let dir = scratch("check-generators");
+    let reserved = dir.join("reserved.yaml");
+    std::fs::write(
+        &reserved,
+        "schema: s\nversion: 1\nmessages:\n  Self:\n    id: 1\n    fields:\n      - to_bytes: u8\n",
+    )
+    .unwrap();
+    let stderr = run_invalid(&["check", path_str(&reserved)], None);
+    assert!(stderr.contains("rust code: message Self"), "{stderr}");
+    assert!(
+        stderr.contains("python code: message Self: a field called 'to_bytes'"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 problem(s) found"), "{stderr}");
+    // and codegen indeed refuses it
+    assert_eq!(
+        run(
+            &["codegen", "--lang", "rust", "--schema", path_str(&reserved)],
+            None
+        )
+        .code,
+        1
+    );
+
+    let empty = dir.join("empty.yaml");
+    std::fs::write(&empty, "schema: s\nversion: 1\nmessages: {}\n").unwrap();
+    let stderr = run_invalid(&["check", path_str(&empty)], None);
+    assert!(stderr.contains("defines no messages"), "{stderr}");
+}
+
+#[test]
+fn diff_names_each_difference_and_exits_1_only_when_there_is_one() {
+    let dir = scratch("diff");
+    let changed = dir.join("changed.yaml");
+    let text = std::fs::read_to_string(SCHEMA).unwrap();
+    std::fs::write(&changed, text.replacen("- size: u32", "- size: u64", 1)).unwrap();
+    let out = run(&["diff", SCHEMA, path_str(&changed)], None);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "TradeTick: field size u32 -> u64"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("the schemas differ"), "{}", out.stderr);
+    let same = run_ok(&["diff", SCHEMA, SCHEMA], None);
+    assert!(same.starts_with("same digest "), "{same}");
+}
