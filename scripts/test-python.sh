@@ -16,6 +16,13 @@ step "maturin develop --release (mycelium_native into $MYCELIUM_VENV)"
 (cd python && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
   "$MYCELIUM_VENV/bin/maturin" develop --release --locked -q)
 
+step "the extension maturin installed is stripped ([tool.maturin] strip; was 29.8 MB with debug info)"
+ensure_apt binutils
+for so in python/mycelium_native/_native*.so; do
+  if readelf -S "$so" | grep -q '\.debug_'; then die "$so carries debug sections: keep strip = true in python/pyproject.toml"; fi
+  printf '%s: %s bytes\n' "$so" "$(stat -c %s "$so")"
+done
+
 step "generating the contracts module (mycelium codegen --lang python)"
 mkdir -p "$contracts_dir"
 cargo run -q -p mycelium-codegen -- codegen --lang python --schema contracts.yaml \
