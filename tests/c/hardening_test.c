@@ -473,6 +473,23 @@ static void test_capacity_limit(void) {
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
 }
 
+/* ---- a bridge wait that times out says why (#17: reasons must not get lost) ---- */
+
+static void test_bridge_wait_reason(void) {
+  mycelium_runtime_t *rt = make_runtime();
+  mycelium_bridge_options o;
+  CHECK_STATUS(mycelium_bridge_options_init(&o), MYCELIUM_OK);
+  uint64_t id = 0;
+  CHECK_STATUS(mycelium_bridge_connect(rt, "unix:/nonexistent-dir/mycelium.sock", &o, &id),
+               MYCELIUM_OK);
+  CHECK_STATUS(mycelium_bridge_wait(rt, id, 1, 300), MYCELIUM_ERR_TIMEOUT);
+  const char *why = mycelium_last_error();
+  CHECK(strstr(why, "/nonexistent-dir/mycelium.sock") != NULL && strstr(why, "No such file") != NULL,
+        "the timeout names the failing connection: %s", why);
+  CHECK_STATUS(mycelium_bridge_close(rt, id), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 int main(int argc, char **argv) {
   /* With arguments, only the named tests run (to see one fail against an older library). */
   static const struct {
@@ -485,6 +502,7 @@ int main(int argc, char **argv) {
       {"capacity_limit", test_capacity_limit},
       {"receiver_visits", test_receiver_visits},
       {"unsubscribe_cycles", test_unsubscribe_cycles},
+      {"bridge_wait_reason", test_bridge_wait_reason},
   };
   for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
     int wanted = argc < 2;

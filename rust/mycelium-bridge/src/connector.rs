@@ -62,6 +62,7 @@ async fn connect_loop(
                 }
                 had_session = true;
                 last_failure = None;
+                *stats.last_connect_failure.lock() = None;
                 let peer = format!("{name} ({endpoint})");
                 match session::run(Arc::clone(shared), reader, writer, peer).await {
                     SessionEnd::Shutdown | SessionEnd::BusClosed => return Ok(()),
@@ -86,6 +87,7 @@ async fn connect_loop(
             }
             Attempt::Failed(reason) => {
                 bump(&stats.connect_failures, 1);
+                *stats.last_connect_failure.lock() = Some(format!("{endpoint}: {reason}"));
                 if last_failure.as_deref() != Some(reason.as_str()) {
                     tracing::warn!(endpoint = %endpoint, reason = %reason, "bridge cannot connect; retrying with backoff");
                     last_failure = Some(reason);

@@ -55,6 +55,9 @@ pub struct BridgeStats {
     pub rejected: u64,
     /// Connection attempts that failed before a handshake (connector only).
     pub connect_failures: u64,
+    /// Why the most recent connection attempt failed ("connect unix:/x.sock: No such file or
+    /// directory"), until a session starts; `None` when none failed since.
+    pub last_connect_failure: Option<String>,
     /// The most recent rejections, oldest first.
     pub rejections: Vec<Rejection>,
     /// The most recently ended sessions, oldest first.
@@ -80,6 +83,7 @@ pub(crate) struct Stats {
     pub reconnects: AtomicU64,
     pub rejected: AtomicU64,
     pub connect_failures: AtomicU64,
+    pub last_connect_failure: Mutex<Option<String>>,
     rejections: Mutex<VecDeque<Rejection>>,
     closed: Mutex<VecDeque<ClosedSession>>,
     pub state: watch::Sender<State>,
@@ -99,6 +103,7 @@ impl Default for Stats {
             reconnects: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
+            last_connect_failure: Mutex::new(None),
             rejections: Mutex::new(VecDeque::new()),
             closed: Mutex::new(VecDeque::new()),
             state: watch::Sender::new(State::default()),
@@ -160,6 +165,7 @@ impl Stats {
             active_sessions: self.state.borrow().active,
             rejected: load(&self.rejected),
             connect_failures: load(&self.connect_failures),
+            last_connect_failure: self.last_connect_failure.lock().clone(),
             rejections: self.rejections.lock().iter().cloned().collect(),
             closed: self.closed.lock().iter().cloned().collect(),
         }

@@ -177,10 +177,20 @@ pub(crate) fn wait(
         .await
     });
     let stats = bridge.stats();
+    // The reason a caller needs: the peer's refusal, or why connecting keeps failing (a missing
+    // socket file, a closed port), which is otherwise only in the logs.
     let why = stats
         .rejections
         .last()
         .map(|r| format!("; last refusal: {}", r.reason))
+        .or_else(|| {
+            stats.last_connect_failure.as_ref().map(|f| {
+                format!(
+                    "; {} connection attempt(s) failed, the last: {f}",
+                    stats.connect_failures
+                )
+            })
+        })
         .unwrap_or_default();
     match reached {
         Ok(true) => Ok(()),

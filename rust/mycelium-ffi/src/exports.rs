@@ -697,8 +697,9 @@ pub unsafe extern "C" fn mycelium_bridge_connect(
 /// Waits until the bridge has at least `sessions` open sessions (for a connector, 1 means
 /// "connected and handshake done"), up to `timeout_ms`.
 ///
-/// - Errors: `MYCELIUM_ERR_TIMEOUT` (not yet; the last refusal reason, if any, is in the last
-///   error), `MYCELIUM_ERR_BRIDGE` (the bridge stopped, e.g. the peer refused the handshake
+/// - Errors: `MYCELIUM_ERR_TIMEOUT` (not yet; the last error says why: the peer's last refusal,
+///   or the address and reason of the last failed connection attempt, e.g. "No such file or
+///   directory"), `MYCELIUM_ERR_BRIDGE` (the bridge stopped, e.g. the peer refused the handshake
 ///   because the schemas differ: the last error names the messages).
 /// - Threads: any; a concurrent `mycelium_bridge_close` ends the wait with
 ///   `MYCELIUM_ERR_BRIDGE`. Blocks: up to `timeout_ms`;
