@@ -15,3 +15,11 @@ pub use error::{SchemaError, ValidationError};
 pub use field_type::{FieldType, Scalar, TypeParseError, MAX_TYPE_NESTING};
 pub use model::{FieldDef, MessageDef, Schema, MAX_NESTING_DEPTH};
 pub use validation::is_reserved_type_id;
+
+/// The deepest nesting (flow collections plus block indentation levels) that the loader's
+/// pre-scan sees in `text`. For the fuzz target that checks the scan against libyaml's
+/// scanner; not a stable API.
+#[doc(hidden)]
+pub fn nesting_depth(text: &str) -> usize {
+    nesting::max_depth(text)
+}
