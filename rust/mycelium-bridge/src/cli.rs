@@ -162,13 +162,36 @@ impl CliError {
     }
 }
 
-/// Runs `mycelium bridge` to completion.
-pub fn run(args: BridgeArgs) -> Result<(), CliError> {
+/// Variable holding the log filter of the command-line programs (`RUST_LOG` works too).
+pub const LOG_ENV: &str = "MYCELIUM_LOG";
+
+/// Logs to standard error, filtered by `MYCELIUM_LOG`, else `RUST_LOG` (tracing's filter
+/// syntax: `debug`, `mycelium_bridge=trace,warn`, ...), else `info`. A filter that does not
+/// parse is reported and the default used, so a typo never silences the program.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let (source, text) = match std::env::var(LOG_ENV) {
+        Ok(text) => (LOG_ENV, text),
+        Err(_) => ("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_default()),
+    };
+    let filter = if text.trim().is_empty() {
+        EnvFilter::new("info")
+    } else {
+        EnvFilter::try_new(&text).unwrap_or_else(|e| {
+            eprintln!("warning: {source}={text:?} is not a log filter ({e}); using info");
+            EnvFilter::new("info")
+        })
+    };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
+        .with_env_filter(filter)
         .with_target(false)
         .try_init();
+}
+
+/// Runs `mycelium bridge` to completion.
+pub fn run(args: BridgeArgs) -> Result<(), CliError> {
+    init_logging();
     let topology = topology_from(&args)?;
     let schema_path = args
         .schema

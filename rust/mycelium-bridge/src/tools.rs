@@ -384,6 +384,7 @@ where
         token_file: peer.token_file.clone(),
         ..Topology::default()
     };
+    crate::cli::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -276,3 +276,45 @@ fn an_interrupted_echo_short_of_its_count_exits_3() {
         out.stderr
     );
 }
+
+/// The log filter comes from MYCELIUM_LOG (or RUST_LOG): `error` hides the connector's
+/// warnings, the default (info) shows them, a filter that does not parse says so.
+#[test]
+fn mycelium_log_filters_what_the_tools_log() {
+    let run_with = |env: Option<&str>| -> String {
+        let mut command = Command::new(BIN);
+        command
+            .args(["echo", "TradeTick", "--schema", SCHEMA, "--count", "1"])
+            .args(["--connect", "unix:/nonexistent-dir/bus.sock"])
+            .env_remove("RUST_LOG")
+            .env_remove("MYCELIUM_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(filter) = env {
+            command.env("MYCELIUM_LOG", filter);
+        }
+        let child = command.spawn().unwrap();
+        // The first attempt fails at once; give it time to be logged, then stop the tool.
+        std::thread::sleep(Duration::from_millis(500));
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = finish(child);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        out.stderr
+    };
+    let default = run_with(None);
+    assert!(default.contains("bridge cannot connect"), "{default}");
+    assert!(default.contains("No such file"), "{default}");
+    let quiet = run_with(Some("error"));
+    assert!(!quiet.contains("bridge cannot connect"), "{quiet}");
+    let typo = run_with(Some("[[["));
+    assert!(typo.contains("is not a log filter"), "{typo}");
+    assert!(
+        typo.contains("bridge cannot connect"),
+        "the default applies: {typo}"
+    );
+}

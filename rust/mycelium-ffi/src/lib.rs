@@ -14,6 +14,7 @@
 
 pub mod bridge;
 pub mod exports;
+mod log;
 pub mod metrics;
 pub mod receiver;
 pub mod runtime;

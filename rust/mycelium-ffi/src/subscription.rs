@@ -233,7 +233,7 @@ impl Drop for OwnedClosure {
             // SAFETY: `drop` is the caller's function for its own `context`; OwnedClosure's Drop
             // runs once, so it is called exactly once, after the last call.
             if let Err(panic) = catch(|| unsafe { drop_fn(context) }) {
-                eprintln!("mycelium: a subscription's drop function panicked: {panic}");
+                crate::log::callback_panicked(None, "a subscription's drop function", &panic);
             }
         }
     }
@@ -390,10 +390,7 @@ fn deliver(
         match catch(|| unsafe { call_batch(context, ptr, count) }) {
             Ok(failed) => (0..failed.min(count)).for_each(|_| sub.raw.record_handler_error()),
             Err(panic) => {
-                eprintln!(
-                    "mycelium: subscription {} batch callback panicked: {panic}",
-                    sub.id
-                );
+                crate::log::callback_panicked(Some(sub.id), "the batch callback", &panic);
                 sub.raw.record_handler_error();
             }
         }
@@ -411,10 +408,7 @@ fn deliver(
                 Ok(0) => {}
                 Ok(_) => sub.raw.record_handler_error(),
                 Err(panic) => {
-                    eprintln!(
-                        "mycelium: subscription {} callback panicked: {panic}",
-                        sub.id
-                    );
+                    crate::log::callback_panicked(Some(sub.id), "the callback", &panic);
                     sub.raw.record_handler_error();
                 }
             }
