@@ -23,6 +23,18 @@ for so in python/mycelium_native/_native*.so; do
   printf '%s: %s bytes\n' "$so" "$(stat -c %s "$so")"
 done
 
+step "the mycelium CLI as a pip package (python/cli: maturin bin wheel), installed in a scratch venv"
+cli_wheels="$MYCELIUM_ROOT/target/wheels-cli"
+rm -rf "$cli_wheels" "$MYCELIUM_ROOT/target/cli-venv"
+# The dev profile is already built by the Rust suite; a release wheel is built the same way.
+(cd python/cli && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
+  "$MYCELIUM_VENV/bin/maturin" build --profile dev --locked -q -o "$cli_wheels")
+"$py" -m venv "$MYCELIUM_ROOT/target/cli-venv"
+"$MYCELIUM_ROOT/target/cli-venv/bin/python" -m pip install -q --no-index "$cli_wheels"/mycelium_cli-*.whl
+"$MYCELIUM_ROOT/target/cli-venv/bin/mycelium" --version
+"$MYCELIUM_ROOT/target/cli-venv/bin/mycelium" check contracts.yaml | grep -q '^ok: ' \
+  || die "the pip-installed mycelium did not check contracts.yaml"
+
 step "generating the contracts module (mycelium codegen --lang python)"
 mkdir -p "$contracts_dir"
 cargo run -q -p mycelium-codegen -- codegen --lang python --schema contracts.yaml \
