@@ -21,6 +21,7 @@ use pyo3::prelude::*;
 
 use crate::core::RuntimeCore;
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
+use crate::lifecycle::detach;
 use crate::runtime::{deadline_after, subscribe_closure, NativeRuntime, SubscribeSettings};
 
 unsafe extern "C" fn count_batch(
@@ -59,7 +60,7 @@ impl BenchCounter {
     fn wait_for(&self, py: Python<'_>, n: u64, timeout: f64) -> PyResult<bool> {
         let deadline = deadline_after(timeout)?;
         let count = &self.count;
-        Ok(py.detach(|| loop {
+        Ok(detach(py, || loop {
             if count.load(Ordering::Relaxed) >= n {
                 return true;
             }
@@ -75,7 +76,7 @@ impl BenchCounter {
             return Ok(());
         }
         let (core, id) = (&self.core, self.id);
-        py.detach(|| core.unsubscribe(id)).py_err(py)
+        detach(py, || core.unsubscribe(id)).py_err(py)
     }
 }
 
@@ -124,7 +125,7 @@ pub fn bench_publish(
     count: u64,
 ) -> PyResult<()> {
     let core = &runtime.core;
-    py.detach(|| {
+    detach(py, || {
         let g = core.enter()?;
         for _ in 0..count {
             // SAFETY: the guard keeps the handle valid; `payload` is an immutable bytes object
@@ -186,7 +187,7 @@ pub fn bench_rust_round_trip(
     n: usize,
 ) -> PyResult<Vec<f64>> {
     let core = &runtime.core;
-    py.detach(|| {
+    detach(py, || {
         let g = core.enter()?;
         let requests = open_receiver(&g, request_type)?;
         let replies = open_receiver(&g, reply_type)?;

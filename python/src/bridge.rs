@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 
 use crate::core::RuntimeCore;
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
+use crate::lifecycle::detach;
 use crate::runtime::{deadline_after, SIGNAL_SLICE};
 
 const STATUS_TIMEOUT: u32 = mycelium_status::MYCELIUM_ERR_TIMEOUT as u32;
@@ -48,7 +49,7 @@ pub(crate) fn open(
     let address_c = c_text("address", address)?;
     let token_c = token.map(|t| c_text("token", t)).transpose()?;
     // Binding or connecting may take a moment (a TCP connect): no GIL meanwhile.
-    let opened = py.detach(|| -> CallResult<u64> {
+    let opened = detach(py, || -> CallResult<u64> {
         let g = core.enter()?;
         let mut opts = mycelium_bridge_options::default();
         // SAFETY: `opts` is a valid, writable options struct.
@@ -153,7 +154,7 @@ impl NativeBridge {
             let slice = deadline
                 .saturating_duration_since(Instant::now())
                 .min(SIGNAL_SLICE);
-            let result = py.detach(|| -> CallResult {
+            let result = detach(py, || -> CallResult {
                 self.check_open()?;
                 let g = self.core.enter()?;
                 // SAFETY: the guard keeps the handle valid. A close on another thread ends this
@@ -187,7 +188,7 @@ impl NativeBridge {
     /// Stops the bridge and closes its connections (without the GIL). Idempotent; a no-op
     /// once the runtime is closed.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| -> CallResult {
+        detach(py, || -> CallResult {
             if self.closed.swap(true, Ordering::SeqCst) || self.core.is_closed() {
                 return Ok(());
             }

@@ -14,7 +14,7 @@ use mycelium_ffi::{mycelium_closure, mycelium_message};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::lifecycle::python_unavailable;
+use crate::lifecycle::{may_retake, python_unavailable};
 use crate::thread_state::{keep_thread_state, release_thread_state};
 
 thread_local! {
@@ -125,9 +125,18 @@ unsafe extern "C" fn callback_call_batch(
     if python_unavailable() {
         return count;
     }
+    // Held until this thread is attached, so the exit hook cannot let finalization start
+    // between the check and the attach (see `lifecycle::may_retake`).
+    let Some(token) = may_retake() else {
+        return count;
+    };
     keep_thread_state();
     IN_CALLBACK.with(|c| c.set(true));
-    let failed = Python::try_attach(|py| ctx.deliver(py, batch)).unwrap_or(count);
+    let failed = Python::try_attach(|py| {
+        drop(token);
+        ctx.deliver(py, batch)
+    })
+    .unwrap_or(count);
     IN_CALLBACK.with(|c| c.set(false));
     failed
 }
@@ -145,7 +154,12 @@ unsafe extern "C" fn callback_drop(context: *mut c_void) {
 pub(crate) fn release_python_objects<T>(value: T) {
     let mut slot = Some(value);
     if !python_unavailable() {
-        let _ = Python::try_attach(|_py| drop(slot.take()));
+        if let Some(token) = may_retake() {
+            let _ = Python::try_attach(|_py| {
+                drop(token);
+                drop(slot.take())
+            });
+        }
     }
     if let Some(leaked) = slot.take() {
         std::mem::forget(leaked);

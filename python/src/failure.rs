@@ -13,6 +13,7 @@ use mycelium_ffi::exports::{mycelium_last_error, mycelium_status_name};
 use mycelium_ffi::mycelium_status;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
 /// Status code of `MYCELIUM_ERR_CLOSED`; used for failures this adapter detects itself.
 const STATUS_CLOSED: u32 = mycelium_status::MYCELIUM_ERR_CLOSED as u32;
@@ -60,7 +61,8 @@ pub(crate) fn check(status: mycelium_status) -> CallResult {
 
 fn last_error_text(status: mycelium_status) -> String {
     // SAFETY: mycelium_status_name returns a static NUL-terminated string for every status value.
-    let name = unsafe { CStr::from_ptr(mycelium_status_name(status as std::ffi::c_int)) }.to_string_lossy();
+    let name = unsafe { CStr::from_ptr(mycelium_status_name(status as std::ffi::c_int)) }
+        .to_string_lossy();
     // SAFETY: mycelium_last_error never returns NULL and the string stays valid until the next
     // failing call on this thread; it is copied before any other call is made.
     let text = unsafe { CStr::from_ptr(mycelium_last_error()) }.to_string_lossy();
@@ -83,21 +85,62 @@ impl Failure {
     }
 
     /// The Python exception for this failure: an instance of the class
-    /// `mycelium_native.errors.error_for_status` picks for the status code.
+    /// `mycelium_native.errors.STATUS_ERRORS` maps the status code to (`MyceliumError` for
+    /// codes it does not know), as `error_for_status` there picks it.
+    ///
+    /// Runs no Python code: the classes were looked up when the module was loaded and the
+    /// exception is created lazily (when Python code first looks at it, outside this library's
+    /// frames). Python code run from here could let the eval loop hand the GIL to the thread
+    /// finalizing the interpreter, and a daemon thread taking it back then is ended by
+    /// CPython inside Rust frames, which aborts the process.
     pub(crate) fn into_pyerr(self, py: Python<'_>) -> PyErr {
-        static FACTORY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let code = self.code();
         let message = self.to_string();
-        let made = FACTORY
-            .import(py, "mycelium_native.errors", "error_for_status")
-            .and_then(|factory| factory.call1((code, message.as_str())));
-        match made {
-            Ok(exception) => PyErr::from_value(exception),
+        let classes = match error_classes(py) {
+            Ok(classes) => classes,
             // The errors module is part of the same package; if it cannot be imported the
             // installation is broken, and that import error is the more useful one to show.
-            Err(import_error) => import_error,
-        }
+            Err(import_error) => return import_error,
+        };
+        let class = classes
+            .status_errors
+            .bind(py)
+            .get_item(code)
+            .ok()
+            .flatten()
+            .and_then(|c| c.cast_into::<PyType>().ok())
+            .unwrap_or_else(|| classes.base.bind(py).clone());
+        PyErr::from_type(class, message)
     }
+}
+
+/// The exception classes of `mycelium_native.errors`.
+struct ErrorClasses {
+    status_errors: Py<PyDict>,
+    base: Py<PyType>,
+}
+
+static ERROR_CLASSES: PyOnceLock<ErrorClasses> = PyOnceLock::new();
+
+fn error_classes(py: Python<'_>) -> PyResult<&ErrorClasses> {
+    ERROR_CLASSES.get_or_try_init(py, || {
+        let module = py.import("mycelium_native.errors")?;
+        Ok(ErrorClasses {
+            status_errors: module
+                .getattr("STATUS_ERRORS")?
+                .cast_into::<PyDict>()?
+                .unbind(),
+            base: module
+                .getattr("MyceliumError")?
+                .cast_into::<PyType>()?
+                .unbind(),
+        })
+    })
+}
+
+/// Looks the exception classes up now (module load), so that raising never imports.
+pub(crate) fn load_error_classes(py: Python<'_>) -> PyResult<()> {
+    error_classes(py).map(drop)
 }
 
 /// Adapter for `?` on [`CallResult`]s inside functions that return `PyResult`.

@@ -29,14 +29,20 @@ pub use pull_queue::NativeReceiver;
 pub use runtime::NativeRuntime;
 pub use subscription::{NativeStream, NativeSubscription};
 
-/// Closes every runtime still open in this process, then stops delivery threads from touching
-/// Python. Registered with `atexit` by `mycelium_native/__init__.py`; runs without the GIL so the
-/// callbacks it waits for can finish. Returns how many runtimes it closed.
+/// Closes every runtime still open in this process, then stops every other thread from taking
+/// the GIL back inside this library (`lifecycle::close_gate`). Registered with `atexit` by
+/// `mycelium_native/__init__.py` (atexit hooks run before CPython marks the interpreter
+/// finalizing); runs without the GIL so the callbacks and publishes it waits for can finish.
+/// Returns how many runtimes it closed.
 #[pyfunction]
 fn _shutdown(py: Python<'_>) -> usize {
-    let closed = py.detach(core::close_all_live);
-    lifecycle::mark_shutting_down();
-    closed
+    // Plain `py.detach`: this is the finalizing thread, which CPython never ends.
+    py.detach(|| {
+        let closed = core::close_all_live();
+        lifecycle::mark_shutting_down();
+        lifecycle::close_gate();
+        closed
+    })
 }
 
 /// The ABI version of the linked C library as `(major, minor)`.
@@ -58,6 +64,7 @@ fn library_version() -> String {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lifecycle::install_fork_hook();
+    failure::load_error_classes(m.py())?;
     m.add_class::<NativeRuntime>()?;
     m.add_class::<NativeSubscription>()?;
     m.add_class::<NativeReceiver>()?;

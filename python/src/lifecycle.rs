@@ -9,8 +9,13 @@
 //! callback is running by the time finalization starts.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use pyo3::marker::Ungil;
+use pyo3::Python;
 
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -58,6 +63,98 @@ pub(crate) fn python_unavailable() -> bool {
         // SAFETY: the function takes no arguments and only reads interpreter state.
         Some(f) => unsafe { f() != 0 },
         None => false,
+    }
+}
+
+/// Threads between "may I take the GIL back?" and having it (see [`retake_or_hang`]).
+static RETAKING: AtomicUsize = AtomicUsize::new(0);
+/// Set by [`close_gate`]: from then on only the finalizing thread may take the GIL back.
+static GATE_CLOSED: AtomicBool = AtomicBool::new(false);
+/// The thread that ran the exit hook, i.e. the one finalizing the interpreter.
+static FINALIZER: OnceLock<ThreadId> = OnceLock::new();
+
+/// Permission to take the GIL back on this thread; hold it until the GIL is held.
+pub(crate) struct Retake(bool);
+
+impl Drop for Retake {
+    fn drop(&mut self) {
+        if self.0 {
+            RETAKING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// True on the thread that finalizes the interpreter: CPython never ends that one, and it must
+/// never be parked. Before the exit hook ran, the process's initial thread stands in for it
+/// (an interpreter finalized without running atexit hooks is finalized on its main thread).
+fn is_finalizer() -> bool {
+    match FINALIZER.get() {
+        Some(id) => *id == std::thread::current().id(),
+        // SAFETY: getpid and gettid take no arguments and cannot fail.
+        None => unsafe { libc::gettid() == libc::getpid() },
+    }
+}
+
+/// Permission to re-attach this thread to the interpreter, or `None` once exit has begun.
+///
+/// A thread that takes the GIL after finalization started is ended by CPython 3.11-3.13 with
+/// `pthread_exit`, which unwinds through the Rust frames on its stack and aborts the process
+/// ("FATAL: exception not rethrown"). Checking `Py_IsFinalizing` first is not enough (the main
+/// thread may start finalizing between the check and the take), so the check and the take are
+/// ordered against the exit hook instead: a thread announces itself in `RETAKING` before it
+/// looks at the gate and stays counted until it holds the GIL, and [`close_gate`] (which runs
+/// in the `atexit` hook, before CPython marks the interpreter finalizing) closes the gate and
+/// then waits, without the GIL, for every announced thread to get it. Whoever looked before the
+/// gate closed therefore holds the GIL before finalization can start; whoever looks after sees
+/// it closed.
+pub(crate) fn may_retake() -> Option<Retake> {
+    if is_finalizer() {
+        return Some(Retake(false));
+    }
+    RETAKING.fetch_add(1, Ordering::SeqCst);
+    let token = Retake(true);
+    if GATE_CLOSED.load(Ordering::SeqCst) || python_unavailable() {
+        return None;
+    }
+    Some(token)
+}
+
+/// [`may_retake`] for a thread that must get back to Python code or never return: after exit
+/// began it is parked for good (CPython 3.14 does the same to such threads itself), and the
+/// process ends around it.
+pub(crate) fn retake_or_hang() -> Retake {
+    match may_retake() {
+        Some(token) => token,
+        None => loop {
+            std::thread::park();
+        },
+    }
+}
+
+/// `py.detach(f)` that never lets CPython end this thread inside Rust code: after `f`, the GIL
+/// is taken back only through [`retake_or_hang`]. Use it instead of `py.detach` in every call
+/// a daemon thread can make.
+pub(crate) fn detach<T, F>(py: Python<'_>, f: F) -> T
+where
+    F: Ungil + Send + FnOnce() -> T,
+    T: Ungil + Send,
+{
+    let (value, token) = py.detach(|| {
+        let value = f();
+        (value, retake_or_hang())
+    });
+    drop(token);
+    value
+}
+
+/// Closes the gate of [`may_retake`] and waits until every thread that passed it holds (or
+/// held) the GIL. Call without the GIL, from the exit hook, on the finalizing thread.
+pub(crate) fn close_gate() {
+    let _ = FINALIZER.set(std::thread::current().id());
+    GATE_CLOSED.store(true, Ordering::SeqCst);
+    while RETAKING.load(Ordering::SeqCst) > 0 {
+        // Each of them is waiting only for the GIL, which this thread does not hold.
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

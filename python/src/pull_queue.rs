@@ -9,6 +9,7 @@ use pyo3::types::PyBytes;
 
 use crate::core::RuntimeCore;
 use crate::failure::{CallResult, Failure, IntoPyResult};
+use crate::lifecycle::detach;
 use crate::receiver::{PullReceiver, Received};
 use crate::runtime::{deadline_after, SIGNAL_SLICE};
 
@@ -100,10 +101,7 @@ impl NativeReceiver {
                 Some(d) => d.min(now + SIGNAL_SLICE),
                 None => now + SIGNAL_SLICE,
             };
-            match py
-                .detach(|| self.receive_until(Some(slice_end)))
-                .py_err(py)?
-            {
+            match detach(py, || self.receive_until(Some(slice_end))).py_err(py)? {
                 Received::Message(m) => return Ok(PyBytes::new(py, &m)),
                 Received::Finished => return Err(Self::finished_error().into_pyerr(py)),
                 Received::Empty => {

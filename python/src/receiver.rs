@@ -450,8 +450,7 @@ mod tests {
     use std::time::Duration;
 
     use mycelium_ffi::exports::{
-        mycelium_publish, mycelium_receiver_open, mycelium_runtime_create,
-        mycelium_runtime_destroy,
+        mycelium_publish, mycelium_receiver_open, mycelium_runtime_create, mycelium_runtime_destroy,
     };
     use mycelium_ffi::{mycelium_overflow_policy, mycelium_subscribe_options};
 

@@ -13,8 +13,8 @@ use mycelium_ffi::exports::{
     mycelium_flush, mycelium_metrics_json, mycelium_metrics_prometheus,
     mycelium_publish_with_hooks, mycelium_receiver_open, mycelium_runtime_clone,
     mycelium_runtime_close, mycelium_runtime_create, mycelium_schema_description,
-    mycelium_schema_digest, mycelium_subscribe,
-    mycelium_verify_schema_description, mycelium_verify_schema_digest,
+    mycelium_schema_digest, mycelium_subscribe, mycelium_verify_schema_description,
+    mycelium_verify_schema_digest,
 };
 use mycelium_ffi::{
     mycelium_closure, mycelium_overflow_policy, mycelium_runtime_t, mycelium_status,
@@ -27,7 +27,7 @@ use crate::bridge::{self, NativeBridge, Side};
 use crate::callback::{in_callback, CallbackContext};
 use crate::core::{CallGuard, RuntimeCore};
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
-use crate::lifecycle::shutting_down;
+use crate::lifecycle::{detach, retake_or_hang, shutting_down};
 use crate::notify::Notifier;
 use crate::pull_queue::NativeReceiver;
 use crate::queue::QueueShared;
@@ -417,7 +417,7 @@ impl NativeRuntime {
                 .saturating_duration_since(Instant::now())
                 .min(SIGNAL_SLICE);
             let core = &self.core;
-            let result = py.detach(|| {
+            let result = detach(py, || {
                 let g = core.enter()?;
                 // SAFETY: the guard keeps the handle valid for the call.
                 check(unsafe { mycelium_flush(g.ptr(), slice.as_millis() as u32) })
@@ -472,7 +472,7 @@ impl NativeRuntime {
         if in_callback() {
             return core.close_in_background().py_err(py);
         }
-        py.detach(|| core.close()).py_err(py)
+        detach(py, || core.close()).py_err(py)
     }
 }
 
@@ -484,7 +484,7 @@ impl Drop for NativeRuntime {
         let core = &self.core;
         // Dropped by the garbage collector with the GIL held: release it, since closing waits
         // for callbacks that need it.
-        let closed = Python::try_attach(|py| py.detach(|| core.close()));
+        let closed = Python::try_attach(|py| detach(py, || core.close()));
         if closed.is_none() {
             let _ = core.close();
         }
@@ -519,6 +519,10 @@ unsafe extern "C" fn release_gil(context: *mut c_void) {
 /// # Safety
 /// `context` is the slot `release_gil` filled on this same thread.
 unsafe extern "C" fn reacquire_gil(context: *mut c_void) {
+    // After exit began, taking the GIL here would let CPython end this (daemon) thread inside
+    // the library's frames, which aborts the process: the gate parks it instead.
+    let token = retake_or_hang();
     // SAFETY: per the contract above; the pair is always called together (C ABI contract).
     unsafe { pyo3::ffi::PyEval_RestoreThread(*context.cast::<*mut pyo3::ffi::PyThreadState>()) };
+    drop(token);
 }

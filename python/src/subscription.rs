@@ -10,6 +10,7 @@ use pyo3::types::PyBytes;
 
 use crate::core::RuntimeCore;
 use crate::failure::{Failure, IntoPyResult};
+use crate::lifecycle::detach;
 use crate::queue::QueueShared;
 
 /// A callback subscription. It stays live until `close()` or the runtime's close, whether or
@@ -46,7 +47,7 @@ impl NativeSubscription {
             return Ok(());
         }
         let (core, id) = (&self.core, self.id);
-        py.detach(|| core.unsubscribe(id)).py_err(py)
+        detach(py, || core.unsubscribe(id)).py_err(py)
     }
 }
 
@@ -120,7 +121,7 @@ impl NativeStream {
 
     /// Ends the subscription; messages still queued can be taken until `finished`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.close_inner()).py_err(py)
+        detach(py, || self.close_inner()).py_err(py)
     }
 }
 
@@ -134,7 +135,7 @@ impl Drop for NativeStream {
             return;
         }
         let this = &*self;
-        if Python::try_attach(|py| py.detach(|| this.close_inner())).is_none() {
+        if Python::try_attach(|py| detach(py, || this.close_inner())).is_none() {
             let _ = this.close_inner();
         }
     }

@@ -11,7 +11,7 @@ use std::cell::Cell;
 
 use pyo3::ffi;
 
-use crate::lifecycle::python_unavailable;
+use crate::lifecycle::{may_retake, python_unavailable};
 
 thread_local! {
     static KEPT: Cell<Option<(ffi::PyGILState_STATE, *mut ffi::PyThreadState)>> = const { Cell::new(None) };
@@ -43,6 +43,9 @@ pub(crate) fn release_thread_state() {
     if python_unavailable() {
         return;
     }
+    let Some(_token) = may_retake() else {
+        return;
+    };
     // SAFETY: `state` is this thread's detached thread state from `keep_thread_state`;
     // restoring it re-attaches, and releasing the matching Ensure destroys it and the GIL.
     unsafe {
