@@ -193,19 +193,45 @@ pub(super) fn render(snapshot: &MetricsSnapshot) -> String {
             |s| s.decode_errors,
         ),
     ];
+    let stable = stable_names(&snapshot.subscribers, &names);
     for (name, kind, help, get) in subscriber_series {
         header(&mut out, name, kind, help);
-        for s in &snapshot.subscribers {
+        for (s, subscriber) in snapshot.subscribers.iter().zip(&stable) {
             let type_id = s.type_id.to_string();
-            let id = s.id.to_string();
             let l = labels(&[
                 ("type_id", Some(&type_id)),
                 ("message", names.get(&s.type_id).copied()),
-                ("subscriber", Some(&id)),
-                ("label", s.label.as_deref()),
+                ("subscriber", Some(subscriber)),
             ]);
             sample(&mut out, name, &l, get(s));
         }
+    }
+    out
+}
+
+/// A name per subscriber that is the same after a restart, so its series continue in
+/// Prometheus: its label, else its message name (or type id); a name that several subscribers
+/// share gets `#1`, `#2`, ... in subscription order. (The process-local subscription id would
+/// start a new series at every restart.)
+fn stable_names(subscribers: &[SubscriberMetrics], names: &HashMap<u16, &str>) -> Vec<String> {
+    let mut order: Vec<usize> = (0..subscribers.len()).collect();
+    order.sort_by_key(|&i| subscribers[i].id);
+    let base = |s: &SubscriberMetrics| match (&s.label, names.get(&s.type_id)) {
+        (Some(label), _) => label.clone(),
+        (None, Some(message)) => (*message).to_owned(),
+        (None, None) => format!("type {}", s.type_id),
+    };
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for s in subscribers {
+        *total.entry(base(s)).or_default() += 1;
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = vec![String::new(); subscribers.len()];
+    for i in order {
+        let b = base(&subscribers[i]);
+        let n = seen.entry(b.clone()).or_default();
+        *n += 1;
+        out[i] = if total[&b] > 1 { format!("{b}#{n}") } else { b };
     }
     out
 }
@@ -223,5 +249,56 @@ mod tests {
             r#"{a="1",c="q\""}"#
         );
         assert_eq!(labels(&[("b", None)]), "");
+    }
+
+    fn sub(id: u64, type_id: u16, label: Option<&str>) -> SubscriberMetrics {
+        SubscriberMetrics {
+            id,
+            type_id,
+            label: label.map(str::to_owned),
+            policy: Default::default(),
+            capacity: 1,
+            queue_depth: 0,
+            delivered: 0,
+            dropped: 0,
+            handler_errors: 0,
+            decode_errors: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn subscriber_names_come_from_labels_and_messages_not_ids() {
+        let names: HashMap<u16, &str> = [(1, "TradeTick")].into_iter().collect();
+        // listed out of id order on purpose: numbering follows subscription order
+        let subs = [
+            sub(40, 1, None),
+            sub(7, 1, Some("python-strategy")),
+            sub(9, 1, None),
+            sub(3, 2, None),
+            sub(11, 1, Some("dup")),
+            sub(12, 1, Some("dup")),
+        ];
+        assert_eq!(
+            stable_names(&subs, &names),
+            [
+                "TradeTick#2",
+                "python-strategy",
+                "TradeTick#1",
+                "type 2",
+                "dup#1",
+                "dup#2"
+            ]
+        );
+        // the same subscriptions under other ids (another run) get the same names
+        let again = [
+            sub(140, 1, None),
+            sub(107, 1, Some("python-strategy")),
+            sub(109, 1, None),
+            sub(103, 2, None),
+            sub(111, 1, Some("dup")),
+            sub(112, 1, Some("dup")),
+        ];
+        assert_eq!(stable_names(&again, &names), stable_names(&subs, &names));
     }
 }
