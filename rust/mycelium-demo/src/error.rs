@@ -10,6 +10,8 @@ use mycelium_ocaml_guest::GuestError;
 pub enum DemoError {
     #[error("the schema built into the demo does not load: {0}")]
     Schema(String),
+    #[error("--capacity: {0}")]
+    Subscribe(#[from] mycelium_transport::SubscribeError),
     #[error(
         "--strategy python: {0}\n`bash scripts/demo.sh` installs and builds what the Python strategy \
          needs (or run the demo with --strategy rust)"

@@ -101,37 +101,45 @@ impl MessageBus {
         f(&self.topic(type_id))
     }
 
-    /// Subscribes to `type_id`. A capacity outside `1..=MAX_QUEUE_CAPACITY` is clamped into
-    /// that range, and a spin into `0..=MAX_SPIN`; use [`try_subscribe_raw`](Self::try_subscribe_raw) to have it refused.
+    /// Subscribes to `type_id`. A spin longer than [`MAX_SPIN`] is shortened to it.
     /// Subscribing to a closed bus yields a subscription that is already at end-of-stream.
+    ///
+    /// The queue allocates as messages arrive, not up front: a large capacity costs memory
+    /// only while that many messages are actually waiting.
+    ///
+    /// # Panics
+    ///
+    /// If `opts.capacity` is outside `1..=`[`MAX_QUEUE_CAPACITY`], with the message of
+    /// [`SubscribeError::InvalidCapacity`] (it names the limit). A capacity that comes from
+    /// outside the program should go through [`try_subscribe_raw`](Self::try_subscribe_raw),
+    /// which returns that error instead.
     pub fn subscribe_raw(&self, type_id: u16, opts: SubscribeOptions) -> RawSubscription {
         self.subscribe_with(type_id, opts, None)
     }
 
-    /// Like [`subscribe_raw`](Self::subscribe_raw), but refuses an out-of-range capacity.
+    /// Like [`subscribe_raw`](Self::subscribe_raw), but refuses an out-of-range capacity or
+    /// spin with an error instead of panicking or shortening it.
     pub fn try_subscribe_raw(
         &self,
         type_id: u16,
         opts: SubscribeOptions,
     ) -> Result<RawSubscription, SubscribeError> {
-        check_capacity(opts.capacity)?;
-        if opts.spin > MAX_SPIN {
-            return Err(SubscribeError::InvalidSpin {
-                requested: opts.spin,
-            });
-        }
-        Ok(self.subscribe_raw(type_id, opts))
+        check_options(&opts)?;
+        Ok(self.subscribe_with(type_id, opts, None))
     }
 
+    /// Subscribes; panics on a capacity out of range (see [`subscribe_raw`](Self::subscribe_raw)).
     pub(crate) fn subscribe_with(
         &self,
         type_id: u16,
         opts: SubscribeOptions,
         name: Option<&'static str>,
     ) -> RawSubscription {
-        let capacity = opts.capacity.clamp(1, MAX_QUEUE_CAPACITY);
+        if let Err(error) = check_capacity(opts.capacity) {
+            panic!("{error}");
+        }
+        let capacity = opts.capacity;
         let spin = opts.spin.min(MAX_SPIN);
-        let (sender, receiver) = async_channel::bounded(capacity);
         let topic = self.topic(type_id);
         if let Some(name) = name {
             topic.learn_name(name);
@@ -140,15 +148,15 @@ impl MessageBus {
             .inner
             .next_subscriber_id
             .fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(SubscriberShared::new(
+        let (shared, receiver) = SubscriberShared::new(
             id,
             type_id,
             opts.label,
             opts.policy,
             capacity,
-            sender,
             Arc::clone(&topic.stats),
-        ));
+        );
+        let shared = Arc::new(shared);
         topic.add(Arc::clone(&shared));
         // Checked after joining the topic: either `close` saw this subscriber in the list, or
         // this load sees the flag `close` set (both SeqCst), so it is closed exactly as the
@@ -159,10 +167,24 @@ impl MessageBus {
         RawSubscription::new(receiver, shared, topic, spin)
     }
 
-    /// Typed subscription: yields decoded `T`s (see [`Subscription`]). Capacity is clamped as
-    /// in [`subscribe_raw`](Self::subscribe_raw).
+    /// Typed subscription: yields decoded `T`s (see [`Subscription`]).
+    ///
+    /// # Panics
+    ///
+    /// On a capacity out of range, as [`subscribe_raw`](Self::subscribe_raw);
+    /// [`try_subscribe`](Self::try_subscribe) returns the error instead.
     pub fn subscribe<T: Message>(&self, opts: SubscribeOptions) -> Subscription<T> {
         Subscription::new(self.subscribe_with(T::TYPE_ID, opts, Some(T::NAME)))
+    }
+
+    /// Like [`subscribe`](Self::subscribe), but refuses an out-of-range capacity or spin
+    /// with an error.
+    pub fn try_subscribe<T: Message>(
+        &self,
+        opts: SubscribeOptions,
+    ) -> Result<Subscription<T>, SubscribeError> {
+        check_options(&opts)?;
+        Ok(self.subscribe(opts))
     }
 
     /// Live subscriptions to `type_id`.
@@ -267,6 +289,17 @@ impl MessageBus {
             subscribers,
         }
     }
+}
+
+/// What the `try_` subscribe functions refuse.
+pub(crate) fn check_options(opts: &SubscribeOptions) -> Result<(), SubscribeError> {
+    check_capacity(opts.capacity)?;
+    if opts.spin > MAX_SPIN {
+        return Err(SubscribeError::InvalidSpin {
+            requested: opts.spin,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn check_capacity(capacity: usize) -> Result<(), SubscribeError> {

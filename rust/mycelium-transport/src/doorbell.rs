@@ -16,22 +16,97 @@
 //!
 //! The fences pair up: either the publisher's read sees the sleeper's count, or the sleeper's
 //! re-check sees the pushed message. A publish with nobody asleep costs a fence and a load.
+//!
+//! The doorbell also keeps its own `closed` flag, set by [`Doorbell::close`] with the same
+//! "store, fence, read `sleepers`" order as a push, and read by every poll of a sleeper after
+//! its fence. A sleeper therefore learns of a close from the doorbell itself, whatever the
+//! queue says: concurrent-queue 2.5's `force_push` could reopen a closed queue (issue 12
+//! item 7), and a sleeper that trusted the queue alone slept forever.
+//!
+//! `tests/loom.rs` model-checks this protocol (`scripts/test-loom.sh`); the `sync` shim below
+//! swaps in loom's types under `--cfg loom`.
 
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use self::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
+
+/// std/parking_lot types normally, loom's under `--cfg loom`, behind one small interface.
+mod sync {
+    #[cfg(loom)]
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+    #[cfg(not(loom))]
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+
+    #[cfg(not(loom))]
+    pub(crate) use parking_lot::{Condvar, Mutex};
+
+    #[cfg(loom)]
+    pub(crate) use self::loom_shim::{Condvar, Mutex};
+
+    #[cfg(loom)]
+    mod loom_shim {
+        use std::time::Instant;
+
+        /// parking_lot's `lock()` shape over loom's mutex (never poisoned: nothing panics
+        /// while holding it).
+        #[derive(Default)]
+        pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+        pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
+
+        impl<T> Mutex<T> {
+            pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+                MutexGuard(Some(self.0.lock().unwrap_or_else(|e| e.into_inner())))
+            }
+        }
+
+        #[derive(Default)]
+        pub(crate) struct Condvar(loom::sync::Condvar);
+
+        pub(crate) struct WaitResult(bool);
+
+        impl WaitResult {
+            pub(crate) fn timed_out(&self) -> bool {
+                self.0
+            }
+        }
+
+        impl Condvar {
+            pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
+                if let Some(inner) = guard.0.take() {
+                    guard.0 = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
+                }
+            }
+            /// Loom has no clock: a timed wait is modelled as one that times out at once,
+            /// which a real one may always do.
+            pub(crate) fn wait_until<T>(
+                &self,
+                _guard: &mut MutexGuard<'_, T>,
+                _deadline: Instant,
+            ) -> WaitResult {
+                WaitResult(true)
+            }
+            pub(crate) fn notify_one(&self) {
+                self.0.notify_one();
+            }
+            pub(crate) fn notify_all(&self) {
+                self.0.notify_all();
+            }
+        }
+    }
+}
 
 #[derive(Default)]
-pub(crate) struct Doorbell {
+pub struct Doorbell {
     sleepers: AtomicUsize,
+    closed: AtomicBool,
     lock: Mutex<()>,
     bell: Condvar,
 }
 
 impl Doorbell {
     /// Wakes one sleeper, if any. Call after each message pushed onto the queue.
-    pub(crate) fn ring(&self) {
+    pub fn ring(&self) {
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return;
@@ -42,8 +117,25 @@ impl Doorbell {
         self.bell.notify_one();
     }
 
-    /// Wakes every sleeper. Call after the queue was closed; each one finds it closed.
-    pub(crate) fn ring_all(&self) {
+    /// Marks the doorbell closed and wakes every sleeper. Call after the queue was closed:
+    /// from now on [`wait`](Self::wait) returns [`Woken::Closed`] as soon as its poll finds
+    /// nothing, even if the queue itself failed to record the close.
+    pub fn close(&self) {
+        // SeqCst store, then `ring_all`'s SeqCst fence before it reads `sleepers`: pairs with
+        // the sleeper's "count, fence, poll" exactly as a push does.
+        self.closed.store(true, Ordering::SeqCst);
+        self.ring_all();
+    }
+
+    /// Whether [`close`](Self::close) was called. Read it **before** polling the queue and
+    /// report "closed" only if the poll then found nothing: everything pushed before the
+    /// close is taken first.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// Wakes every sleeper.
+    fn ring_all(&self) {
         fence(Ordering::SeqCst);
         if self.sleepers.load(Ordering::Relaxed) == 0 {
             return;
@@ -52,28 +144,41 @@ impl Doorbell {
         self.bell.notify_all();
     }
 
-    /// Blocks this thread until `poll` yields a value, or until `deadline` passes (`None`).
+    /// Polls with the closed flag read first (see [`is_closed`](Self::is_closed)).
+    fn poll_or_closed<T>(&self, poll: &mut impl FnMut() -> Option<T>) -> Option<Woken<T>> {
+        let closed = self.is_closed();
+        match poll() {
+            Some(value) => Some(Woken::Ready(value)),
+            None if closed => Some(Woken::Closed),
+            None => None,
+        }
+    }
+
+    /// Blocks this thread until `poll` yields a value, the doorbell is closed with nothing
+    /// left to poll, or `deadline` passes (`None`: never).
     ///
     /// `poll` must not block; it is called without the lock first and, before each sleep,
     /// with it. A ring meant for this thread may wake another sleeper of the same queue
     /// instead; every woken thread polls again, so a message is never left behind while
     /// someone sleeps.
-    pub(crate) fn wait<T>(
+    pub fn wait<T>(
         &self,
         mut poll: impl FnMut() -> Option<T>,
         deadline: Option<Instant>,
-    ) -> Option<T> {
+    ) -> Woken<T> {
         if let Some(value) = back_off(&mut poll) {
-            return Some(value);
+            return Woken::Ready(value);
         }
         loop {
-            if let Some(value) = poll() {
-                return Some(value);
+            if let Some(woken) = self.poll_or_closed(&mut poll) {
+                return woken;
             }
             let mut guard = self.lock.lock();
             self.sleepers.fetch_add(1, Ordering::Relaxed);
+            // Pairs with the fence in `ring`/`ring_all`: either they see this sleeper, or the
+            // poll below sees their message or close.
             fence(Ordering::SeqCst);
-            let polled = poll();
+            let polled = self.poll_or_closed(&mut poll);
             let timed_out = match (&polled, deadline) {
                 (Some(_), _) => false,
                 (None, None) => {
@@ -84,15 +189,26 @@ impl Doorbell {
             };
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
             drop(guard);
-            if polled.is_some() {
-                return polled;
+            if let Some(woken) = polled {
+                return woken;
             }
             if timed_out {
-                // A message may have arrived together with the deadline.
-                return poll();
+                // A message (or the close) may have arrived together with the deadline.
+                return self.poll_or_closed(&mut poll).unwrap_or(Woken::TimedOut);
             }
         }
     }
+}
+
+/// How [`Doorbell::wait`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Woken<T> {
+    /// The poll yielded this.
+    Ready(T),
+    /// The doorbell was closed and the poll found nothing.
+    Closed,
+    /// The deadline passed first.
+    TimedOut,
 }
 
 /// Before any sleep, a brief back-off: poll after 1, 2, 4 .. 256 spin-loop hints (511 in all,
@@ -107,7 +223,9 @@ impl Doorbell {
 /// CPU back; A/B runs with two niced CPU hogs gave 3 ms p99 round trips with the yields and
 /// under 120 µs without.
 fn back_off<T>(poll: &mut impl FnMut() -> Option<T>) -> Option<T> {
-    for step in 0..9u32 {
+    // Under loom every poll multiplies the interleavings to explore; one stands for them all.
+    const STEPS: u32 = if cfg!(loom) { 1 } else { 9 };
+    for step in 0..STEPS {
         if let Some(value) = poll() {
             return Some(value);
         }
@@ -141,7 +259,7 @@ pub(crate) fn spin_poll<T>(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::collections::VecDeque;
@@ -170,7 +288,7 @@ mod tests {
         }
         fn close(&self) {
             self.closed.store(true, Ordering::SeqCst);
-            self.bell.ring_all();
+            self.bell.close();
         }
         fn poll(&self) -> Option<Option<u64>> {
             if let Some(v) = self.items.lock().pop_front() {
@@ -182,8 +300,44 @@ mod tests {
             if let Some(v) = spin_poll(&mut || self.poll(), self.spin, deadline) {
                 return Some(v);
             }
-            self.bell.wait(|| self.poll(), deadline)
+            match self.bell.wait(|| self.poll(), deadline) {
+                Woken::Ready(v) => Some(v),
+                Woken::Closed => Some(None),
+                Woken::TimedOut => None,
+            }
         }
+    }
+
+    /// Issue 12 item 7: concurrent-queue's `force_push` could reopen a closed queue, whose
+    /// polls then said "empty, open" for ever; the sleeper woken by the close went back to
+    /// sleep and was never woken again. A queue that never reports its close stands for it
+    /// here: the doorbell's own flag must end the wait. (Before the flag existed this wait
+    /// ran into its deadline and returned `TimedOut`.)
+    #[test]
+    fn close_ends_the_wait_even_if_the_queue_never_reports_it() {
+        let q = Arc::new(Queue::default());
+        let sleeper = {
+            let q = Arc::clone(&q);
+            thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                q.bell.wait(|| q.items.lock().pop_front(), Some(deadline))
+            })
+        };
+        while q.bell.sleepers.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        q.bell.close();
+        assert_eq!(sleeper.join().ok(), Some(Woken::Closed));
+    }
+
+    #[test]
+    fn what_was_queued_before_the_close_is_taken_first() {
+        let q = Queue::default();
+        q.items.lock().push_back(1);
+        q.bell.close();
+        let poll = || q.items.lock().pop_front();
+        assert_eq!(q.bell.wait(poll, None), Woken::Ready(1));
+        assert_eq!(q.bell.wait(poll, None), Woken::Closed);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use mycelium_protocol::Message;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::bus::{check_capacity, MessageBus};
+use crate::bus::{check_options, MessageBus};
 use crate::config::SubscribeOptions;
 use crate::error::{HandlerJoinError, SubscribeError};
 use crate::raw_subscription::RawSubscription;
@@ -149,7 +149,8 @@ impl MessageBus {
     ///
     /// # Panics
     ///
-    /// Outside a tokio runtime, like `tokio::spawn`. Use
+    /// Outside a tokio runtime, like `tokio::spawn`, and on a capacity out of range, as
+    /// [`subscribe_raw`](Self::subscribe_raw). Use
     /// [`try_subscribe_handler`](Self::try_subscribe_handler) to get an error instead.
     pub fn subscribe_handler<T, F, E>(&self, opts: SubscribeOptions, handler: F) -> HandlerHandle
     where
@@ -164,7 +165,7 @@ impl MessageBus {
     }
 
     /// Like [`subscribe_handler`](Self::subscribe_handler), but returns an error outside a
-    /// runtime or for an out-of-range capacity instead of panicking or clamping.
+    /// runtime or for an out-of-range capacity or spin instead of panicking.
     pub fn try_subscribe_handler<T, F, E>(
         &self,
         opts: SubscribeOptions,
@@ -175,13 +176,14 @@ impl MessageBus {
         F: FnMut(T) -> Result<(), E> + Send + 'static,
         E: Display + 'static,
     {
-        check_capacity(opts.capacity)?;
+        check_options(&opts)?;
         let runtime = Handle::try_current().map_err(|_| SubscribeError::NoRuntime)?;
         Ok(self.subscribe_handler_on(&runtime, opts, handler))
     }
 
     /// Like [`subscribe_handler`](Self::subscribe_handler), on the given runtime; callable
-    /// from any thread.
+    /// from any thread. Panics on a capacity out of range, as
+    /// [`subscribe_raw`](Self::subscribe_raw).
     pub fn subscribe_handler_on<T, F, E>(
         &self,
         runtime: &Handle,

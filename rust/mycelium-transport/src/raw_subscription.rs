@@ -10,7 +10,7 @@ use async_channel::Receiver;
 use futures_core::Stream;
 
 use crate::config::OverflowPolicy;
-use crate::doorbell::spin_poll;
+use crate::doorbell::{spin_poll, Woken};
 use crate::envelope::Envelope;
 use crate::error::{RecvError, TryRecvError};
 use crate::subscriber::SubscriberShared;
@@ -75,6 +75,24 @@ impl RawSubscription {
     fn taken(&self, envelope: Envelope) -> Envelope {
         self.shared.count_delivery(&envelope, Instant::now());
         envelope
+    }
+
+    /// Takes the oldest envelope off the queue and gives its slot back at once (a DropOldest
+    /// publisher waits for that). `Closed` when the queue is closed and empty, judged by the
+    /// doorbell's flag as well as the channel's (see `doorbell.rs`); the flag is read first,
+    /// so an envelope pushed before the close is never mistaken for end-of-stream.
+    fn pop(&self) -> Result<Envelope, async_channel::TryRecvError> {
+        let closed = self.shared.doorbell.is_closed();
+        match self.receiver.try_recv() {
+            Ok(envelope) => {
+                self.shared.release(1);
+                Ok(envelope)
+            }
+            Err(async_channel::TryRecvError::Empty) if closed => {
+                Err(async_channel::TryRecvError::Closed)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Subscriber id, unique within the bus; appears in metrics and in
@@ -154,14 +172,18 @@ impl RawSubscription {
     /// async-channel's own wait): `Some(Some(_))` a message, `Some(None)` closed and drained,
     /// `None` the deadline passed.
     fn wait(&self, deadline: Option<Instant>) -> Option<Option<Envelope>> {
-        let mut poll = || match self.receiver.try_recv() {
+        let mut poll = || match self.pop() {
             Ok(envelope) => Some(Some(envelope)),
             Err(async_channel::TryRecvError::Closed) => Some(None),
             Err(async_channel::TryRecvError::Empty) => None,
         };
         let got = match self.spin_then_poll(&mut poll, deadline) {
             Some(got) => got,
-            None => self.shared.doorbell.wait(poll, deadline)?,
+            None => match self.shared.doorbell.wait(poll, deadline) {
+                Woken::Ready(got) => got,
+                Woken::Closed => None,
+                Woken::TimedOut => return None,
+            },
         };
         Some(got.map(|envelope| self.taken(envelope)))
     }
@@ -196,12 +218,14 @@ impl RawSubscription {
     /// Awaits the next message; `None` once closed and drained. Cancel-safe: dropping the
     /// future before it completes loses no message.
     pub async fn recv(&self) -> Option<Envelope> {
-        self.receiver.recv().await.ok().map(|e| self.taken(e))
+        let envelope = self.receiver.recv().await.ok()?;
+        self.shared.release(1);
+        Some(self.taken(envelope))
     }
 
     /// Takes the next message if one is queued.
     pub fn try_recv(&self) -> Result<Envelope, TryRecvError> {
-        match self.receiver.try_recv() {
+        match self.pop() {
             Ok(envelope) => Ok(self.taken(envelope)),
             Err(async_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
             Err(async_channel::TryRecvError::Closed) => Err(TryRecvError::Closed),
@@ -215,7 +239,7 @@ impl RawSubscription {
         let now = Instant::now();
         let mut moved = 0;
         while moved < max {
-            match self.receiver.try_recv() {
+            match self.pop() {
                 Ok(envelope) => {
                     self.shared.count_delivery(&envelope, now);
                     out.push(envelope);
@@ -240,7 +264,7 @@ impl RawSubscription {
     /// Whether no more messages will arrive: the subscription or the bus was closed. Messages
     /// already queued can still be taken.
     pub fn is_closed(&self) -> bool {
-        self.receiver.is_closed()
+        self.shared.doorbell.is_closed() || self.receiver.is_closed()
     }
 
     /// Counts one failed handler call, for adapters whose callbacks run outside Rust.
@@ -267,7 +291,7 @@ impl RawSubscription {
         }
         self.topic.remove(self.shared.id);
         self.shared.close_queue();
-        while self.receiver.try_recv().is_ok() {
+        while self.pop().is_ok() {
             self.shared.count_drop();
         }
     }
@@ -289,7 +313,10 @@ impl Stream for RawSubscription {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
         let this = self.get_mut();
         match this.receiver.as_mut().poll_next(cx) {
-            Poll::Ready(Some(envelope)) => Poll::Ready(Some(this.taken(envelope))),
+            Poll::Ready(Some(envelope)) => {
+                this.shared.release(1);
+                Poll::Ready(Some(this.taken(envelope)))
+            }
             other => other,
         }
     }
@@ -333,5 +360,77 @@ mod tests {
             Err(RecvError::Timeout)
         );
         assert_eq!(sub.spin_now.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[cfg(test)]
+mod close_races {
+    use super::*;
+    use crate::subscriber::Offer;
+    use crate::{MessageBus, SubscribeOptions};
+    use bytes::Bytes;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread;
+
+    /// Issue 12 item 7. concurrent-queue 2.5's `Bounded::force_push` (behind async-channel's
+    /// `force_send`) stores `tail` after its head CAS and so can erase the closed bit a
+    /// concurrent `close` has just set: the queue reopens, later publishes are queued into a
+    /// closed subscription, and a receiver asleep on it is never woken. Two threads evict
+    /// from a full one-slot DropOldest queue while a third closes it; afterwards the queue
+    /// must refuse every offer and a receiver must see end-of-stream. The race hit about 1
+    /// round in 10 with two free cores, so 300 rounds fail with near certainty when it exists.
+    #[test]
+    fn a_queue_closed_while_drop_oldest_publishers_evict_stays_closed() {
+        // MYCELIUM_CLOSE_RACE_ROUNDS raises the count for a hunt on a quiet machine.
+        let rounds = std::env::var("MYCELIUM_CLOSE_RACE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(300);
+        for round in 0..rounds {
+            let bus = MessageBus::new();
+            let sub = bus.subscribe_raw(1, SubscribeOptions::new(1, OverflowPolicy::DropOldest));
+            let shared = Arc::clone(sub.shared());
+            let started = Arc::new(AtomicUsize::new(0));
+            let publishers: Vec<_> = (0..2)
+                .map(|_| {
+                    let shared = Arc::clone(&shared);
+                    let started = Arc::clone(&started);
+                    thread::spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        // Offer until a run of refusals shows the close has been seen.
+                        let mut refused = 0;
+                        for _ in 0..100_000 {
+                            let envelope = Envelope::from_origin(0, 1, Bytes::from_static(b"x"));
+                            match shared.offer(envelope) {
+                                Offer::Dropped => refused += 1,
+                                _ => refused = 0,
+                            }
+                            if refused == 64 {
+                                break;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            while started.load(Ordering::SeqCst) < 2 || shared.queue_len() == 0 {
+                std::hint::spin_loop();
+            }
+            shared.close_queue();
+            for p in publishers {
+                p.join().unwrap();
+            }
+            let envelope = Envelope::from_origin(0, 1, Bytes::from_static(b"x"));
+            assert!(
+                matches!(shared.offer(envelope), Offer::Dropped),
+                "round {round}: the closed queue accepted a message"
+            );
+            assert!(sub.is_closed(), "round {round}: the queue reopened");
+            while sub.try_recv().is_ok() {}
+            assert_eq!(
+                sub.recv_timeout(Duration::from_millis(1)).map(|_| ()),
+                Err(RecvError::Closed),
+                "round {round}: a receiver did not see end-of-stream"
+            );
+        }
     }
 }

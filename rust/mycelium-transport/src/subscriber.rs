@@ -2,11 +2,12 @@
 //! counters. Topics hold these; a [`RawSubscription`](crate::RawSubscription) holds the other
 //! half (the queue's receiving end).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_channel::{Sender, TrySendError};
+use async_channel::{Receiver, Sender};
+use event_listener::{Event, Listener};
 
 use crate::config::OverflowPolicy;
 use crate::doorbell::Doorbell;
@@ -25,6 +26,23 @@ pub(crate) enum Offer {
     Rejected,
 }
 
+/// Why [`SubscriberShared::push`] did not queue an envelope.
+enum Refused {
+    Full(Envelope),
+    Closed,
+}
+
+/// The queue is an *unbounded* async-channel plus our own count of slots in use, for two
+/// reasons (issue 12 items 7 and 8):
+/// - a bounded channel allocates every slot up front (~72 bytes each: 72 MB for the largest
+///   capacity), while an unbounded one allocates blocks of 31 slots as messages arrive and
+///   frees them as they leave;
+/// - DropOldest then evicts with an ordinary receive instead of async-channel's `force_send`,
+///   whose concurrent-queue 2.5 implementation can reopen a queue closed concurrently.
+///
+/// Every envelope in the channel holds one unit of `used`; a publisher takes the unit before
+/// pushing (so `used` never exceeds `capacity`), and whoever takes the envelope out releases
+/// it, except a DropOldest publisher, which evicts one and reuses its unit.
 pub(crate) struct SubscriberShared {
     pub(crate) id: u64,
     pub(crate) type_id: u16,
@@ -32,33 +50,46 @@ pub(crate) struct SubscriberShared {
     pub(crate) policy: OverflowPolicy,
     pub(crate) capacity: usize,
     sender: Sender<Envelope>,
+    /// A receiving end of the same channel, for DropOldest evictions.
+    evictor: Receiver<Envelope>,
+    /// Slots in use: envelopes queued plus those about to be pushed.
+    used: AtomicUsize,
+    /// Notified when a slot of a Block queue frees up, and on close: Block publishers (both
+    /// blocking and async) wait on it for room.
+    room: Event,
     pub(crate) stats: SubscriberStats,
     pub(crate) type_stats: Arc<TypeStats>,
-    /// Wakes threads blocked in `RawSubscription::recv_blocking` / `recv_timeout`.
+    /// Wakes threads blocked in `RawSubscription::recv_blocking` / `recv_timeout`, and holds
+    /// the subscription's own closed flag.
     pub(crate) doorbell: Doorbell,
 }
 
 impl SubscriberShared {
+    /// A subscriber with an empty queue; the receiving end goes to the `RawSubscription`.
     pub(crate) fn new(
         id: u64,
         type_id: u16,
         label: Option<String>,
         policy: OverflowPolicy,
         capacity: usize,
-        sender: Sender<Envelope>,
         type_stats: Arc<TypeStats>,
-    ) -> Self {
-        SubscriberShared {
+    ) -> (Self, Receiver<Envelope>) {
+        let (sender, receiver) = async_channel::unbounded();
+        let shared = SubscriberShared {
             id,
             type_id,
             label,
             policy,
             capacity,
             sender,
+            evictor: receiver.clone(),
+            used: AtomicUsize::new(0),
+            room: Event::new(),
             stats: SubscriberStats::default(),
             type_stats,
             doorbell: Doorbell::default(),
-        }
+        };
+        (shared, receiver)
     }
 
     pub(crate) fn count_drop(&self) {
@@ -85,67 +116,158 @@ impl SubscriberShared {
         offer
     }
 
+    /// Takes a slot if one is free.
+    fn reserve(&self) -> bool {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            if used >= self.capacity {
+                return false;
+            }
+            // SeqCst: a Block publisher's re-check after it starts listening for room must
+            // see a release that happened before the receiver's notify (event-listener's
+            // full fences pair with these).
+            match self.used.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    /// Gives back `n` slots whose envelopes were taken off the queue. Every receive calls it
+    /// right after taking.
+    pub(crate) fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::SeqCst);
+        // Only Block publishers ever wait for room; the others skip the notify's fence.
+        if self.policy == OverflowPolicy::Block {
+            self.room.notify_additional(n);
+        }
+    }
+
+    /// Queues `envelope` if a slot is free. The doorbell's flag is checked too, so a
+    /// publisher woken by `close_queue` stops even if the channel missed the close.
+    fn push(&self, envelope: Envelope) -> Result<(), Refused> {
+        if self.doorbell.is_closed() {
+            return Err(Refused::Closed);
+        }
+        if !self.reserve() {
+            return Err(Refused::Full(envelope));
+        }
+        self.push_reserved(envelope)
+    }
+
+    /// Queues `envelope` into a slot already taken.
+    fn push_reserved(&self, envelope: Envelope) -> Result<(), Refused> {
+        // An unbounded channel only refuses when closed.
+        if self.sender.try_send(envelope).is_err() {
+            self.used.fetch_sub(1, Ordering::SeqCst);
+            return Err(Refused::Closed);
+        }
+        Ok(())
+    }
+
     fn try_queue(&self, envelope: Envelope) -> Offer {
         self.stats.offered.fetch_add(1, Ordering::Release);
+        let envelope = match self.push(envelope) {
+            Ok(()) => return Offer::Queued,
+            Err(Refused::Closed) => {
+                self.count_drop();
+                return Offer::Dropped;
+            }
+            Err(Refused::Full(envelope)) => envelope,
+        };
         match self.policy {
-            OverflowPolicy::Block => match self.sender.try_send(envelope) {
-                Ok(()) => Offer::Queued,
-                Err(TrySendError::Full(envelope)) => Offer::MustWait(envelope),
-                Err(TrySendError::Closed(_)) => {
+            OverflowPolicy::Block => Offer::MustWait(envelope),
+            OverflowPolicy::DropOldest => self.evict_and_queue(envelope),
+            OverflowPolicy::FailPublish => {
+                self.count_drop();
+                Offer::Rejected
+            }
+        }
+    }
+
+    /// DropOldest on a full queue: takes the oldest envelope out, counts it as dropped and
+    /// queues `envelope` in its slot.
+    fn evict_and_queue(&self, mut envelope: Envelope) -> Offer {
+        let mut attempts = 0u32;
+        loop {
+            // Err: a receiver took the oldest first and is about to release its slot (or
+            // the queue closed, which `push` reports).
+            if let Ok(_oldest) = self.evictor.try_recv() {
+                self.count_drop();
+                return match self.push_reserved(envelope) {
+                    Ok(()) => Offer::Queued,
+                    Err(_) => {
+                        self.count_drop();
+                        Offer::Dropped
+                    }
+                };
+            }
+            match self.push(envelope) {
+                Ok(()) => return Offer::Queued,
+                Err(Refused::Closed) => {
                     self.count_drop();
-                    Offer::Dropped
+                    return Offer::Dropped;
                 }
-            },
-            OverflowPolicy::DropOldest => match self.sender.force_send(envelope) {
-                Ok(None) => Offer::Queued,
-                Ok(Some(_evicted)) => {
-                    self.count_drop();
-                    Offer::Queued
-                }
-                Err(_) => {
-                    self.count_drop();
-                    Offer::Dropped
-                }
-            },
-            OverflowPolicy::FailPublish => match self.sender.try_send(envelope) {
-                Ok(()) => Offer::Queued,
-                Err(TrySendError::Full(_)) => {
-                    self.count_drop();
-                    Offer::Rejected
-                }
-                Err(TrySendError::Closed(_)) => {
-                    self.count_drop();
-                    Offer::Dropped
-                }
-            },
+                Err(Refused::Full(back)) => envelope = back,
+            }
+            // The receiver was preempted between its take and its release: let it run.
+            attempts += 1;
+            if attempts % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 
     /// Waits for room on this thread. Returns false (and counts a drop) if the queue was
     /// closed while waiting.
-    pub(crate) fn send_blocking(&self, envelope: Envelope) -> bool {
-        match self.sender.send_blocking(envelope) {
-            Ok(()) => {
-                self.doorbell.ring();
-                true
+    pub(crate) fn send_blocking(&self, mut envelope: Envelope) -> bool {
+        let mut listener = None;
+        loop {
+            match self.push(envelope) {
+                Ok(()) => {
+                    self.doorbell.ring();
+                    return true;
+                }
+                Err(Refused::Closed) => {
+                    self.count_drop();
+                    return false;
+                }
+                Err(Refused::Full(back)) => envelope = back,
             }
-            Err(_) => {
-                self.count_drop();
-                false
+            // Listen, then try again, then wait: a slot freed between the failed push and
+            // the listen is caught by the retry.
+            match listener.take() {
+                None => listener = Some(self.room.listen()),
+                Some(listener) => listener.wait(),
             }
         }
     }
 
     /// Async form of [`send_blocking`](Self::send_blocking).
-    pub(crate) async fn send(&self, envelope: Envelope) -> bool {
-        match self.sender.send(envelope).await {
-            Ok(()) => {
-                self.doorbell.ring();
-                true
+    pub(crate) async fn send(&self, mut envelope: Envelope) -> bool {
+        let mut listener = None;
+        loop {
+            match self.push(envelope) {
+                Ok(()) => {
+                    self.doorbell.ring();
+                    return true;
+                }
+                Err(Refused::Closed) => {
+                    self.count_drop();
+                    return false;
+                }
+                Err(Refused::Full(back)) => envelope = back,
             }
-            Err(_) => {
-                self.count_drop();
-                false
+            match listener.take() {
+                None => listener = Some(self.room.listen()),
+                Some(listener) => listener.await,
             }
         }
     }
@@ -154,7 +276,8 @@ impl SubscriberShared {
     /// receiving side can still take what is queued.
     pub(crate) fn close_queue(&self) {
         self.sender.close();
-        self.doorbell.ring_all();
+        self.doorbell.close();
+        self.room.notify(usize::MAX);
     }
 
     pub(crate) fn queue_len(&self) -> usize {

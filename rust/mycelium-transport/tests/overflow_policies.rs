@@ -192,25 +192,55 @@ fn a_blocked_subscriber_does_not_delay_delivery_to_the_others() {
     assert_eq!(untag(&slow.recv_blocking().unwrap().payload).1, 1);
 }
 
+/// Issue 12 item 8: a capacity above the maximum used to be clamped to it silently (and the
+/// whole queue allocated). Now the `try_` functions refuse it with an error naming the limit,
+/// and the infallible ones panic with that message.
 #[test]
-fn out_of_range_capacity_is_clamped_or_refused() {
+fn out_of_range_capacity_is_refused_with_the_limit_named() {
     let bus = MessageBus::new();
-    let clamped = bus.subscribe_raw(TYPE, SubscribeOptions::new(0, OverflowPolicy::DropOldest));
-    assert_eq!(clamped.capacity(), 1);
-    bus.publish_raw(TYPE, tagged(0, 0)).unwrap();
-    bus.publish_raw(TYPE, tagged(0, 1)).unwrap();
-    assert_eq!(seqs(&clamped), vec![1]);
+    let max = mycelium_transport::MAX_QUEUE_CAPACITY;
+    for capacity in [0, max + 1, u32::MAX as usize, usize::MAX] {
+        let err = bus
+            .try_subscribe_raw(TYPE, SubscribeOptions::new(capacity, OverflowPolicy::Block))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            mycelium_transport::SubscribeError::InvalidCapacity {
+                requested: capacity
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains(&format!("capacity {capacity} ")), "{text}");
+        assert!(text.contains(&format!("1 to {max}")), "{text}");
+        let err = bus
+            .try_subscribe::<common::Reading>(SubscribeOptions::new(
+                capacity,
+                OverflowPolicy::Block,
+            ))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("1 to {max}")), "{err}");
+    }
+    assert_eq!(bus.subscriber_count(TYPE), 0);
+    let largest = bus
+        .try_subscribe_raw(TYPE, SubscribeOptions::new(max, OverflowPolicy::Block))
+        .unwrap();
+    assert_eq!(largest.capacity(), max);
+}
 
-    let huge = bus.subscribe_raw(
-        TYPE,
-        SubscribeOptions::new(usize::MAX, OverflowPolicy::Block),
-    );
-    assert_eq!(huge.capacity(), mycelium_transport::MAX_QUEUE_CAPACITY);
+#[test]
+#[should_panic(expected = "queue capacity 1048577 is out of range; use 1 to 1048576")]
+fn subscribe_raw_panics_above_the_maximum_instead_of_clamping() {
+    let bus = MessageBus::new();
+    let max = mycelium_transport::MAX_QUEUE_CAPACITY;
+    let _ = bus.subscribe_raw(TYPE, SubscribeOptions::new(max + 1, OverflowPolicy::Block));
+}
 
-    let err = bus
-        .try_subscribe_raw(TYPE, SubscribeOptions::new(0, OverflowPolicy::Block))
-        .unwrap_err();
-    assert!(err.to_string().contains("capacity 0"), "{err}");
+#[test]
+#[should_panic(expected = "queue capacity 0 is out of range")]
+fn subscribe_raw_panics_on_a_zero_capacity() {
+    let bus = MessageBus::new();
+    let _ = bus.subscribe_raw(TYPE, SubscribeOptions::new(0, OverflowPolicy::DropOldest));
 }
 
 /// Counts hook calls and records, at each, how many messages the consumer had taken.

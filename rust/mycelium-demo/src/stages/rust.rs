@@ -41,7 +41,7 @@ impl<T: Message + Send + 'static> RustStage<T> {
     {
         let options = SubscribeOptions::new(queue.capacity as usize, queue.policy.overflow())
             .with_label(label);
-        let subscription = Arc::new(bus.subscribe::<T>(options));
+        let subscription = Arc::new(bus.try_subscribe::<T>(options)?);
         let counters = Arc::new(Counters::default());
         let (sub, c) = (subscription.clone(), counters.clone());
         let thread = std::thread::Builder::new()
