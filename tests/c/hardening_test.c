@@ -486,6 +486,17 @@ static void test_bridge_wait_reason(void) {
   const char *why = mycelium_last_error();
   CHECK(strstr(why, "/nonexistent-dir/mycelium.sock") != NULL && strstr(why, "No such file") != NULL,
         "the timeout names the failing connection: %s", why);
+  /* The bridge's counters are in the Prometheus output, labelled by its endpoint. */
+  size_t need = 0;
+  CHECK_STATUS(mycelium_metrics_prometheus(rt, NULL, 0, &need), MYCELIUM_ERR_BUFFER_TOO_SMALL);
+  char *prom = malloc(need);
+  CHECK_STATUS(mycelium_metrics_prometheus(rt, prom, need, &need), MYCELIUM_OK);
+  const char *series =
+      "mycelium_bridge_connect_failures_total{bridge=\"unix:/nonexistent-dir/mycelium.sock\"} ";
+  const char *at = strstr(prom, series);
+  CHECK(at != NULL && atoi(at + strlen(series)) >= 1, "connect failures counted in Prometheus");
+  CHECK(strstr(prom, "# TYPE mycelium_bridge_reconnects_total counter") != NULL, "reconnects family");
+  free(prom);
   CHECK_STATUS(mycelium_bridge_close(rt, id), MYCELIUM_OK);
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
 }

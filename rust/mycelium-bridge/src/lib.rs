@@ -81,5 +81,5 @@ pub use control::{RefusalKind, PROTOCOL_VERSION};
 pub use endpoint::Endpoint;
 pub use error::BridgeError;
 pub use handle::{Bridge, BridgeHandle};
-pub use stats::{BridgeStats, ClosedSession, Rejection};
+pub use stats::{bridges_prometheus, BridgeStats, ClosedSession, Rejection};
 pub use topology::Topology;

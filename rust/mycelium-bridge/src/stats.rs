@@ -195,3 +195,124 @@ mod tests {
         assert_eq!(snapshot.closed[0].reason, "idle");
     }
 }
+
+/// Bridges' counters in the Prometheus text format, one series per bridge labelled `bridge`
+/// (its endpoints, e.g. "unix:/run/bus.sock"), to append to the bus's own
+/// [`MetricsSnapshot::to_prometheus`](mycelium_transport::MetricsSnapshot::to_prometheus).
+/// Empty when there are no bridges.
+pub fn bridges_prometheus(bridges: &[(String, BridgeStats)]) -> String {
+    use std::fmt::Write;
+    type Get = fn(&BridgeStats) -> u64;
+    let series: [(&str, &str, &str, Get); 11] = [
+        (
+            "sessions_total",
+            "counter",
+            "Sessions that completed the handshake.",
+            |s| s.sessions,
+        ),
+        ("active_sessions", "gauge", "Sessions open now.", |s| {
+            s.active_sessions
+        }),
+        (
+            "reconnects_total",
+            "counter",
+            "Sessions started after an earlier one ended (connector).",
+            |s| s.reconnects,
+        ),
+        (
+            "connect_failures_total",
+            "counter",
+            "Connection attempts that failed before a handshake.",
+            |s| s.connect_failures,
+        ),
+        (
+            "rejected_total",
+            "counter",
+            "Handshakes refused by this side or by the peer.",
+            |s| s.rejected,
+        ),
+        (
+            "messages_in_total",
+            "counter",
+            "Messages received from peers and published locally.",
+            |s| s.messages_in,
+        ),
+        (
+            "messages_out_total",
+            "counter",
+            "Messages sent to peers.",
+            |s| s.messages_out,
+        ),
+        (
+            "bytes_in_total",
+            "counter",
+            "Bytes received from peers.",
+            |s| s.bytes_in,
+        ),
+        ("bytes_out_total", "counter", "Bytes sent to peers.", |s| {
+            s.bytes_out
+        }),
+        (
+            "frames_in_total",
+            "counter",
+            "Frames received after the handshake.",
+            |s| s.frames_in,
+        ),
+        (
+            "unrequested_total",
+            "counter",
+            "Messages a peer sent for a type nobody here subscribes to.",
+            |s| s.unrequested,
+        ),
+    ];
+    let mut out = String::new();
+    if bridges.is_empty() {
+        return out;
+    }
+    for (suffix, kind, help, get) in series {
+        let name = format!("mycelium_bridge_{suffix}");
+        // Writing into a String cannot fail.
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (bridge, stats) in bridges {
+            let label = mycelium_transport::prometheus_escape_label(bridge);
+            let _ = writeln!(out, "{name}{{bridge=\"{label}\"}} {}", get(stats));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod prometheus_tests {
+    use super::*;
+
+    #[test]
+    fn bridge_counters_render_once_per_family_and_per_bridge() {
+        let a = BridgeStats {
+            reconnects: 3,
+            connect_failures: 5,
+            ..Default::default()
+        };
+        let b = BridgeStats {
+            sessions: 2,
+            ..Default::default()
+        };
+        let text = bridges_prometheus(&[
+            ("tcp:127.0.0.1:7000".into(), a),
+            ("unix:/run/\"odd\".sock".into(), b),
+        ]);
+        assert!(
+            text.contains("mycelium_bridge_reconnects_total{bridge=\"tcp:127.0.0.1:7000\"} 3\n")
+        );
+        assert!(text
+            .contains("mycelium_bridge_connect_failures_total{bridge=\"tcp:127.0.0.1:7000\"} 5\n"));
+        assert!(text
+            .contains("mycelium_bridge_sessions_total{bridge=\"unix:/run/\\\"odd\\\".sock\"} 2\n"));
+        assert_eq!(
+            text.matches("# TYPE mycelium_bridge_reconnects_total counter")
+                .count(),
+            1
+        );
+        assert_eq!(bridges_prometheus(&[]), "");
+    }
+}

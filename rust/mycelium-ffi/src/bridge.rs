@@ -257,3 +257,23 @@ fn unknown(id: u64) -> FfiError {
         format!("bridge {id} is not open on this handle (never opened, or closed)"),
     )
 }
+
+/// The counters of the bridges started through this handle, in the Prometheus text format,
+/// labelled by their endpoints (what `mycelium_metrics_prometheus` appends to the bus's).
+pub(crate) fn prometheus(h: &crate::runtime::Handle) -> String {
+    let mut bridges: Vec<(u64, String, mycelium_bridge::BridgeStats)> = h
+        .bridges
+        .lock()
+        .iter()
+        .map(|(id, b)| {
+            let endpoints: Vec<String> = b.endpoints().iter().map(|e| e.to_string()).collect();
+            (*id, endpoints.join(","), b.stats())
+        })
+        .collect();
+    bridges.sort_by_key(|(id, _, _)| *id);
+    let named: Vec<(String, mycelium_bridge::BridgeStats)> = bridges
+        .into_iter()
+        .map(|(_, name, stats)| (name, stats))
+        .collect();
+    mycelium_bridge::bridges_prometheus(&named)
+}

@@ -387,7 +387,9 @@ unsafe extern "C" fn vt_metrics_prometheus(
 ) -> Status {
     vguard("mycelium_metrics_prometheus", || {
         let h = runtime::live(rt)?;
-        runtime::write_text(&h.core.bus.metrics().to_prometheus(), buf, len, needed)
+        let mut text = h.core.bus.metrics().to_prometheus();
+        text.push_str(&crate::bridge::prometheus(&h));
+        runtime::write_text(&text, buf, len, needed)
     })
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::OverflowPolicy;
 pub(crate) use histogram::LatencyHistogram;
 pub use histogram::{HistogramBucket, LatencySummary};
+pub use prometheus::escape_label as prometheus_escape_label;
 
 /// Counters for one message type, shared by the topic and its subscriptions.
 ///

@@ -11,8 +11,10 @@ use super::{MetricsSnapshot, SubscriberMetrics, TypeMetrics};
 
 const NANOS_PER_SECOND: f64 = 1e9;
 
-/// Escapes a label value: backslash, double quote and line feed must be escaped.
-fn escape_label(value: &str) -> String {
+/// Escapes a Prometheus label value: backslash, double quote and line feed must be escaped.
+/// Public (as `prometheus_escape_label`) for crates that append their own series, such as
+/// the socket bridges' counters.
+pub fn escape_label(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
