@@ -80,3 +80,37 @@ def test_attach_to_null_or_destroyed_handles_fails_cleanly(contracts: ModuleType
     # The C library keeps destroyed headers (tombstones), so a stale address is refused too.
     with pytest.raises(ClosedError):
         Runtime.attach(address, contracts)
+
+
+def test_attach_to_a_bogus_address_raises_instead_of_crashing(child: Any) -> None:
+    # Before mycelium_runtime_clone probed its argument, the first of these was a SIGSEGV.
+    # In a child process so that a crash fails this test and not the whole session.
+    code = """
+import ctypes, contracts
+from mycelium_native import InvalidArgumentError, Runtime
+zeros = ctypes.create_string_buffer(256)
+with Runtime(contracts) as host:
+    lookalike = ctypes.create_string_buffer(ctypes.string_at(host.address, 8) + bytes(248))
+    cases = {
+        "0xdeadbeef": 0xDEADBEEF,
+        "unmapped": 0xDEADBEE8,
+        "0x1": 1,
+        "zeros": ctypes.addressof(zeros),
+        "look-alike": ctypes.addressof(lookalike),
+    }
+    for name, address in cases.items():
+        try:
+            Runtime.attach(address, contracts)
+        except InvalidArgumentError as e:
+            assert "not a mycelium runtime handle" in str(e), (name, str(e))
+            print(name, "refused", flush=True)
+        else:
+            raise SystemExit(f"{name}: attach succeeded")
+    Runtime.attach(host.address, contracts).close()  # the real one still works
+print("done")
+"""
+    out = child(code, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for name in ("0xdeadbeef", "unmapped", "0x1", "zeros", "look-alike"):
+        assert f"{name} refused" in out.stdout
+    assert "done" in out.stdout

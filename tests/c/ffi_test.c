@@ -776,6 +776,54 @@ static void test_bridge_close_ends_wait(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
 }
 
+/* mycelium_runtime_clone takes addresses from foreign code (Python's Runtime.attach, OCaml's
+ * Runtime.of_handle): anything that is not a handle of this process must be an error with a
+ * reason, never a crash. */
+static void expect_not_a_handle(const void *addr, mycelium_status want, const char *needle,
+                                const char *what) {
+  mycelium_runtime_t *out = NULL;
+  mycelium_status got = mycelium_runtime_clone((const mycelium_runtime_t *)addr, &out);
+  CHECK(got == want, "clone(%s) returned %s, expected %s", what, mycelium_status_name(got),
+        mycelium_status_name(want));
+  CHECK(out == NULL, "clone(%s) left out untouched", what);
+  CHECK(strstr(mycelium_last_error(), needle) != NULL, "clone(%s) explains: %s", what,
+        mycelium_last_error());
+}
+
+static void test_clone_refuses_bogus_addresses(const char *yaml, size_t yaml_len) {
+  expect_not_a_handle((const void *)(uintptr_t)0x1, MYCELIUM_ERR_INVALID_ARGUMENT, "not aligned", "0x1");
+  expect_not_a_handle((const void *)(uintptr_t)0xdeadbeef, MYCELIUM_ERR_INVALID_ARGUMENT,
+                      "not aligned", "0xdeadbeef");
+  expect_not_a_handle((const void *)(uintptr_t)0xdeadbee8, MYCELIUM_ERR_INVALID_ARGUMENT,
+                      "not readable", "0xdeadbee8");
+  void *zeros = calloc(1, 256);
+  expect_not_a_handle(zeros, MYCELIUM_ERR_INVALID_ARGUMENT, "no function table", "calloc'd zeros");
+  uintptr_t stack[32];
+  memset(stack, 0xab, sizeof stack);
+  expect_not_a_handle(stack, MYCELIUM_ERR_INVALID_ARGUMENT, "not a mycelium runtime handle",
+                      "stack buffer of 0xab");
+  /* A pointer to a zeroed "table": size 0 is no table. */
+  stack[0] = (uintptr_t)zeros;
+  expect_not_a_handle(stack, MYCELIUM_ERR_INVALID_ARGUMENT, "not a function table",
+                      "stack buffer pointing at zeros");
+
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  /* A look-alike: its first word is a real handle's table pointer, but no library made it. */
+  uintptr_t *lookalike = calloc(1, 256);
+  memcpy(lookalike, rt, sizeof(uintptr_t));
+  expect_not_a_handle(lookalike, MYCELIUM_ERR_INVALID_ARGUMENT, "not made by the library",
+                      "a look-alike of a real header");
+  /* The real one clones; destroyed, it is closed. */
+  mycelium_runtime_t *copy = NULL;
+  CHECK_STATUS(mycelium_runtime_clone(rt, &copy), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(copy), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+  expect_not_a_handle(rt, MYCELIUM_ERR_CLOSED, "destroyed", "a destroyed handle");
+  free(lookalike);
+  free(zeros);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
@@ -784,6 +832,7 @@ int main(int argc, char **argv) {
   size_t len;
   char *yaml = read_file(argv[1], &len);
   test_version_and_errors(yaml, len);
+  test_clone_refuses_bogus_addresses(yaml, len);
   test_many_publishers(yaml, len);
   test_unsubscribe_races_delivery(yaml, len);
   test_reentrancy(yaml, len);

@@ -278,11 +278,18 @@ enum mycelium_status mycelium_runtime_create(const char *schema_yaml,
 //
 // - Ownership: `rt` is borrowed. On success the caller owns `*out` and destroys it independently
 //   of `rt`. Subscriptions belong to the handle that made them.
+// - `rt` may be any address (an integer handed over by foreign code, since ABI 1.2): before it
+//   is dereferenced it is checked without faulting (aligned, readable, pointing to a readable
+//   function table of plausible size), and the copy of the library that owns that table checks
+//   that it made this very header. Anything else is `MYCELIUM_ERR_INVALID_ARGUMENT` with the
+//   reason in `mycelium_last_error()` (NULL: `MYCELIUM_ERR_NULL_POINTER`; a destroyed handle:
+//   `MYCELIUM_ERR_CLOSED`). Still the caller's responsibility: memory that mimics the header of
+//   a copy older than ABI 1.2 (which keeps no list of its headers). Only this function checks;
+//   every other function takes handles this library returned.
 // - Threads: any. Blocks: no. Calls back: no.
 //
 // # Safety
-// Every pointer must be NULL or valid for the access described above for the duration of the
-// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+// `out` must be NULL or valid for writing a pointer. `rt` may be any value (see above).
 enum mycelium_status mycelium_runtime_clone(const mycelium_runtime_t *rt, mycelium_runtime_t **out);
 
 // Releases a handle: unsubscribes every subscription it owns (waiting for running callbacks to

@@ -11,7 +11,7 @@ use crate::sized::{init_sized, SizedOptions};
 use crate::status::{self, guard, mycelium_status, mycelium_status::*, FfiError};
 use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
 use crate::subscription_stats::mycelium_subscription_stats;
-use crate::vtable::{dispatch, str_arg};
+use crate::vtable::{dispatch, dispatch_probed, str_arg};
 use crate::wait_hooks::mycelium_wait_hooks;
 use std::ffi::c_void;
 
@@ -52,18 +52,26 @@ pub unsafe extern "C" fn mycelium_runtime_create(
 ///
 /// - Ownership: `rt` is borrowed. On success the caller owns `*out` and destroys it independently
 ///   of `rt`. Subscriptions belong to the handle that made them.
+/// - `rt` may be any address (an integer handed over by foreign code, since ABI 1.2): before it
+///   is dereferenced it is checked without faulting (aligned, readable, pointing to a readable
+///   function table of plausible size), and the copy of the library that owns that table checks
+///   that it made this very header. Anything else is `MYCELIUM_ERR_INVALID_ARGUMENT` with the
+///   reason in `mycelium_last_error()` (NULL: `MYCELIUM_ERR_NULL_POINTER`; a destroyed handle:
+///   `MYCELIUM_ERR_CLOSED`). Still the caller's responsibility: memory that mimics the header of
+///   a copy older than ABI 1.2 (which keeps no list of its headers). Only this function checks;
+///   every other function takes handles this library returned.
 /// - Threads: any. Blocks: no. Calls back: no.
 ///
 /// # Safety
-/// Every pointer must be NULL or valid for the access described above for the duration of the
-/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+/// `out` must be NULL or valid for writing a pointer. `rt` may be any value (see above).
 #[no_mangle]
 pub unsafe extern "C" fn mycelium_runtime_clone(
     rt: *const mycelium_runtime_t,
     out: *mut *mut mycelium_runtime_t,
 ) -> mycelium_status {
-    // SAFETY: the table function has the same contract as this function.
-    dispatch(rt, "mycelium_runtime_clone", |vt| unsafe {
+    // SAFETY: the table function has the same contract as this function, and `dispatch_probed`
+    // checks `rt` before anything reads through it.
+    dispatch_probed(rt, "mycelium_runtime_clone", |vt| unsafe {
         (vt.clone)(rt, out)
     })
 }

@@ -10,7 +10,7 @@
 //! that table and calls through it, so all Rust state behind a handle is only ever touched by the
 //! code that created it. This is the pattern of CPython capsules and JNI's `JNIEnv`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::c_char;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -252,11 +252,30 @@ fn tombstone(rt: NonNull<mycelium_runtime_t>) {
     TOMBSTONES.lock().push(rt.as_ptr() as usize);
 }
 
+/// Every header this copy of the library made, live or destroyed (headers are never freed).
+/// `clone_handle` refuses any other address: `attach` takes addresses from foreign code, and a
+/// look-alike that happens to point at this copy's function table must not be dereferenced
+/// further (see `vtable::probe_handle`).
+static HEADERS: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
 fn new_raw(core: Arc<Core>) -> *mut mycelium_runtime_t {
-    Box::into_raw(Box::new(mycelium_runtime_t {
+    let raw = Box::into_raw(Box::new(mycelium_runtime_t {
         vtable: &OWN_VTABLE,
         handle: ArcSwapOption::from(Some(Handle::new(core))),
-    }))
+    }));
+    HEADERS
+        .lock()
+        .get_or_insert_with(HashSet::new)
+        .insert(raw as usize);
+    raw
+}
+
+/// True when `rt` is a header this copy made (live or destroyed).
+pub(crate) fn is_own_header(rt: *const mycelium_runtime_t) -> bool {
+    HEADERS
+        .lock()
+        .as_ref()
+        .is_some_and(|h| h.contains(&(rt as usize)))
 }
 
 /// Loads the live handle behind `rt` (created by this copy of the library).
@@ -302,6 +321,16 @@ pub(crate) fn create(schema_yaml: &str) -> FfiResult<*mut mycelium_runtime_t> {
 }
 
 pub(crate) fn clone_handle(rt: *const mycelium_runtime_t) -> FfiResult<*mut mycelium_runtime_t> {
+    if !is_own_header(rt) {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!(
+                "{:#x} is not a mycelium runtime handle of this process: it points at a \
+                 function table but was not made by the library that owns that table",
+                rt as usize
+            ),
+        ));
+    }
     Ok(new_raw(live(rt)?.core.clone()))
 }
 

@@ -196,6 +196,179 @@ pub(crate) fn dispatch(
     status
 }
 
+/// Largest table size a probed handle may claim: far above any real table (a few hundred
+/// bytes), and small enough that a bogus size never makes the probe read much.
+const MAX_PLAUSIBLE_TABLE: usize = 4096;
+
+/// [`dispatch`] for a handle that comes from outside (an address given to `attach`): checks it
+/// with [`probe_handle`] before anything dereferences it.
+pub(crate) fn dispatch_probed(
+    rt: *const Rt,
+    what: &str,
+    f: impl FnOnce(&Vtable) -> Status,
+) -> mycelium_status {
+    let probed = guard(what, || probe_handle(rt));
+    if probed != MYCELIUM_OK {
+        return probed;
+    }
+    dispatch(rt, what, f)
+}
+
+/// Checks that `rt` looks like a runtime handle before it is dereferenced, so that a bogus
+/// address (a wrong integer given to Python's `Runtime.attach` or OCaml's `Runtime.of_handle`)
+/// is an error instead of a crash.
+///
+/// Why a probe and not only a registry of live handles: a handle may come from another copy
+/// of this library (a Rust host's static copy, the Python wheel's), and two copies share no
+/// Rust state, only the C layout of the header's first field. So this copy checks what every
+/// copy's header has, without faulting: the address is aligned and readable, it holds an
+/// aligned, readable pointer to a table whose size is plausible and whose `clone` entry is
+/// set. The copy that owns the table then checks the address against its own registry of the
+/// headers it made (`runtime::is_own_header`, in `clone_handle`), which also refuses a
+/// look-alike that merely points at a real table. Destroyed handles stay in that registry and
+/// get `MYCELIUM_ERR_CLOSED`.
+///
+/// Memory is read with `process_vm_readv` on this process, which returns EFAULT for an
+/// unmapped address instead of raising SIGSEGV, and which memory checkers understand (valgrind
+/// and ASan check only the local buffer). Where it is refused (a seccomp filter, a kernel
+/// without it) the bytes are written to a socket instead, which fails the same way.
+///
+/// What remains the caller's: an address of memory that mimics a header of an older copy
+/// (before ABI 1.2, which has no registry) or of memory freed since (a freed header is
+/// never reused by this library, which keeps destroyed headers, but foreign memory can be).
+pub(crate) fn probe_handle(rt: *const Rt) -> FfiResult {
+    let addr = rt as usize;
+    let not_handle = |why: &str| {
+        FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!("{addr:#x} is not a mycelium runtime handle of this process: {why}"),
+        )
+    };
+    if addr == 0 {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_NULL_POINTER,
+            "`runtime` is NULL",
+        ));
+    }
+    let word = std::mem::size_of::<usize>();
+    if addr % std::mem::align_of::<*const Vtable>() != 0 {
+        return Err(not_handle("the address is not aligned"));
+    }
+    let mut first = [0u8; 8];
+    if !probe::read(addr, &mut first[..word]) {
+        return Err(not_handle("the address is not readable memory"));
+    }
+    let table = usize::from_ne_bytes(first[..word].try_into().expect("a word"));
+    if table == 0 {
+        return Err(not_handle("it holds no function table (NULL)"));
+    }
+    if table % std::mem::align_of::<Vtable>() != 0 {
+        return Err(not_handle("its function table pointer is not aligned"));
+    }
+    let mut head = [0u8; std::mem::size_of::<Vtable>()];
+    // `size`, `abi_major` and `abi_minor`: the part of the table every ABI version has.
+    let head_len = word + 8;
+    if !probe::read(table, &mut head[..head_len]) {
+        return Err(not_handle(
+            "its function table pointer does not point to readable memory",
+        ));
+    }
+    let size = usize::from_ne_bytes(head[..word].try_into().expect("a word"));
+    if size < head_len || size > MAX_PLAUSIBLE_TABLE || size % word != 0 {
+        return Err(not_handle(&format!(
+            "what it points to is not a function table (size {size})"
+        )));
+    }
+    if size < std::mem::size_of::<Vtable>() {
+        // An older or foreign table: `dispatch` reports the ABI mismatch without reading more.
+        return Ok(());
+    }
+    if !probe::read(table, &mut head) {
+        return Err(not_handle("its function table is not readable"));
+    }
+    let clone_at = std::mem::offset_of!(Vtable, clone);
+    if head[clone_at..clone_at + word].iter().all(|&b| b == 0) {
+        return Err(not_handle("its function table has no clone function"));
+    }
+    Ok(())
+}
+
+/// Reading memory that may not be mapped, without faulting.
+/// cbindgen:ignore
+mod probe {
+    #[cfg(target_os = "linux")]
+    #[repr(C)]
+    struct IoVec {
+        base: *mut std::ffi::c_void,
+        len: usize,
+    }
+
+    extern "C" {
+        #[cfg(target_os = "linux")]
+        fn process_vm_readv(
+            pid: std::ffi::c_int,
+            local: *const IoVec,
+            local_count: std::ffi::c_ulong,
+            remote: *const IoVec,
+            remote_count: std::ffi::c_ulong,
+            flags: std::ffi::c_ulong,
+        ) -> isize;
+        fn write(fd: std::ffi::c_int, buf: *const std::ffi::c_void, count: usize) -> isize;
+    }
+
+    /// Copies `out.len()` bytes from `addr` into `out`; false if any of them is not readable.
+    pub(super) fn read(addr: usize, out: &mut [u8]) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let local = IoVec {
+                base: out.as_mut_ptr().cast(),
+                len: out.len(),
+            };
+            let remote = IoVec {
+                base: addr as *mut std::ffi::c_void,
+                len: out.len(),
+            };
+            // SAFETY: the kernel writes at most `out.len()` bytes into `out` (a live, exclusive
+            // buffer) and reads `addr` only through the page tables, failing with EFAULT for
+            // unmapped memory; nothing here dereferences `addr`.
+            let n = unsafe {
+                process_vm_readv(
+                    std::process::id() as std::ffi::c_int,
+                    &local,
+                    1,
+                    &remote,
+                    1,
+                    0,
+                )
+            };
+            if n >= 0 {
+                return n as usize == out.len();
+            }
+            if std::io::Error::last_os_error().raw_os_error() == Some(14) {
+                return false; // EFAULT
+            }
+            // ENOSYS, EPERM (seccomp): the socket probe below works everywhere.
+        }
+        read_through_socket(addr, out)
+    }
+
+    fn read_through_socket(addr: usize, out: &mut [u8]) -> bool {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let Ok((tx, mut rx)) = std::os::unix::net::UnixStream::pair() else {
+            return false;
+        };
+        // SAFETY: write(2) reads `out.len()` bytes at `addr` in the kernel, which reports an
+        // unreadable buffer as EFAULT instead of faulting; `tx` is an open socket this function
+        // owns, whose buffer holds far more than the few hundred bytes probed.
+        let n = unsafe { write(tx.as_raw_fd(), addr as *const std::ffi::c_void, out.len()) };
+        if n < 0 || n as usize != out.len() {
+            return false;
+        }
+        rx.read_exact(out).is_ok()
+    }
+}
+
 /// Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
 pub const MYCELIUM_MAX_TEXT_LEN: usize = 16 * 1024 * 1024;
 
