@@ -119,8 +119,9 @@ class Runtime:
     def attach(cls, handle: int, schema: SchemaSource) -> "Runtime":
         """Joins the bus behind ``handle`` (``mycelium_ffi::Runtime::address()`` of a Rust host,
         or any ``mycelium_runtime_t*`` as an integer). The handle is cloned; the host keeps its
-        own. Raises SchemaMismatchError naming every message that differs when the host's schema
-        is not ``schema``."""
+        own. Raises InvalidArgumentError when ``handle`` is not a runtime handle of this process
+        (checked without crashing), ClosedError for a destroyed one, and SchemaMismatchError
+        naming every message that differs when the host's schema is not ``schema``."""
         resolved = resolve_schema(schema)
         native = _native.NativeRuntime.attach(handle)
         try:
@@ -506,8 +507,10 @@ class MessageStream(Generic[M]):
 
     @property
     def dropped(self) -> int:
-        """Messages the stream's own queue evicted under DROP_OLDEST because the event loop fell
-        behind (evictions in the bus-side queue are counted in ``rt.metrics()``)."""
+        """Messages this stream did not get: DROP_OLDEST evictions from its own queue (the event
+        loop fell behind) and from its bus-side queue (its delivery thread fell behind), and FAIL
+        refusals. Messages received + ``dropped`` = messages published to it. Kept after
+        ``close``."""
         return self._native.dropped
 
     def _on_readable(self) -> None:

@@ -128,6 +128,11 @@ impl NativeReceiver {
 
     /// Ends the subscription; messages already queued can still be taken until `finished`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        // In a forked child the receiver's locks may be held by threads that exist only in the
+        // parent: a no-op, as `Runtime.close()` is there.
+        if !self.core.is_current_process() {
+            return Ok(());
+        }
         self.core.close_receiver(&self.receiver).py_err(py)
     }
 }

@@ -2,9 +2,11 @@
 //! `NativeStream` (asyncio: a queue a delivery thread fills, plus a wake-up descriptor). Pull
 //! queues are `NativeReceiver` (`pull_queue.rs`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use mycelium_ffi::exports::mycelium_subscription_stats_get;
+use mycelium_ffi::{mycelium_status, mycelium_subscription_stats};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -46,6 +48,11 @@ impl NativeSubscription {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        // In a forked child there is nothing to end (the delivery thread lives in the parent):
+        // a no-op, as `Runtime.close()` is there.
+        if !self.core.is_current_process() {
+            return Ok(());
+        }
         let (core, id) = (&self.core, self.id);
         detach(py, || core.unsubscribe(id)).py_err(py)
     }
@@ -59,6 +66,9 @@ pub struct NativeStream {
     id: u64,
     shared: Arc<QueueShared>,
     closed: AtomicBool,
+    /// The bus-side drop count of this subscription when last read; kept once the
+    /// subscription is gone (the bus forgets its counters then).
+    bus_dropped: AtomicU64,
 }
 
 impl NativeStream {
@@ -68,11 +78,44 @@ impl NativeStream {
             id,
             shared,
             closed: AtomicBool::new(false),
+            bus_dropped: AtomicU64::new(0),
         }
     }
 
+    /// Messages the bus-side queue of this subscription did not hand to the delivery thread
+    /// (DROP_OLDEST evictions while the delivery thread was behind, FAIL refusals): read from
+    /// the subscription's own counters while it lives, the last figure read afterwards.
+    fn bus_dropped(&self) -> u64 {
+        if !self.closed.load(Ordering::SeqCst) {
+            if let Ok(guard) = self.core.enter() {
+                let mut stats = mycelium_subscription_stats {
+                    struct_size: std::mem::size_of::<mycelium_subscription_stats>() as u32,
+                    ..Default::default()
+                };
+                // SAFETY: the guard keeps the handle valid; `stats` is writable with its size set.
+                let status =
+                    unsafe { mycelium_subscription_stats_get(guard.ptr(), self.id, &mut stats) };
+                if status == mycelium_status::MYCELIUM_OK {
+                    self.bus_dropped.fetch_max(stats.dropped, Ordering::SeqCst);
+                }
+            }
+        }
+        self.bus_dropped.load(Ordering::SeqCst)
+    }
+
     fn close_inner(&self) -> Result<(), Failure> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // The last figure before the bus forgets it (drops after this read and before the
+        // unsubscribe below are not counted: the queue is being abandoned anyway).
+        self.bus_dropped();
         if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        // A forked child: the delivery thread and the queue's lock holders live only in the
+        // parent; closing there is a no-op, as `Runtime.close()` is.
+        if !self.core.is_current_process() {
             return Ok(());
         }
         // Wake the delivery thread first: it may be waiting for room, and unsubscribe joins it.
@@ -94,11 +137,12 @@ impl NativeStream {
         self.shared.is_finished()
     }
 
-    /// Messages evicted from this queue under DROP_OLDEST because the consumer fell behind
-    /// (drops on the bus side show in the runtime's metrics).
+    /// Messages this stream did not get: evictions under DROP_OLDEST from its own queue (the
+    /// event loop was behind) plus those of its bus-side queue (its delivery thread was
+    /// behind), and FAIL refusals there.
     #[getter]
     fn dropped(&self) -> u64 {
-        self.shared.dropped()
+        self.shared.dropped() + self.bus_dropped()
     }
 
     /// Up to `max` queued payloads without waiting (an empty list when none are queued).

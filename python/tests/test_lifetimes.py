@@ -230,3 +230,44 @@ def test_runtime_used_after_fork_raises_in_the_child(rt: Runtime, contracts: Mod
     rt.publish(contracts.TradeTick(size=5))
     rt.flush(10)
     assert [m.size for m in got] == [5]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_close_of_queues_streams_and_subscriptions_after_fork_is_a_no_op(
+    rt: Runtime, contracts: ModuleType
+) -> None:
+    # As Runtime.close() in the child: the threads and locks behind them exist only in the
+    # parent. queue.close() and stream.close() used to raise "used after fork" here.
+    queue = rt.subscription(contracts.TradeTick)
+    stream = rt.stream(contracts.TradeTick)
+    sub = rt.subscribe(contracts.TradeTick, lambda _m: None)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            problems = []
+            for name, obj in (("queue", queue), ("stream", stream), ("subscription", sub)):
+                try:
+                    obj.close()
+                    obj.close()  # idempotent there too
+                except BaseException as e:  # noqa: BLE001
+                    problems.append(f"{name}.close raised {e!r}")
+            try:
+                rt.close()
+            except BaseException as e:  # noqa: BLE001
+                problems.append(f"rt.close raised {e!r}")
+            os.write(write_end, ("; ".join(problems) or "ok").encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    _, status = os.waitpid(pid, 0)
+    verdict = os.read(read_end, 4096).decode()
+    os.close(read_end)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert verdict == "ok"
+    # The parent's subscriptions are unaffected.
+    rt.publish(contracts.TradeTick(size=7))
+    assert queue.recv(10).size == 7
+    queue.close()
+    stream.close()
+    sub.close()
