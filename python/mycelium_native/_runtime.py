@@ -85,6 +85,20 @@ def _count(name: str, value: Optional[int]) -> int:
     return value
 
 
+#: Largest queue ``capacity`` a subscription may ask for: 1 Mi messages (the bus's
+#: ``MAX_QUEUE_CAPACITY``; the C library refuses larger ones too, but names its own field).
+MAX_CAPACITY = 1 << 20
+
+
+def _capacity(value: Optional[int]) -> int:
+    """0 tells the C library to use its default (1024)."""
+    if value is None:
+        return 0
+    if value < 1 or value > MAX_CAPACITY:
+        raise ValueError(f"capacity must be between 1 and {MAX_CAPACITY} (1 Mi messages), not {value}")
+    return value
+
+
 #: Longest ``spin_us`` a subscription may ask for (the C library's limit).
 MAX_SPIN_US = 10_000
 
@@ -242,7 +256,7 @@ class Runtime:
             message_type.TYPE_ID,
             callback,
             decode,
-            _count("capacity", capacity),
+            _capacity(capacity),
             _policy(policy),
             _count("max_batch", max_batch),
             label,
@@ -266,7 +280,7 @@ class Runtime:
             type_id,
             callback,
             None,
-            _count("capacity", capacity),
+            _capacity(capacity),
             _policy(policy),
             _count("max_batch", max_batch),
             label,
@@ -296,7 +310,7 @@ class Runtime:
         self._check_class(message_type)
         native = self._native.open_receiver(
             message_type.TYPE_ID,
-            _count("capacity", capacity),
+            _capacity(capacity),
             _policy(policy),
             label,
             _spin(spin_us),
@@ -319,7 +333,7 @@ class Runtime:
         self._check_class(message_type)
         native = self._native.subscribe_stream(
             message_type.TYPE_ID,
-            _count("capacity", capacity),
+            _capacity(capacity),
             _policy(policy),
             label,
             _spin(spin_us),

@@ -165,3 +165,26 @@ def test_context_managers_close(contracts: ModuleType) -> None:
         rt.flush(10)
     assert rt.closed
     assert [m.size for m in got] == [1]
+
+
+@pytest.mark.parametrize("api", ["subscribe", "subscribe_raw", "subscription", "stream"])
+def test_capacity_above_the_maximum_is_refused_naming_the_parameter_and_limit(
+    rt: Runtime, contracts: ModuleType, api: str
+) -> None:
+    # Was clamped to 1 Mi slots in silence (issue 12 item 8); then refused by the C library
+    # with its own field's name ("options.capacity").
+    calls = {
+        "subscribe": lambda cap: rt.subscribe(contracts.TradeTick, lambda _m: None, capacity=cap),
+        "subscribe_raw": lambda cap: rt.subscribe_raw(contracts.TradeTick.TYPE_ID, lambda _p: None, capacity=cap),
+        "subscription": lambda cap: rt.subscription(contracts.TradeTick, capacity=cap),
+        "stream": lambda cap: rt.stream(contracts.TradeTick, capacity=cap),
+    }
+    for too_big in (1048577, 0xFFFF_FFFF, 1 << 40):
+        with pytest.raises(ValueError) as info:
+            calls[api](too_big)
+        assert str(info.value).startswith("capacity must be between 1 and 1048576"), str(info.value)
+        assert str(too_big) in str(info.value)
+    assert rt.metrics()["subscribers"] == [] or all(
+        s["capacity"] <= 1048576 for s in rt.metrics()["subscribers"]
+    )
+    calls[api](1048576).close()  # the maximum itself is accepted
