@@ -476,7 +476,7 @@ async fn receive(
     args: &BridgeArgs,
     received: &Progress,
 ) -> Result<(), CliError> {
-    while args.expect.map_or(true, |n| received.count() < n) {
+    while args.expect.is_none_or(|n| received.count() < n) {
         let Some(envelope) = sub.recv().await else {
             break;
         };

@@ -108,7 +108,7 @@ impl BridgeHandle {
 
     /// Whether the bridge has stopped (closed, or a connector stopped by a refusal).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().map_or(true, JoinHandle::is_finished)
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Waits until at least `count` sessions are open at once. Returns false if the bridge

@@ -122,7 +122,7 @@ pub fn echo(args: EchoArgs) -> Result<(), CliError> {
         |bus| bus.subscribe_raw(type_id, options("mycelium echo")),
         |_, sub| async move {
             let mut seen = 0u64;
-            while args.count.is_none_or_less(seen) {
+            while args.count.is_none_or(|n| seen < n) {
                 let Some(env) = sub.recv().await else { break };
                 seen += 1;
                 let value = decode_value(schema, message, &env.payload)
@@ -170,7 +170,7 @@ pub fn hz(args: HzArgs) -> Result<(), CliError> {
             let mut current = Window::default();
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + window, window);
             let mut seen = 0u64;
-            while args.count.is_none_or_less(seen) {
+            while args.count.is_none_or(|n| seen < n) {
                 tokio::select! {
                     env = sub.recv() => {
                         let Some(env) = env else { break };
@@ -259,7 +259,7 @@ pub fn record(args: RecordArgs) -> Result<(), CliError> {
             };
             tokio::pin!(stop);
             let mut seen = 0u64;
-            while count.is_none_or_less(seen) {
+            while count.is_none_or(|n| seen < n) {
                 let env = tokio::select! {
                     env = rx.recv() => env,
                     _ = &mut stop => None,
@@ -462,17 +462,6 @@ fn stamp_latency(
     match decode_value(schema, message, payload).ok()?.field(field)? {
         Value::U64(stamp) => Some(Duration::from_nanos(unix_ns().saturating_sub(*stamp))),
         _ => None,
-    }
-}
-
-trait CountLimit {
-    /// `true` when there is no limit or `seen` is below it.
-    fn is_none_or_less(&self, seen: u64) -> bool;
-}
-
-impl CountLimit for Option<u64> {
-    fn is_none_or_less(&self, seen: u64) -> bool {
-        self.map_or(true, |n| seen < n)
     }
 }
 

@@ -100,7 +100,7 @@ async fn only_subscribed_types_cross_and_unsubscribing_propagates() {
     let client_metrics = p.client_bus.metrics();
     assert!(client_metrics
         .type_metrics(TEXT_MESSAGE)
-        .map_or(true, |m| m.published == 0));
+        .is_none_or(|m| m.published == 0));
 
     drop(ticks);
     subscribers_exactly(&p.server_bus, TRADE_TICK, 0).await;
