@@ -36,6 +36,17 @@ pub enum PublishError {
         /// Its label, if it has one.
         label: Option<String>,
     },
+    /// The publisher's [`WaitHooks::keep_waiting`](crate::WaitHooks::keep_waiting) gave up
+    /// waiting for room. The message went to every subscriber that had room (or made room in
+    /// time); each of the `abandoned` full `Block` subscribers counted it as dropped.
+    #[error(
+        "the publish stopped waiting for room (its wait hook gave up, e.g. on Ctrl-C); \
+         {abandoned} full subscriber(s) counted the message as dropped, the others got it"
+    )]
+    Interrupted {
+        /// How many subscribers counted the message as dropped.
+        abandoned: usize,
+    },
     /// A typed message could not be encoded; nothing was published.
     #[error("message could not be encoded: {0}")]
     Encode(#[from] EncodeError),

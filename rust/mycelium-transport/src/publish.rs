@@ -9,7 +9,7 @@ use mycelium_protocol::Message;
 use crate::bus::{BusInner, MessageBus};
 use crate::envelope::Envelope;
 use crate::error::PublishError;
-use crate::subscriber::{Offer, SubscriberShared};
+use crate::subscriber::{Offer, Sent, SubscriberShared};
 use crate::topic::SubscriberList;
 
 /// Called by a blocking publish around its waits for room in full
@@ -20,6 +20,19 @@ pub trait WaitHooks {
     fn before_wait(&mut self);
     /// After its last wait, before the publish returns.
     fn after_wait(&mut self);
+    /// Asked about every 100 ms while the publish waits (between `before_wait` and
+    /// `after_wait`). Answering false gives up: every full `Block` subscriber the publish was
+    /// still waiting for counts the message as dropped, and the publish returns
+    /// [`PublishError::Interrupted`] (a pending Ctrl-C, for an adapter of a language runtime).
+    /// The default never gives up.
+    fn keep_waiting(&mut self) -> bool {
+        true
+    }
+    /// False (the default) when [`keep_waiting`](Self::keep_waiting) need not be asked, so the
+    /// wait needs no timer.
+    fn may_give_up(&self) -> bool {
+        false
+    }
 }
 
 /// What a publish routes: the subscribers at the time of the publish and the envelope.
@@ -33,6 +46,8 @@ struct Routed {
 struct Outcome {
     first_full: Option<PublishError>,
     lost_while_waiting: bool,
+    /// Subscribers abandoned because the wait hook gave up.
+    abandoned: usize,
 }
 
 impl Outcome {
@@ -50,6 +65,11 @@ impl Outcome {
         // one released because that subscriber left has nothing to report.
         if self.lost_while_waiting && bus.closed.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
+        }
+        if self.abandoned > 0 {
+            return Err(PublishError::Interrupted {
+                abandoned: self.abandoned,
+            });
         }
         match self.first_full {
             Some(error) => Err(error),
@@ -158,9 +178,25 @@ impl MessageBus {
         if let Some(hooks) = hooks.as_deref_mut() {
             hooks.before_wait();
         }
+        let may_give_up = hooks.as_deref().is_some_and(|h| h.may_give_up());
         for (subscriber, envelope) in waiting {
-            if !subscriber.send_blocking(envelope) {
-                outcome.lost_while_waiting = true;
+            if outcome.abandoned > 0 {
+                // Given up: the rest are not waited for either, each counting its drop.
+                subscriber.count_drop();
+                outcome.abandoned += 1;
+                continue;
+            }
+            let sent = match hooks.as_deref_mut() {
+                Some(hooks) if may_give_up => {
+                    let mut ask = || hooks.keep_waiting();
+                    subscriber.send_blocking(envelope, Some(&mut ask))
+                }
+                _ => subscriber.send_blocking(envelope, None),
+            };
+            match sent {
+                Sent::Queued => {}
+                Sent::Closed => outcome.lost_while_waiting = true,
+                Sent::GaveUp => outcome.abandoned += 1,
             }
         }
         if let Some(hooks) = hooks {

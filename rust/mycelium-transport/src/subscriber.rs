@@ -26,6 +26,19 @@ pub(crate) enum Offer {
     Rejected,
 }
 
+/// How long a blocking send waits for room before it asks its caller whether to go on.
+pub(crate) const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How [`SubscriberShared::send_blocking`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    Queued,
+    /// The queue closed while waiting; counted as dropped.
+    Closed,
+    /// The caller stopped the wait; counted as dropped.
+    GaveUp,
+}
+
 /// Why [`SubscriberShared::push`] did not queue an envelope.
 enum Refused {
     Full(Envelope),
@@ -225,27 +238,38 @@ impl SubscriberShared {
         }
     }
 
-    /// Waits for room on this thread. Returns false (and counts a drop) if the queue was
-    /// closed while waiting.
-    pub(crate) fn send_blocking(&self, mut envelope: Envelope) -> bool {
+    /// Waits for room on this thread; counts a drop if the queue closes while it waits. Given
+    /// `keep_waiting`, asks it every [`WAIT_SLICE`] and gives up (counting a drop) when it
+    /// answers false.
+    pub(crate) fn send_blocking(
+        &self,
+        mut envelope: Envelope,
+        mut keep_waiting: Option<&mut dyn FnMut() -> bool>,
+    ) -> Sent {
         let mut listener = None;
         loop {
             match self.push(envelope) {
                 Ok(()) => {
                     self.doorbell.ring();
-                    return true;
+                    return Sent::Queued;
                 }
                 Err(Refused::Closed) => {
                     self.count_drop();
-                    return false;
+                    return Sent::Closed;
                 }
                 Err(Refused::Full(back)) => envelope = back,
             }
             // Listen, then try again, then wait: a slot freed between the failed push and
             // the listen is caught by the retry.
-            match listener.take() {
-                None => listener = Some(self.room.listen()),
-                Some(listener) => listener.wait(),
+            match (listener.take(), keep_waiting.as_deref_mut()) {
+                (None, _) => listener = Some(self.room.listen()),
+                (Some(listener), None) => listener.wait(),
+                (Some(listener), Some(keep_waiting)) => {
+                    if listener.wait_timeout(WAIT_SLICE).is_none() && !keep_waiting() {
+                        self.count_drop();
+                        return Sent::GaveUp;
+                    }
+                }
             }
         }
     }

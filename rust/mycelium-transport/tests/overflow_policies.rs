@@ -295,3 +295,53 @@ fn wait_hooks_run_only_around_a_wait_for_room() {
     );
     assert_eq!(untag(&sub.recv_blocking().unwrap().payload).1, 1);
 }
+
+/// Gives up at its `give_up_at`-th question (a pending Ctrl-C, in an adapter).
+struct GivingUpHooks {
+    asked: usize,
+    give_up_at: usize,
+    calls: Vec<&'static str>,
+}
+
+impl mycelium_transport::WaitHooks for GivingUpHooks {
+    fn before_wait(&mut self) {
+        self.calls.push("before");
+    }
+    fn after_wait(&mut self) {
+        self.calls.push("after");
+    }
+    fn keep_waiting(&mut self) -> bool {
+        self.asked += 1;
+        self.asked < self.give_up_at
+    }
+    fn may_give_up(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_wait_hook_can_give_up_and_every_abandoned_subscriber_counts_a_drop() {
+    let bus = MessageBus::new();
+    let roomy = bus.subscribe_raw(TYPE, SubscribeOptions::new(8, OverflowPolicy::Block));
+    let full_a = bus.subscribe_raw(TYPE, SubscribeOptions::new(1, OverflowPolicy::Block));
+    let full_b = bus.subscribe_raw(TYPE, SubscribeOptions::new(1, OverflowPolicy::Block));
+    bus.publish_raw(TYPE, tagged(0, 0)).unwrap();
+    let mut hooks = GivingUpHooks {
+        asked: 0,
+        give_up_at: 2,
+        calls: Vec::new(),
+    };
+    // Nobody reads full_a or full_b: without the hook's answer this publish never returns.
+    let result = bus.publish_raw_with_hooks(TYPE, tagged(0, 1), &mut hooks);
+    assert_eq!(result, Err(PublishError::Interrupted { abandoned: 2 }));
+    assert_eq!(hooks.asked, 2, "asked once per wait slice until it gave up");
+    assert_eq!(hooks.calls, ["before", "after"]);
+    // Counts reconcile: 2 published; roomy got both, each full queue has 1 and dropped 1.
+    assert_eq!(published(&bus), 2);
+    assert_eq!(seqs(&roomy), [0, 1]);
+    assert_eq!(seqs(&full_a), [0]);
+    assert_eq!(seqs(&full_b), [0]);
+    let metrics = bus.metrics();
+    let dropped: u64 = metrics.subscribers.iter().map(|s| s.dropped).sum();
+    assert_eq!(dropped, 2);
+}
