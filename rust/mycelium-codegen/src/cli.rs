@@ -251,8 +251,19 @@ fn check(file: &Path) -> Result<(), CliError> {
             if problems.is_empty() {
                 return Err(e.into());
             }
-            for problem in problems {
-                eprintln!("error: {}: {problem}", file.display());
+            let positions = e.positions();
+            for (i, problem) in problems.iter().enumerate() {
+                match positions.get(i).and_then(Option::as_ref) {
+                    // file:line:column, as compilers write it, then the line itself
+                    Some(p) => eprintln!(
+                        "error: {}:{}:{}: {problem}\n      | {}",
+                        file.display(),
+                        p.line,
+                        p.column,
+                        p.snippet
+                    ),
+                    None => eprintln!("error: {}: {problem}", file.display()),
+                }
             }
             Err(CliError::Reported {
                 schema: file.to_path_buf(),

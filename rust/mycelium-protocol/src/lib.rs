@@ -22,7 +22,7 @@ pub use codec::{
 pub use digest::{diff_canonical, sha256_hex, CANONICAL_HEADER};
 pub use message::{DecodeError, EncodeError, Message};
 pub use schema::{
-    is_reserved_type_id, FieldDef, FieldType, MessageDef, Scalar, Schema, SchemaError,
+    is_reserved_type_id, FieldDef, FieldType, MessageDef, Position, Scalar, Schema, SchemaError,
     TypeParseError, ValidationError, MAX_NESTING_DEPTH,
 };
 pub use validate::Validator;

@@ -34,8 +34,38 @@ pub enum SchemaError {
     #[error("invalid schema YAML: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
     /// The YAML parsed but breaks one or more rules; all of them are listed.
-    #[error("{}", InvalidList(.0))]
+    #[error("{}", InvalidList(.0, &[]))]
     Invalid(Vec<ValidationError>),
+    /// As [`SchemaError::Invalid`], for schema text: each error with the place it points at
+    /// (`positions[i]` for `errors[i]`; `None` where it could not be found).
+    #[error("{}", InvalidList(errors, positions))]
+    Located {
+        /// Every broken rule.
+        errors: Vec<ValidationError>,
+        /// Where each one is in the text.
+        positions: Vec<Option<Position>>,
+    },
+}
+
+/// A place in the schema text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The line itself, as written.
+    pub snippet: String,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}, column {}:\n      | {}",
+            self.line, self.column, self.snippet
+        )
+    }
 }
 
 impl SchemaError {
@@ -43,26 +73,60 @@ impl SchemaError {
     /// I/O and YAML errors.
     pub fn validation_errors(&self) -> &[ValidationError] {
         match self {
-            SchemaError::Invalid(errors) => errors,
+            SchemaError::Invalid(errors) | SchemaError::Located { errors, .. } => errors,
             SchemaError::File { source, .. } => source.validation_errors(),
+            _ => &[],
+        }
+    }
+
+    /// Where each of [`validation_errors`](Self::validation_errors) is in the schema text, in
+    /// the same order; empty when the schema did not come from text.
+    pub fn positions(&self) -> &[Option<Position>] {
+        match self {
+            SchemaError::Located { positions, .. } => positions,
+            SchemaError::File { source, .. } => source.positions(),
             _ => &[],
         }
     }
 }
 
-struct InvalidList<'a>(&'a [ValidationError]);
+struct InvalidList<'a>(&'a [ValidationError], &'a [Option<Position>]);
 
 impl fmt::Display for InvalidList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |i: usize| self.1.get(i).and_then(Option::as_ref);
         match self.0 {
-            [one] => write!(f, "invalid schema: {one}"),
-            many => {
-                write!(f, "invalid schema ({} errors):", many.len())?;
-                for error in many {
-                    write!(f, "\n  - {error}")?;
+            [one] => {
+                write!(f, "invalid schema: {one}")?;
+                if let Some(p) = at(0) {
+                    write!(f, "\n    at {p}")?;
                 }
                 Ok(())
             }
+            many => {
+                write!(f, "invalid schema ({} errors):", many.len())?;
+                for (i, error) in many.iter().enumerate() {
+                    write!(f, "\n  - {error}")?;
+                    if let Some(p) = at(i) {
+                        write!(f, "\n    at {p}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A type id as a reader finds it in the schema: in hex (as ids near the reserved range are
+/// usually written) with the decimal beside it, plain decimal for small ids.
+pub(crate) struct ShownId(pub u16);
+
+impl fmt::Display for ShownId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 >= 0x100 {
+            write!(f, "0x{:04X} ({})", self.0, self.0)
+        } else {
+            write!(f, "{}", self.0)
         }
     }
 }
@@ -77,10 +141,11 @@ pub enum ValidationError {
     #[error("message {message}: defined more than once")]
     DuplicateMessageName { message: String },
     #[error(
-        "message {message}: type id {id} is reserved (0 and 0xFF00..=0xFFFF are control frames)"
+        "message {message}: type id {} is reserved (0 and 0xFF00..=0xFFFF are control frames)",
+        ShownId(*.id)
     )]
     ReservedTypeId { message: String, id: u16 },
-    #[error("message {message}: type id {id} is already used by message {other}")]
+    #[error("message {message}: type id {} is already used by message {other}", ShownId(*.id))]
     DuplicateTypeId {
         message: String,
         other: String,
@@ -113,12 +178,14 @@ pub enum ValidationError {
         field: String,
         source: TypeParseError,
     },
-    #[error("message {message}, field {field}: unknown type '{ty}' (not a built-in type, and no message named {name} is defined)")]
+    #[error("message {message}, field {field}: unknown type '{ty}' (not a built-in type, and no message named {name} is defined){}", .suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default())]
     UnknownMessage {
         message: String,
         field: String,
         ty: String,
         name: String,
+        /// The nearest message or built-in type name, when one is close.
+        suggestion: Option<String>,
     },
     /// A message contains itself, directly or through other messages or lists.
     #[error("message {message}, field {field}: recursive nesting {}", .cycle.join(" -> "))]

@@ -144,7 +144,7 @@ pub const MAX_TYPE_NESTING: usize = 32;
 /// Why a type spelling was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeParseError {
-    #[error("unknown type '{0}' (expected one of u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, string, bytes, bytes[N], list<T>, or a message name)")]
+    #[error("unknown type '{0}' (expected one of u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, string, bytes, bytes[N], list<T>, or a message name){hint}", hint = super::suggest::built_in_hint(.0))]
     Unknown(String),
     #[error(
         "bad fixed-size byte array '{0}': N in bytes[N] must be a whole number from 1 to 65535"

@@ -3,15 +3,17 @@
 mod error;
 mod field_type;
 mod keywords;
+mod locate;
 mod model;
 mod nesting;
+mod suggest;
 mod validation;
 mod yaml;
 
 #[cfg(test)]
 mod tests;
 
-pub use error::{SchemaError, ValidationError};
+pub use error::{Position, SchemaError, ValidationError};
 pub use field_type::{FieldType, Scalar, TypeParseError, MAX_TYPE_NESTING};
 pub use model::{FieldDef, MessageDef, Schema, MAX_NESTING_DEPTH};
 pub use validation::is_reserved_type_id;

@@ -14,7 +14,7 @@ fn with_fields(fields: &str, extra: &str) -> String {
 
 fn errors(yaml: &str) -> Vec<ValidationError> {
     match load(yaml) {
-        Err(SchemaError::Invalid(errors)) => errors,
+        Err(SchemaError::Located { errors, .. }) => errors,
         other => panic!("expected validation errors, got {other:?}"),
     }
 }
@@ -81,7 +81,7 @@ fn unknown_scalar_type_message_reads_as_documented() {
     let e = only_error(&with_fields("      - price: f65\n", ""));
     assert_eq!(
         e.to_string(),
-        "message M, field price: unknown type 'f65' (expected one of u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, string, bytes, bytes[N], list<T>, or a message name)"
+        "message M, field price: unknown type 'f65' (expected one of u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool, string, bytes, bytes[N], list<T>, or a message name); did you mean f64?"
     );
     assert_eq!((e.message(), e.field()), (Some("M"), Some("price")));
 }
@@ -107,10 +107,29 @@ fn unknown_message_reference() {
             message: "M".into(),
             field: "t".into(),
             ty: "list<Missing>".into(),
-            name: "Missing".into()
+            name: "Missing".into(),
+            suggestion: None,
         }
     );
     assert!(e.to_string().contains("no message named Missing"));
+    assert!(
+        !e.to_string().contains("did you mean"),
+        "nothing is close to Missing"
+    );
+}
+
+#[test]
+fn a_misspelt_type_gets_the_nearest_name() {
+    let e = only_error(&with_fields("      - a: u8\n      - t: Mm\n", ""));
+    assert!(
+        matches!(&e, ValidationError::UnknownMessage { suggestion: Some(s), .. } if s == "M"),
+        "{e}"
+    );
+    assert!(e.to_string().ends_with("; did you mean M?"), "{e}");
+    let err = load(&with_fields("      - s: strng\n", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did you mean string?"), "{err}");
 }
 
 #[test]

@@ -130,6 +130,7 @@ fn resolve_references<'s>(
                     field: field.name.clone(),
                     ty: field.ty.to_string(),
                     name: name.to_owned(),
+                    suggestion: nearest_name(name, schema),
                 }),
             }
         }
@@ -270,4 +271,14 @@ fn check_sizes_and_depth(
             }
         }
     }
+}
+
+/// The message or built-in type name closest to `name` (a typo such as `Tradetick`).
+fn nearest_name(name: &str, schema: &Schema) -> Option<String> {
+    let messages = schema.messages.iter().map(|m| m.name.as_str());
+    super::suggest::nearest(
+        name,
+        messages.chain(super::suggest::BUILT_IN.iter().copied()),
+    )
+    .map(str::to_owned)
 }

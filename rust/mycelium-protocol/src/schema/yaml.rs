@@ -80,7 +80,11 @@ pub(crate) fn load(text: &str) -> Result<Schema, SchemaError> {
     if errors.is_empty() {
         Ok(schema)
     } else {
-        Err(SchemaError::Invalid(errors))
+        let positions = errors
+            .iter()
+            .map(|e| super::locate::locate(text, e))
+            .collect();
+        Err(SchemaError::Located { errors, positions })
     }
 }
 
