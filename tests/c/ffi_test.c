@@ -776,6 +776,56 @@ static void test_bridge_close_ends_wait(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
 }
 
+/* keep_waiting (ABI 1.2): a publish blocked on a full queue nobody reads gives up when the
+ * hook says so (an adapter's Ctrl-C); the abandoned subscriber counts the message as dropped. */
+typedef struct {
+  atomic_int before, after, asked;
+} give_up_t;
+static void give_up_before(void *ctx) { atomic_fetch_add(&((give_up_t *)ctx)->before, 1); }
+static void give_up_after(void *ctx) { atomic_fetch_add(&((give_up_t *)ctx)->after, 1); }
+static int give_up_second_time(void *ctx) {
+  return atomic_fetch_add(&((give_up_t *)ctx)->asked, 1) + 1 < 2;
+}
+
+static void test_wait_hook_gives_up(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  mycelium_subscribe_options opts;
+  mycelium_subscribe_options_init(&opts);
+  opts.capacity = 1;
+  uint64_t rx = 0;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &opts, &rx), MYCELIUM_OK);
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "GIVEUP", 1.0, 0, 0, 0);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_OK); /* fills the queue */
+  give_up_t g;
+  atomic_store(&g.before, 0);
+  atomic_store(&g.after, 0);
+  atomic_store(&g.asked, 0);
+  mycelium_wait_hooks hooks;
+  CHECK_STATUS(mycelium_wait_hooks_init(&hooks), MYCELIUM_OK);
+  CHECK(hooks.keep_waiting == NULL, "keep_waiting defaults to NULL");
+  hooks.context = &g;
+  hooks.keep_waiting = give_up_second_time;
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, &hooks),
+               MYCELIUM_ERR_INVALID_ARGUMENT); /* keep_waiting alone */
+  hooks.before_wait = give_up_before;
+  hooks.after_wait = give_up_after;
+  CHECK_STATUS(mycelium_publish_with_hooks(rt, TRADE_TICK, buf, n, &hooks), MYCELIUM_ERR_TIMEOUT);
+  CHECK(strstr(mycelium_last_error(), "counted the message as dropped") != NULL,
+        "the error says what happened: %s", mycelium_last_error());
+  CHECK(atomic_load(&g.asked) == 2 && atomic_load(&g.before) == 1 && atomic_load(&g.after) == 1,
+        "asked %d times, before %d, after %d", atomic_load(&g.asked), atomic_load(&g.before),
+        atomic_load(&g.after));
+  mycelium_subscription_stats st;
+  memset(&st, 0, sizeof st);
+  st.struct_size = sizeof st;
+  CHECK_STATUS(mycelium_subscription_stats_get(rt, rx, &st), MYCELIUM_OK);
+  CHECK(st.queued == 1 && st.dropped == 1, "queued %" PRIu64 ", dropped %" PRIu64, (uint64_t)st.queued,
+        (uint64_t)st.dropped);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 /* mycelium_runtime_clone takes addresses from foreign code (Python's Runtime.attach, OCaml's
  * Runtime.of_handle): anything that is not a handle of this process must be an error with a
  * reason, never a crash. */
@@ -840,6 +890,7 @@ int main(int argc, char **argv) {
   test_receivers(yaml, len);
   test_older_options(yaml, len);
   test_publish_with_hooks(yaml, len);
+  test_wait_hook_gives_up(yaml, len);
   test_subscription_stats(yaml, len);
   test_bridges(yaml, len);
   test_bridge_close_ends_wait(yaml, len);

@@ -119,6 +119,14 @@ typedef struct mycelium_wait_hooks {
   void (*before_wait)(void *context);
   // Called after the last wait; NULL only together with `before_wait`.
   void (*after_wait)(void *context);
+  // Since ABI 1.2; may be NULL (the default: wait until there is room). Called about every
+  // 100 ms while the publish waits, between `before_wait` and `after_wait`, on the
+  // publishing thread, with the caller's lock released; it may re-take that lock for the
+  // duration of the call (e.g. to look for a pending signal) and must release it again
+  // before returning. Return non-zero to go on waiting, 0 to give up: the subscribers whose
+  // queues had room keep the message, each full `MYCELIUM_OVERFLOW_BLOCK` subscriber still
+  // waited for counts it as dropped, and the publish returns `MYCELIUM_ERR_TIMEOUT`.
+  int (*keep_waiting)(void *context);
 } mycelium_wait_hooks;
 
 // Options for `mycelium_subscribe`. Initialise with `mycelium_subscribe_options_init` so that
@@ -406,6 +414,9 @@ enum mycelium_status mycelium_publish(const mycelium_runtime_t *rt,
 // - `hooks` may be NULL (exactly `mycelium_publish`); initialise it with
 //   `mycelium_wait_hooks_init`. Both functions set, or both NULL; else
 //   `MYCELIUM_ERR_INVALID_ARGUMENT` and nothing is published.
+// - `hooks->keep_waiting` (ABI 1.2, optional) lets the caller give up a wait (e.g. on Ctrl-C):
+//   then `MYCELIUM_ERR_TIMEOUT`, the subscribers with room have the message and each full one
+//   still waited for counts it as dropped (see `mycelium_wait_hooks`).
 // - Ownership, validation, errors: as `mycelium_publish`. `hooks` is read during the call only.
 //   The payload is validated and copied before `before_wait` is called and never read after,
 //   so a caller whose runtime may move or free it once the lock is released (OCaml's GC) need

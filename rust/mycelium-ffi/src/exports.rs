@@ -245,6 +245,9 @@ pub unsafe extern "C" fn mycelium_publish(
 /// - `hooks` may be NULL (exactly `mycelium_publish`); initialise it with
 ///   `mycelium_wait_hooks_init`. Both functions set, or both NULL; else
 ///   `MYCELIUM_ERR_INVALID_ARGUMENT` and nothing is published.
+/// - `hooks->keep_waiting` (ABI 1.2, optional) lets the caller give up a wait (e.g. on Ctrl-C):
+///   then `MYCELIUM_ERR_TIMEOUT`, the subscribers with room have the message and each full one
+///   still waited for counts it as dropped (see `mycelium_wait_hooks`).
 /// - Ownership, validation, errors: as `mycelium_publish`. `hooks` is read during the call only.
 ///   The payload is validated and copied before `before_wait` is called and never read after,
 ///   so a caller whose runtime may move or free it once the lock is released (OCaml's GC) need

@@ -163,6 +163,8 @@ fn publish_error(e: PublishError) -> FfiError {
         PublishError::Closed => MYCELIUM_ERR_CLOSED,
         PublishError::TooLarge { .. } => MYCELIUM_ERR_TOO_LARGE,
         PublishError::QueueFull { .. } => MYCELIUM_ERR_QUEUE_FULL,
+        // The caller's `keep_waiting` hook ended the wait for room.
+        PublishError::Interrupted { .. } => MYCELIUM_ERR_TIMEOUT,
         #[allow(unreachable_patterns)]
         _ => MYCELIUM_ERR_INVALID_ARGUMENT,
     };

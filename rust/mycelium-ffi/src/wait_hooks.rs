@@ -6,7 +6,7 @@
 //! message (Python -> Python throughput roughly halves). With these hooks the caller keeps the
 //! lock on the fast path and the library asks it to let go only when the publish must wait.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 
 use mycelium_transport::WaitHooks;
 
@@ -32,6 +32,14 @@ pub struct mycelium_wait_hooks {
     pub before_wait: Option<unsafe extern "C" fn(context: *mut c_void)>,
     /// Called after the last wait; NULL only together with `before_wait`.
     pub after_wait: Option<unsafe extern "C" fn(context: *mut c_void)>,
+    /// Since ABI 1.2; may be NULL (the default: wait until there is room). Called about every
+    /// 100 ms while the publish waits, between `before_wait` and `after_wait`, on the
+    /// publishing thread, with the caller's lock released; it may re-take that lock for the
+    /// duration of the call (e.g. to look for a pending signal) and must release it again
+    /// before returning. Return non-zero to go on waiting, 0 to give up: the subscribers whose
+    /// queues had room keep the message, each full `MYCELIUM_OVERFLOW_BLOCK` subscriber still
+    /// waited for counts it as dropped, and the publish returns `MYCELIUM_ERR_TIMEOUT`.
+    pub keep_waiting: Option<unsafe extern "C" fn(context: *mut c_void) -> c_int>,
 }
 
 impl Default for mycelium_wait_hooks {
@@ -41,6 +49,7 @@ impl Default for mycelium_wait_hooks {
             context: std::ptr::null_mut(),
             before_wait: None,
             after_wait: None,
+            keep_waiting: None,
         }
     }
 }
@@ -49,8 +58,8 @@ impl Default for mycelium_wait_hooks {
 // nullable function pointers (`Option<fn>`), valid for every bit pattern a C caller can store
 // there (NULL or the address of a function with that signature).
 unsafe impl SizedOptions for mycelium_wait_hooks {
-    /// New in ABI 1.1.
-    const MIN_SIZE: usize = std::mem::size_of::<mycelium_wait_hooks>();
+    /// New in ABI 1.1, without `keep_waiting` (appended in 1.2).
+    const MIN_SIZE: usize = std::mem::offset_of!(mycelium_wait_hooks, keep_waiting);
     const NAME: &'static str = "mycelium_wait_hooks";
     const INIT: &'static str = "mycelium_wait_hooks_init";
 }
@@ -60,18 +69,24 @@ pub(crate) struct ForeignHooks {
     context: *mut c_void,
     before: unsafe extern "C" fn(*mut c_void),
     after: unsafe extern "C" fn(*mut c_void),
+    keep_waiting: Option<unsafe extern "C" fn(*mut c_void) -> c_int>,
 }
 
 impl ForeignHooks {
     /// `None` when the caller gave no functions (plain publish).
     pub(crate) fn new(h: &mycelium_wait_hooks) -> FfiResult<Option<ForeignHooks>> {
         match (h.before_wait, h.after_wait) {
-            (None, None) => Ok(None),
+            (None, None) if h.keep_waiting.is_none() => Ok(None),
             (Some(before), Some(after)) => Ok(Some(ForeignHooks {
                 context: h.context,
                 before,
                 after,
+                keep_waiting: h.keep_waiting,
             })),
+            (None, None) if h.keep_waiting.is_some() => Err(FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                "hooks.keep_waiting needs hooks.before_wait and hooks.after_wait",
+            )),
             _ => Err(FfiError::new(
                 MYCELIUM_ERR_INVALID_ARGUMENT,
                 "hooks.before_wait and hooks.after_wait must both be set or both be NULL",
@@ -90,5 +105,17 @@ impl WaitHooks for ForeignHooks {
     fn after_wait(&mut self) {
         // SAFETY: as in `before_wait`.
         unsafe { (self.after)(self.context) }
+    }
+
+    fn keep_waiting(&mut self) -> bool {
+        match self.keep_waiting {
+            // SAFETY: as in `before_wait`; called only between `before_wait` and `after_wait`.
+            Some(keep_waiting) => unsafe { keep_waiting(self.context) != 0 },
+            None => true,
+        }
+    }
+
+    fn may_give_up(&self) -> bool {
+        self.keep_waiting.is_some()
     }
 }
