@@ -496,6 +496,21 @@ static void test_bridge_wait_reason(void) {
   const char *at = strstr(prom, series);
   CHECK(at != NULL && atoi(at + strlen(series)) >= 1, "connect failures counted in Prometheus");
   CHECK(strstr(prom, "# TYPE mycelium_bridge_reconnects_total counter") != NULL, "reconnects family");
+  CHECK(strstr(prom, "mycelium_publishes_refused_total{reason=\"unknown_type\"} 0") != NULL,
+        "refusal counters start at zero");
+  free(prom);
+  /* Refusals by the C ABI's own checks are counted too. */
+  uint8_t junk = 0xFF;
+  CHECK_STATUS(mycelium_publish(rt, 4242, NULL, 0), MYCELIUM_ERR_UNKNOWN_TYPE);
+  CHECK_STATUS(mycelium_publish(rt, 2, &junk, 1), MYCELIUM_ERR_DECODE);
+  CHECK_STATUS(mycelium_publish(rt, PING, &junk, SIZE_MAX), MYCELIUM_ERR_TOO_LARGE);
+  CHECK_STATUS(mycelium_metrics_prometheus(rt, NULL, 0, &need), MYCELIUM_ERR_BUFFER_TOO_SMALL);
+  prom = malloc(need);
+  CHECK_STATUS(mycelium_metrics_prometheus(rt, prom, need, &need), MYCELIUM_OK);
+  CHECK(strstr(prom, "mycelium_publishes_refused_total{reason=\"unknown_type\"} 1") != NULL &&
+            strstr(prom, "mycelium_publishes_refused_total{reason=\"invalid\"} 1") != NULL &&
+            strstr(prom, "mycelium_publishes_refused_total{reason=\"too_large\"} 1") != NULL,
+        "refusals counted by reason");
   free(prom);
   CHECK_STATUS(mycelium_bridge_close(rt, id), MYCELIUM_OK);
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);

@@ -406,20 +406,42 @@ pub(crate) unsafe fn publish(
     hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
 ) -> FfiResult {
     let h = live(rt)?;
+    // SAFETY: same contract as this function.
+    let bytes = unsafe { prepare_raw(&h.core, type_id, payload, len) }.inspect_err(|e| {
+        // Refused before the bus sees it, so the bus's refusal counters hear it from here.
+        use mycelium_transport::RefusedReason as R;
+        let reason = match e.status {
+            MYCELIUM_ERR_TOO_LARGE => R::TooLarge,
+            MYCELIUM_ERR_UNKNOWN_TYPE => R::UnknownType,
+            _ => R::Invalid,
+        };
+        h.core.bus.record_refused(reason);
+    })?;
+    h.core.publish(type_id, bytes, hooks)
+}
+
+/// Checks the length, then validates and copies the payload (see [`publish`]).
+///
+/// # Safety
+/// As for [`publish`].
+unsafe fn prepare_raw(
+    core: &Core,
+    type_id: u16,
+    payload: *const u8,
+    len: usize,
+) -> FfiResult<bytes::Bytes> {
     check_payload_len(len)?;
-    let bytes = if len == 0 {
-        h.core.prepare(type_id, &[])?
+    if len == 0 {
+        core.prepare(type_id, &[])
     } else if payload.is_null() {
-        return Err(FfiError::new(
+        Err(FfiError::new(
             MYCELIUM_ERR_NULL_POINTER,
             format!("`payload` is NULL but `len` is {len}"),
-        ));
+        ))
     } else {
         // SAFETY: per this function's contract; the slice lives only for the `prepare` call.
-        h.core
-            .prepare(type_id, unsafe { std::slice::from_raw_parts(payload, len) })?
-    };
-    h.core.publish(type_id, bytes, hooks)
+        core.prepare(type_id, unsafe { std::slice::from_raw_parts(payload, len) })
+    }
 }
 
 pub(crate) fn subscribe(

@@ -27,6 +27,8 @@ pub(crate) struct BusInner {
     pub(crate) type_names: RwLock<HashMap<u16, String>>,
     /// Generation counter bumped by every subscribe, unsubscribe and `close`.
     pub(crate) subscription_changes: SubscriptionChanges,
+    /// Publishes refused, by reason (metrics).
+    pub(crate) refused: crate::metrics::RefusedStats,
 }
 
 /// The in-process publish/subscribe bus. Cheap to clone; clones share one bus.
@@ -69,6 +71,7 @@ impl MessageBus {
                 next_subscriber_id: AtomicU64::new(1),
                 type_names: RwLock::new(HashMap::new()),
                 subscription_changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+                refused: Default::default(),
             }),
         }
     }
@@ -287,7 +290,15 @@ impl MessageBus {
             closed: self.is_closed(),
             types,
             subscribers,
+            refused: self.inner.refused.snapshot(),
         }
+    }
+
+    /// Counts a publish refused before it reached the bus, e.g. by an adapter that validates
+    /// payloads against the schema ([`RefusedReason::Invalid`], [`RefusedReason::UnknownType`]).
+    /// The bus counts its own refusals itself.
+    pub fn record_refused(&self, reason: crate::metrics::RefusedReason) {
+        self.inner.refused.record(reason);
     }
 }
 

@@ -101,7 +101,9 @@ pub use config::{
 pub use envelope::Envelope;
 pub use error::{HandlerJoinError, PublishError, RecvError, SubscribeError, TryRecvError};
 pub use handler::HandlerHandle;
-pub use metrics::{prometheus_escape_label, MetricsSnapshot, SubscriberMetrics, TypeMetrics};
+pub use metrics::{
+    prometheus_escape_label, MetricsSnapshot, RefusedReason, SubscriberMetrics, TypeMetrics,
+};
 pub use publish::WaitHooks;
 pub use raw_subscription::RawSubscription;
 pub use typed::Subscription;

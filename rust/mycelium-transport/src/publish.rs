@@ -158,7 +158,27 @@ impl MessageBus {
         self.publish_blocking(origin, type_id, payload, None, None)
     }
 
+    /// Counts a refused publish by reason on its way out.
+    fn counted(&self, result: Result<(), PublishError>) -> Result<(), PublishError> {
+        if let Err(e) = &result {
+            self.record_refused(crate::metrics::RefusedReason::of(e));
+        }
+        result
+    }
+
     fn publish_blocking(
+        &self,
+        origin: u64,
+        type_id: u16,
+        payload: Bytes,
+        name: Option<&'static str>,
+        hooks: Option<&mut dyn WaitHooks>,
+    ) -> Result<(), PublishError> {
+        let result = self.publish_blocking_uncounted(origin, type_id, payload, name, hooks);
+        self.counted(result)
+    }
+
+    fn publish_blocking_uncounted(
         &self,
         origin: u64,
         type_id: u16,
@@ -233,6 +253,19 @@ impl MessageBus {
         payload: Bytes,
         name: Option<&'static str>,
     ) -> Result<(), PublishError> {
+        let result = self
+            .publish_awaiting_uncounted(origin, type_id, payload, name)
+            .await;
+        self.counted(result)
+    }
+
+    async fn publish_awaiting_uncounted(
+        &self,
+        origin: u64,
+        type_id: u16,
+        payload: Bytes,
+        name: Option<&'static str>,
+    ) -> Result<(), PublishError> {
         let Routed {
             subscribers,
             envelope,
@@ -255,9 +288,12 @@ impl MessageBus {
     /// Encodes and publishes a typed message (see [`publish_raw`](Self::publish_raw)).
     pub fn publish<T: Message>(&self, msg: &T) -> Result<(), PublishError> {
         if self.is_closed() {
-            return Err(PublishError::Closed);
+            return self.counted(Err(PublishError::Closed));
         }
-        let payload = Self::encode(msg)?;
+        let payload = match Self::encode(msg) {
+            Ok(payload) => payload,
+            Err(e) => return self.counted(Err(e)),
+        };
         self.publish_blocking(
             Envelope::LOCAL_ORIGIN,
             T::TYPE_ID,
@@ -270,9 +306,12 @@ impl MessageBus {
     /// Encodes and publishes a typed message (see [`publish_raw_async`](Self::publish_raw_async)).
     pub async fn publish_async<T: Message>(&self, msg: &T) -> Result<(), PublishError> {
         if self.is_closed() {
-            return Err(PublishError::Closed);
+            return self.counted(Err(PublishError::Closed));
         }
-        let payload = Self::encode(msg)?;
+        let payload = match Self::encode(msg) {
+            Ok(payload) => payload,
+            Err(e) => return self.counted(Err(e)),
+        };
         self.publish_awaiting(Envelope::LOCAL_ORIGIN, T::TYPE_ID, payload, Some(T::NAME))
             .await
     }

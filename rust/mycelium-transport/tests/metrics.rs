@@ -296,3 +296,51 @@ fn checker_rejects_malformed_lines() {
         assert!(check(bad).is_err(), "accepted: {bad:?}");
     }
 }
+
+#[test]
+fn refused_publishes_are_counted_by_reason() {
+    let bus = MessageBus::with_config(mycelium_transport::BusConfig { max_payload: 16 });
+    let strict = bus.subscribe_raw(TYPE, SubscribeOptions::new(1, OverflowPolicy::FailPublish));
+    bus.publish_raw(TYPE, tagged(0, 0)).unwrap();
+    assert!(
+        bus.publish_raw(TYPE, tagged(0, 1)).is_err(),
+        "the fail subscriber is full"
+    );
+    assert!(
+        bus.publish_raw(TYPE, Bytes::from(vec![0u8; 17])).is_err(),
+        "too large"
+    );
+    bus.record_refused(mycelium_transport::RefusedReason::UnknownType);
+    bus.close();
+    assert!(bus.publish_raw(TYPE, tagged(0, 2)).is_err(), "closed");
+    assert!(
+        bus.publish(&Reading {
+            sensor: 1,
+            value: 2
+        })
+        .is_err(),
+        "closed, typed"
+    );
+
+    let m = bus.metrics();
+    let count = |reason: &str| m.refused[reason];
+    assert_eq!(count("queue_full"), 1);
+    assert_eq!(count("too_large"), 1);
+    assert_eq!(count("closed"), 2);
+    assert_eq!(count("unknown_type"), 1);
+    assert_eq!((count("invalid"), count("interrupted")), (0, 0));
+
+    let text = m.to_prometheus();
+    let exp = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        exp.value("mycelium_publishes_refused_total", &[("reason", "closed")]),
+        2.0
+    );
+    assert_eq!(
+        exp.value("mycelium_publishes_refused_total", &[("reason", "invalid")]),
+        0.0
+    );
+    let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+    assert_eq!(json["refused"]["queue_full"], 1);
+    drop(strict);
+}

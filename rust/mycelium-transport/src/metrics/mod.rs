@@ -42,6 +42,82 @@ impl TypeStats {
     }
 }
 
+/// Why a publish was refused, for [`MetricsSnapshot::refused`] and
+/// [`MessageBus::record_refused`](crate::MessageBus::record_refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedReason {
+    /// The bus was closed.
+    Closed,
+    /// Over the maximum payload.
+    TooLarge,
+    /// A `fail` subscriber was full (the others still got the message).
+    QueueFull,
+    /// The publisher gave up waiting for room (e.g. Ctrl-C).
+    Interrupted,
+    /// The payload did not decode as its type (checked by an adapter before publishing), or a
+    /// typed message could not be encoded.
+    Invalid,
+    /// The type id is not in the schema (checked by an adapter before publishing).
+    UnknownType,
+}
+
+impl RefusedReason {
+    const ALL: [RefusedReason; 6] = [
+        RefusedReason::Closed,
+        RefusedReason::TooLarge,
+        RefusedReason::QueueFull,
+        RefusedReason::Interrupted,
+        RefusedReason::Invalid,
+        RefusedReason::UnknownType,
+    ];
+
+    /// The reason's name in metrics (`reason="queue_full"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusedReason::Closed => "closed",
+            RefusedReason::TooLarge => "too_large",
+            RefusedReason::QueueFull => "queue_full",
+            RefusedReason::Interrupted => "interrupted",
+            RefusedReason::Invalid => "invalid",
+            RefusedReason::UnknownType => "unknown_type",
+        }
+    }
+
+    /// The reason a publish error stands for.
+    pub fn of(error: &crate::PublishError) -> RefusedReason {
+        use crate::PublishError as E;
+        match error {
+            E::Closed => RefusedReason::Closed,
+            E::TooLarge { .. } => RefusedReason::TooLarge,
+            E::QueueFull { .. } => RefusedReason::QueueFull,
+            E::Interrupted { .. } => RefusedReason::Interrupted,
+            E::Encode(_) => RefusedReason::Invalid,
+        }
+    }
+}
+
+/// Refused publishes, by reason; only touched when a publish fails.
+#[derive(Default)]
+pub(crate) struct RefusedStats([AtomicU64; 6]);
+
+impl RefusedStats {
+    pub(crate) fn record(&self, reason: RefusedReason) {
+        let i = RefusedReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is in ALL");
+        self.0[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        RefusedReason::ALL
+            .iter()
+            .zip(&self.0)
+            .map(|(r, c)| (r.as_str().to_owned(), c.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
 /// Counters for one subscriber.
 ///
 /// Aligned to its own cache lines: the consumer bumps `delivered` on every dequeue, and
@@ -92,6 +168,8 @@ pub struct MetricsSnapshot {
     /// One entry per live subscription, by ascending subscriber id. Counters of closed
     /// subscriptions remain in their type's totals.
     pub subscribers: Vec<SubscriberMetrics>,
+    /// Publishes refused, by [`RefusedReason`] name (every reason present, zero or not).
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 /// Totals for one message type.

@@ -70,6 +70,22 @@ pub(super) fn render(snapshot: &MetricsSnapshot) -> String {
         u8::from(snapshot.closed),
     );
 
+    let refused = "mycelium_publishes_refused_total";
+    header(
+        &mut out,
+        refused,
+        "counter",
+        "Publishes refused, by reason (closed, too_large, queue_full, interrupted, invalid, unknown_type).",
+    );
+    for (reason, count) in &snapshot.refused {
+        sample(
+            &mut out,
+            refused,
+            &labels(&[("reason", Some(reason))]),
+            count,
+        );
+    }
+
     type Getter = fn(&TypeMetrics) -> u64;
     let type_counters: [(&str, &str, &str, Getter); 5] = [
         (
