@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$MYCELIUM_ROOT"
 ensure_rust
-ensure_apt gcc valgrind libc6-dev pkg-config
+ensure_apt gcc valgrind libc6-dev pkg-config binutils
 
 step "building the cdylib"
 cargo build -p mycelium-ffi
@@ -44,6 +44,14 @@ MYCELIUM_PROFILE=debug bash scripts/install-ffi.sh "$prefix"
 gcc -std=c11 -Wall -Wextra -Werror examples/c/pubsub.c -o "$out/pubsub_pc" \
   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs mycelium) -Wl,-rpath,"$prefix/lib"
 "$out/pubsub_pc" contracts.yaml
+# A versioned install: the library carries a SONAME naming the ABI major, programs record that
+# name, and the unversioned name is only a link for the linker.
+soname=$(readelf -d "$prefix/lib/libmycelium_ffi.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = libmycelium_ffi.so.1 ] || die "installed library SONAME is '$soname', not libmycelium_ffi.so.1"
+[ -L "$prefix/lib/libmycelium_ffi.so.1" ] && [ -L "$prefix/lib/libmycelium_ffi.so" ] \
+  || die "the versioned symlinks are missing from $prefix/lib"
+readelf -d "$out/pubsub_pc" | grep -q 'NEEDED.*\[libmycelium_ffi\.so\.1\]' \
+  || die "a program linked against the installed library does not record libmycelium_ffi.so.1"
 # and statically linked against the .a
 gcc -std=c11 -Wall -Wextra -Werror examples/c/pubsub.c -o "$out/pubsub_static" -I "$prefix/include" \
   "$prefix/lib/libmycelium_ffi.a" -lpthread -ldl -lm
