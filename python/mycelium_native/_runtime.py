@@ -214,8 +214,9 @@ class Runtime:
 
     def publish(self, message: Message) -> None:
         """Encodes and publishes one message. Validated against the schema before any
-        subscriber sees it. Releases the GIL; with the BLOCK policy it waits while a
-        subscriber's queue is full."""
+        subscriber sees it. With the BLOCK policy it waits (GIL released) while a subscriber's
+        queue is full; Ctrl-C ends that wait with KeyboardInterrupt, the message then delivered
+        to the subscribers that had room and counted as dropped by each full one."""
         cls = type(message)
         if cls not in self._checked:
             self._check_class(cls)

@@ -4,7 +4,7 @@
 //! Every call that may block (publish under the Block policy, flush, unsubscribe, close)
 //! releases the GIL first, because the callbacks it may wait for need the GIL to finish.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -250,6 +250,12 @@ impl NativeRuntime {
     /// the library call `release_gil` before it waits (the consumer making room may be Python
     /// code) and `reacquire_gil` after. Everything on the fast path is lock-free or holds a
     /// lock for a moment without ever needing the GIL, so holding the GIL there cannot deadlock.
+    ///
+    /// While it waits, `check_signals` takes the GIL every 100 ms to look for Ctrl-C (as `recv`
+    /// and `flush` do between their wait slices). A pending KeyboardInterrupt ends the wait:
+    /// the message stays published to the subscribers that had room, each full BLOCK
+    /// subscriber still waited for counts it as dropped (never a part of a message), and the
+    /// KeyboardInterrupt is raised here.
     fn publish(&self, py: Python<'_>, type_id: u16, payload: &[u8]) -> PyResult<()> {
         let result = (|| {
             let g = self.core.enter()?;
@@ -258,6 +264,7 @@ impl NativeRuntime {
                 context: (&mut saved as *mut *mut pyo3::ffi::PyThreadState).cast(),
                 before_wait: Some(release_gil),
                 after_wait: Some(reacquire_gil),
+                keep_waiting: Some(check_signals),
                 ..mycelium_wait_hooks::default()
             };
             // SAFETY: `payload` is borrowed from an immutable bytes object held by the caller's
@@ -273,6 +280,11 @@ impl NativeRuntime {
                 )
             })
         })();
+        // The exception `check_signals` left set (KeyboardInterrupt, or whatever a signal
+        // handler raised) explains the interrupted wait better than the status does.
+        if let Some(interrupt) = PyErr::take(py) {
+            return Err(interrupt);
+        }
         result.py_err(py)
     }
 
@@ -517,6 +529,27 @@ unsafe extern "C" fn release_gil(context: *mut c_void) {
     // SAFETY: per the contract above; `reacquire_gil` restores the state before `publish`
     // returns to Python code, and nothing touches Python objects in between.
     unsafe { *context.cast::<*mut pyo3::ffi::PyThreadState>() = pyo3::ffi::PyEval_SaveThread() };
+}
+
+/// `keep_waiting` of `publish`: with the GIL taken back for a moment, runs pending signal
+/// handlers (only the main thread has any); a handler's exception (KeyboardInterrupt) stays set
+/// in this thread's state for `publish` to raise, and ends the wait.
+///
+/// # Safety
+/// `context` is the slot `release_gil` filled on this same thread, which holds no GIL now.
+unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
+    let slot = context.cast::<*mut pyo3::ffi::PyThreadState>();
+    // Parked for good instead of re-taking the GIL once the interpreter is exiting.
+    let token = retake_or_hang();
+    // SAFETY: per the contract above: the state `release_gil` saved is restored, and saved
+    // again before returning, so the pair stays balanced for `reacquire_gil`.
+    unsafe { pyo3::ffi::PyEval_RestoreThread(*slot) };
+    drop(token);
+    // SAFETY: this thread holds the GIL; the call only runs signal handlers.
+    let interrupted = unsafe { pyo3::ffi::PyErr_CheckSignals() } != 0;
+    // SAFETY: this thread holds the GIL, as SaveThread requires.
+    unsafe { *slot = pyo3::ffi::PyEval_SaveThread() };
+    c_int::from(!interrupted)
 }
 
 /// `after_wait` of `publish`: takes the GIL back with the state `release_gil` kept.

@@ -200,6 +200,68 @@ sys.exit(1)
     assert "interrupted" in out
 
 
+CTRL_C_DURING_A_BLOCKED_PUBLISH = """
+import sys, time, contracts
+from mycelium_native import Policy, Runtime
+mode = sys.argv[1]
+with Runtime(contracts) as rt:
+    roomy = rt.subscription(contracts.TradeTick, capacity=8, label="roomy")
+    if mode == "unread-queue":
+        full = rt.subscription(contracts.TradeTick, capacity=2, policy=Policy.BLOCK, label="full")
+        to_fill = 2
+    else:  # a callback far slower than the publisher: one message in it, one queued
+        rt.subscribe(contracts.TradeTick, lambda m: time.sleep(60), capacity=1,
+                     policy=Policy.BLOCK, max_batch=1, label="full")
+        to_fill = 2
+    for i in range(to_fill):
+        rt.publish(contracts.TradeTick(size=i))
+    if mode == "slow-callback":
+        time.sleep(0.2)  # the callback took the first message; the second fills its queue
+    print("blocking", flush=True)
+    import os
+    try:
+        rt.publish(contracts.TradeTick(size=99))  # waits for room that never comes
+        print("published without waiting", flush=True)
+        os._exit(1)
+    except KeyboardInterrupt:
+        subs = {s["label"]: s for s in rt.metrics()["subscribers"]}
+        types = {t["type_id"]: t for t in rt.metrics()["types"]}
+        print("interrupted", types[contracts.TradeTick.TYPE_ID]["published"],
+              subs["roomy"]["queue_depth"], subs["full"]["dropped"], flush=True)
+        if mode == "unread-queue":
+            print("queue", len(full), full.dropped, flush=True)
+        os._exit(0)  # the slow callback would hold the close for 60 s
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("mode", ["unread-queue", "slow-callback"])
+def test_ctrl_c_interrupts_a_publish_blocked_on_a_full_queue(contracts_dir: Any, mode: str) -> None:
+    # Before keep_waiting (C ABI 1.2) the publish waited in the library with the GIL released
+    # and never looked at signals: SIGINT was ignored until the test's timeout killed it.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_DURING_A_BLOCKED_PUBLISH, mode],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "blocking"
+        time.sleep(0.5)  # let it get into the wait
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    # All or nothing per subscriber, and the counts reconcile: 3 published; the roomy queue has
+    # all 3, the full one counted the third as dropped.
+    assert lines["interrupted"].split() == ["3", "3", "1"], out
+    if mode == "unread-queue":
+        assert lines["queue"].split() == ["2", "1"], out
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_runtime_used_after_fork_raises_in_the_child(rt: Runtime, contracts: ModuleType) -> None:
     got: list = []
