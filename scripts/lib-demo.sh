@@ -11,14 +11,12 @@ ensure_demo_tools() {
   ensure_apt libpython3-dev binutils gcc
 }
 
-# build_demo_parts PROFILE: builds mycelium_native into the venv (the Python strategy imports
+# build_demo_parts PROFILE: builds mycelium_native into the venv (in Nix: uses the flake's) (the Python strategy imports
 # it) and the OCaml risk engine's object (ocaml/demo/risk.exe.o, linked into the demo binary
 # by its build script). PROFILE (dev or release) is the cargo profile of the OCaml stubs.
 build_demo_parts() {
   local profile="$1"
-  step "Python: mycelium_native into $MYCELIUM_VENV (maturin develop --release)"
-  (cd "$MYCELIUM_ROOT/python" && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
-    "$MYCELIUM_VENV/bin/maturin" develop --release --locked -q)
+  install_python_extension
   step "OCaml: the risk engine object (dune build ./demo/risk.exe.o, stubs in cargo profile $profile)"
   (cd "$MYCELIUM_ROOT/ocaml" && MYCELIUM_CARGO_PROFILE="$profile" dune build ./demo/risk.exe.o)
 }

@@ -38,8 +38,24 @@ ensure_rust() {
 }
 
 # The Python virtualenv used by builds and tests (maturin, pytest, pyzmq for the benchmark).
+# In a Nix check there is no venv: python3 on PATH is the pinned interpreter with the test tools,
+# and the flake's python-module package (MYCELIUM_PYTHON_SITE = <prefix>/lib/python3.X/
+# site-packages, on PYTHONPATH) holds the extension its wheel built. Its prefix has a venv's
+# layout, so it stands in for MYCELIUM_VENV where a Rust host looks for site-packages.
+if in_nix && [ -n "${MYCELIUM_PYTHON_SITE:-}" ]; then
+  MYCELIUM_VENV="${MYCELIUM_VENV:-${MYCELIUM_PYTHON_SITE%/lib/python3*/site-packages}}"
+fi
 MYCELIUM_VENV="${MYCELIUM_VENV:-$MYCELIUM_ROOT/.venv}"
 export MYCELIUM_VENV
+# The interpreter the tests run: the venv's, or in Nix the one on PATH.
+if in_nix; then
+  MYCELIUM_PY=python3
+  # the codegen conformance test runs mypy with it instead of <repo>/.venv/bin/python
+  MYCELIUM_MYPY_PYTHON="$(command -v python3 || echo python3)"
+  export MYCELIUM_MYPY_PYTHON
+else
+  MYCELIUM_PY="$MYCELIUM_VENV/bin/python"
+fi
 ensure_venv() {
   if in_nix; then return 0; fi
   local py="${MYCELIUM_PYTHON:-python3}"
@@ -57,4 +73,23 @@ ensure_venv() {
 
 ensure_ocaml() {
   ensure_apt ocaml-nox ocaml-dune ocaml-findlib libalcotest-ocaml-dev liblwt-ocaml-dev
+}
+
+# install_python_extension: puts mycelium_native where the tests import it from. Outside Nix:
+# `maturin develop --release` into the venv (release: python/bench measures this build). In
+# Nix the extension is the one packages.python-wheel built (MYCELIUM_PYTHON_SITE); building it
+# again here would test a different build than the one users get.
+install_python_extension() {
+  if in_nix; then
+    [ -n "${MYCELIUM_PYTHON_SITE:-}" ] \
+      || die "MYCELIUM_IN_NIX=1 but MYCELIUM_PYTHON_SITE is not set: the check must give the site-packages of packages.python-module (nix/checks.nix)"
+    step "mycelium_native from the flake's wheel ($MYCELIUM_PYTHON_SITE)"
+    # -P: the source package python/mycelium_native (no extension in it) must not shadow it.
+    (cd "$MYCELIUM_ROOT/python" && python3 -P -c 'import mycelium_native, sys; print(mycelium_native.__file__)') \
+      || die "mycelium_native does not import from $MYCELIUM_PYTHON_SITE"
+    return 0
+  fi
+  step "maturin develop --release (mycelium_native into $MYCELIUM_VENV)"
+  (cd "$MYCELIUM_ROOT/python" && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
+    "$MYCELIUM_VENV/bin/maturin" develop --release --locked -q)
 }

@@ -15,7 +15,7 @@ contracts_dir="$MYCELIUM_ROOT/target/python-contracts"
 mkdir -p "$contracts_dir"
 cargo run -q -p mycelium-codegen -- codegen --lang python --schema contracts.yaml \
   --out "$contracts_dir/contracts.py"
-MYPYPATH="$contracts_dir" "$MYCELIUM_VENV/bin/python" -m mypy --strict --no-incremental \
+MYPYPATH="$contracts_dir" "$MYCELIUM_PY" -m mypy --strict --no-incremental \
   examples/python/strategy.py
 
 step "polyglot pipeline: Rust market -> Python strategy -> OCaml risk -> Rust book (ignored tests, run here)"

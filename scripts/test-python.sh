@@ -8,17 +8,16 @@ cd "$MYCELIUM_ROOT"
 ensure_rust
 ensure_venv
 
-py="$MYCELIUM_VENV/bin/python"
+py="$MYCELIUM_PY"
 contracts_dir="$MYCELIUM_ROOT/target/python-contracts"
 
-step "maturin develop --release (mycelium_native into $MYCELIUM_VENV)"
-# Release: the benchmark (python/bench/bench.py) measures this build.
-(cd python && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
-  "$MYCELIUM_VENV/bin/maturin" develop --release --locked -q)
+install_python_extension
 
 step "the extension maturin installed is stripped ([tool.maturin] strip; was 29.8 MB with debug info)"
 ensure_apt binutils
-for so in python/mycelium_native/_native*.so; do
+ext_dir=python/mycelium_native
+if in_nix; then ext_dir="$MYCELIUM_PYTHON_SITE/mycelium_native"; fi
+for so in "$ext_dir"/_native*.so; do
   if readelf -S "$so" | grep -q '\.debug_'; then die "$so carries debug sections: keep strip = true in python/pyproject.toml"; fi
   printf '%s: %s bytes\n' "$so" "$(stat -c %s "$so")"
 done
@@ -27,10 +26,18 @@ step "the mycelium CLI as a pip package (python/cli: maturin bin wheel), install
 cli_wheels="$MYCELIUM_ROOT/target/wheels-cli"
 rm -rf "$cli_wheels" "$MYCELIUM_ROOT/target/cli-venv"
 # The dev profile is already built by the Rust suite; a release wheel is built the same way.
-(cd python/cli && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
-  "$MYCELIUM_VENV/bin/maturin" build --profile dev --locked -q -o "$cli_wheels")
-"$py" -m venv "$MYCELIUM_ROOT/target/cli-venv"
-"$MYCELIUM_ROOT/target/cli-venv/bin/python" -m pip install -q --no-index "$cli_wheels"/mycelium_cli-*.whl
+if in_nix; then
+  # maturin is on PATH; a venv from the Nix interpreter would be a second interpreter to trust,
+  # so the wheel goes into a plain prefix with the same bin/ layout.
+  (cd python/cli && maturin build --profile dev --locked --offline -q -o "$cli_wheels")
+  PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install -q --no-index --no-deps --no-cache-dir \
+    --prefix "$MYCELIUM_ROOT/target/cli-venv" "$cli_wheels"/mycelium_cli-*.whl
+else
+  (cd python/cli && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
+    "$MYCELIUM_VENV/bin/maturin" build --profile dev --locked -q -o "$cli_wheels")
+  "$py" -m venv "$MYCELIUM_ROOT/target/cli-venv"
+  "$MYCELIUM_ROOT/target/cli-venv/bin/python" -m pip install -q --no-index "$cli_wheels"/mycelium_cli-*.whl
+fi
 "$MYCELIUM_ROOT/target/cli-venv/bin/mycelium" --version
 "$MYCELIUM_ROOT/target/cli-venv/bin/mycelium" check contracts.yaml | grep -q '^ok: ' \
   || die "the pip-installed mycelium did not check contracts.yaml"
@@ -52,7 +59,8 @@ export MYCELIUM_CLI
 
 step "pytest python/tests"
 # pytest exits 5 when it collected no test, which fails this script like any other failure.
-(cd python && MYCELIUM_CONTRACTS_DIR="$contracts_dir" "$py" -m pytest -q -p no:cacheprovider tests)
+# -P: in Nix, python/mycelium_native (the sources, no extension) must not shadow the installed one.
+(cd python && MYCELIUM_CONTRACTS_DIR="$contracts_dir" "$py" -P -m pytest -q -p no:cacheprovider tests)
 
 step "stub check: mypy.stubtest mycelium_native, mypy --strict on the package"
 "$py" -m mypy.stubtest mycelium_native
