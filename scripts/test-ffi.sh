@@ -38,8 +38,13 @@ gcc "${cflags[@]}" examples/c/bridge.c -o "$out/bridge" "${ldflags[@]}"
 
 step "install layout + pkg-config: the example built against the installed copy"
 prefix="$out/prefix"
-rm -rf "$prefix"
-MYCELIUM_PROFILE=debug bash scripts/install-ffi.sh "$prefix"
+if in_nix && [ -n "${MYCELIUM_FFI_DIR:-}" ]; then
+  # In a Nix check the installed copy under test is packages.mycelium-ffi (made by install-ffi.sh).
+  prefix="$MYCELIUM_FFI_DIR"
+else
+  rm -rf "$prefix"
+  MYCELIUM_PROFILE=debug bash scripts/install-ffi.sh "$prefix"
+fi
 # shellcheck disable=SC2046
 gcc -std=c11 -Wall -Wextra -Werror examples/c/pubsub.c -o "$out/pubsub_pc" \
   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs mycelium) -Wl,-rpath,"$prefix/lib"
