@@ -40,9 +40,11 @@
         inherit (pkgs) lib;
 
         # The pinned toolchains. Rust comes from rust-overlay so the exact
-        # release is independent of the nixpkgs branch; Python and OCaml are
-        # pinned by the nixpkgs revision in flake.lock. To move OCaml to 4.14,
-        # replace pkgs.ocamlPackages with pkgs.ocaml-ng.ocamlPackages_4_14 here.
+        # release is independent of the nixpkgs branch; Python is pinned by the
+        # nixpkgs revision in flake.lock. OCaml is the 4.14 series, not
+        # nixpkgs' default (5.x): the stubs' runtime-lock code and the valgrind
+        # suppressions are written for, and tested on, the OCaml 4 runtime (CI
+        # runs Debian's 4.13); scripts/test-ocaml.sh refuses OCaml 5.
         rustVersion = "1.95.0";
         rustToolchain = pkgs.rust-bin.stable.${rustVersion}.default;
         rustToolchainDev = pkgs.rust-bin.stable.${rustVersion}.default.override {
@@ -52,7 +54,7 @@
           ];
         };
         python = pkgs.python311;
-        ocamlPackages = pkgs.ocamlPackages;
+        ocamlPackages = pkgs.ocaml-ng.ocamlPackages_4_14;
 
         craneLib = (crane.mkLib pkgs).overrideToolchain (_: rustToolchain);
         sources = import ./nix/sources.nix {

@@ -104,16 +104,17 @@ def nar_hash_problem(value: object) -> str | None:
     return None
 
 
-def last_modified_problem(value: object, now: dt.datetime) -> str | None:
+def last_modified_problem(value: object, now: dt.datetime | None) -> str | None:
     if not isinstance(value, int) or isinstance(value, bool):
         return f"lastModified {value!r} is not an integer timestamp"
     when = dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
-    if not EARLIEST_PLAUSIBLE <= when <= now + dt.timedelta(days=1):
+    latest = now + dt.timedelta(days=1) if now is not None else None
+    if when < EARLIEST_PLAUSIBLE or (latest is not None and when > latest):
         return f"lastModified {value} ({when:%Y-%m-%d}) is not a plausible commit time"
     return None
 
 
-def locked_node_problems(name: str, node: dict, now: dt.datetime) -> list[str]:
+def locked_node_problems(name: str, node: dict, now: dt.datetime | None) -> list[str]:
     problems = []
     locked = node.get("locked")
     if not isinstance(locked, dict):
@@ -174,7 +175,7 @@ def github_original_problems(name: str, url: str, node: dict) -> list[str]:
     return problems
 
 
-def lock_problems(lock: object, declared: dict, now: dt.datetime) -> list[str]:
+def lock_problems(lock: object, declared: dict, now: dt.datetime | None) -> list[str]:
     """Everything wrong with `lock` given the inputs flake.nix declares."""
     if not isinstance(lock, dict):
         return ["flake.lock is not a JSON object"]
@@ -500,10 +501,13 @@ def _flake_metadata_problems(repo: Path, lock: dict, scratch: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parent.parent)
+    # The caller passes the clock: a derivation must not read it (its result would depend on
+    # when it was built). Without --now only the lower bound of lastModified is checked.
+    parser.add_argument("--now", type=int, help="current time, seconds since the epoch")
     args = parser.parse_args()
     repo: Path = args.repo.resolve()
     report = Report()
-    now = dt.datetime.now(tz=dt.timezone.utc)
+    now = dt.datetime.fromtimestamp(args.now, tz=dt.timezone.utc) if args.now is not None else None
 
     nix_files = [repo / "flake.nix", *sorted((repo / "nix").glob("*.nix"))]
     parsed: dict[str, str] = {}

@@ -82,7 +82,8 @@ let
         CARGO_PROFILE = "dev";
         doInstallCargoArtifacts = false;
         MYCELIUM_IN_NIX = "1";
-        nativeBuildInputs = rust.commonArgs.nativeBuildInputs ++ native;
+        # The test interpreter first, so that `python3` is the one with pytest.
+        nativeBuildInputs = [ pythonPkgs.pythonTestEnv ] ++ rust.commonArgs.nativeBuildInputs ++ native;
         buildInputs = rust.commonArgs.buildInputs ++ libs;
         buildPhaseCargoCommand = ''
           script=scripts/test-${name}.sh
@@ -97,7 +98,8 @@ let
           # The test interpreter goes first so `python3` has pytest (and the
           # extension, when MYCELIUM_PYTHON_SITE is set).
           export PATH="${pythonPkgs.pythonTestEnv}/bin:$PATH"
-          export PYO3_PYTHON="${pythonPkgs.pythonTestEnv.interpreter}"
+          # PYO3_PYTHON stays rust.commonArgs' (the interpreter cargoArtifactsDev
+          # was built with): changing it would rebuild the whole pyo3 chain.
           if [ -n "''${MYCELIUM_PYTHON_SITE:-}" ]; then
             export PYTHONPATH="$MYCELIUM_PYTHON_SITE''${PYTHONPATH:+:$PYTHONPATH}"
           fi
@@ -147,4 +149,20 @@ scriptChecks
   package-python-wheel = pythonPkgs.python-wheel;
   package-python-module = pythonPkgs.python-module;
   package-ocaml = ocaml;
+
+  # The Rust host embedding the installed wheel (tests/embed-python), as its
+  # own derivation over packages.python-module: what a user embedding Python
+  # gets. scripts/test-python.sh runs the same test.
+  embed-python = craneLib.cargoTest (
+    rust.commonArgs
+    // {
+      pname = "mycelium-check-embed-python";
+      cargoArtifacts = rust.cargoArtifactsDev;
+      CARGO_PROFILE = "dev";
+      # tests/embed-python looks for <venv>/lib/python3.X/site-packages: the
+      # python-module prefix has that layout.
+      MYCELIUM_VENV = "${pythonPkgs.python-module}";
+      cargoTestExtraArgs = "--locked -p mycelium-embed-python --test embed -- --ignored";
+    }
+  );
 }

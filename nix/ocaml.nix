@@ -45,6 +45,9 @@ ocamlPackages.buildDunePackage {
     install -m644 ${rust.cargoVendorDir}/config.toml "$CARGO_HOME/config.toml"
     export CARGO_NET_OFFLINE=true
     export DUNE_CACHE=disabled
+    # ocaml/src/dune builds the Rust stubs in this cargo profile (default dev,
+    # for quick test builds); the package is what users link, so optimise it.
+    export MYCELIUM_CARGO_PROFILE=release
   '';
 
   meta = {

@@ -48,37 +48,20 @@ let
     }
   );
 
-  ffiManifestPath = sources.root + "/rust/mycelium-ffi/Cargo.toml";
-  ffiManifest = lib.optionalAttrs (builtins.pathExists ffiManifestPath) (
-    lib.importTOML ffiManifestPath
-  );
-  # The file names cargo gives the cdylib and staticlib.
-  ffiLibName =
-    ffiManifest.lib.name or (builtins.replaceStrings [ "-" ] [ "_" ] (
-      ffiManifest.package.name or "mycelium-ffi"
-    ));
-
-  pkgConfigTemplate = pkgs.writeText "mycelium.pc.in" ''
-    prefix=@prefix@
-    libdir=''${prefix}/lib
-    includedir=''${prefix}/include
-
-    Name: mycelium
-    Description: C ABI of the Mycelium typed pub/sub message bus
-    Version: ${version}
-    Libs: -L''${libdir} -l${ffiLibName}
-    Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-    Cflags: -I''${includedir}
-  '';
-
   # The C ABI as a C library prefix: lib/ (shared and static), include/ (the
   # cbindgen header committed in the crate) and lib/pkgconfig/mycelium.pc.
   mycelium-ffi = craneLib.mkCargoDerivation (
     commonArgs
     // {
       pname = "mycelium-ffi";
+      # scripts/install-ffi.sh is the one definition of the installed layout
+      # (SONAME, versioned names, mycelium.pc from rust/mycelium-ffi/mycelium.pc.in),
+      # shared with scripts/test-ffi.sh and users without Nix.
+      src = sources.ffi;
       inherit cargoArtifacts;
       doInstallCargoArtifacts = false;
+      nativeBuildInputs = commonArgs.nativeBuildInputs ++ [ pkgs.patchelf ];
+      MYCELIUM_IN_NIX = "1";
       buildPhaseCargoCommand = ''
         if [ ! -f rust/mycelium-ffi/Cargo.toml ]; then
           echo "error: rust/mycelium-ffi/Cargo.toml is missing; packages.mycelium-ffi builds that crate" >&2
@@ -86,32 +69,10 @@ let
         fi
         cargoWithProfile build --locked -p mycelium-ffi
       '';
+      # install-ffi.sh runs `cargo build --release -p mycelium-ffi`, which finds
+      # the build above fresh, then installs from target/release.
       installPhaseCommand = ''
-        profile_dir=target/''${CARGO_PROFILE:-release}
-        if [ "''${CARGO_PROFILE:-release}" = dev ]; then profile_dir=target/debug; fi
-
-        shared="$profile_dir/lib${ffiLibName}.so"
-        if [ ! -f "$shared" ]; then
-          echo "error: $shared was not built; rust/mycelium-ffi must list \"cdylib\" in [lib] crate-type" >&2
-          exit 1
-        fi
-        install -Dm755 "$shared" "$out/lib/lib${ffiLibName}.so"
-        if [ -f "$profile_dir/lib${ffiLibName}.a" ]; then
-          install -Dm644 "$profile_dir/lib${ffiLibName}.a" "$out/lib/lib${ffiLibName}.a"
-        fi
-
-        headers=()
-        for header in rust/mycelium-ffi/include/*.h; do
-          if [ -f "$header" ]; then headers+=("$header"); fi
-        done
-        if [ "''${#headers[@]}" -eq 0 ]; then
-          echo "error: no header in rust/mycelium-ffi/include/; commit the cbindgen output (mycelium.h)" >&2
-          exit 1
-        fi
-        install -Dm644 -t "$out/include" "''${headers[@]}"
-
-        mkdir -p "$out/lib/pkgconfig"
-        substitute ${pkgConfigTemplate} "$out/lib/pkgconfig/mycelium.pc" --subst-var-by prefix "$out"
+        bash scripts/install-ffi.sh "$out"
       '';
       # A header that does not compile on its own, or a .pc file that points at
       # the wrong place, is caught here rather than by the first C user.

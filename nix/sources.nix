@@ -74,6 +74,13 @@ let
     (optional "LICENSE-MIT")
   ];
 
+  # packages.mycelium-ffi installs with the script users without Nix run.
+  ffiFiles = fs.unions [
+    rustFiles
+    (at "scripts/install-ffi.sh")
+    (at "scripts/lib.sh")
+  ];
+
   ocamlFiles = fs.unions [
     rustFiles
     (optional "ocaml")
@@ -93,6 +100,7 @@ in
   inherit root;
   rust = toSource rustFiles;
   wheel = toSource wheelFiles;
+  ffi = toSource ffiFiles;
   ocaml = toSource ocamlFiles;
   nix = toSource nixFiles;
   # The script checks run the same scripts as .ci/run, which may touch any part

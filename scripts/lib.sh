@@ -42,13 +42,16 @@ ensure_rust() {
 # and the flake's python-module package (MYCELIUM_PYTHON_SITE = <prefix>/lib/python3.X/
 # site-packages, on PYTHONPATH) holds the extension its wheel built. Its prefix has a venv's
 # layout, so it stands in for MYCELIUM_VENV where a Rust host looks for site-packages.
-if in_nix && [ -n "${MYCELIUM_PYTHON_SITE:-}" ]; then
+# In `nix develop` (MYCELIUM_IN_NIX=1, no MYCELIUM_PYTHON_SITE) the shell's hook makes the venv
+# from the pinned interpreter, and the scripts use it as they do without Nix.
+nix_wheel() { in_nix && [ -n "${MYCELIUM_PYTHON_SITE:-}" ]; }
+if nix_wheel; then
   MYCELIUM_VENV="${MYCELIUM_VENV:-${MYCELIUM_PYTHON_SITE%/lib/python3*/site-packages}}"
 fi
 MYCELIUM_VENV="${MYCELIUM_VENV:-$MYCELIUM_ROOT/.venv}"
 export MYCELIUM_VENV
 # The interpreter the tests run: the venv's, or in Nix the one on PATH.
-if in_nix; then
+if nix_wheel; then
   MYCELIUM_PY=python3
   # the codegen conformance test runs mypy with it instead of <repo>/.venv/bin/python
   MYCELIUM_MYPY_PYTHON="$(command -v python3 || echo python3)"
@@ -57,14 +60,20 @@ else
   MYCELIUM_PY="$MYCELIUM_VENV/bin/python"
 fi
 ensure_venv() {
-  if in_nix; then return 0; fi
+  if nix_wheel; then return 0; fi
+  if in_nix; then
+    [ -x "$MYCELIUM_VENV/bin/python" ] && [ -x "$MYCELIUM_VENV/bin/maturin" ] \
+      || die "MYCELIUM_IN_NIX=1 and no venv at $MYCELIUM_VENV: \`nix develop\` makes it (nix/devshell.nix); a check must set MYCELIUM_PYTHON_SITE"
+    return 0
+  fi
   local py="${MYCELIUM_PYTHON:-python3}"
   if [ ! -x "$MYCELIUM_VENV/bin/python" ]; then
     step "creating the Python venv $MYCELIUM_VENV"
     "$py" -m venv "$MYCELIUM_VENV" || { ensure_apt python3-venv; "$py" -m venv "$MYCELIUM_VENV"; }
   fi
   local want=(maturin==1.* pytest pytest-timeout pyzmq mypy)
-  if ! "$MYCELIUM_VENV/bin/python" -c "import maturin, pytest, pytest_timeout, zmq, mypy" 2>/dev/null; then
+  if ! "$MYCELIUM_VENV/bin/python" -c "import pytest, pytest_timeout, zmq, mypy" 2>/dev/null \
+    || [ ! -x "$MYCELIUM_VENV/bin/maturin" ]; then
     step "installing Python tools into the venv: ${want[*]}"
     "$MYCELIUM_VENV/bin/python" -m pip install -q --upgrade pip
     "$MYCELIUM_VENV/bin/python" -m pip install -q "${want[@]}"
@@ -80,7 +89,7 @@ ensure_ocaml() {
 # Nix the extension is the one packages.python-wheel built (MYCELIUM_PYTHON_SITE); building it
 # again here would test a different build than the one users get.
 install_python_extension() {
-  if in_nix; then
+  if nix_wheel; then
     [ -n "${MYCELIUM_PYTHON_SITE:-}" ] \
       || die "MYCELIUM_IN_NIX=1 but MYCELIUM_PYTHON_SITE is not set: the check must give the site-packages of packages.python-module (nix/checks.nix)"
     step "mycelium_native from the flake's wheel ($MYCELIUM_PYTHON_SITE)"

@@ -16,7 +16,7 @@ install_python_extension
 step "the extension maturin installed is stripped ([tool.maturin] strip; was 29.8 MB with debug info)"
 ensure_apt binutils
 ext_dir=python/mycelium_native
-if in_nix; then ext_dir="$MYCELIUM_PYTHON_SITE/mycelium_native"; fi
+if nix_wheel; then ext_dir="$MYCELIUM_PYTHON_SITE/mycelium_native"; fi
 for so in "$ext_dir"/_native*.so; do
   if readelf -S "$so" | grep -q '\.debug_'; then die "$so carries debug sections: keep strip = true in python/pyproject.toml"; fi
   printf '%s: %s bytes\n' "$so" "$(stat -c %s "$so")"
@@ -26,7 +26,7 @@ step "the mycelium CLI as a pip package (python/cli: maturin bin wheel), install
 cli_wheels="$MYCELIUM_ROOT/target/wheels-cli"
 rm -rf "$cli_wheels" "$MYCELIUM_ROOT/target/cli-venv"
 # The dev profile is already built by the Rust suite; a release wheel is built the same way.
-if in_nix; then
+if nix_wheel; then
   # maturin is on PATH; a venv from the Nix interpreter would be a second interpreter to trust,
   # so the wheel goes into a plain prefix with the same bin/ layout.
   (cd python/cli && maturin build --profile dev --locked --offline -q -o "$cli_wheels")
