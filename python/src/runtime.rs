@@ -259,18 +259,21 @@ impl NativeRuntime {
     fn publish(&self, py: Python<'_>, type_id: u16, payload: &[u8]) -> PyResult<()> {
         let result = (|| {
             let g = self.core.enter()?;
-            let mut saved: *mut pyo3::ffi::PyThreadState = std::ptr::null_mut();
+            let mut wait = PublishWait {
+                saved: std::ptr::null_mut(),
+                core: &*self.core,
+            };
             let hooks = mycelium_wait_hooks {
-                context: (&mut saved as *mut *mut pyo3::ffi::PyThreadState).cast(),
+                context: (&mut wait as *mut PublishWait).cast(),
                 before_wait: Some(release_gil),
                 after_wait: Some(reacquire_gil),
                 keep_waiting: Some(check_signals),
                 ..mycelium_wait_hooks::default()
             };
             // SAFETY: `payload` is borrowed from an immutable bytes object held by the caller's
-            // frame, valid even while the hooks release the GIL; `hooks` and `saved` outlive the
+            // frame, valid even while the hooks release the GIL; `hooks` and `wait` outlive the
             // call; this thread holds the GIL, as `release_gil` requires.
-            check(unsafe {
+            match check(unsafe {
                 mycelium_publish_with_hooks(
                     g.ptr(),
                     type_id,
@@ -278,7 +281,17 @@ impl NativeRuntime {
                     payload.len(),
                     &hooks,
                 )
-            })
+            }) {
+                Err(Failure::Status { code, .. })
+                    if code == mycelium_status::MYCELIUM_ERR_TIMEOUT as u32
+                        && self.core.is_closed() =>
+                {
+                    Err(Failure::Closed(
+                        "the runtime was closed while this publish waited for room",
+                    ))
+                }
+                other => other,
+            }
         })();
         // The exception `check_signals` left set (KeyboardInterrupt, or whatever a signal
         // handler raised) explains the interrupted wait better than the status does.
@@ -520,10 +533,21 @@ pub(crate) fn deadline_after(timeout: f64) -> PyResult<Instant> {
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365)))
 }
 
+/// The context of `publish`'s wait hooks. `saved` first: `release_gil` and `reacquire_gil`
+/// use the context as a pointer to it.
+#[repr(C)]
+struct PublishWait {
+    /// The thread state `release_gil` saved.
+    saved: *mut pyo3::ffi::PyThreadState,
+    /// The runtime published on: a wait for room ends when it closes, since its close waits
+    /// for this very call (a queue of another handle onto the same bus may never drain).
+    core: *const RuntimeCore,
+}
+
 /// `before_wait` of `publish`: releases the GIL, keeping the thread state in `context`.
 ///
 /// # Safety
-/// `context` points to the publishing frame's `*mut PyThreadState` slot; the calling thread
+/// `context` points to the publishing frame's `PublishWait`; the calling thread
 /// holds the GIL (the library calls it on the publishing thread, before it waits).
 unsafe extern "C" fn release_gil(context: *mut c_void) {
     // SAFETY: per the contract above; `reacquire_gil` restores the state before `publish`
@@ -531,13 +555,20 @@ unsafe extern "C" fn release_gil(context: *mut c_void) {
     unsafe { *context.cast::<*mut pyo3::ffi::PyThreadState>() = pyo3::ffi::PyEval_SaveThread() };
 }
 
-/// `keep_waiting` of `publish`: with the GIL taken back for a moment, runs pending signal
-/// handlers (only the main thread has any); a handler's exception (KeyboardInterrupt) stays set
-/// in this thread's state for `publish` to raise, and ends the wait.
+/// `keep_waiting` of `publish`: gives up at once if the runtime is closing (without touching
+/// Python); else, with the GIL taken back for a moment, runs pending signal handlers (only the
+/// main thread has any); a handler's exception (KeyboardInterrupt) stays set in this thread's
+/// state for `publish` to raise, and ends the wait.
 ///
 /// # Safety
-/// `context` is the slot `release_gil` filled on this same thread, which holds no GIL now.
+/// `context` is the `PublishWait` `release_gil` filled on this same thread, which holds no GIL
+/// now.
 unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
+    let wait = context.cast::<PublishWait>();
+    // SAFETY: `core` points to the runtime core `publish` borrows for the whole call.
+    if unsafe { &*(*wait).core }.is_closed() {
+        return 0;
+    }
     let slot = context.cast::<*mut pyo3::ffi::PyThreadState>();
     // Parked for good instead of re-taking the GIL once the interpreter is exiting.
     let token = retake_or_hang();

@@ -200,6 +200,53 @@ sys.exit(1)
     assert "interrupted" in out
 
 
+PUBLISH_BLOCKED_ON_ANOTHER_HANDLES_QUEUE = """
+import sys, threading, time, contracts
+from mycelium_native import ClosedError, MyceliumError, Policy, Runtime
+mode = sys.argv[1]
+host = Runtime(contracts)
+publisher_rt = Runtime.attach(host.address, contracts)
+reader_rt = Runtime.attach(host.address, contracts)
+unread = reader_rt.subscription(contracts.TradeTick, capacity=2, policy=Policy.BLOCK)
+outcome = []
+def publish_forever():
+    while True:
+        try:
+            publisher_rt.publish(contracts.TradeTick())
+        except ClosedError as e:
+            outcome.append(str(e))
+            return
+        except MyceliumError as e:
+            outcome.append(repr(e))
+            return
+publisher = threading.Thread(target=publish_forever, daemon=True)
+publisher.start()
+while len(unread) < 2:
+    time.sleep(0.01)
+time.sleep(0.3)  # the publisher now waits for room in `unread`, which nobody reads
+if mode == "close":
+    publisher_rt.close()  # waits for the blocked publish
+    publisher.join(30)
+    print("closed;", outcome, flush=True)
+else:
+    print("exiting", flush=True)  # the exit hook closes publisher_rt before reader_rt
+"""
+
+
+@pytest.mark.parametrize("mode", ["close", "exit"])
+def test_closing_a_runtime_ends_its_publish_blocked_on_another_handles_queue(
+    child: Child, mode: str
+) -> None:
+    # Closing waits for calls in flight; a publish blocked on a queue of another handle onto
+    # the same bus never returned, so close() (and the exit hook) hung forever.
+    out = child(PUBLISH_BLOCKED_ON_ANOTHER_HANDLES_QUEUE.replace("sys.argv[1]", repr(mode)), timeout=60)
+    assert out.returncode == 0, out.stderr
+    if mode == "close":
+        assert "closed while this publish waited for room" in out.stdout, out.stdout
+    else:
+        assert "exiting" in out.stdout
+
+
 CTRL_C_DURING_A_BLOCKED_PUBLISH = """
 import sys, time, contracts
 from mycelium_native import Policy, Runtime
