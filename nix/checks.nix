@@ -52,7 +52,8 @@ let
       env = pythonEnv;
     };
     ocaml = {
-      native = ocamlTools;
+      # test-ocaml.sh runs the OCaml test executable under valgrind memcheck.
+      native = valgrind ++ ocamlTools;
       libs = ocamlLibs ++ [ rust.mycelium-ffi ];
       env = ffiEnv;
     };

@@ -33,6 +33,8 @@ ensure_apt() {
 
 ensure_rust() {
   command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+  # In Nix the pinned toolchain has rustfmt and clippy, and there is no rustup.
+  in_nix && return 0
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 }

@@ -20,6 +20,7 @@ fail() {
 }
 
 install_nix_instantiate() {
+  # nix: unreachable
   if [ "$in_nix" = 1 ]; then
     fail "nix-instantiate is not on PATH; with MYCELIUM_IN_NIX=1 it must come from the derivation's inputs (pkgs.nix)"
   fi
