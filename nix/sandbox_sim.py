@@ -143,7 +143,13 @@ class Sim:
         bindir.mkdir(parents=True, exist_ok=True)
         for tool in tools:
             link = bindir / (rename or {}).get(tool.name, tool.name)
-            if not link.exists():
+            if link.exists():
+                continue
+            real = Path(os.path.realpath(tool))
+            if real.is_relative_to(self.repo):
+                # the sandbox hides the repository's venv: a store path is a copy
+                shutil.copy2(real, link)
+            else:
                 link.symlink_to(tool)
 
     def make_python(self, name: str, with_test_tools: bool) -> None:
@@ -161,7 +167,8 @@ class Sim:
             for entry in site.iterdir():
                 if entry.name.startswith(("mycelium_native", "mycelium_cli")) or entry.suffix == ".pth":
                     continue
-                (filtered / entry.name).symlink_to(entry)
+                # copied: the sandbox hides the repository's venv
+                run(["cp", "-a", str(entry), str(filtered / entry.name)])
             target_site = next((prefix / "lib").glob("python3*/site-packages"))
             (target_site / "sim-test-tools.pth").write_text(f"{filtered}\n")
 
@@ -514,6 +521,9 @@ def main() -> int:
 
     wanted = [s for s in (args.checks.split(",") if args.checks else suites) if s]
     hidden = sim.hidden_paths()
+    t0 = time.monotonic()
+    sim.make_package_inputs()
+    log(f"the flake's packages (inputs of the checks) made in {time.monotonic() - t0:.0f}s")
     results = []
     for suite in wanted:
         if suite not in checks:

@@ -55,6 +55,9 @@ export MYCELIUM_VENV
 # The interpreter the tests run: the venv's, or in Nix the one on PATH.
 if nix_wheel; then
   MYCELIUM_PY=python3
+  # Neither the tests nor the interpreters they start may import the source package
+  # python/mycelium_native (no extension in it) from the working directory instead of the wheel's.
+  export PYTHONSAFEPATH=1
   # the codegen conformance test runs mypy with it instead of <repo>/.venv/bin/python
   MYCELIUM_MYPY_PYTHON="$(command -v python3 || echo python3)"
   export MYCELIUM_MYPY_PYTHON
