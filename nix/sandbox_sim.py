@@ -57,7 +57,11 @@ STDENV_NO_CC = COREUTILS + (
 STDENV_CC = (
     "cc gcc c++ g++ cpp ld ld.bfd as ar nm objcopy objdump readelf strip ranlib strings size "
     "addr2line"
-).split()
+).split() + sorted(
+    # Debian's ocamlopt calls the triplet names (x86_64-linux-gnu-as, -ar, -gcc); nixpkgs' calls
+    # `as`, `ar` and `cc`. Same tools, host spelling.
+    p.name for p in Path("/usr/bin").glob(f"{os.uname().machine}-linux-gnu-*")
+)
 
 
 def rust_toolchain_bins() -> list[str]:
@@ -234,7 +238,7 @@ class Sim:
         hidden = [".git"] + [p.rstrip("/") for p in out if p and p.rstrip("/") != "target"]
         return hidden
 
-    def run_check(self, name: str, check: dict, hidden: list[str]) -> tuple[bool, float]:
+    def run_check(self, name: str, check: dict, hidden: list[str], quiet: bool = False) -> tuple[bool, float]:
         native, libs = self.inputs_of(check)
         for n in native + libs:
             self.provide(n)
@@ -288,9 +292,10 @@ exec /usr/bin/env -i "$@"
         bash = str(self.store / "stdenv/bin/bash")
         cmd = ["unshare", "-m", "-n", "--propagation", "private", "bash", "-c", inner, "sim",
                *envargs, bash, "-eo", "pipefail", "-c", STDENV_PRELUDE + check["build"]]
-        log(f"checks.{name}: running its build command in the sandbox")
+        if not quiet:
+            log(f"checks.{name}: running its build command in the sandbox")
         t0 = time.monotonic()
-        done = subprocess.run(cmd, check=False)
+        done = subprocess.run(cmd, check=False, **({"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if quiet else {}))
         return done.returncode == 0, time.monotonic() - t0
 
 
@@ -476,6 +481,34 @@ def static_problems(sim: Sim, who: str, spec: dict, scripts: list[str], extra: t
     return problems
 
 
+# (what a script might do, build command, must it succeed): the sandbox's own test, run before
+# the checks so that a passing check means something.
+PROBES = [
+    ("write $out and $TMPDIR", 'touch "$out/probe" "$TMPDIR/probe"', True),
+    ("write the source copy", "touch probe-file", True),
+    ("call git", "git --version", False),
+    ("call apt-get", "apt-get --version", False),
+    ("see .git in the source", "test -e .git", False),
+    ("see the repository's venv", "test -e .venv", False),
+    ("make HOME", 'mkdir -p "$HOME"', False),
+    ("write outside $out and $TMPDIR", "touch /var/tmp/mycelium-sim-probe", False),
+    ("write /tmp", "touch /tmp/mycelium-sim-probe", False),
+    ("reach the network", "exec 3<>/dev/tcp/1.1.1.1/53", False),
+]
+
+
+def self_test(sim: "Sim", hidden: list[str]) -> list[str]:
+    problems = []
+    for what, cmd, should_pass in PROBES:
+        probe = {"kind": "stdenvNoCC", "nativeBuildInputs": [], "buildInputs": [], "packages": [],
+                 "env": {}, "build": cmd}
+        ok, _ = sim.run_check("sandbox-probe", probe, hidden, quiet=True)
+        if ok != should_pass:
+            problems.append(f"sandbox self-test: a build that tries to {what} "
+                            f"{'failed' if should_pass else 'succeeded'}")
+    return problems
+
+
 def suites_of(repo: Path) -> list[str]:
     m = re.search(r"^suites=\(([^)]*)\)", (repo / "scripts/test-all.sh").read_text(), re.M)
     if not m:
@@ -521,6 +554,11 @@ def main() -> int:
 
     wanted = [s for s in (args.checks.split(",") if args.checks else suites) if s]
     hidden = sim.hidden_paths()
+    probe_problems = self_test(sim, hidden)
+    for p in probe_problems:
+        print(f"FAIL {p}")
+    log(f"sandbox self-test: {len(PROBES) - len(probe_problems)} of {len(PROBES)} probes behaved")
+    problems += probe_problems
     t0 = time.monotonic()
     sim.make_package_inputs()
     log(f"the flake's packages (inputs of the checks) made in {time.monotonic() - t0:.0f}s")
