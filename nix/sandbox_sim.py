@@ -75,7 +75,8 @@ HOST_TOOLS: dict[str, list[str]] = {
     "stdenv": STDENV_NO_CC,
     "pkg-config": ["pkg-config"],
     "maturin": ["maturin"],
-    "valgrind": ["valgrind", "vgdb"],
+    # Debian's valgrind is a script that runs "$0.bin"
+    "valgrind": ["valgrind", "valgrind.bin", "vgdb"],
     "nix": ["nix", "nix-instantiate", "nix-store", "nix-build", "nix-env", "nix-hash"],
     "patchelf": ["patchelf"],
     "gcc": STDENV_CC,

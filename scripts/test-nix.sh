@@ -54,3 +54,26 @@ echo "test-nix: $(nix-instantiate --version), $(python3 --version)"
 now_arg=()
 if [ "$in_nix" != 1 ]; then now_arg=(--now "$(date +%s)"); fi
 python3 "$repo/nix/check_flake.py" --repo "$repo" "${now_arg[@]}"
+
+# The sandbox simulation (nix/sandbox_sim.py, docs/nix.md): every flake check's build command
+# run as its derivation would run it, with only its inputs, no network, no .git, no HOME. It
+# needs root (mount and network namespaces) and the host's tools, so never inside Nix.
+# MYCELIUM_NIX_SIM=static runs only its parse check; =0 skips it (say why when you do).
+if [ "$in_nix" = 1 ]; then
+  echo "test-nix: the sandbox simulation runs outside Nix only (it stands in for this very sandbox)"
+  exit 0
+fi
+case "${MYCELIUM_NIX_SIM:-1}" in
+  0) echo "test-nix: MYCELIUM_NIX_SIM=0: sandbox simulation skipped"; exit 0 ;;
+  static) exec python3 "$repo/nix/sandbox_sim.py" --repo "$repo" --static-only ;;
+esac
+[ "$(id -u)" -eq 0 ] || fail "the sandbox simulation needs root (unshare -m -n, overlay mounts); run as root or set MYCELIUM_NIX_SIM=static"
+command -v unshare >/dev/null || fail "the sandbox simulation needs unshare (util-linux)"
+# Its store is made from what the other suites built: the venv (maturin, pytest, mypy) and the
+# cargo target dir. Run alone, the venv is made here; cargo builds what is missing, offline.
+if [ ! -x "$repo/.venv/bin/maturin" ]; then
+  # shellcheck source=lib.sh
+  source "$repo/scripts/lib.sh"
+  ensure_venv
+fi
+python3 "$repo/nix/sandbox_sim.py" --repo "$repo"
