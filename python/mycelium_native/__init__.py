@@ -44,7 +44,17 @@ from .errors import (
     error_for_status,
 )
 
-__version__ = "0.1.0"
+def _package_version() -> str:
+    """The installed distribution's version (from the wheel's metadata, i.e. Cargo.toml's)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mycelium-native")
+    except metadata.PackageNotFoundError:  # imported from a source tree without installing
+        return "0+unknown"
+
+
+__version__ = _package_version()
 
 _RUNTIME_NAMES = ("Bridge", "Message", "MessageQueue", "MessageStream", "Policy", "Runtime", "Subscription")
 

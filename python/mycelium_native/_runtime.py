@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import sys
 from types import TracebackType
 from typing import (
     Any,
@@ -187,9 +188,27 @@ class Runtime:
         if ours[1] != fingerprint:
             raise SchemaMismatchError(
                 f"{cls.__name__} (type id {type_id}) was generated from a different definition than the "
-                f"runtime's {ours[0]}; regenerate the Python module from the same contracts.yaml"
+                f"runtime's {ours[0]}{self._differences(cls, ours[0])}; regenerate the Python module "
+                "from the same contracts.yaml"
             )
         self._checked.add(cls)
+
+    def _differences(self, cls: type, name: str) -> str:
+        """What differs for message ``name`` between the runtime's schema and the schema the
+        class's module was generated from (its SCHEMA_CANONICAL), as attach reports it:
+        " (TradeTick: field price f64 -> f32)"; empty when the module carries no such text."""
+        module = sys.modules.get(getattr(cls, "__module__", ""))
+        canonical = getattr(module, "SCHEMA_CANONICAL", None)
+        if not isinstance(canonical, str):
+            return ""
+        try:
+            self._native.verify_schema(canonical)
+        except SchemaMismatchError as e:
+            text = str(e).split("schemas differ: ", 1)[-1]
+            text = text.rsplit(" (MYCELIUM_", 1)[0]
+            mine = [d for d in text.split("; ") if d.startswith((f"{name}:", f"{name} "))]
+            return f" ({'; '.join(mine)})" if mine else ""
+        return ""
 
     @property
     def schema_digest(self) -> str:
@@ -251,6 +270,10 @@ class Runtime:
         it spins. The spin adapts (halves when it runs out, doubles when it catches a message).
         Use it for a few latency-critical subscriptions with a core to spare; it does nothing
         for throughput."""
+        if not callable(callback):
+            raise TypeError(
+                f"callback must be callable (a function taking the message), not {type(callback).__name__}"
+            )
         self._check_class(message_type)
         decode = getattr(message_type, "from_bytes")
         native = self._native.subscribe(
@@ -277,6 +300,10 @@ class Runtime:
         spin_us: int = 0,
     ) -> "Subscription":
         """Like :meth:`subscribe`, but ``callback`` receives the payload bytes undecoded."""
+        if not callable(callback):
+            raise TypeError(
+                f"callback must be callable (a function taking the message), not {type(callback).__name__}"
+            )
         native = self._native.subscribe(
             type_id,
             callback,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+
+import pytest
 from types import ModuleType
 from typing import Any, List
 
@@ -165,3 +167,11 @@ def test_runtime_close_inside_a_callback_while_a_publisher_waits_for_it(contract
     assert not publisher.is_alive()
     assert outcome == ["closed"]
     assert rt.closed
+
+
+def test_a_callback_that_is_not_callable_is_refused_at_subscribe_time(rt: Runtime, contracts: ModuleType) -> None:
+    with pytest.raises(TypeError, match="callback must be callable"):
+        rt.subscribe(contracts.TradeTick, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callback must be callable"):
+        rt.subscribe_raw(contracts.TradeTick.TYPE_ID, "print")  # type: ignore[arg-type]
+    assert rt.metrics()["subscribers"] == [], "nothing was subscribed"

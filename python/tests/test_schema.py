@@ -132,3 +132,22 @@ def test_schema_parse_does_not_hold_the_gil(valid: bool) -> None:
         sys.setswitchinterval(old_interval)
         worker.join()
     assert after > before, "the counter thread never ran while the schema was parsed"
+
+
+def test_a_mismatched_class_names_the_differing_field(contracts: ModuleType, tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        "schema: other\nversion: 1\nmessages:\n  TradeTick:\n    id: 1\n    fields:\n"
+        "      - symbol: string\n      - price: f32\n      - size: u32\n      - ts_ns: u64\n      - side: u8\n"
+    )
+    with Runtime(other) as rt:
+        with pytest.raises(SchemaMismatchError, match=r"TradeTick: field price f32 -> f64"):
+            rt.publish(contracts.TradeTick(symbol="x"))
+
+
+def test_version_comes_from_the_installed_package() -> None:
+    from importlib import metadata
+
+    import mycelium_native
+
+    assert mycelium_native.__version__ == metadata.version("mycelium-native")
