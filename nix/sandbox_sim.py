@@ -252,6 +252,9 @@ class Sim:
             whiteout = cdir / "upper-src" / rel
             whiteout.parent.mkdir(parents=True, exist_ok=True)
             os.mknod(whiteout, 0o600 | 0o020000, os.makedev(0, 0))  # overlayfs whiteout
+        # cargo runs subcommands from $CARGO_HOME/bin before PATH: there the host has rustup's
+        # proxies, which crane's CARGO_HOME has not.
+        os.mknod(cdir / "upper-cargo" / "bin", 0o600 | 0o020000, os.makedev(0, 0))
         tmp, out = cdir / "tmp", cdir / "out"
         pkg_config_path = ":".join(str(self.store / n / "lib/pkgconfig") for n in libs)
         env = {
@@ -313,6 +316,9 @@ BUILTINS = set(
     "else elif fi for while until do done case esac in function select time { } ! coproc".split()
 )
 SOURCE_RE = re.compile(r'^\s*(?:source|\.)\s+"?\$\(dirname "\$0"\)/([^"\s]+)"?')
+# `source "$repo/scripts/lib.sh"`, `source "$MYCELIUM_ROOT/scripts/lib.sh"`: relative to the root
+ROOT_SOURCE_RE = re.compile(r'^\s*(?:source|\.)\s+"?\$\{?(?:repo|MYCELIUM_ROOT)\}?/([^"\s]+)"?')
+CASE_PATTERN_RE = re.compile(r"^\s*[\w|*.-]+\)\s*")
 CALL_RE = re.compile(r'\bbash\s+"?(?:\$MYCELIUM_ROOT/)?((?:scripts|tests)/[\w./-]+\.sh)')
 FUNC_RE = re.compile(r"^([A-Za-z_][\w-]*)\s*\(\)\s*\{")
 
@@ -372,7 +378,7 @@ def strip_quoted(line: str) -> str:
 
 
 def commands_in(line: str) -> list[str]:
-    line = strip_quoted(line)
+    line = CASE_PATTERN_RE.sub("", strip_quoted(line))
     line = re.sub(r"\s#.*$", "", line)
     parts = re.split(r"\$\(|\(|\)|;|&&|\|\||\||`|\bthen\b|\bdo\b|\belse\b|\{|\}|!", line)
     found = []
@@ -452,9 +458,10 @@ def script_commands(repo: Path, script: str, seen: set[str] | None = None) -> di
         if m:
             functions.add(m.group(1))
         src = SOURCE_RE.match(line)
-        if src:
-            sub = str(Path(script).parent / src.group(1))
-            sub = os.path.normpath(sub)
+        root_src = ROOT_SOURCE_RE.match(line)
+        if src or root_src:
+            sub = src.group(1) if src else root_src.group(1)
+            sub = os.path.normpath(str(Path(script).parent / sub) if src else sub)
             for cmd, where in script_commands(repo, sub, seen).items():
                 result.setdefault(cmd, set()).update(where)
         for call in CALL_RE.findall(line):
