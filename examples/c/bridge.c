@@ -50,8 +50,12 @@ static mycelium_runtime_t *create(const char *path) {
 
 int main(int argc, char **argv) {
   if (argc != 2) { fprintf(stderr, "usage: %s contracts.yaml\n", argv[0]); return 2; }
-  char address[96];
-  snprintf(address, sizeof address, "unix:/tmp/mycelium-bridge-example-%d.sock", (int)getpid());
+  char address[128];
+  /* $TMPDIR when set (a Nix build sandbox has no writable /tmp). */
+  const char *tmp = getenv("TMPDIR");
+  if (tmp == NULL || *tmp == '\0') tmp = "/tmp";
+  int len = snprintf(address, sizeof address, "unix:%s/mycelium-bridge-example-%d.sock", tmp, (int)getpid());
+  if (len < 0 || (size_t)len >= sizeof address) { fprintf(stderr, "TMPDIR is too long for a socket path\n"); return 2; }
   int ready[2];
   if (pipe(ready) != 0) { perror("pipe"); return 2; }
 

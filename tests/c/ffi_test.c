@@ -689,7 +689,11 @@ static void test_bridges(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &server), MYCELIUM_OK);
   CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &client), MYCELIUM_OK);
   char address[128];
-  snprintf(address, sizeof address, "unix:/tmp/mycelium-ffi-test-%d.sock", (int)getpid());
+  /* $TMPDIR, not /tmp: a Nix build sandbox has no writable /tmp. */
+  const char *tmp = getenv("TMPDIR");
+  if (tmp == NULL || *tmp == '\0') tmp = "/tmp";
+  int len = snprintf(address, sizeof address, "unix:%s/mycelium-ffi-test-%d.sock", tmp, (int)getpid());
+  CHECK(len > 0 && (size_t)len < sizeof address, "the socket path under $TMPDIR fits the address buffer");
   uint64_t listener = 0, connector = 0, rx = 0;
   CHECK_STATUS(mycelium_bridge_listen(server, "nonsense", NULL, &listener), MYCELIUM_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(mycelium_bridge_listen(server, "tcp:0.0.0.0:0", NULL, &listener), MYCELIUM_ERR_INVALID_ARGUMENT);
