@@ -41,7 +41,11 @@ let
   # What each script gets on top of the Rust toolchain, pkg-config, the pinned
   # Python (with pytest) and the OCaml compiler that every check has.
   matrix = {
-    rust = { };
+    # The CLI and bridge tests stop child processes with kill(1), which
+    # stdenv's coreutils may not install; procps does.
+    rust = {
+      native = [ pkgs.procps ];
+    };
     ffi = {
       native = valgrind;
       libs = [ rust.mycelium-ffi ];

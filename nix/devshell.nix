@@ -22,6 +22,8 @@ pkgs.mkShell {
     # scripts/install-ffi.sh sets the SONAME of the installed library.
     pkgs.patchelf
     pkgs.git
+    # kill(1), which the Rust suite's CLI and bridge tests run
+    pkgs.procps
   ]
   ++ lib.optional (lib.meta.availableOn pkgs.stdenv.hostPlatform pkgs.valgrind) pkgs.valgrind;
 

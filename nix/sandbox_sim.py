@@ -82,6 +82,7 @@ HOST_TOOLS: dict[str, list[str]] = {
     "gcc": STDENV_CC,
     "cbindgen": ["cbindgen"],
     "git": ["git"],
+    "procps": ["kill", "ps", "pgrep", "pkill"],
     "ocamlPackages.findlib": ["ocamlfind"],
     "ocamlPackages.dune_3": ["dune"],
     # libraries: found through findlib (OCAMLPATH), no binaries

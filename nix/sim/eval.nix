@@ -71,6 +71,7 @@ let
     gcc = pkg "gcc";
     cbindgen = pkg "cbindgen";
     git = pkg "git";
+    procps = pkg "procps";
     python3 = pythonLike "python3";
     stdenv = {
       hostPlatform = { };
