@@ -321,9 +321,17 @@ let publish_raw (rt : Runtime.t) ~type_id payload = check (Ffi.publish rt.handle
 let publish (type a) (rt : Runtime.t) (module M : MESSAGE with type t = a) (v : a) =
   check (Ffi.publish rt.handle M.type_id (M.encode v))
 
+(* The bus's largest queue, MAX_QUEUE_CAPACITY in rust/mycelium-transport. *)
+let max_capacity = 1 lsl 20
+
 let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) (rt : Runtime.t)
     ~type_id ~name (f : string -> unit) =
   if capacity < 0 then invalid_arg "Mycelium_native.subscribe: capacity must be >= 0";
+  (* Refused here with the parameter's own name; the C ABI refuses it too (never clamps). *)
+  if capacity > max_capacity then
+    invalid_arg
+      (Printf.sprintf "Mycelium_native.subscribe: capacity %d is too large; use at most %d (1 Mi messages)"
+         capacity max_capacity);
   if max_batch < 0 then invalid_arg "Mycelium_native.subscribe: max_batch must be >= 0";
   (* The upper bound (10000) is the C ABI's: it raises Mycelium_error (Invalid_argument, _). *)
   if spin_us < 0 then invalid_arg "Mycelium_native.subscribe: spin_us must be >= 0";

@@ -144,7 +144,8 @@ module Runtime : sig
 
   val create : schema_yaml:string -> t
   (** A runtime with a bus of its own, from the text of a [contracts.yaml]. Raises
-      [Mycelium_error (Schema, _)] listing every problem of an invalid schema. *)
+      [Mycelium_error (Schema, _)] listing every problem of an invalid schema (text that is not
+      UTF-8 included). The text is parsed without the runtime lock: other threads run meanwhile. *)
 
   val of_file : string -> t
   (** [create] from a file. Raises [Sys_error] if it cannot be read. *)
@@ -252,7 +253,8 @@ val subscribe :
     sleeps: it trades a busy core for skipping the thread wake-up (tens of microseconds on an
     idle machine) on the next message, for a few latency-critical subscriptions on a machine
     with a core to spare. At most 10_000; the default 0 sleeps after a brief back-off. Raises
-    [Invalid_argument] for a negative [capacity], [max_batch] or [spin_us], and
+    [Invalid_argument] for a negative [capacity], [max_batch] or [spin_us], or a [capacity]
+    above 1048576 (1 Mi messages: refused, never clamped), and
     [Mycelium_error (Invalid_argument, _)] naming [spin_us] for one above 10_000. *)
 
 val metrics : Runtime.t -> (module MESSAGE) -> type_metrics

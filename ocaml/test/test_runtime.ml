@@ -8,6 +8,36 @@ let invalid_schema () =
   Alcotest.check status "status" M.Schema s;
   Alcotest.(check bool) "message is not empty" true (String.length msg > 0)
 
+let schema_module digest canonical =
+  (module struct
+    let schema_digest = digest
+    let schema_canonical = canonical
+  end : M.SCHEMA)
+
+(* #12 item 16: a schema that is not UTF-8 is an invalid schema, as the .mli says. *)
+let non_utf8_schema () =
+  let s, msg = expect_error (fun () -> M.Runtime.create ~schema_yaml:"schema: \xff\xfe\nversion: 1\n") in
+  Alcotest.check status "status" M.Schema s;
+  check_contains "says why" ~sub:"not valid UTF-8" msg
+
+(* #12 item 8: a capacity above the bus's maximum is refused, naming the parameter and limit. *)
+let capacity_above_the_maximum () =
+  with_runtime (fun rt ->
+      match M.subscribe ~capacity:(1 lsl 20 + 1) rt (module H.TradeTick) ignore with
+      | _ -> Alcotest.fail "capacity above 1 Mi accepted"
+      | exception Invalid_argument msg ->
+          check_contains "parameter" ~sub:"capacity" msg;
+          check_contains "limit" ~sub:"1048576" msg)
+
+(* #12 item 11: an address that is not a runtime handle raises instead of crashing. *)
+let of_handle_bogus_address () =
+  List.iter
+    (fun address ->
+      let s, msg = expect_error (fun () -> M.Runtime.of_handle address (schema_module "" "")) in
+      Alcotest.check status (Printf.sprintf "%nx" address) M.Invalid_argument s;
+      check_contains "reason" ~sub:"not a mycelium runtime handle" msg)
+    [ 0x1n; 0xdeadbeefn; 0x7ff000000000n ]
+
 let close_is_idempotent () =
   let rt = runtime () in
   Alcotest.(check bool) "open" true (M.Runtime.is_open rt);
@@ -18,12 +48,6 @@ let close_is_idempotent () =
   Alcotest.check status "publish after close" M.Closed s;
   let s, _ = expect_error (fun () -> M.subscribe rt (module H.TradeTick) ignore) in
   Alcotest.check status "subscribe after close" M.Closed s
-
-let schema_module digest canonical =
-  (module struct
-    let schema_digest = digest
-    let schema_canonical = canonical
-  end : M.SCHEMA)
 
 let digest_and_description () =
   with_runtime (fun rt ->
@@ -123,6 +147,9 @@ let abi () =
 let tests =
   [
     Alcotest.test_case "an invalid schema is reported" `Quick invalid_schema;
+    Alcotest.test_case "a schema that is not UTF-8 raises Schema" `Quick non_utf8_schema;
+    Alcotest.test_case "a capacity above 1 Mi is refused" `Quick capacity_above_the_maximum;
+    Alcotest.test_case "of_handle of a bogus address raises" `Quick of_handle_bogus_address;
     Alcotest.test_case "close is idempotent and later calls fail with Closed" `Quick close_is_idempotent;
     Alcotest.test_case "digest and canonical description" `Quick digest_and_description;
     Alcotest.test_case "a schema mismatch names the difference" `Quick mismatch_names_the_difference;

@@ -173,13 +173,17 @@ fn handle_value(raw: *mut mycelium_runtime_t) -> CallResult<ocaml::Pointer<Runti
 #[no_mangle]
 pub unsafe extern "C" fn mycelium_ml_runtime_create(yaml: Raw) -> Raw {
     let result = catch_panics(|| {
-        // SAFETY: `yaml` is an OCaml string (external's type); lock held, no allocation until the
-        // C call returns, and creating a runtime does not block.
-        let text = unsafe { bytes_arg(yaml) };
-        let mut out: *mut mycelium_runtime_t = std::ptr::null_mut();
-        // SAFETY: `text` is valid for the call; `out` is a valid out-pointer.
-        check(unsafe { mycelium_runtime_create(text.as_ptr().cast(), text.len(), &mut out) })?;
-        handle_value(out)
+        // SAFETY: `yaml` is an OCaml string (external's type); lock held. Copied out, because
+        // the parse runs without the runtime lock (a large or hostile schema takes a while, and
+        // other OCaml threads go on meanwhile), when the GC may move the string.
+        let text = unsafe { bytes_arg(yaml) }.to_vec();
+        let out = without_runtime_lock(move || {
+            let mut out: *mut mycelium_runtime_t = std::ptr::null_mut();
+            // SAFETY: `text` is valid for the call; `out` is a valid out-pointer.
+            check(unsafe { mycelium_runtime_create(text.as_ptr().cast(), text.len(), &mut out) })
+                .map(|()| out as usize)
+        })?;
+        handle_value(out as *mut mycelium_runtime_t)
     });
     result_reply(result)
 }

@@ -270,7 +270,7 @@ extern "C" {
 //   On success `*out` receives a handle the caller owns and must release with
 //   `mycelium_runtime_destroy`. On failure `*out` is untouched.
 // - Threads: any thread. Blocks: no. Calls back: no.
-// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (not UTF-8),
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_SCHEMA` (not UTF-8, or invalid),
 //   `MYCELIUM_ERR_TOO_LARGE` (`len` above `MYCELIUM_MAX_TEXT_LEN`, refused before the text is
 //   read), `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
 //

@@ -22,7 +22,7 @@ use std::ffi::c_void;
 ///   On success `*out` receives a handle the caller owns and must release with
 ///   `mycelium_runtime_destroy`. On failure `*out` is untouched.
 /// - Threads: any thread. Blocks: no. Calls back: no.
-/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (not UTF-8),
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_SCHEMA` (not UTF-8, or invalid),
 ///   `MYCELIUM_ERR_TOO_LARGE` (`len` above `MYCELIUM_MAX_TEXT_LEN`, refused before the text is
 ///   read), `MYCELIUM_ERR_SCHEMA` (the last error lists every validation problem).
 ///
@@ -36,7 +36,15 @@ pub unsafe extern "C" fn mycelium_runtime_create(
     out: *mut *mut mycelium_runtime_t,
 ) -> mycelium_status {
     guard("mycelium_runtime_create", || {
-        let text = str_arg(schema_yaml, len, "schema_yaml")?;
+        // Text that is not UTF-8 is an invalid schema, reported as such (the adapters document
+        // MYCELIUM_ERR_SCHEMA for every invalid schema).
+        let text = str_arg(schema_yaml, len, "schema_yaml").map_err(|e| match e.status {
+            MYCELIUM_ERR_INVALID_ARGUMENT => FfiError::new(
+                MYCELIUM_ERR_SCHEMA,
+                e.message.replace("`schema_yaml` is", "the schema text is"),
+            ),
+            _ => e,
+        })?;
         if out.is_null() {
             return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out` is NULL"));
         }
