@@ -733,16 +733,17 @@ mod tests {
     #[test]
     fn an_unknown_status_from_a_newer_copy_becomes_abi_mismatch_with_its_message() {
         // A handle as a newer copy of the library would make it: its own table, same major.
-        let table: &'static Vtable = Box::leak(Box::new(Vtable {
+        let table = Vtable {
             abi_minor: MYCELIUM_ABI_VERSION_MINOR + 1,
             publish: newer_publish,
             last_error_copy: newer_last_error,
             ..OWN_VTABLE
-        }));
-        let header = Box::leak(Box::new(mycelium_runtime_t {
-            vtable: table,
+        };
+        let header = mycelium_runtime_t {
+            vtable: &table,
             handle: ArcSwapOption::from(None),
-        }));
+        };
+        let header: *const Rt = &header;
         // SAFETY: the table's publish ignores its arguments.
         let got = dispatch(header, "mycelium_publish", |vt| unsafe {
             (vt.publish)(header, 1, std::ptr::null(), 0)
