@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Hardening stage (issue 12): libFuzzer on the parsers (scripts/test-fuzz.sh), loom on the
+# concurrent core, stress races in release and under AddressSanitizer. Run by
+# scripts/test-all.sh after the suites, as a CI-only stage: it needs a nightly toolchain and
+# cargo-fuzz from crates.io, which no Nix check has (docs/nix.md, docs/testing.md).
+source "$(dirname "$0")/lib.sh"
+cd "$MYCELIUM_ROOT"
+ensure_rust
+
+step "fuzz every target for ${FUZZ_SECONDS:=25} s (scripts/test-fuzz.sh)"
+FUZZ_SECONDS="$FUZZ_SECONDS" bash scripts/test-fuzz.sh
