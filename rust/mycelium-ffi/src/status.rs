@@ -272,25 +272,7 @@ mod tests {
 
     #[test]
     fn every_status_has_its_own_name() {
-        let all = [
-            MYCELIUM_OK,
-            MYCELIUM_ERR_NULL_POINTER,
-            MYCELIUM_ERR_INVALID_ARGUMENT,
-            MYCELIUM_ERR_SCHEMA,
-            MYCELIUM_ERR_SCHEMA_MISMATCH,
-            MYCELIUM_ERR_UNKNOWN_TYPE,
-            MYCELIUM_ERR_DECODE,
-            MYCELIUM_ERR_TOO_LARGE,
-            MYCELIUM_ERR_QUEUE_FULL,
-            MYCELIUM_ERR_CLOSED,
-            MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION,
-            MYCELIUM_ERR_TIMEOUT,
-            MYCELIUM_ERR_ABI_MISMATCH,
-            MYCELIUM_ERR_BUFFER_TOO_SMALL,
-            MYCELIUM_ERR_PANIC,
-            MYCELIUM_ERR_WRONG_THREAD,
-            MYCELIUM_ERR_BRIDGE,
-        ];
+        let all = STATUSES;
         let names: std::collections::HashSet<_> = all.iter().map(|s| s.name_cstr()).collect();
         assert_eq!(names.len(), all.len());
         for (i, s) in all.iter().enumerate() {
