@@ -15,9 +15,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 
 /// Largest queue capacity a subscriber may ask for.
 ///
-/// The queue allocates all of its slots up front, so an unchecked capacity coming from a
-/// foreign caller could abort the process on allocation; 1 Mi slots is far beyond what a
-/// consumer that keeps up needs.
+/// Queues grow as messages arrive (nothing is allocated up front), so the limit bounds what a
+/// consumer that stopped reading can hold, not what subscribing costs; 1 Mi messages is far
+/// beyond what a consumer that keeps up needs. A larger capacity is refused, never clamped.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
 /// Longest spin a subscriber may ask for ([`SubscribeOptions::spin`]).
