@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from types import ModuleType
 from typing import Any, Dict, List, Tuple
 
@@ -24,6 +25,17 @@ def field_types(contracts: ModuleType) -> Dict[str, List[Tuple[str, str]]]:
     return {m.name: list(m.fields) for m in parse_canonical(contracts.SCHEMA_CANONICAL)}
 
 
+def nan_of_bits(hex_bits: str) -> float:
+    """A NaN written with its bits ("NaN:0x7f800001"): an f64 as is; an f32 as the generated
+    code holds it, its payload (quiet bit included) at the top of the double's, since a
+    conversion through C float would quiet a signalling NaN."""
+    bits = int(hex_bits, 16)
+    if len(hex_bits) == 8:
+        bits = ((bits & 0x80000000) << 32) | 0x7FF0000000000000 | ((bits & 0x7FFFFF) << 29)
+    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return value
+
+
 def build(contracts: ModuleType, message: str, value: Dict[str, Any]) -> Any:
     """A generated message object from the JSON mapping of docs/wire-format.md."""
     types = field_types(contracts)
@@ -33,6 +45,8 @@ def build(contracts: ModuleType, message: str, value: Dict[str, Any]) -> Any:
             assert isinstance(v, int)
             return v
         if ctype in ("f32", "f64"):
+            if isinstance(v, str) and v.startswith("NaN:0x"):
+                return nan_of_bits(v[len("NaN:0x") :])
             return {"NaN": math.nan, "inf": math.inf, "-inf": -math.inf}.get(v, v) if isinstance(v, str) else float(v)
         if ctype == "bool":
             return bool(v)

@@ -44,6 +44,17 @@ def mutation_positions(kind: str, payload: bytes) -> int:
     return max(len(payload) - 3, 0) if kind == "ff4" else len(payload)
 
 
+def nan_of_bits(hex_bits: str) -> float:
+    """The float of a NaN written with its bits ("NaN:0x7f800001"): an f64 as is, an f32 as
+    the generated code holds it (its 23-bit payload, quiet bit included, at the top of the
+    double's, so no conversion quiets a signalling NaN)."""
+    bits = int(hex_bits, 16)
+    if len(hex_bits) == 8:
+        bits = ((bits & 0x80000000) << 32) | 0x7FF0000000000000 | ((bits & 0x7FFFFF) << 29)
+    value: float = struct.unpack("<d", struct.pack("<Q", bits))[0]
+    return value
+
+
 class Checker:
     def __init__(self, module: types.ModuleType) -> None:
         self.m = module
@@ -77,6 +88,8 @@ class Checker:
             return js
         if tp is float:
             if isinstance(js, str):
+                if js.startswith("NaN:0x"):
+                    return nan_of_bits(js[len("NaN:0x") :])
                 return {"NaN": math.nan, "inf": math.inf, "-inf": -math.inf}[js]
             return float(js)
         if tp is str:

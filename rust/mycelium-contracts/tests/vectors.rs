@@ -53,8 +53,21 @@ fn float_of(value: &Json) -> f64 {
             .unwrap_or_else(|| panic!("not a float: {other}")),
     }
 }
+/// The bits of a NaN written as "NaN:0x…" (any NaN but the canonical quiet one).
+fn nan_bits(value: &Json) -> Option<u64> {
+    let hex = value.as_str()?.strip_prefix("NaN:0x")?;
+    Some(u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad NaN bits: {value}")))
+}
 fn float(json: &Json, name: &str) -> f64 {
-    float_of(field(json, name))
+    let value = field(json, name);
+    nan_bits(value).map_or_else(|| float_of(value), f64::from_bits)
+}
+fn float32(json: &Json, name: &str) -> f32 {
+    let value = field(json, name);
+    match nan_bits(value) {
+        Some(bits) => f32::from_bits(u32::try_from(bits).expect("8 hex digits for an f32")),
+        None => float_of(value) as f32,
+    }
 }
 fn text(json: &Json, name: &str) -> String {
     field(json, name).as_str().unwrap().to_owned()
@@ -151,7 +164,7 @@ fn all_types(j: &Json) -> AllTypes {
         i32_value: narrow(i(j, "i32_value"), "i32_value"),
         i64_value: int(j, "i64_value"),
         // The file only holds values exactly representable as f32.
-        f32_value: float(j, "f32_value") as f32,
+        f32_value: float32(j, "f32_value"),
         f64_value: float(j, "f64_value"),
         bool_value: field(j, "bool_value").as_bool().unwrap(),
         string_value: text(j, "string_value"),

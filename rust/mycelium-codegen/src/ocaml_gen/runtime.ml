@@ -46,10 +46,41 @@ module Wire_ = struct
      infinity; they are rejected, as by the Rust and Python encoders. *)
   let f32_overflow = 0x1.ffffffp127
 
+  (* An f32 lives in an OCaml float, a double. The hardware conversions between the widths
+     (Int32.float_of_bits / bits_of_float) set a NaN's quiet bit, so a signalling NaN would
+     come out of a decode and re-encode changed. NaNs are converted by hand instead: sign kept,
+     the 23-bit payload (quiet bit included) moved to the top of the double's 52-bit payload and
+     back, so f32 bits survive the round trip exactly. Other values convert exactly (decode) or
+     round to nearest (encode) in hardware. *)
+  let f32_is_nan bits =
+    Stdlib.Int32.logand bits 0x7F80_0000l = 0x7F80_0000l
+    && Stdlib.Int32.logand bits 0x007F_FFFFl <> 0l
+
+  let float_of_f32_bits bits =
+    if f32_is_nan bits then
+      let u = Stdlib.Int64.logand (Stdlib.Int64.of_int32 bits) 0xFFFF_FFFFL in
+      let sign = Stdlib.Int64.shift_left (Stdlib.Int64.shift_right_logical u 31) 63 in
+      let payload = Stdlib.Int64.shift_left (Stdlib.Int64.logand u 0x7F_FFFFL) 29 in
+      Stdlib.Int64.float_of_bits
+        (Stdlib.Int64.logor sign (Stdlib.Int64.logor 0x7FF0_0000_0000_0000L payload))
+    else Stdlib.Int32.float_of_bits bits
+
+  let f32_bits_of_float v =
+    if Stdlib.Float.is_nan v then
+      let d = Stdlib.Int64.bits_of_float v in
+      let sign = Stdlib.Int64.to_int32 (Stdlib.Int64.shift_left (Stdlib.Int64.shift_right_logical d 63) 31) in
+      let payload =
+        Stdlib.Int64.to_int32 (Stdlib.Int64.logand (Stdlib.Int64.shift_right_logical d 29) 0x7F_FFFFL)
+      in
+      (* A payload only in the bits an f32 has no room for: quiet NaN, as the hardware gives. *)
+      let payload = if payload = 0l then 0x40_0000l else payload in
+      Stdlib.Int32.logor sign (Stdlib.Int32.logor 0x7F80_0000l payload)
+    else Stdlib.Int32.bits_of_float v
+
   let put_f32 what b v =
     if Stdlib.Float.is_finite v && Stdlib.Float.abs v >= f32_overflow then
       bad "%s: %g is out of range for f32" what v;
-    Stdlib.Buffer.add_int32_le b (Stdlib.Int32.bits_of_float v)
+    Stdlib.Buffer.add_int32_le b (f32_bits_of_float v)
 
   let put_f64 _what b v = Stdlib.Buffer.add_int64_le b (Stdlib.Int64.bits_of_float v)
   let put_bool _what b v = Stdlib.Buffer.add_uint8 b (if v then 1 else 0)
@@ -135,8 +166,7 @@ module Wire_ = struct
   let get_u64 what s p = Stdlib.String.get_int64_le s (take s p 8 what)
   let get_i64 what s p = Stdlib.String.get_int64_le s (take s p 8 what)
 
-  let get_f32 what s p =
-    Stdlib.Int32.float_of_bits (Stdlib.String.get_int32_le s (take s p 4 what))
+  let get_f32 what s p = float_of_f32_bits (Stdlib.String.get_int32_le s (take s p 4 what))
 
   let get_f64 what s p =
     Stdlib.Int64.float_of_bits (Stdlib.String.get_int64_le s (take s p 8 what))
@@ -230,7 +260,7 @@ module Wire_ = struct
              (size - 6 - len) (6 + len))
       else Stdlib.Ok (type_id, Stdlib.String.sub s 6 len)
 
-  (* ---- JSON, in the documented mapping (numbers, "NaN"/"inf"/"-inf", hex bytes) ---- *)
+  (* ---- JSON, in the documented mapping (numbers, "NaN"/"NaN:0x…"/"inf"/"-inf", hex bytes) ---- *)
 
   let json_raw = Stdlib.Buffer.add_string
   let json_int b v = json_raw b (Stdlib.string_of_int v)
@@ -248,8 +278,20 @@ module Wire_ = struct
     in
     go precisions
 
+  (* "NaN" is the canonical quiet NaN; any other NaN is written with its bits (of the field's
+     width), as the Rust mapping does, so JSON loses nothing. *)
+  let json_nan b ~f32 v =
+    if f32 then
+      let bits = f32_bits_of_float v in
+      if bits = 0x7FC0_0000l then json_raw b "\"NaN\""
+      else json_raw b (Stdlib.Printf.sprintf "\"NaN:0x%08lx\"" bits)
+    else
+      let bits = Stdlib.Int64.bits_of_float v in
+      if bits = 0x7FF8_0000_0000_0000L then json_raw b "\"NaN\""
+      else json_raw b (Stdlib.Printf.sprintf "\"NaN:0x%016Lx\"" bits)
+
   let json_float b ~f32 v =
-    if Stdlib.Float.is_nan v then json_raw b "\"NaN\""
+    if Stdlib.Float.is_nan v then json_nan b ~f32 v
     else if v = Stdlib.Float.infinity then json_raw b "\"inf\""
     else if v = Stdlib.Float.neg_infinity then json_raw b "\"-inf\""
     else if f32 then

@@ -100,6 +100,8 @@ impl Decoder<'_> {
     fn field(&mut self, ty: &FieldType) -> String {
         match ty {
             FieldType::Scalar(Scalar::Bool) => format!("_BOOLS[{}]", self.leaf("B", 1)),
+            // By its bits: `struct`'s "f" would quiet a signalling NaN.
+            FieldType::Scalar(Scalar::F32) => format!("_f32_of_bits({})", self.leaf("I", 4)),
             FieldType::Scalar(s) => self.leaf(&unpack_code(*s).to_string(), s.size()),
             FieldType::Array(n) => self.leaf(&format!("{n}s"), usize::from(*n)),
             FieldType::Message(name) => {
@@ -150,6 +152,8 @@ impl Decoder<'_> {
                 self.line("    raise ValueError(\"count larger than the input\")");
                 if *s == Scalar::Bool {
                     self.line(format!("{var} = [_BOOLS[b] for b in data[{at}:end]]"));
+                } else if *s == Scalar::F32 {
+                    self.line(format!("{var} = _unpack_f32s(data, {at}, {count})"));
                 } else {
                     self.line(format!(
                         "{var} = list(_struct.unpack_from(f\"<{{{count}}}{}\", data, {at}))",

@@ -22,14 +22,15 @@ pub(crate) fn pack_code(scalar: Scalar) -> char {
     }
 }
 
-/// Whether every field of `message` is a number (no bool, no nesting): a list of such
-/// messages packs and unpacks each element with one struct and no conversion.
+/// Whether every field of `message` is a number (no bool, no f32, no nesting): a list of such
+/// messages packs and unpacks each element with one struct and no conversion. An f32 needs
+/// one (`_f32_bits` / `_f32_of_bits` in python_gen/runtime.py: `struct` quiets NaNs).
 pub(crate) fn is_plain_numbers(message: &MessageDef) -> bool {
     !message.fields.is_empty()
         && message
             .fields
             .iter()
-            .all(|f| matches!(f.ty, FieldType::Scalar(s) if s != Scalar::Bool))
+            .all(|f| matches!(f.ty, FieldType::Scalar(s) if s != Scalar::Bool && s != Scalar::F32))
 }
 
 /// Collects the pieces of one `to_bytes` body.
@@ -65,6 +66,8 @@ impl Encoder<'_> {
 
     fn field(&mut self, ty: &FieldType, expr: &str) {
         match ty {
+            // By its bits: `struct`'s "f" would quiet a signalling NaN.
+            FieldType::Scalar(Scalar::F32) => self.push_fixed("I", format!("_f32_bits({expr})")),
             FieldType::Scalar(s) => self.push_fixed(&pack_code(*s).to_string(), expr.to_owned()),
             FieldType::Array(n) => {
                 // `struct`'s `Ns` pads or cuts silently; the exact size is part of the type.
@@ -117,6 +120,10 @@ impl Encoder<'_> {
                 self.push_fixed("I", format!("len({expr})"));
                 self.flush();
                 self.parts.push(format!("bytes({expr})"));
+            }
+            FieldType::Scalar(Scalar::F32) => {
+                self.flush();
+                self.parts.push(format!("_pack_f32s({expr})"));
             }
             FieldType::Scalar(s) => {
                 self.flush();

@@ -46,6 +46,51 @@ _K_BYTES: _Kind = ("bytes",)
 _FIXED_TAGS = frozenset(("int", "f32", "f64"))
 
 
+# f32 values are Python floats, i.e. doubles. `struct`'s "f" converts through a C float, and
+# that conversion sets a NaN's quiet bit: a signalling NaN would come out of a decode and
+# re-encode changed. NaNs are therefore converted by hand (sign kept, the f32's 23-bit payload,
+# quiet bit included, in the top of the double's), so f32 bits round-trip exactly.
+_F32 = _struct.Struct("<f")
+_F64 = _struct.Struct("<d")
+_U64 = _struct.Struct("<Q")
+
+
+def _f32_bits(value: float) -> int:
+    """The f32 bits of `value` (raises as `struct.pack("<f")` does on a bad value)."""
+    if value != value:
+        bits: int = _U64.unpack(_F64.pack(value))[0]
+        payload = (bits >> 29) & 0x7FFFFF
+        # A payload only in bits an f32 has no room for: the quiet NaN, as C gives.
+        return ((bits >> 32) & 0x80000000) | 0x7F800000 | (payload or 0x400000)
+    bits32: int = _U32.unpack(_F32.pack(value))[0]
+    return bits32
+
+
+def _f32_of_bits(bits: int) -> float:
+    """The float holding the f32 with these bits; NaNs as `_f32_bits` reads them back."""
+    if bits & 0x7F800000 == 0x7F800000 and bits & 0x7FFFFF:
+        wide = ((bits & 0x80000000) << 32) | 0x7FF0000000000000 | ((bits & 0x7FFFFF) << 29)
+        nan: float = _F64.unpack(_U64.pack(wide))[0]
+        return nan
+    value: float = _F32.unpack(_U32.pack(bits))[0]
+    return value
+
+
+def _pack_f32s(items: _t.Sequence[float]) -> bytes:
+    """A u32 count and the f32 items; by hand only when a NaN is among them."""
+    if all(item == item for item in items):
+        return _pack_scalars("f", items)
+    return _pack_scalars("I", [_f32_bits(item) for item in items])
+
+
+def _unpack_f32s(data: _Buffer, off: int, count: int) -> _t.List[float]:
+    """`count` f32 items at `off`; NaNs re-read from their bits."""
+    items: _t.List[float] = list(_struct.unpack_from(f"<{count}f", data, off))
+    if all(item == item for item in items):
+        return items
+    return [_f32_of_bits(bits) for bits in _struct.unpack_from(f"<{count}I", data, off)]
+
+
 def _pack_scalars(code: str, items: _t.Sequence[_t.Any]) -> bytes:
     """A u32 count and the items packed with one struct format (lists of numbers/bools)."""
     count = len(items)
@@ -64,7 +109,9 @@ def _pack_strs(items: _t.Sequence[str]) -> bytes:
 def _pack_value(kind: _Kind, value: _t.Any, out: _t.List[bytes]) -> None:
     """Appends the encoding of `value` (rarely used shapes such as list<list<u8>>)."""
     tag = kind[0]
-    if tag in _FIXED_TAGS:
+    if tag == "f32":
+        out.append(_U32.pack(_f32_bits(value)))
+    elif tag in _FIXED_TAGS:
         out.append(_struct.pack("<" + kind[3], value))
     elif tag == "bool":
         out.append(b"\x01" if value else b"\x00")
@@ -98,6 +145,8 @@ def _unpack_value(kind: _Kind, data: bytes, off: int) -> _t.Tuple[_t.Any, int]:
     by the caller's final length check and by the walker, except for list counts, which
     are checked here before anything is allocated."""
     tag = kind[0]
+    if tag == "f32":
+        return _f32_of_bits(_U32.unpack_from(data, off)[0]), off + 4
     if tag in _FIXED_TAGS:
         return _struct.unpack_from("<" + kind[3], data, off)[0], off + kind[2]
     if tag == "bool":

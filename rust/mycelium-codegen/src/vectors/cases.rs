@@ -28,6 +28,13 @@ pub(crate) const RANDOM_CASES: u64 = 3;
 pub(crate) enum Special {
     /// The canonical quiet NaN (f64 `0x7ff8000000000000`, f32 `0x7fc00000`).
     Nan,
+    /// A signalling NaN with the smallest payload (f64 `0x7ff0000000000001`, f32
+    /// `0x7f800001`): converting it through the other width, as an f32 held in a double
+    /// (OCaml, Python) is, quiets it unless done by hand, and the bytes must not change.
+    SignallingNan,
+    /// A negative quiet NaN with a payload (f64 `0xfff8000000000001`, f32 `0xffc00001`): sign
+    /// and payload must survive too.
+    NanPayload,
     Inf,
     NegInf,
     NegZero,
@@ -62,6 +69,8 @@ impl Case {
             Case::Max => "max".into(),
             Case::Min => "min".into(),
             Case::Float(Special::Nan) => "nan".into(),
+            Case::Float(Special::SignallingNan) => "snan".into(),
+            Case::Float(Special::NanPayload) => "nan-payload".into(),
             Case::Float(Special::Inf) => "inf".into(),
             Case::Float(Special::NegInf) => "neg-inf".into(),
             Case::Float(Special::NegZero) => "neg-zero".into(),
@@ -116,6 +125,8 @@ pub(crate) fn cases_for(schema: &Schema, message: &MessageDef) -> Vec<Case> {
         cases.extend(
             [
                 Special::Nan,
+                Special::SignallingNan,
+                Special::NanPayload,
                 Special::Inf,
                 Special::NegInf,
                 Special::NegZero,
@@ -247,6 +258,11 @@ impl<'s> ValueBuilder<'s> {
             Case::Min if is_f32 => f64::from(f32::MIN),
             Case::Min => f64::MIN,
             Case::Float(Special::Nan) => return json!("NaN"),
+            // The JSON mapping's spelling of a NaN other than the canonical one: its bits.
+            Case::Float(Special::SignallingNan) if is_f32 => return json!("NaN:0x7f800001"),
+            Case::Float(Special::SignallingNan) => return json!("NaN:0x7ff0000000000001"),
+            Case::Float(Special::NanPayload) if is_f32 => return json!("NaN:0xffc00001"),
+            Case::Float(Special::NanPayload) => return json!("NaN:0xfff8000000000001"),
             Case::Float(Special::Inf) => return json!("inf"),
             Case::Float(Special::NegInf) => return json!("-inf"),
             Case::Float(Special::NegZero) => -0.0,

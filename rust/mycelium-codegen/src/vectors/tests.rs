@@ -44,6 +44,12 @@ fn special_float_cases_carry_their_bits() {
     assert_eq!(bits("F-neg-zero"), (1 << 63, 1 << 31));
     assert_eq!(bits("F-subnormal"), (1, 1));
     assert_eq!(bits("F-max"), (f64::MAX.to_bits(), f32::MAX.to_bits()));
+    assert_eq!(bits("F-snan"), (0x7ff0_0000_0000_0001, 0x7f80_0001));
+    assert_eq!(bits("F-nan-payload"), (0xfff8_0000_0000_0001, 0xffc0_0001));
+    assert_eq!(
+        vector(&vectors, "F-snan").value,
+        serde_json::json!({"a": "NaN:0x7ff0000000000001", "b": "NaN:0x7f800001"})
+    );
 }
 
 #[test]

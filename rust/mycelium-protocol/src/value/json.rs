@@ -1,6 +1,7 @@
 //! The JSON mapping of values (see `docs/wire-format.md`): integers and floats as numbers,
-//! non-finite floats as "NaN", "inf", "-inf", bytes as lowercase hex, lists as arrays,
-//! messages as objects keyed by field name.
+//! non-finite floats as "NaN", "inf", "-inf" (a NaN other than the canonical quiet one with
+//! its bits, "NaN:0x7f800001"), bytes as lowercase hex, lists as arrays, messages as objects
+//! keyed by field name.
 
 use serde_json::{Map, Number, Value as Json};
 
@@ -62,6 +63,14 @@ impl Value {
     }
 }
 
+/// The NaN written as plain "NaN" (and read from it): the quiet NaN with no payload.
+const F64_CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
+const F32_CANONICAL_NAN: u32 = 0x7fc0_0000;
+/// Any other NaN is written as this prefix and its bits in hex (16 digits for an f64, 8 for an
+/// f32), so that JSON carries every float bit-exactly: a relay that decodes to JSON and encodes
+/// back must not quiet a signalling NaN or drop a payload.
+const NAN_BITS_PREFIX: &str = "NaN:0x";
+
 fn non_finite(v: f64) -> Option<&'static str> {
     if v.is_nan() {
         Some("NaN")
@@ -75,6 +84,9 @@ fn non_finite(v: f64) -> Option<&'static str> {
 }
 
 fn f64_to_json(v: f64) -> Json {
+    if v.is_nan() && v.to_bits() != F64_CANONICAL_NAN {
+        return Json::String(format!("{NAN_BITS_PREFIX}{:016x}", v.to_bits()));
+    }
     match (non_finite(v), Number::from_f64(v)) {
         (None, Some(n)) => Json::Number(n),
         (special, _) => Json::String(special.unwrap_or("NaN").to_owned()),
@@ -85,6 +97,9 @@ fn f64_to_json(v: f64) -> Json {
 /// `0.10000000149011612`), provided a reader that parses it as f64 and then rounds to f32
 /// gets the same bits; otherwise the exact f64 value of the f32 is printed.
 fn f32_to_json(v: f32) -> Json {
+    if v.is_nan() && v.to_bits() != F32_CANONICAL_NAN {
+        return Json::String(format!("{NAN_BITS_PREFIX}{:08x}", v.to_bits()));
+    }
     if let Some(special) = non_finite(f64::from(v)) {
         return Json::String(special.to_owned());
     }
@@ -215,6 +230,10 @@ impl<'s> JsonReader<'s> {
                 other => Err(self.expected("true or false", other)),
             },
             Scalar::F32 => {
+                if let Some(bits) = self.nan_bits(json, 8, "f32")? {
+                    // Exact: `bits` fits 8 hex digits.
+                    return Ok(Value::F32(f32::from_bits(bits as u32)));
+                }
                 let v = self.float(json)?;
                 let narrowed = v as f32;
                 if v.is_finite() && !narrowed.is_finite() {
@@ -225,7 +244,10 @@ impl<'s> JsonReader<'s> {
                 }
                 Ok(Value::F32(narrowed))
             }
-            Scalar::F64 => Ok(Value::F64(self.float(json)?)),
+            Scalar::F64 => match self.nan_bits(json, 16, "f64")? {
+                Some(bits) => Ok(Value::F64(f64::from_bits(bits))),
+                None => Ok(Value::F64(self.float(json)?)),
+            },
             Scalar::U8 => self
                 .unsigned(json, "u8", u64::from(u8::MAX))
                 .map(|v| Value::U8(v as u8)),
@@ -246,6 +268,34 @@ impl<'s> JsonReader<'s> {
                 .signed(json, "i32", i64::from(i32::MIN), i64::from(i32::MAX))
                 .map(|v| Value::I32(v as i32)),
             Scalar::I64 => self.signed(json, "i64", i64::MIN, i64::MAX).map(Value::I64),
+        }
+    }
+
+    /// The bits of a NaN written as "NaN:0x" and exactly `digits` hex digits, `None` for any
+    /// other JSON; an error when the prefix is there but the rest is not a NaN of this width.
+    fn nan_bits(&self, json: &Json, digits: usize, ty: &str) -> Result<Option<u64>, ValueError> {
+        let Json::String(s) = json else {
+            return Ok(None);
+        };
+        let Some(hex) = s.strip_prefix(NAN_BITS_PREFIX) else {
+            return Ok(None);
+        };
+        let bits = (hex.len() == digits && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(hex, 16).ok())
+            .flatten();
+        let is_nan = |bits: u64| {
+            if digits == 8 {
+                f32::from_bits(bits as u32).is_nan()
+            } else {
+                f64::from_bits(bits).is_nan()
+            }
+        };
+        match bits {
+            Some(bits) if is_nan(bits) => Ok(Some(bits)),
+            _ => Err(self.fail(ValueErrorKind::Expected {
+                expected: format!("\"NaN:0x\" and the {digits} hex digits of an {ty} NaN"),
+                found: format!("the string {s:?}"),
+            })),
         }
     }
 

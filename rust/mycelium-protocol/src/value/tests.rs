@@ -155,6 +155,66 @@ fn floats_map_special_values_to_strings() {
     assert!(matches!(nan, Value::F64(v) if v.is_nan()));
 }
 
+/// "NaN" is the canonical quiet NaN; any other NaN (signalling, with a payload, negative) keeps
+/// its bits through JSON, so decoding to JSON and encoding back changes no byte.
+#[test]
+fn nans_other_than_the_canonical_one_keep_their_bits() {
+    let schema = example();
+    let f32_ty = FieldType::Scalar(Scalar::F32);
+    let f64_ty = FieldType::Scalar(Scalar::F64);
+    assert_eq!(
+        Value::F32(f32::from_bits(0x7fc0_0000)).to_json(),
+        json!("NaN")
+    );
+    assert_eq!(
+        Value::F32(f32::from_bits(0x7f80_0001)).to_json(),
+        json!("NaN:0x7f800001")
+    );
+    assert_eq!(
+        Value::F64(f64::from_bits(0x7ff0_0000_0000_0001)).to_json(),
+        json!("NaN:0x7ff0000000000001")
+    );
+    for bits in [
+        0x7f80_0001u32,
+        0xff80_0001,
+        0x7fc0_0001,
+        0xffc0_0000,
+        0x7fbf_ffff,
+    ] {
+        let v = Value::F32(f32::from_bits(bits));
+        let back = Value::from_json(&schema, &f32_ty, &v.to_json()).unwrap();
+        assert!(
+            matches!(back, Value::F32(b) if b.to_bits() == bits),
+            "{bits:#x}"
+        );
+    }
+    for bits in [
+        0x7ff0_0000_0000_0001u64,
+        0xfff8_0000_0000_0000,
+        0x7ff4_0000_0000_0000,
+    ] {
+        let v = Value::F64(f64::from_bits(bits));
+        let back = Value::from_json(&schema, &f64_ty, &v.to_json()).unwrap();
+        assert!(
+            matches!(back, Value::F64(b) if b.to_bits() == bits),
+            "{bits:#x}"
+        );
+    }
+    // Not a NaN of that width, or not 8/16 hex digits: refused, naming what was expected.
+    for (ty, text) in [
+        (&f32_ty, "NaN:0x7f800000"),
+        (&f32_ty, "NaN:0x7ff0000000000001"),
+        (&f64_ty, "NaN:0x7f800001"),
+        (&f32_ty, "NaN:0x7f80000g"),
+    ] {
+        let err = Value::from_json(&schema, ty, &json!(text)).unwrap_err();
+        assert!(
+            err.to_string().contains("hex digits of an f"),
+            "{text}: {err}"
+        );
+    }
+}
+
 #[test]
 fn bytes_are_lowercase_hex_and_arrays_need_exact_length() {
     let schema = example();
