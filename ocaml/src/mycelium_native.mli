@@ -246,8 +246,11 @@ val subscribe :
 (** Calls [f] for every message of the type, in publish order, on a delivery thread of this
     subscription. Defaults: [capacity] 1024, [overflow] [Block], [max_batch] 256 (messages per
     acquisition of the runtime lock). An exception raised by [f] is reported on stderr and
-    counted in [handler_errors]; delivery goes on. [f] stays a GC root until the subscription is
-    closed: if it captures the runtime, the runtime cannot be finalised before that.
+    counted in [handler_errors]; delivery goes on. That includes [Stack_overflow]: unbounded
+    recursion in [f] raises it as on an OCaml [Thread] (the delivery thread's stack is the C
+    ABI's: 2 MiB unless [RUST_MIN_STACK] says otherwise, where a [Thread] gets [ulimit -s]). [f]
+    stays a GC root until the subscription is closed: if it captures the runtime, the runtime
+    cannot be finalised before that.
 
     [spin_us] is how many microseconds the delivery thread polls its empty queue before it
     sleeps: it trades a busy core for skipping the thread wake-up (tens of microseconds on an

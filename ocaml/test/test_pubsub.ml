@@ -240,8 +240,42 @@ let slow_consumer_scenario ~messages () =
             failwith (Printf.sprintf "message %d arrived as {sender=%S; body=%S; sent_at_ns=%Ld}" i t.sender t.body t.sent_at_ns))
         delivered)
 
+(* A callback that recurses without bound overflows its delivery thread's stack. OCaml turns that
+   into Stack_overflow (on an OCaml Thread as on the main one), which must reach the callback error
+   reporter and count as a handler error like any exception, with delivery going on after it. A
+   delivery thread without the alternate signal stack OCaml's SIGSEGV handler runs on was killed
+   by SIGSEGV instead, and the process with it, hence a child process. Twice, so the second
+   overflow also finds the handler and its stack ready. *)
+let stack_overflow_scenario () =
+  with_runtime (fun rt ->
+      let reported = Inbox.create () in
+      M.set_callback_error_reporter (fun ~message_name:_ exn _ -> Inbox.add reported exn);
+      Fun.protect ~finally:(fun () -> M.set_callback_error_reporter M.default_callback_error_reporter)
+      @@ fun () ->
+      let rec depth n = if n < 0 then n else 1 + depth (Sys.opaque_identity (n + 1)) in
+      let got = Inbox.create () in
+      let _ =
+        M.subscribe ~max_batch:1 rt (module H.TradeTick) (fun t ->
+            if t.symbol = "DEEP" then ignore (Sys.opaque_identity (depth 0)) else Inbox.add got t.size)
+      in
+      List.iter
+        (fun i -> M.publish rt (module H.TradeTick) (if i = 0 then H.tick ~symbol:"DEEP" 0 else H.tick i))
+        [ 0; 1; 2; 0; 3 ];
+      M.Runtime.flush rt;
+      (* Plain failures: the child reports the exception's text. *)
+      if Inbox.contents got <> [ 1; 2; 3 ] then
+        failwith
+          (Printf.sprintf "delivered [%s], expected [1; 2; 3]"
+             (String.concat "; " (List.map string_of_int (Inbox.contents got))));
+      (match Inbox.contents reported with
+      | [ Stack_overflow; Stack_overflow ] -> ()
+      | l -> failwith ("reported [" ^ String.concat "; " (List.map Printexc.to_string l) ^ "], expected two Stack_overflow"));
+      let errors = (M.metrics rt (module H.TradeTick)).handler_errors in
+      if errors <> 2 then failwith (Printf.sprintf "%d handler errors counted, expected 2" errors))
+
 (* What a child process of the test executable may be asked to run (see Support.run_in_child). *)
-let child_scenarios = [ ("slow-consumer", slow_consumer_scenario ~messages:3000) ]
+let child_scenarios =
+  [ ("slow-consumer", slow_consumer_scenario ~messages:3000); ("stack-overflow", stack_overflow_scenario) ]
 
 let slow_consumer_in_child () =
   deadlock_free := false;
@@ -322,6 +356,8 @@ let tests =
     Alcotest.test_case "a thread publishing into a slower callback's full queue, GC meanwhile" `Quick
       (unless_deadlocked (slow_consumer_scenario ~messages:500));
     Alcotest.test_case "subscribe and publish from several threads" `Quick subscriptions_from_threads;
+    Alcotest.test_case "unbounded recursion in a callback is a Stack_overflow (child process)" `Quick (fun () ->
+        run_in_child "stack-overflow");
     Alcotest.test_case "?spin_us: delivery in order, with pauses" `Quick spin_us_delivers;
     Alcotest.test_case "?spin_us above 10000 is refused, naming spin_us" `Quick spin_us_out_of_range;
   ]

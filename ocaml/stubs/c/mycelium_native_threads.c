@@ -7,8 +7,9 @@
  * for foreign threads. See docs/ocaml.md, "Threads and the runtime lock".
  *
  * Rules kept here:
- *  - a foreign thread is registered once (caml_c_thread_register) and unregistered when it exits
- *    (a pthread key destructor), so OCaml never keeps a descriptor for a dead thread;
+ *  - a foreign thread is registered once (caml_c_thread_register), with an alternate signal stack
+ *    so that OCaml can report a stack overflow, and unregistered when it exits (a Rust
+ *    thread-local destructor: see ocaml/stubs/src/registration.rs for why not a pthread key);
  *  - the lock is held only while OCaml code runs or GC roots change: taken once per batch;
  *  - a handler's root is removed with the lock held, also when `drop` runs on a thread that does
  *    not hold it (a delivery thread, or the thread that unsubscribed after the join).
@@ -21,7 +22,11 @@
 #include <caml/printexc.h>
 #include <caml/threads.h>
 
+#include <caml/version.h>
+
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,35 +39,151 @@ typedef struct {
 
 /* ---- thread registration ---- */
 
-static pthread_key_t registered_key;
-static pthread_once_t registered_key_once = PTHREAD_ONCE_INIT;
+#if OCAML_VERSION_MAJOR == 4 && OCAML_VERSION_MINOR == 13
+/* OCaml 4.13's caml_c_thread_unregister frees the thread's info block but not the memprof
+ * context caml_c_thread_register allocated for it (caml_thread_stop, the Thread.create path,
+ * does free it): 80 bytes per registration, so 8 MB per 100 000 subscribe/close cycles (issue #12
+ * item 14). The runtime offers no way to reach that context, so the stubs read it from the info
+ * block, whose layout (native code) is mirrored here. Only the fields up to memprof_ctx matter;
+ * every read is checked against what the runtime itself says about the calling thread before it
+ * is trusted (mycelium_ml_thread_register), and other OCaml versions skip this altogether. */
+#define MYCELIUM_ML_FREE_MEMPROF_CTX 1
+struct caml_memprof_th_ctx;
+struct mycelium_ml_413_thread {
+  value descr;
+  struct mycelium_ml_413_thread *next;
+  struct mycelium_ml_413_thread *prev;
+  char *top_of_stack;
+  char *bottom_of_stack;
+  uintnat last_retaddr;
+  value *gc_regs;
+  char *exception_pointer;
+  void *local_roots;
+  void *exit_buf;
+  int backtrace_pos;
+  void *backtrace_buffer;
+  value backtrace_last_exn;
+  struct caml_memprof_th_ctx *memprof_ctx;
+};
+/* Runtime and systhreads functions without a public header. */
+extern value caml_thread_self(value unit);
+extern void caml_memprof_delete_th_ctx(struct caml_memprof_th_ctx *ctx);
+extern struct caml_memprof_th_ctx caml_memprof_main_ctx;
 
-static void unregister_at_exit(void *marker)
-{
-  (void)marker;
-  /* Takes the runtime lock itself; the exiting thread does not hold it. */
-  caml_c_thread_unregister();
-}
+/* The pthread key under which systhreads keeps each thread's info block (its static
+ * thread_descriptor_key), found once by comparing every key's value before and after a
+ * registration: registering sets exactly that one. -1 until found. */
+static long descriptor_key = -1;
 
-static void make_registered_key(void)
+/* Calling thread, just registered, lock NOT held: its memprof context, or NULL when it cannot be
+ * found with certainty. `before` is every key's value before the registration, or NULL. */
+static struct caml_memprof_th_ctx *registered_memprof_ctx(void *const *before)
 {
-  if (pthread_key_create(&registered_key, unregister_at_exit) != 0) {
-    fprintf(stderr, "mycelium_native: pthread_key_create failed; OCaml callbacks cannot run\n");
-    abort();
+  long key = __atomic_load_n(&descriptor_key, __ATOMIC_RELAXED);
+  if (key < 0 && before != NULL) {
+    for (long k = 0; k < PTHREAD_KEYS_MAX; k++) {
+      if (before[k] == NULL && pthread_getspecific((pthread_key_t)k) != NULL) {
+        if (key >= 0) return NULL; /* two candidates: not sure which */
+        key = k;
+      }
+    }
   }
+  if (key < 0) return NULL;
+  struct mycelium_ml_413_thread *th = pthread_getspecific((pthread_key_t)key);
+  if (th == NULL) return NULL;
+  /* With the lock held the runtime's current thread is this one: its descriptor and its place in
+   * the ring of threads must be the block's. */
+  caml_acquire_runtime_system();
+  int ours = th->descr == caml_thread_self(Val_unit) && th->next->prev == th && th->prev->next == th
+             && th->memprof_ctx != NULL && th->memprof_ctx != &caml_memprof_main_ctx;
+  caml_release_runtime_system();
+  if (!ours) return NULL;
+  __atomic_store_n(&descriptor_key, key, __ATOMIC_RELAXED);
+  /* Never changes while the thread is registered. */
+  return th->memprof_ctx;
+}
+#endif
+
+/* Registers the calling thread with the OCaml runtime, and gives it an alternate signal stack if
+ * it has none. Lock NOT held. Returns 1 when this call registered the thread, 0 when the runtime
+ * already knew the thread (an OCaml thread, or the main one) or could not register it. On 1,
+ * `resources` receives what mycelium_ml_thread_unregister must release (entries may be NULL).
+ * caml_c_thread_register answers 0 both for "already registered" and for "threads library not
+ * initialised"; the latter cannot happen because the Mycelium_native module initialises Thread
+ * before any subscription exists.
+ *
+ * Why the alternate stack: OCaml 4.13 turns a stack overflow in OCaml code into Stack_overflow
+ * from its SIGSEGV handler, which is installed with SA_ONSTACK because the faulting thread's own
+ * stack is exhausted. Thread.create sets up such a stack in every thread it starts
+ * (caml_setup_stack_overflow_detection); caml_c_thread_register does not, and a thread without
+ * one cannot run any SIGSEGV handler after an overflow, so the kernel killed the whole process
+ * (issue #12 item 13). Everything else the handler checks already holds on a registered thread:
+ * the fault lies below the top of stack recorded at registration, within the stack pointer's
+ * reach, at a pc in OCaml code, and the thread's stack ends in a guard page (glibc gives every
+ * pthread one). A thread that already has an alternate stack (Rust's std gives its threads one
+ * when a Rust main installed Rust's own overflow handler) keeps it. */
+typedef struct {
+  void *altstack;
+  void *memprof_ctx;
+} mycelium_ml_registration;
+
+int mycelium_ml_thread_register(mycelium_ml_registration *resources)
+{
+  resources->altstack = NULL;
+  resources->memprof_ctx = NULL;
+#ifdef MYCELIUM_ML_FREE_MEMPROF_CTX
+  void **before = NULL;
+  if (__atomic_load_n(&descriptor_key, __ATOMIC_RELAXED) < 0) {
+    before = malloc(PTHREAD_KEYS_MAX * sizeof(void *));
+    if (before != NULL)
+      for (long k = 0; k < PTHREAD_KEYS_MAX; k++) before[k] = pthread_getspecific((pthread_key_t)k);
+  }
+  int registered = caml_c_thread_register();
+  if (registered) resources->memprof_ctx = registered_memprof_ctx((void *const *)before);
+  free(before);
+  if (!registered) return 0;
+#else
+  if (!caml_c_thread_register()) return 0;
+#endif
+  stack_t current;
+  if (sigaltstack(NULL, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
+    /* SIGSTKSZ, as OCaml's own threads get; with glibc >= 2.34 it is the kernel's figure for
+     * this CPU (sysconf(_SC_SIGSTKSZ)). */
+    size_t size = SIGSTKSZ;
+    void *mem = malloc(size);
+    if (mem != NULL) {
+      stack_t ours;
+      ours.ss_sp = mem;
+      ours.ss_size = size;
+      ours.ss_flags = 0;
+      if (sigaltstack(&ours, NULL) == 0) resources->altstack = mem;
+      else free(mem);
+    }
+  }
+  return 1;
 }
 
-/* Registers the calling thread with the OCaml runtime unless it already is. Lock NOT held.
- * caml_c_thread_register answers 0 both for "already registered" (an OCaml thread, or one we
- * registered before) and for "threads library not initialised"; the latter cannot happen because
- * the Mycelium_native module initialises Thread before any subscription exists. */
-static void ensure_registered(void)
+/* Undoes mycelium_ml_thread_register when the thread exits (a Rust thread-local destructor,
+ * ocaml/stubs/src/registration.rs). Lock NOT held: caml_c_thread_unregister takes it. */
+void mycelium_ml_thread_unregister(const mycelium_ml_registration *resources)
 {
-  pthread_once(&registered_key_once, make_registered_key);
-  if (pthread_getspecific(registered_key) != NULL) return;
-  if (caml_c_thread_register()) {
-    /* Any non-NULL marker makes the destructor run at thread exit. */
-    pthread_setspecific(registered_key, (void *)&registered_key);
+  int unregistered = caml_c_thread_unregister();
+#ifdef MYCELIUM_ML_FREE_MEMPROF_CTX
+  /* Without the lock, as nothing else can reach the context any more: the info block that
+   * pointed to it is gone, and memprof only ever uses the lock holder's context (this one never
+   * again) and, while a memprof callback runs in a thread, an entry this exiting thread has not. */
+  if (unregistered && resources->memprof_ctx != NULL) caml_memprof_delete_th_ctx(resources->memprof_ctx);
+#else
+  (void)unregistered;
+#endif
+  if (resources->altstack != NULL) {
+    /* Switched off before it is freed: a signal after the free must not land in freed memory. */
+    stack_t off;
+    off.ss_sp = NULL;
+    off.ss_size = 0;
+    off.ss_flags = SS_DISABLE;
+    if (sigaltstack(&off, NULL) == 0) free(resources->altstack);
+    /* else: still in use (cannot happen outside a signal handler); leaked, never freed live. */
   }
 }
 
@@ -86,10 +207,10 @@ void mycelium_ml_root_free_locked(void *root)
   free(cell);
 }
 
-/* Any thread, runtime lock NOT held (the subscription's `drop`). */
+/* Any thread registered with the runtime (mycelium_ml_thread_register, called by the Rust side
+ * first), runtime lock NOT held (the subscription's `drop`). */
 void mycelium_ml_root_release(void *root)
 {
-  ensure_registered();
   caml_acquire_runtime_system();
   mycelium_ml_root_free_locked(root);
   caml_release_runtime_system();
@@ -109,13 +230,13 @@ static void report_escaped_exception(value exn)
   caml_stat_free(text);
 }
 
-/* Delivery thread, runtime lock NOT held. Calls the handler once per payload under one
- * acquisition of the lock and returns how many calls failed. */
+/* Delivery thread, registered with the runtime (by the Rust side, first), runtime lock NOT held.
+ * Calls the handler once per payload under one acquisition of the lock and returns how many
+ * calls failed. */
 size_t mycelium_ml_deliver(void *root, const mycelium_ml_payload *payloads, size_t count)
 {
   const value *cell = root;
   size_t failed = 0;
-  ensure_registered();
   caml_acquire_runtime_system();
   for (size_t i = 0; i < count; i++) {
     value payload = payloads[i].len == 0

@@ -4,7 +4,7 @@
 //! `Mycelium_native.subscribe`: it decodes, calls the user's function, catches its exceptions and
 //! answers whether it succeeded). Delivery threads are Rust threads the OCaml runtime has never
 //! seen, so before running the handler one must register the thread with the runtime
-//! (`caml_c_thread_register`), take the runtime lock, allocate the payload strings and call the
+//! ([`crate::registration`]), take the runtime lock, allocate the payload strings and call the
 //! handler, then give the lock back. ocaml-rs has no binding for thread registration, and the
 //! OCaml manual documents this sequence (and generational global roots, whose cell must not
 //! move) in terms of its C macros, so those steps are in `ocaml/stubs/c/mycelium_native_threads.c`;
@@ -15,6 +15,8 @@ use std::ffi::c_void;
 
 use mycelium_ffi::{mycelium_closure, mycelium_message};
 use ocaml::Raw;
+
+use crate::registration::registered;
 
 /// One payload as the C side reads it (mirrors `mycelium_ml_payload` in the C file).
 #[repr(C)]
@@ -29,11 +31,12 @@ extern "C" {
     fn mycelium_ml_root_new(handler: ocaml::sys::Value) -> *mut c_void;
     /// Unregisters and frees a root. Runtime lock held (subscription refused by the C ABI).
     fn mycelium_ml_root_free_locked(root: *mut c_void);
-    /// Unregisters and frees a root from any thread that does NOT hold the runtime lock:
-    /// registers the thread if needed and takes the lock around the removal.
+    /// Unregisters and frees a root from a registered thread that does NOT hold the runtime
+    /// lock: takes the lock around the removal.
     fn mycelium_ml_root_release(root: *mut c_void);
     /// Calls the handler in `root` once per payload under one acquisition of the runtime lock;
-    /// returns how many calls failed (raised or answered false).
+    /// returns how many calls failed (raised or answered false). Registered thread, lock not
+    /// held.
     fn mycelium_ml_deliver(root: *mut c_void, payloads: *const MlPayload, count: usize) -> usize;
 }
 
@@ -59,8 +62,10 @@ unsafe extern "C" fn call_batch(
         len: m.len,
     }));
     // SAFETY: `context` is the root made by `closure_for`, live until `drop_root`; the payload
-    // pointers borrow the messages, which outlive this call.
-    let failed = unsafe { mycelium_ml_deliver(context, payloads.as_ptr(), payloads.len()) };
+    // pointers borrow the messages, which outlive this call; `registered` registers the thread,
+    // and the C ABI calls this without the runtime lock.
+    let failed =
+        registered(|| unsafe { mycelium_ml_deliver(context, payloads.as_ptr(), payloads.len()) });
     payloads.clear();
     PAYLOADS.with(|p| p.set(payloads));
     failed
@@ -68,8 +73,9 @@ unsafe extern "C" fn call_batch(
 
 unsafe extern "C" fn drop_root(context: *mut c_void) {
     // SAFETY: the C ABI calls `drop` exactly once, after the last `call_batch`, on a thread that
-    // does not hold the OCaml runtime lock (the stubs release it before unsubscribe/destroy).
-    unsafe { mycelium_ml_root_release(context) };
+    // does not hold the OCaml runtime lock (the stubs release it before unsubscribe/destroy);
+    // `registered` registers the thread.
+    registered(|| unsafe { mycelium_ml_root_release(context) });
 }
 
 /// A closure owning a new GC root for `handler`, or `None` when out of memory. Lock held.

@@ -4,7 +4,8 @@
 //! [`stubs`]; they call the C ABI of `mycelium-ffi` and turn its status codes into OCaml values.
 //! Everything that has to run *outside* an OCaml call (thread registration, taking the runtime
 //! lock on a delivery thread, GC roots for callbacks) lives in the small C file
-//! `ocaml/stubs/c/mycelium_native_threads.c`, for the reasons given in [`delivery`].
+//! `ocaml/stubs/c/mycelium_native_threads.c`, for the reasons given in [`delivery`]; when a
+//! thread registers and unregisters is decided in [`registration`].
 //!
 //! Conventions every stub follows:
 //! - it is called with the OCaml runtime lock held and returns with it held;
@@ -21,5 +22,6 @@ pub mod bridge;
 pub mod delivery;
 pub mod handle;
 pub mod lock;
+pub mod registration;
 pub mod reply;
 pub mod stubs;
