@@ -9,3 +9,6 @@ ensure_rust
 
 step "fuzz every target for ${FUZZ_SECONDS:=25} s (scripts/test-fuzz.sh)"
 FUZZ_SECONDS="$FUZZ_SECONDS" bash scripts/test-fuzz.sh
+
+step "loom model checks (scripts/test-loom.sh)"
+bash scripts/test-loom.sh

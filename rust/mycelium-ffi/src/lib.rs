@@ -26,6 +26,8 @@ pub mod version;
 mod vtable;
 pub use vtable::MYCELIUM_MAX_TEXT_LEN;
 mod wait_graph;
+#[cfg(all(test, mycelium_loom))]
+mod wait_graph_loom;
 pub mod wait_hooks;
 
 pub use bridge::mycelium_bridge_options;

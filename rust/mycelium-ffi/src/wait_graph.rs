@@ -18,11 +18,12 @@
 //! two separately built copies in one process is not seen.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::thread::ThreadId;
 
 use parking_lot::Mutex;
 
-static GRAPH: Mutex<Option<HashMap<ThreadId, Vec<ThreadId>>>> = Mutex::new(None);
+static GRAPH: Mutex<Option<Edges<ThreadId>>> = Mutex::new(None);
 
 /// A registered wait; dropping it removes the edges.
 #[must_use = "the wait is registered only while this guard lives"]
@@ -37,18 +38,11 @@ impl Waiting {
     /// (transitively) waits for the calling thread are left out.
     pub(crate) fn enter(targets: &[ThreadId]) -> (Waiting, Vec<ThreadId>) {
         let me = std::thread::current().id();
-        let mut graph = GRAPH.lock();
-        let graph = graph.get_or_insert_with(HashMap::new);
-        let allowed: Vec<ThreadId> = targets
-            .iter()
-            .copied()
-            .filter(|&t| !reaches(graph, t, me))
-            .collect();
+        let allowed = GRAPH
+            .lock()
+            .get_or_insert_with(Edges::new)
+            .register(me, targets);
         let registered = !allowed.is_empty();
-        if registered {
-            // A thread makes one blocking wait at a time, so there is no older entry to merge.
-            graph.insert(me, allowed.clone());
-        }
         (Waiting { me, registered }, allowed)
     }
 }
@@ -57,29 +51,70 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         if self.registered {
             if let Some(graph) = GRAPH.lock().as_mut() {
-                graph.remove(&self.me);
+                graph.unregister(self.me);
             }
         }
     }
 }
 
-/// Whether `from` is `to` or waits for it through registered edges.
-fn reaches(graph: &HashMap<ThreadId, Vec<ThreadId>>, from: ThreadId, to: ThreadId) -> bool {
-    let mut stack = vec![from];
-    let mut seen = Vec::new();
-    while let Some(t) = stack.pop() {
-        if t == to {
-            return true;
-        }
-        if seen.contains(&t) {
-            continue;
-        }
-        seen.push(t);
-        if let Some(next) = graph.get(&t) {
-            stack.extend(next.iter().copied());
+/// The edges "this waiter waits for those". Generic over how a waiter is named so that the
+/// lock-then-wait protocol built on it can be model-checked (the loom model at the end of this
+/// file names its threads by index); the process uses `ThreadId`s behind `GRAPH`'s lock.
+pub(crate) struct Edges<K> {
+    waits_for: HashMap<K, Vec<K>>,
+}
+
+impl<K: Copy + Eq + Hash> Edges<K> {
+    pub(crate) fn new() -> Self {
+        Edges {
+            waits_for: HashMap::new(),
         }
     }
-    false
+
+    /// Records that `me` is about to wait for `targets` and returns the ones it may wait for:
+    /// `me` itself and every target that (transitively) waits for `me` are left out, so the
+    /// graph never holds a cycle. Nothing is recorded when no target is left.
+    pub(crate) fn register(&mut self, me: K, targets: &[K]) -> Vec<K> {
+        let allowed: Vec<K> = targets
+            .iter()
+            .copied()
+            .filter(|&t| !self.reaches(t, me))
+            .collect();
+        if !allowed.is_empty() {
+            // A thread makes one blocking wait at a time, so there is no older entry to merge.
+            self.waits_for.insert(me, allowed.clone());
+        }
+        allowed
+    }
+
+    /// Removes `me`'s wait once it is over.
+    pub(crate) fn unregister(&mut self, me: K) {
+        self.waits_for.remove(&me);
+    }
+
+    /// Whether `from` is `to` or waits for it through registered edges.
+    fn reaches(&self, from: K, to: K) -> bool {
+        let mut stack = vec![from];
+        let mut seen = Vec::new();
+        while let Some(t) = stack.pop() {
+            if t == to {
+                return true;
+            }
+            if seen.contains(&t) {
+                continue;
+            }
+            seen.push(t);
+            if let Some(next) = self.waits_for.get(&t) {
+                stack.extend(next.iter().copied());
+            }
+        }
+        false
+    }
+
+    #[cfg(test)]
+    fn is_waiting(&self, me: K) -> bool {
+        self.waits_for.contains_key(&me)
+    }
 }
 
 #[cfg(test)]
@@ -135,7 +170,7 @@ mod tests {
             // every guard is gone, so none of these threads is left in the graph
             let graph = GRAPH.lock();
             let left = graph.as_ref().map_or(0, |g| {
-                ids.lock().iter().filter(|t| g.contains_key(t)).count()
+                ids.lock().iter().filter(|t| g.is_waiting(**t)).count()
             });
             assert_eq!(left, 0);
         }

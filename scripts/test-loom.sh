@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Loom model checks of the concurrent core (issue 12): every interleaving of the modelled threads,
+# up to LOOM_MAX_PREEMPTIONS preemptions (default 2; 3 takes minutes per model on 2 cores).
+#   - mycelium-ffi, src/wait_graph_loom.rs: the subscription lifecycle (callbacks unsubscribing
+#     each other, a callback destroying the runtime, unsubscribe from an application thread).
+# Built with --cfg mycelium_loom (not cfg(loom): that also switches tokio into its own loom mode)
+# in its own target directory, so the ordinary build is not rebuilt with other flags.
+source "$(dirname "$0")/lib.sh"
+cd "$MYCELIUM_ROOT"
+ensure_rust
+
+export RUSTFLAGS="--cfg mycelium_loom"
+export CARGO_TARGET_DIR="${MYCELIUM_LOOM_TARGET:-$MYCELIUM_ROOT/target/loom}"
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+
+step "loom: the subscription lifecycle (mycelium-ffi wait_graph_loom, preemptions ≤ $LOOM_MAX_PREEMPTIONS)"
+cargo test -p mycelium-ffi --release --lib wait_graph_loom
