@@ -49,7 +49,9 @@ ocaml/_build/default/test/churn.exe contracts.yaml
 
 step "the OCaml test executable under valgrind memcheck"
 # Suppressions cover OCaml 4.13 runtime noise only; ocaml/test/valgrind.supp explains each.
-(cd ocaml/_build/default/test && valgrind -q --error-exitcode=3 --leak-check=full \
+# --fair-sched=yes: valgrind runs one thread at a time, and by default a thread woken from the
+# OCaml master lock may wait seconds for its turn; the lock-release test needs it to run promptly.
+(cd ocaml/_build/default/test && valgrind -q --fair-sched=yes --error-exitcode=3 --leak-check=full \
   --errors-for-leak-kinds=definite --show-leak-kinds=definite \
   --suppressions="$MYCELIUM_ROOT/ocaml/test/valgrind.supp" ./test_main.exe)
 

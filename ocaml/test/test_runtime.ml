@@ -20,6 +20,49 @@ let non_utf8_schema () =
   Alcotest.check status "status" M.Schema s;
   check_contains "says why" ~sub:"not valid UTF-8" msg
 
+(* #12 item 4: a schema parse never holds the runtime lock. The other thread can only run while
+   the lock is free (it polls at each Thread.yield). The main thread holds the lock from [t0] until
+   the external releases it, and takes it back only after the parse: had create held it for the
+   whole parse, the other thread's first step after [t0] would come after the parse, i.e. in the
+   last moments of the [t0, t1] window, not in its first half (the parse takes most of it). *)
+let create_releases_the_runtime_lock () =
+  let n = 300 in
+  let b = Buffer.create (n * 80) in
+  Buffer.add_string b "schema: big\nversion: 1\nmessages:\n";
+  for i = 1 to n do
+    Printf.bprintf b "  M%d:\n    id: %d\n    fields:\n      - a: u32\n      - b: string\n      - c: list<f64>\n" i i
+  done;
+  let schema_yaml = Buffer.contents b in
+  let started = ref false and stop = ref false in
+  let t0 = ref infinity and first_step = ref infinity in
+  let counting =
+    Thread.create
+      (fun () ->
+        while not !stop do
+          started := true;
+          (if !first_step = infinity then
+             let now = Unix.gettimeofday () in
+             if now > !t0 then first_step := now);
+          Thread.yield ()
+        done)
+      ()
+  in
+  while not !started do
+    Thread.yield ()
+  done;
+  t0 := Unix.gettimeofday ();
+  let rt = M.Runtime.create ~schema_yaml in
+  let t1 = Unix.gettimeofday () in
+  stop := true;
+  Thread.join counting;
+  M.Runtime.close rt;
+  let ms x = (x -. !t0) *. 1000. in
+  if !first_step -. !t0 > (t1 -. !t0) /. 2. then
+    Alcotest.failf "create took %.1f ms for %d messages and the other OCaml thread %s: the lock was held during the parse"
+      (ms t1) n
+      (if !first_step = infinity then "did not run before it returned"
+       else Printf.sprintf "first ran after %.1f ms" (ms !first_step))
+
 (* #12 item 8: a capacity above the bus's maximum is refused, naming the parameter and limit. *)
 let capacity_above_the_maximum () =
   with_runtime (fun rt ->
@@ -148,6 +191,7 @@ let tests =
   [
     Alcotest.test_case "an invalid schema is reported" `Quick invalid_schema;
     Alcotest.test_case "a schema that is not UTF-8 raises Schema" `Quick non_utf8_schema;
+    Alcotest.test_case "create parses without holding the runtime lock" `Quick create_releases_the_runtime_lock;
     Alcotest.test_case "a capacity above 1 Mi is refused" `Quick capacity_above_the_maximum;
     Alcotest.test_case "of_handle of a bogus address raises" `Quick of_handle_bogus_address;
     Alcotest.test_case "close is idempotent and later calls fail with Closed" `Quick close_is_idempotent;
