@@ -29,6 +29,9 @@ pub(crate) struct BusInner {
     pub(crate) subscription_changes: SubscriptionChanges,
     /// Publishes refused, by reason (metrics).
     pub(crate) refused: crate::metrics::RefusedStats,
+    /// Request/reply: responders per service and the inbox of pending requests
+    /// (`services.rs`). An `Arc` so a request in a responder's queue can hold it weakly.
+    pub(crate) services: Arc<crate::services::Services>,
 }
 
 /// The in-process publish/subscribe bus. Cheap to clone; clones share one bus.
@@ -72,6 +75,7 @@ impl MessageBus {
                 type_names: RwLock::new(HashMap::new()),
                 subscription_changes: Arc::new(tokio::sync::watch::Sender::new(0)),
                 refused: Default::default(),
+                services: Default::default(),
             }),
         }
     }
@@ -231,6 +235,7 @@ impl MessageBus {
                 subscriber.close_queue();
             }
         }
+        self.inner.services.close();
         bump(&self.inner.subscription_changes);
     }
 
@@ -291,6 +296,10 @@ impl MessageBus {
             types,
             subscribers,
             refused: self.inner.refused.snapshot(),
+            services: self.inner.services.metrics(|id| {
+                self.type_name(id)
+                    .or_else(|| self.inner.services.learnt_name(id))
+            }),
         }
     }
 

@@ -57,6 +57,18 @@
 //! [`MetricsSnapshot::to_prometheus`]; names for the `message` label come from
 //! [`MessageBus::set_type_names`] or from typed calls (`Message::NAME`).
 //!
+//! **Request/reply.** [`MessageBus::serve`] registers a responder for a *service* (a request
+//! type and a reply type; handler on a thread of its own, or pull-based with
+//! [`MessageBus::serve_raw`]); [`MessageBus::request`] sends one request to every responder
+//! present and returns the **first successful reply** (later ones are discarded, counted as
+//! late), [`MessageBus::request_all`] **gathers every answer** until each responder answered or
+//! the timeout passed. Errors are typed ([`RequestError`]): `NoResponder` at once,
+//! `ResponderFailed` (handler error or panic, full queue, responder gone) when every responder
+//! failed, `Timeout`, `Closed`. Each request has a correlation id; replies go to the
+//! requester's private inbox, never to subscribers, and requests do not reach ordinary
+//! subscribers of the request type (request/reply is addressed, pub/sub is broadcast).
+//! Per-service counters are in [`MetricsSnapshot::services`]. See `docs/request-reply.md`.
+//!
 //! **Hooks for socket bridges.** A bridge republishes what a peer sent with
 //! [`MessageBus::publish_raw_from`], which tags each [`Envelope`] with an `origin` (ordinary
 //! publishes carry [`Envelope::LOCAL_ORIGIN`]); its forwarding subscription for that peer skips
@@ -89,6 +101,9 @@ mod handler;
 pub mod metrics;
 mod publish;
 mod raw_subscription;
+mod request;
+mod service;
+mod services;
 mod subscriber;
 mod topic;
 mod typed;
@@ -102,10 +117,15 @@ pub use envelope::Envelope;
 pub use error::{HandlerJoinError, PublishError, RecvError, SubscribeError, TryRecvError};
 pub use handler::HandlerHandle;
 pub use metrics::{
-    prometheus_escape_label, MetricsSnapshot, RefusedReason, SubscriberMetrics, TypeMetrics,
+    prometheus_escape_label, MetricsSnapshot, RefusedReason, ServiceMetrics, SubscriberMetrics,
+    TypeMetrics,
 };
 pub use publish::WaitHooks;
 pub use raw_subscription::RawSubscription;
+pub use request::{Gathered, RequestError};
+pub use service::{
+    IncomingRequest, RawResponder, ServeGuard, ServeOptions, Stopper, DEFAULT_SERVE_CAPACITY,
+};
 pub use typed::Subscription;
 
 /// The in-process transport. Remote transports (socket bridges) forward into one of these, so

@@ -170,6 +170,48 @@ pub struct MetricsSnapshot {
     pub subscribers: Vec<SubscriberMetrics>,
     /// Publishes refused, by [`RefusedReason`] name (every reason present, zero or not).
     pub refused: std::collections::BTreeMap<String, u64>,
+    /// One entry per request/reply service ever served or requested, by ascending
+    /// (request type, reply type).
+    pub services: Vec<ServiceMetrics>,
+}
+
+/// Counters of one request/reply service (a request type and a reply type).
+///
+/// With the bus quiet: `requests == no_responder + (requests answered by a reply) +
+/// (requests that ended ResponderFailed) + timeouts` for first-wins requests; `replies` and
+/// `responder_failures` count *answers* (one per responder that answered in time), so with
+/// several responders they can exceed `requests`. `late_replies` counts answers that came
+/// after the requester stopped waiting (a first-wins request already answered, a timeout, an
+/// abandoned async request): discarded, never delivered anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceMetrics {
+    /// The service's name, if given with
+    /// [`MessageBus::set_service_name`](crate::MessageBus::set_service_name).
+    pub name: Option<String>,
+    /// Type id of its requests.
+    pub request_type: u16,
+    /// Type id of its replies.
+    pub reply_type: u16,
+    /// Name of the request type, if known.
+    pub request_name: Option<String>,
+    /// Name of the reply type, if known.
+    pub reply_name: Option<String>,
+    /// Live responders.
+    pub responders: usize,
+    /// Requests made (including those refused as `no_responder`).
+    pub requests: u64,
+    /// Successful replies delivered to a waiting requester.
+    pub replies: u64,
+    /// Requests that ended without the answers they waited for (first-wins: no reply;
+    /// gather-all: some responder unanswered).
+    pub timeouts: u64,
+    /// Requests refused at once because nobody served the service.
+    pub no_responder: u64,
+    /// Failure answers delivered to a waiting requester (handler error or panic, full queue,
+    /// responder gone).
+    pub responder_failures: u64,
+    /// Answers that arrived after their requester stopped waiting (discarded).
+    pub late_replies: u64,
 }
 
 /// Totals for one message type.
@@ -240,6 +282,13 @@ impl MetricsSnapshot {
     /// Totals for `type_id`, if it was ever published or subscribed.
     pub fn type_metrics(&self, type_id: u16) -> Option<&TypeMetrics> {
         self.types.iter().find(|t| t.type_id == type_id)
+    }
+
+    /// Counters of the service (`request_type`, `reply_type`), if it was ever used.
+    pub fn service(&self, request_type: u16, reply_type: u16) -> Option<&ServiceMetrics> {
+        self.services
+            .iter()
+            .find(|s| s.request_type == request_type && s.reply_type == reply_type)
     }
 
     /// State of subscriber `id`, if it is still subscribed.

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::{MetricsSnapshot, SubscriberMetrics, TypeMetrics};
+use super::{MetricsSnapshot, ServiceMetrics, SubscriberMetrics, TypeMetrics};
 
 const NANOS_PER_SECOND: f64 = 1e9;
 
@@ -224,7 +224,72 @@ pub(super) fn render(snapshot: &MetricsSnapshot) -> String {
             sample(&mut out, name, &l, get(s));
         }
     }
+    render_services(&mut out, &snapshot.services);
     out
+}
+
+/// Request/reply counters, one series set per service (request type, reply type).
+fn render_services(out: &mut String, services: &[ServiceMetrics]) {
+    type Getter = fn(&ServiceMetrics) -> u64;
+    let series: [(&str, &str, &str, Getter); 7] = [
+        (
+            "mycelium_service_responders",
+            "gauge",
+            "Live responders of the service.",
+            |s| s.responders as u64,
+        ),
+        (
+            "mycelium_service_requests_total",
+            "counter",
+            "Requests made to the service (including those with no responder).",
+            |s| s.requests,
+        ),
+        (
+            "mycelium_service_replies_total",
+            "counter",
+            "Successful replies delivered to a waiting requester.",
+            |s| s.replies,
+        ),
+        (
+            "mycelium_service_timeouts_total",
+            "counter",
+            "Requests that timed out before the answers they waited for.",
+            |s| s.timeouts,
+        ),
+        (
+            "mycelium_service_no_responder_total",
+            "counter",
+            "Requests refused at once because nobody served the service.",
+            |s| s.no_responder,
+        ),
+        (
+            "mycelium_service_responder_failures_total",
+            "counter",
+            "Failure answers (handler error or panic, full queue, responder gone).",
+            |s| s.responder_failures,
+        ),
+        (
+            "mycelium_service_late_replies_total",
+            "counter",
+            "Answers that arrived after the requester stopped waiting (discarded).",
+            |s| s.late_replies,
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        header(out, name, kind, help);
+        for s in services {
+            let request_type = s.request_type.to_string();
+            let reply_type = s.reply_type.to_string();
+            let l = labels(&[
+                ("service", s.name.as_deref()),
+                ("request_type", Some(&request_type)),
+                ("request", s.request_name.as_deref()),
+                ("reply_type", Some(&reply_type)),
+                ("reply", s.reply_name.as_deref()),
+            ]);
+            sample(out, name, &l, get(s));
+        }
+    }
 }
 
 /// A name per subscriber that is the same after a restart, so its series continue in
