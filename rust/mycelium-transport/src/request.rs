@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use event_listener::{Event, Listener};
+use event_listener::Event;
 use mycelium_protocol::{EncodeError, Message};
 use parking_lot::Mutex;
 
 use crate::bus::MessageBus;
+use crate::doorbell::{Doorbell, Woken};
 use crate::envelope::Envelope;
 use crate::publish::WaitHooks;
 use crate::service::IncomingRequest;
@@ -123,10 +124,6 @@ impl InboxEntry<'_> {
             h.before_wait();
         }
         let waited = loop {
-            let listener = self.pending.event.listen();
-            if self.is_done() {
-                break Waited::Done;
-            }
             let now = Instant::now();
             if now >= deadline {
                 break Waited::TimedOut;
@@ -136,9 +133,10 @@ impl InboxEntry<'_> {
             } else {
                 deadline
             };
-            listener.wait_deadline(until);
-            if self.is_done() {
-                break Waited::Done;
+            let poll = || self.is_done().then_some(());
+            match self.pending.doorbell.wait(poll, Some(until)) {
+                Woken::Ready(()) | Woken::Closed => break Waited::Done,
+                Woken::TimedOut => {}
             }
             if may_give_up && !hooks.as_deref_mut().is_some_and(|h| h.keep_waiting()) {
                 break Waited::Interrupted;
@@ -329,6 +327,7 @@ impl MessageBus {
                 ..PendingState::default()
             }),
             event: Event::new(),
+            doorbell: Doorbell::default(),
         });
         services
             .inbox
@@ -358,7 +357,7 @@ impl MessageBus {
                 answered: false,
             };
             match responder.sender.try_send(request) {
-                Ok(()) => {}
+                Ok(()) => responder.doorbell.ring(),
                 Err(async_channel::TrySendError::Full(request)) => request.fail(format!(
                     "the responder's queue is full ({} requests waiting)",
                     responder.sender.capacity().unwrap_or(0)

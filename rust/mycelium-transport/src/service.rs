@@ -18,6 +18,7 @@ use bytes::Bytes;
 use mycelium_protocol::Message;
 
 use crate::bus::MessageBus;
+use crate::doorbell::{Doorbell, Woken};
 use crate::envelope::Envelope;
 use crate::services::{ResponderEntry, Service, ServiceKey, Services};
 
@@ -191,6 +192,7 @@ pub struct RawResponder {
     id: u64,
     key: ServiceKey,
     receiver: async_channel::Receiver<IncomingRequest>,
+    doorbell: Arc<Doorbell>,
     service: Arc<Service>,
 }
 
@@ -224,7 +226,33 @@ impl RawResponder {
     /// Waits on this thread for the next request; `None` once stopped (or the bus closed) and
     /// drained.
     pub fn recv_blocking(&self) -> Option<IncomingRequest> {
-        self.receiver.recv_blocking().ok()
+        self.recv_until(None)
+    }
+
+    /// Like [`recv_blocking`](Self::recv_blocking), giving up after `timeout` (`None` then
+    /// too; [`is_closed`](Self::is_closed) tells the two apart).
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<IncomingRequest> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Whether this responder stopped (closed, or the bus closed).
+    pub fn is_closed(&self) -> bool {
+        self.doorbell.is_closed()
+    }
+
+    /// Sleeps on the doorbell rather than async-channel's own wait (see `doorbell.rs`).
+    fn recv_until(&self, deadline: Option<Instant>) -> Option<IncomingRequest> {
+        let poll = || match self.receiver.try_recv() {
+            Ok(request) => Some(Some(request)),
+            Err(async_channel::TryRecvError::Closed) => Some(None),
+            Err(async_channel::TryRecvError::Empty) => None,
+        };
+        match self.doorbell.wait(poll, deadline) {
+            Woken::Ready(got) => got,
+            // Closed: take what is still queued first (normally `stop` drained it already).
+            Woken::Closed => self.receiver.try_recv().ok(),
+            Woken::TimedOut => None,
+        }
     }
 
     /// Awaits the next request; `None` once stopped and drained.
@@ -252,6 +280,7 @@ impl RawResponder {
         Stopper {
             id: self.id,
             receiver: self.receiver.clone(),
+            doorbell: Arc::clone(&self.doorbell),
             service: Arc::clone(&self.service),
         }
     }
@@ -274,6 +303,7 @@ impl Drop for RawResponder {
 pub struct Stopper {
     id: u64,
     receiver: async_channel::Receiver<IncomingRequest>,
+    doorbell: Arc<Doorbell>,
     service: Arc<Service>,
 }
 
@@ -289,6 +319,7 @@ impl Stopper {
             }
         }
         self.receiver.close();
+        self.doorbell.close();
         // Dropping each request answers it as failed.
         while self.receiver.try_recv().is_ok() {}
     }
@@ -359,6 +390,7 @@ impl MessageBus {
             .next_subscriber_id
             .fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = async_channel::bounded(opts.capacity.max(1));
+        let doorbell = Arc::new(Doorbell::default());
         {
             let mut list = service.responders.write();
             let mut next: Vec<_> = list.iter().cloned().collect();
@@ -366,6 +398,7 @@ impl MessageBus {
                 id,
                 origin: opts.origin,
                 sender,
+                doorbell: Arc::clone(&doorbell),
             }));
             *list = next.into();
         }
@@ -373,6 +406,7 @@ impl MessageBus {
             id,
             key,
             receiver,
+            doorbell,
             service,
         };
         // Checked after joining the service, as in `subscribe_raw`: either `close` saw this

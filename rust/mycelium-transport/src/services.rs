@@ -17,6 +17,7 @@ use bytes::Bytes;
 use event_listener::Event;
 use parking_lot::{Mutex, RwLock};
 
+use crate::doorbell::Doorbell;
 use crate::metrics::ServiceMetrics;
 
 /// A service: request type id, reply type id.
@@ -38,8 +39,18 @@ pub(crate) type Answer = Result<Bytes, String>;
 pub(crate) struct Pending {
     pub(crate) mode: Mode,
     pub(crate) state: Mutex<PendingState>,
-    /// Notified when `state.done` becomes true.
+    /// Notified when `state.done` becomes true: async requesters listen on `event`, blocking
+    /// ones sleep on `doorbell` (which wakes a thread without the extra context switches of
+    /// event-listener's wake-up; see `doorbell.rs`).
     pub(crate) event: Event,
+    pub(crate) doorbell: Doorbell,
+}
+
+impl Pending {
+    pub(crate) fn wake(&self) {
+        self.event.notify(usize::MAX);
+        self.doorbell.ring();
+    }
 }
 
 #[derive(Default)]
@@ -69,6 +80,9 @@ pub(crate) struct ResponderEntry {
     pub(crate) id: u64,
     pub(crate) origin: u64,
     pub(crate) sender: async_channel::Sender<crate::service::IncomingRequest>,
+    /// Rung after each request queued, closed when the responder stops: a blocked
+    /// `RawResponder::recv_blocking` sleeps on it.
+    pub(crate) doorbell: Arc<Doorbell>,
 }
 
 pub(crate) struct Service {
@@ -151,7 +165,7 @@ impl Services {
             state.done = true;
             drop(state);
             self.inbox.lock().remove(&correlation);
-            pending.event.notify(usize::MAX);
+            pending.wake();
         }
     }
 
@@ -166,12 +180,13 @@ impl Services {
                 state.closed = true;
             }
             drop(state);
-            p.event.notify(usize::MAX);
+            p.wake();
         }
         let services: Vec<Arc<Service>> = self.table.read().values().cloned().collect();
         for service in services {
             for responder in service.responders.read().iter() {
                 responder.sender.close();
+                responder.doorbell.close();
             }
         }
     }
