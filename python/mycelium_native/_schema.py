@@ -59,10 +59,24 @@ def parse_canonical(description: str) -> List[CanonicalMessage]:
         elif parts[0] == "field" and len(parts) == 3 and current is not None:
             current[2].append((parts[1], parts[2]))
             current[3].append(line + "\n")
+        elif parts[0] == "service" and len(parts) == 4:
+            # Services follow the messages; parse_canonical_services reads them.
+            finish()
+            current = None
         else:
             raise ValueError(f"canonical schema description, line {number}: cannot read {line!r}")
     finish()
     return messages
+
+
+def parse_canonical_services(description: str) -> List[Tuple[str, str, str]]:
+    """The request/reply services of a canonical description: (name, request, reply) each."""
+    services = []
+    for line in description.split("\n")[1:]:
+        parts = line.split(" ")
+        if parts[0] == "service" and len(parts) == 4:
+            services.append((parts[1], parts[2], parts[3]))
+    return services
 
 
 def _yaml_quote(text: str) -> str:
@@ -85,6 +99,11 @@ def canonical_to_yaml(description: str, schema_name: str = "schema") -> str:
         for field_name, canonical_type in m.fields:
             yaml_type = _NESTED_REF.sub(r"\1", canonical_type)
             out.append(f"      - {field_name}: {_yaml_quote(yaml_type)}")
+    services = parse_canonical_services(description)
+    if services:
+        out.append("services:")
+        for name, request, reply in services:
+            out.append(f"  {name}: {{request: {request}, reply: {reply}}}")
     return "\n".join(out) + "\n"
 
 

@@ -10,7 +10,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 
 from mycelium_native import Runtime, SchemaError, SchemaMismatchError
-from mycelium_native._schema import canonical_to_yaml, parse_canonical
+from mycelium_native._schema import canonical_to_yaml, parse_canonical, parse_canonical_services
 
 from conftest import CONTRACTS_YAML
 
@@ -35,6 +35,15 @@ def test_canonical_to_yaml_keeps_every_message_and_field(contracts: ModuleType) 
     yaml = canonical_to_yaml(contracts.SCHEMA_CANONICAL, "trading")
     assert "TickBatch:" in yaml and '- ticks: "list<TradeTick>"' in yaml
     assert "#" not in yaml  # nested references lose their fingerprint suffix
+
+
+def test_canonical_services_survive_the_yaml_round_trip() -> None:
+    # Services follow the messages in a canonical description (docs/schema.md).
+    description = "mycelium-schema/1\nmessage Order 1\nfield qty u32\nmessage Decision 2\nservice RiskCheck Order Decision\n"
+    assert [m.name for m in parse_canonical(description)] == ["Order", "Decision"]
+    assert parse_canonical_services(description) == [("RiskCheck", "Order", "Decision")]
+    yaml = canonical_to_yaml(description, "s")
+    assert yaml.endswith("services:\n  RiskCheck: {request: Order, reply: Decision}\n")
 
 
 def test_bad_canonical_text_is_refused() -> None:

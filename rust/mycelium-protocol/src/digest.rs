@@ -7,7 +7,10 @@
 //! - a message's canonical text is `message <Name> <id>\n` then `field <name> <type>\n` per field;
 //! - its fingerprint is the lowercase hex SHA-256 of that text;
 //! - the description is [`CANONICAL_HEADER`] followed by every message's text in ascending
-//!   type-id order, and the schema digest is the lowercase hex SHA-256 of the description.
+//!   type-id order, then one line `service <Name> <Request> <Reply>\n` per declared service in
+//!   ascending name order (none when the schema declares no services, so the description and
+//!   digest of such a schema are what they were before services existed), and the schema
+//!   digest is the lowercase hex SHA-256 of the description.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,7 +30,8 @@ pub fn sha256_hex(text: &str) -> String {
 
 impl Schema {
     /// The canonical description: [`CANONICAL_HEADER`] plus each message's canonical text in
-    /// ascending type-id order. Schema name, version, docs and YAML layout do not enter it.
+    /// ascending type-id order, then each service's line in ascending name order. Schema name,
+    /// version, docs and YAML layout do not enter it.
     pub fn canonical_description(&self) -> String {
         let mut canon = Canonicalizer::new(self);
         let mut ordered: Vec<&MessageDef> = self.messages.iter().collect();
@@ -35,6 +39,16 @@ impl Schema {
         let mut out = String::from(CANONICAL_HEADER);
         for message in ordered {
             out.push_str(&canon.text(message));
+        }
+        let mut services: Vec<_> = self.services.iter().collect();
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        for service in services {
+            // Writing to a String cannot fail.
+            let _ = writeln!(
+                out,
+                "service {} {} {}",
+                service.name, service.request, service.reply
+            );
         }
         out
     }
@@ -134,6 +148,8 @@ struct ParsedMessage<'a> {
 struct ParsedDescription<'a> {
     header: &'a str,
     messages: Vec<ParsedMessage<'a>>,
+    /// (name, request, reply)
+    services: Vec<(&'a str, &'a str, &'a str)>,
     problems: Vec<String>,
 }
 
@@ -141,6 +157,7 @@ fn parse_description<'a>(text: &'a str, side: &str) -> ParsedDescription<'a> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
     let mut messages: Vec<ParsedMessage<'a>> = Vec::new();
+    let mut services = Vec::new();
     let mut problems = Vec::new();
     for (index, line) in lines.enumerate() {
         let parts: Vec<&str> = line.split(' ').collect();
@@ -150,6 +167,7 @@ fn parse_description<'a>(text: &'a str, side: &str) -> ParsedDescription<'a> {
                 id,
                 fields: Vec::new(),
             }),
+            ["service", name, request, reply] => services.push((*name, *request, *reply)),
             ["field", name, ty] => match messages.last_mut() {
                 Some(message) => message.fields.push((name, ty)),
                 None => problems.push(format!(
@@ -166,6 +184,7 @@ fn parse_description<'a>(text: &'a str, side: &str) -> ParsedDescription<'a> {
     ParsedDescription {
         header,
         messages,
+        services,
         problems,
     }
 }
@@ -213,6 +232,26 @@ pub fn diff_canonical(ours: &str, theirs: &str) -> Vec<String> {
     for message in &b.messages {
         if !a.messages.iter().any(|m| m.name == message.name) {
             out.push(format!("{} missing on this side", message.name));
+        }
+    }
+    for &(name, request, reply) in &a.services {
+        match b.services.iter().find(|s| s.0 == name) {
+            None => out.push(format!("service {name} missing on the other side")),
+            Some(&(_, their_request, their_reply)) => {
+                if request != their_request {
+                    out.push(format!(
+                        "service {name}: request {request} -> {their_request}"
+                    ));
+                }
+                if reply != their_reply {
+                    out.push(format!("service {name}: reply {reply} -> {their_reply}"));
+                }
+            }
+        }
+    }
+    for &(name, ..) in &b.services {
+        if !a.services.iter().any(|s| s.0 == name) {
+            out.push(format!("service {name} missing on this side"));
         }
     }
     if out.is_empty() {

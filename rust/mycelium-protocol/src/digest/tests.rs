@@ -200,3 +200,80 @@ fn documented_worked_example() {
         "80ea143f35ac86d8696b5c2a5195748f6fbd07629d417439fb53fa876b173fa7"
     );
 }
+
+/// Services entered the canonical description after digests were in use: a schema that
+/// declares none must keep the digest it always had.
+#[test]
+fn schemas_without_services_keep_their_digest() {
+    // The example schema's digest as recorded in the golden vectors before services existed.
+    const RECORDED: &str = "fbe5518b8327c57b21adf54f987b213f83e1d224eeb3500d4245439f697682b9";
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let vectors = std::fs::read_to_string(format!("{root}/tests/vectors/contracts.json")).unwrap();
+    assert!(
+        vectors.contains(&format!("\"schema_digest\": \"{RECORDED}\"")),
+        "tests/vectors/contracts.json records another digest"
+    );
+    let example = Schema::from_path(format!("{root}/contracts.yaml")).unwrap();
+    assert!(example.services.is_empty());
+    assert_eq!(example.digest(), RECORDED);
+    // An empty `services:` map is the same as none.
+    let empty = schema(&format!("{BASE}services: {{}}\n"));
+    assert_eq!(
+        empty.canonical_description(),
+        schema(BASE).canonical_description()
+    );
+    assert!(!empty.canonical_description().contains("service"));
+}
+
+const WITH_SERVICES: &str = "services:
+  Quoting:
+    request: PriceLevel
+    reply: Quote
+    doc: a quote for a level
+  Batching:
+    request: Quote
+    reply: Batch
+";
+
+#[test]
+fn services_enter_the_description_and_digest() {
+    let base = schema(BASE);
+    let with = schema(&format!("{BASE}{WITH_SERVICES}"));
+    let description = with.canonical_description();
+    assert_eq!(
+        description,
+        format!(
+            "{}service Batching Quote Batch\nservice Quoting PriceLevel Quote\n",
+            base.canonical_description()
+        )
+    );
+    assert_ne!(with.digest(), base.digest());
+    // Messages keep their fingerprints: services do not enter them.
+    assert_eq!(with.fingerprint("Quote"), base.fingerprint("Quote"));
+    // Docs and declaration order do not matter; request/reply do.
+    let reordered = schema(&format!(
+        "{BASE}services:\n  Batching: {{request: Quote, reply: Batch}}\n  Quoting: {{request: PriceLevel, reply: Quote}}\n"
+    ));
+    assert_eq!(reordered.digest(), with.digest());
+    let swapped = schema(&format!(
+        "{BASE}services:\n  Batching: {{request: Batch, reply: Quote}}\n  Quoting: {{request: PriceLevel, reply: Quote}}\n"
+    ));
+    assert_ne!(swapped.digest(), with.digest());
+}
+
+#[test]
+fn diff_reports_service_changes() {
+    let ours = schema(&format!("{BASE}{WITH_SERVICES}")).canonical_description();
+    let theirs = schema(&format!(
+        "{BASE}services:\n  Batching: {{request: Quote, reply: Quote}}\n  Levels: {{request: Quote, reply: PriceLevel}}\n"
+    ))
+    .canonical_description();
+    assert_eq!(
+        diff_canonical(&ours, &theirs),
+        vec![
+            "service Batching: reply Batch -> Quote".to_owned(),
+            "service Quoting missing on the other side".to_owned(),
+            "service Levels missing on this side".to_owned(),
+        ]
+    );
+}

@@ -204,6 +204,23 @@ pub enum ValidationError {
     },
     #[error("message {message}: messages and lists nest {depth} levels deep (at most {MAX_NESTING_DEPTH} allowed)")]
     TooDeep { message: String, depth: usize },
+    #[error("service {service}: bad name (service names match [A-Z][A-Za-z0-9]*, e.g. RiskCheck)")]
+    BadServiceName { service: String },
+    #[error("service {service}: defined more than once")]
+    DuplicateServiceName { service: String },
+    /// Generated code names a service's helpers after it, next to the message types.
+    #[error("service {service}: a message has the same name; pick another name for the service")]
+    ServiceNamedLikeMessage { service: String },
+    /// `request:` or `reply:` names no message of the schema.
+    #[error("service {service}, {role}: no message named {name} is defined{}", .suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default())]
+    UnknownServiceMessage {
+        service: String,
+        /// `request` or `reply`.
+        role: &'static str,
+        name: String,
+        /// The nearest message name, when one is close.
+        suggestion: Option<String>,
+    },
 }
 
 impl ValidationError {
@@ -225,6 +242,22 @@ impl ValidationError {
             | RecursiveNesting { message, .. }
             | ZeroSizedListElement { message, .. }
             | TooDeep { message, .. } => Some(message),
+            BadServiceName { .. }
+            | DuplicateServiceName { .. }
+            | ServiceNamedLikeMessage { .. }
+            | UnknownServiceMessage { .. } => None,
+        }
+    }
+
+    /// The service the error is about, if any.
+    pub fn service(&self) -> Option<&str> {
+        use ValidationError::*;
+        match self {
+            BadServiceName { service }
+            | DuplicateServiceName { service }
+            | ServiceNamedLikeMessage { service }
+            | UnknownServiceMessage { service, .. } => Some(service),
+            _ => None,
         }
     }
 

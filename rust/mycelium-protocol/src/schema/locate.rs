@@ -12,6 +12,9 @@ use super::error::{Position, ValidationError};
 /// The position `error` points at in `text`, if it can be found.
 pub(crate) fn locate(text: &str, error: &ValidationError) -> Option<Position> {
     let lines: Vec<&str> = text.lines().collect();
+    if let Some(service) = error.service() {
+        return locate_service(&lines, service, error);
+    }
     let messages_at = lines
         .iter()
         .position(|l| l.trim_end() == "messages:" || l.starts_with("messages:"))?;
@@ -33,6 +36,21 @@ pub(crate) fn locate(text: &str, error: &ValidationError) -> Option<Position> {
     };
     let end = block_end(&lines, message_at.line - 1);
     find_field(&lines, message_at.line, end, field).or(Some(message_at))
+}
+
+/// A service error: the service's key inside `services:`, or for an unknown message the
+/// `request:` / `reply:` line that names it.
+fn locate_service(lines: &[&str], service: &str, error: &ValidationError) -> Option<Position> {
+    let services_at = lines.iter().position(|l| l.starts_with("services:"))?;
+    let end = block_end(lines, services_at);
+    let service_at = find_key(lines, services_at + 1, end, 1, service)?;
+    if let ValidationError::UnknownServiceMessage { role, .. } = error {
+        let own_end = block_end(lines, service_at.line - 1);
+        if let Some(at) = find_key(lines, service_at.line, own_end, 1, role) {
+            return Some(at);
+        }
+    }
+    Some(service_at)
 }
 
 fn indent(line: &str) -> usize {
@@ -131,5 +149,38 @@ messages:
         );
         assert!(text.contains("line 10, column 5"), "{text}");
         assert_eq!(positions.iter().flatten().count(), 2);
+    }
+
+    #[test]
+    fn service_errors_point_at_the_service_or_its_role() {
+        let text = "\
+schema: s
+version: 1
+messages:
+  Order:
+    id: 1
+  Decision:
+    id: 2
+services:
+  RiskCheck:
+    request: Order
+    reply: Decisoin
+  riskCheck:
+    request: Order
+    reply: Decision
+";
+        let err = Schema::from_yaml_str(text).unwrap_err();
+        let SchemaError::Located { errors, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("service RiskCheck, reply: no message named Decisoin is defined; did you mean Decision?"),
+            "{text}"
+        );
+        assert!(text.contains("line 11, column 5"), "{text}");
+        assert!(text.contains("service riskCheck: bad name"), "{text}");
+        assert!(text.contains("line 12, column 3"), "{text}");
     }
 }

@@ -15,7 +15,7 @@ mod tests;
 
 pub use error::{Position, SchemaError, ValidationError};
 pub use field_type::{FieldType, Scalar, TypeParseError, MAX_TYPE_NESTING};
-pub use model::{FieldDef, MessageDef, Schema, MAX_NESTING_DEPTH};
+pub use model::{FieldDef, MessageDef, Schema, ServiceDef, MAX_NESTING_DEPTH};
 pub use validation::is_reserved_type_id;
 
 /// The deepest nesting (flow collections plus block indentation levels) that the loader's

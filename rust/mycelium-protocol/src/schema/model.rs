@@ -19,6 +19,35 @@ pub struct Schema {
     pub version: u32,
     /// Sorted by type id.
     pub messages: Vec<MessageDef>,
+    /// Request/reply services (`services:`), sorted by name; empty when none are declared.
+    pub services: Vec<ServiceDef>,
+}
+
+/// One request/reply service: requests of one message type answered by replies of another
+/// (`RiskCheck: { request: Order, reply: OrderDecision }`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceDef {
+    pub name: String,
+    /// Name of the request message.
+    pub request: String,
+    /// Name of the reply message.
+    pub reply: String,
+    pub doc: Option<String>,
+}
+
+impl ServiceDef {
+    pub fn new(
+        name: impl Into<String>,
+        request: impl Into<String>,
+        reply: impl Into<String>,
+    ) -> ServiceDef {
+        ServiceDef {
+            name: name.into(),
+            request: request.into(),
+            reply: reply.into(),
+            doc: None,
+        }
+    }
 }
 
 /// One message definition.
@@ -66,10 +95,24 @@ impl Schema {
             name: name.into(),
             version,
             messages,
+            services: Vec::new(),
         };
         schema.messages.sort_by_key(|m| m.type_id);
         schema.validate()?;
         Ok(schema)
+    }
+
+    /// This schema with `services` declared (sorted by name), validated again.
+    pub fn with_services(mut self, mut services: Vec<ServiceDef>) -> Result<Schema, SchemaError> {
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        self.services = services;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The service called `name`.
+    pub fn service_by_name(&self, name: &str) -> Option<&ServiceDef> {
+        self.services.iter().find(|s| s.name == name)
     }
 
     /// Parses and validates the YAML text of a `contracts.yaml`.

@@ -552,3 +552,54 @@ fn the_repository_schemas_are_far_from_the_nesting_limit() {
     let schema = load(&format!("schema: s\nversion: 1\nmessages:\n{messages}")).unwrap();
     assert_eq!(schema.messages.len(), MAX_NESTING_DEPTH);
 }
+
+#[test]
+fn services_load_sorted_and_their_rules_are_checked() {
+    let base = "schema: s\nversion: 1\nmessages:\n  Order:\n    id: 1\n  Decision:\n    id: 2\n";
+    let ok = Schema::from_yaml_str(&format!(
+        "{base}services:\n  Risk:\n    request: Order\n    reply: Decision\n    doc: checks limits\n  Audit: {{request: Decision, reply: Order}}\n"
+    ))
+    .unwrap();
+    let names: Vec<&str> = ok.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["Audit", "Risk"]);
+    let risk = ok.service_by_name("Risk").unwrap();
+    assert_eq!(
+        (
+            risk.request.as_str(),
+            risk.reply.as_str(),
+            risk.doc.as_deref()
+        ),
+        ("Order", "Decision", Some("checks limits"))
+    );
+    let bad = Schema::from_yaml_str(&format!(
+        "{base}services:\n  Order: {{request: Order, reply: Decision}}\n  Risk: {{request: Order, reply: Decision}}\n  Risk: {{request: Ordr, reply: Decision}}\n"
+    ))
+    .unwrap_err();
+    let errors = bad.validation_errors();
+    assert!(errors.contains(&ValidationError::ServiceNamedLikeMessage {
+        service: "Order".into()
+    }));
+    assert!(errors.contains(&ValidationError::DuplicateServiceName {
+        service: "Risk".into()
+    }));
+    assert!(errors.contains(&ValidationError::UnknownServiceMessage {
+        service: "Risk".into(),
+        role: "request",
+        name: "Ordr".into(),
+        suggestion: Some("Order".into()),
+    }));
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    // Unknown keys in a service are refused by the YAML shape check.
+    assert!(Schema::from_yaml_str(&format!(
+        "{base}services:\n  Risk: {{request: Order, reply: Decision, timeout: 5}}\n"
+    ))
+    .is_err());
+    // Built by hand.
+    let schema = Schema::from_yaml_str(base)
+        .unwrap()
+        .with_services(vec![crate::schema::ServiceDef::new(
+            "Risk", "Order", "Decision",
+        )])
+        .unwrap();
+    assert_eq!(schema.services.len(), 1);
+}

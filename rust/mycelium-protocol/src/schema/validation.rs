@@ -30,7 +30,46 @@ pub(crate) fn validate(schema: &Schema) -> Vec<ValidationError> {
     if !cyclic && !unresolved {
         check_sizes_and_depth(schema, &index_of, &edges, &mut errors);
     }
+    check_services(schema, &index_of, &mut errors);
     errors
+}
+
+/// Service names (syntax, duplicates, clashes with messages) and the messages they name.
+fn check_services(
+    schema: &Schema,
+    index_of: &HashMap<&str, usize>,
+    errors: &mut Vec<ValidationError>,
+) {
+    let mut seen: Vec<&str> = Vec::with_capacity(schema.services.len());
+    for service in &schema.services {
+        if !is_message_name(&service.name) {
+            errors.push(ValidationError::BadServiceName {
+                service: service.name.clone(),
+            });
+        } else if index_of.contains_key(service.name.as_str()) {
+            errors.push(ValidationError::ServiceNamedLikeMessage {
+                service: service.name.clone(),
+            });
+        }
+        if seen.contains(&service.name.as_str()) {
+            errors.push(ValidationError::DuplicateServiceName {
+                service: service.name.clone(),
+            });
+        } else {
+            seen.push(&service.name);
+        }
+        for (role, name) in [("request", &service.request), ("reply", &service.reply)] {
+            if !index_of.contains_key(name.as_str()) {
+                let messages = schema.messages.iter().map(|m| m.name.as_str());
+                errors.push(ValidationError::UnknownServiceMessage {
+                    service: service.name.clone(),
+                    role,
+                    name: name.clone(),
+                    suggestion: super::suggest::nearest(name, messages).map(str::to_owned),
+                });
+            }
+        }
+    }
 }
 
 /// Message names and type ids. Returns name -> index of its first definition.

@@ -10,7 +10,7 @@ use serde_yaml_ng::Value;
 
 use super::error::{SchemaError, ValidationError};
 use super::field_type::FieldType;
-use super::model::{FieldDef, MessageDef, Schema, MAX_NESTING_DEPTH};
+use super::model::{FieldDef, MessageDef, Schema, ServiceDef, MAX_NESTING_DEPTH};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +18,16 @@ struct RawSchema {
     schema: String,
     version: u32,
     messages: Option<Entries<RawMessage>>,
+    services: Option<Entries<RawService>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    request: String,
+    reply: String,
+    #[serde(default)]
+    doc: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -70,12 +80,27 @@ pub(crate) fn load(text: &str) -> Result<Schema, SchemaError> {
         .into_iter()
         .map(|(name, message)| convert_message(name, message, &mut errors))
         .collect();
+    let services = raw
+        .services
+        .map(|entries| entries.0)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, s)| ServiceDef {
+            name,
+            request: s.request,
+            reply: s.reply,
+            doc: s.doc,
+        })
+        .collect();
     let mut schema = Schema {
         name: raw.schema,
         version: raw.version,
         messages,
+        services,
     };
     schema.messages.sort_by_key(|m| m.type_id);
+    // Stable: a service declared twice keeps both entries, for validation to report.
+    schema.services.sort_by(|a, b| a.name.cmp(&b.name));
     errors.extend(super::validation::validate(&schema));
     if errors.is_empty() {
         Ok(schema)

@@ -228,6 +228,7 @@ fn hand_built_broken_schema_leaves_broken_messages_out() {
     let schema = Schema {
         name: "s".into(),
         version: 1,
+        services: Vec::new(),
         messages: vec![
             MessageDef {
                 name: "Ok".into(),
