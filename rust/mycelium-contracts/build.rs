@@ -6,6 +6,7 @@ use std::path::Path;
 const SCHEMAS: &[(&str, &str)] = &[
     ("../../contracts.yaml", "contracts.rs"),
     ("tests/schemas/edge_cases.yaml", "edge_cases.rs"),
+    ("tests/schemas/services.yaml", "services.rs"),
 ];
 
 fn main() {

@@ -61,6 +61,10 @@ pub fn generate_rust_with(schema: &Schema, options: &RustOptions) -> String {
         return w.finish();
     }
     emit_schema_constants(&mut w, schema);
+    // Only with services, so the output for schemas without any is unchanged.
+    if !schema.services.is_empty() {
+        emit_services_constant(&mut w, schema);
+    }
     for message in &schema.messages {
         w.line("");
         emit_struct(&mut w, message, options);
@@ -70,13 +74,46 @@ pub fn generate_rust_with(schema: &Schema, options: &RustOptions) -> String {
         w.line("");
         emit_message_impl(&mut w, schema, message);
     }
+    for service in &schema.services {
+        w.line("");
+        emit_service(&mut w, service);
+    }
     w.finish()
+}
+
+/// A marker type per service: `bus.call::<RiskCheck>(&order, timeout)` is the typed client,
+/// `bus.serve_service::<RiskCheck, _>(handler)` the typed server (`mycelium-transport`).
+fn emit_service(w: &mut CodeWriter, service: &mycelium_protocol::ServiceDef) {
+    if let Some(doc) = &service.doc {
+        emit_doc(w, doc);
+        w.line("///");
+    }
+    w.line(format!(
+        "/// Service `{}`: requests [`{}`], replies [`{}`]. Client: `bus.call::<{}>(&request, timeout)`;",
+        service.name, service.request, service.reply, service.name
+    ));
+    w.line(format!(
+        "/// server: `bus.serve_service::<{}, _>(|request| Ok(reply))` (`mycelium_transport::MessageBus`).",
+        service.name
+    ));
+    w.line("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]");
+    w.line(format!("pub struct {};", service.name));
+    w.line("");
+    w.block(
+        format!("impl ::mycelium_protocol::Service for {} {{", service.name),
+        "}",
+        |w| {
+            w.line(format!("const NAME: &'static str = {:?};", service.name));
+            w.line(format!("type Request = {};", service.request));
+            w.line(format!("type Reply = {};", service.reply));
+        },
+    );
 }
 
 /// Reasons `schema` cannot be turned into Rust even though it is a valid schema
 /// (e.g. a message called `Self`). Empty when generation will succeed.
 pub fn rust_name_problems(schema: &Schema) -> Vec<String> {
-    schema
+    let messages = schema
         .messages
         .iter()
         .filter(|m| RUST_RESERVED_TYPE_NAMES.contains(&m.name.as_str()))
@@ -85,8 +122,18 @@ pub fn rust_name_problems(schema: &Schema) -> Vec<String> {
                 "message {}: '{}' is reserved in Rust and cannot name a struct; rename the message in the schema",
                 m.name, m.name
             )
-        })
-        .collect()
+        });
+    let services = schema
+        .services
+        .iter()
+        .filter(|s| RUST_RESERVED_TYPE_NAMES.contains(&s.name.as_str()))
+        .map(|s| {
+            format!(
+                "service {}: '{}' is reserved in Rust and cannot name a struct; rename the service in the schema",
+                s.name, s.name
+            )
+        });
+    messages.chain(services).collect()
 }
 
 fn emit_header(w: &mut CodeWriter, schema: &Schema) {
@@ -137,6 +184,21 @@ fn emit_schema_constants(w: &mut CodeWriter, schema: &Schema) {
             }
         },
     );
+}
+
+fn emit_services_constant(w: &mut CodeWriter, schema: &Schema) {
+    w.line("/// `(name, request type id, reply type id)` of every service, by name.");
+    w.block("pub const SERVICES: &[(&str, u16, u16)] = &[", "];", |w| {
+        for service in &schema.services {
+            let id = |name: &str| schema.message_by_name(name).map_or(0, |m| m.type_id);
+            w.line(format!(
+                "({:?}, {}, {}),",
+                service.name,
+                id(&service.request),
+                id(&service.reply)
+            ));
+        }
+    });
 }
 
 fn fingerprint(schema: &Schema, message: &MessageDef) -> String {

@@ -20,10 +20,10 @@ pub use codec::{
     Reader, Writer, FRAME_HEADER_LEN, MAX_PAYLOAD,
 };
 pub use digest::{diff_canonical, sha256_hex, CANONICAL_HEADER};
-pub use message::{DecodeError, EncodeError, Message};
+pub use message::{DecodeError, EncodeError, Message, Service};
 pub use schema::{
     is_reserved_type_id, FieldDef, FieldType, MessageDef, Position, Scalar, Schema, SchemaError,
-    TypeParseError, ValidationError, MAX_NESTING_DEPTH,
+    ServiceDef, TypeParseError, ValidationError, MAX_NESTING_DEPTH,
 };
 pub use validate::Validator;
 pub use value::{decode_value, encode_value, encode_value_into, Value, ValueError, ValueErrorKind};

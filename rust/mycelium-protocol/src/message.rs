@@ -73,3 +73,15 @@ pub trait Message: Sized + Send + Sync + 'static {
     /// Decodes a whole payload (no frame header); trailing bytes are an error.
     fn decode_payload(payload: &[u8]) -> Result<Self, DecodeError>;
 }
+
+/// A request/reply service declared in `contracts.yaml` (`services:`); generated code defines
+/// one marker type per service implementing this trait, so a bus can offer typed client and
+/// server calls for it (`MessageBus::call::<RiskCheck>` / `serve_service::<RiskCheck, _>`).
+pub trait Service: 'static {
+    /// The service's name in the schema.
+    const NAME: &'static str;
+    /// The message a client sends.
+    type Request: Message;
+    /// The message a server answers with.
+    type Reply: Message;
+}

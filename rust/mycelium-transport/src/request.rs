@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use event_listener::Event;
-use mycelium_protocol::{EncodeError, Message};
+use mycelium_protocol::{EncodeError, Message, Service as SchemaService};
 use parking_lot::Mutex;
 
 use crate::bus::MessageBus;
@@ -502,6 +502,64 @@ impl MessageBus {
         self.learn_type_name(Rep::TYPE_ID, Rep::NAME);
         let raw = self.request_all_raw(Req::TYPE_ID, Rep::TYPE_ID, encode(request)?, timeout)?;
         Ok(decode_all(raw))
+    }
+}
+
+/// Typed calls of a service declared in the schema (generated marker types implement
+/// [`mycelium_protocol::Service`]); the service's name labels its metrics.
+impl MessageBus {
+    fn learn_service<S: SchemaService>(&self) {
+        let key = (S::Request::TYPE_ID, S::Reply::TYPE_ID);
+        let names = &self.inner.services.names;
+        if !names.read().contains_key(&key) {
+            names.write().insert(key, S::NAME.to_owned());
+        }
+    }
+
+    /// The typed client of service `S`: [`request`](Self::request) of `S::Request` for an
+    /// `S::Reply` (first reply wins), e.g. `bus.call::<RiskCheck>(&order, timeout)`.
+    pub fn call<S: SchemaService>(
+        &self,
+        request: &S::Request,
+        timeout: Duration,
+    ) -> Result<S::Reply, RequestError> {
+        self.learn_service::<S>();
+        self.request::<S::Request, S::Reply>(request, timeout)
+    }
+
+    /// Gather-all form of [`call`](Self::call) (see [`request_all`](Self::request_all)).
+    pub fn call_all<S: SchemaService>(
+        &self,
+        request: &S::Request,
+        timeout: Duration,
+    ) -> Result<Gathered<S::Reply>, RequestError> {
+        self.learn_service::<S>();
+        self.request_all::<S::Request, S::Reply>(request, timeout)
+    }
+
+    /// Async form of [`call`](Self::call).
+    pub async fn call_async<S: SchemaService>(
+        &self,
+        request: &S::Request,
+        timeout: Duration,
+    ) -> Result<S::Reply, RequestError> {
+        self.learn_service::<S>();
+        self.request_async::<S::Request, S::Reply>(request, timeout)
+            .await
+    }
+
+    /// The typed server of service `S` (see [`serve`](Self::serve)):
+    /// `bus.serve_service::<RiskCheck, _>(|order| Ok(decide(&order)))`.
+    pub fn serve_service<S, F>(&self, handler: F) -> crate::ServeGuard
+    where
+        S: SchemaService,
+        F: FnMut(S::Request) -> Result<S::Reply, String> + Send + 'static,
+    {
+        self.learn_service::<S>();
+        self.serve_with::<S::Request, S::Reply, F>(
+            crate::ServeOptions::default().with_label(S::NAME),
+            handler,
+        )
     }
 }
 

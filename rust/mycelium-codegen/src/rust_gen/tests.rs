@@ -175,3 +175,24 @@ fn byte_arrays_two_lists_deep_are_refused_for_serde_with_the_field_named() {
     assert!(code.contains("compile_error!"), "{code}");
     assert!(!generate_rust(&s).contains("compile_error!"));
 }
+
+#[test]
+fn services_become_marker_types_and_leave_other_schemas_alone() {
+    let plain = generate_rust(&schema(TRADING));
+    assert!(!plain.contains("SERVICES"), "{plain}");
+    assert!(!plain.contains("::mycelium_protocol::Service"), "{plain}");
+    let with = generate_rust(&schema(&format!(
+        "{TRADING}services:\n  Depth:\n    request: Level\n    reply: Book\n    doc: The book under a level.\n"
+    )));
+    for expected in [
+        "pub struct Depth;",
+        "impl ::mycelium_protocol::Service for Depth {",
+        "const NAME: &'static str = \"Depth\";",
+        "type Request = Level;",
+        "type Reply = Book;",
+        "/// The book under a level.",
+        "(\"Depth\", 5, 6),",
+    ] {
+        assert!(with.contains(expected), "missing `{expected}` in\n{with}");
+    }
+}
