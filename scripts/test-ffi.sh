@@ -23,6 +23,10 @@ step "C hardening tests (cycles of unsubscribing callbacks, bad enums and length
 gcc "${cflags[@]}" tests/c/hardening_test.c -o "$out/hardening_test" "${ldflags[@]}"
 "$out/hardening_test"
 
+step "C request/reply tests (serve, request, request_all, failures, timeouts, concurrent requesters)"
+gcc "${cflags[@]}" tests/c/request_reply_test.c -o "$out/request_reply_test" "${ldflags[@]}"
+"$out/request_reply_test"
+
 step "C example examples/c/pubsub.c"
 gcc "${cflags[@]}" examples/c/pubsub.c -o "$out/pubsub" "${ldflags[@]}"
 "$out/pubsub" contracts.yaml
@@ -67,6 +71,8 @@ valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definit
   --show-leak-kinds=definite "$out/ffi_test" contracts.yaml
 valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
   --show-leak-kinds=definite "$out/hardening_test"
+valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
+  --show-leak-kinds=definite "$out/request_reply_test"
 
 step "C test program under AddressSanitizer"
 gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/ffi_test.c \
@@ -75,6 +81,9 @@ ASAN_OPTIONS=detect_leaks=1 "$out/ffi_test_asan" contracts.yaml
 gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/hardening_test.c \
   -o "$out/hardening_test_asan" "${ldflags[@]}"
 ASAN_OPTIONS=detect_leaks=1 "$out/hardening_test_asan"
+gcc "${cflags[@]}" -fsanitize=address -fno-omit-frame-pointer tests/c/request_reply_test.c \
+  -o "$out/request_reply_test_asan" "${ldflags[@]}"
+ASAN_OPTIONS=detect_leaks=1 "$out/request_reply_test_asan"
 
 # --export-dynamic: the test binary carries the ASan runtime, and the cdylib it dlopens needs
 # to resolve the runtime's symbols from it.

@@ -37,7 +37,10 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`,
 // `mycelium_subscription_stats_get`.
 // 1.2: `mycelium_*_init_sized` (the header's init macros pass the caller's `sizeof`).
-#define MYCELIUM_ABI_VERSION_MINOR 2
+// 1.3: request/reply: `mycelium_serve`, `mycelium_unserve`, `mycelium_request`,
+// `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
+// `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
+#define MYCELIUM_ABI_VERSION_MINOR 3
 
 // Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
 #define MYCELIUM_MAX_TEXT_LEN ((16 * 1024) * 1024)
@@ -80,6 +83,13 @@ typedef enum mycelium_status {
   // A socket bridge could not listen, connect, or was refused by its peer (the last error
   // says why: schema mismatch naming the messages, wrong token, address in use...).
   MYCELIUM_ERR_BRIDGE = 16,
+  // Since ABI 1.3. Nobody serves the request's (request type, reply type) right now
+  // (`mycelium_request` returns it at once, without waiting for the timeout).
+  MYCELIUM_ERR_NO_RESPONDER = 17,
+  // Since ABI 1.3. Every responder that got the request failed (its handler returned an
+  // error or panicked, its queue was full, or it stopped first); the last error is the
+  // first responder's reason, e.g. the text a handler gave `mycelium_reply_fail`.
+  MYCELIUM_ERR_RESPONDER_FAILED = 18,
 } mycelium_status;
 
 // What to do when a subscriber's queue is full.
@@ -258,6 +268,45 @@ typedef struct mycelium_bridge_options {
   // Optional shared secret both sides must present (NUL-terminated); NULL for none.
   const char *token;
 } mycelium_bridge_options;
+
+// Where a serve handler puts its answer. Library-owned and valid only during the handler
+// call that received it; answer through its functions (or `mycelium_reply_write` /
+// `mycelium_reply_fail`, which call them). Do not copy or keep it.
+typedef struct mycelium_reply_writer {
+  // `sizeof(mycelium_reply_writer)` of the library that made it.
+  uint32_t struct_size;
+  // The library's state for this request; opaque.
+  void *state;
+  // Copies `len` bytes at `payload` as the reply, after validating them as the service's
+  // reply type: `MYCELIUM_OK`, or `MYCELIUM_ERR_DECODE` / `MYCELIUM_ERR_TOO_LARGE` /
+  // `MYCELIUM_ERR_NULL_POINTER` (nothing stored; the handler may write again or fail).
+  // A second successful write replaces the first.
+  enum mycelium_status (*write)(struct mycelium_reply_writer *writer,
+                                const uint8_t *payload,
+                                size_t len);
+  // Copies `len` bytes of UTF-8 text at `reason` (invalid UTF-8 is replaced) as the reason
+  // the request failed; the requester gets `MYCELIUM_ERR_RESPONDER_FAILED` with that text
+  // once the handler returns non-zero.
+  enum mycelium_status (*fail)(struct mycelium_reply_writer *writer, const char *reason, size_t len);
+} mycelium_reply_writer;
+
+// A serve handler: answers one request. Return 0 after writing a reply with
+// `mycelium_reply_write`; return any other value to fail the request (with the reason given
+// to `mycelium_reply_fail`, or "the handler failed with status N").
+typedef int32_t (*mycelium_serve_fn)(void *context,
+                                     const struct mycelium_message *request,
+                                     struct mycelium_reply_writer *reply);
+
+// A serve handler as {context, call, drop}; copied by `mycelium_serve`. `call` must be
+// non-NULL; `drop` may be NULL.
+typedef struct mycelium_service_closure {
+  // Opaque user data passed to `call` and `drop`.
+  void *context;
+  // Answers one request, on the responder's thread.
+  mycelium_serve_fn call;
+  // Frees `context` once, after the last call; may be NULL.
+  mycelium_drop_fn drop;
+} mycelium_service_closure;
 
 #ifdef __cplusplus
 extern "C" {
@@ -773,6 +822,147 @@ size_t mycelium_last_error_copy(char *buf, size_t len);
 // - Takes an `int`, not the enum, so that any value a caller passes is well defined.
 // - Threads: any. Blocks: no. Calls back: no. Allocates: no.
 const char *mycelium_status_name(int status);
+
+// Serves the service (`request_type`, `reply_type`): each request is handed to
+// `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.
+// Since ABI 1.3.
+//
+// - The handler gets the request (its payload valid only during the call) and a
+//   library-owned `mycelium_reply_writer`, valid only during the call. It answers by
+//   `mycelium_reply_write(reply, payload, len)` (copied and validated as `reply_type`) and
+//   returning 0, or fails the request by returning non-zero (with an optional reason given to
+//   `mycelium_reply_fail`). A crash-free failure of any kind (non-zero return, no reply
+//   written, an invalid reply) reaches the requester as `MYCELIUM_ERR_RESPONDER_FAILED`; the
+//   responder keeps serving. The handler may publish, request other services and unserve
+//   itself (a request to its own service waits for itself, up to its timeout, unless another
+//   responder answers).
+// - `capacity`: requests that may wait (0: the default, 256); a request arriving when full
+//   fails at once for this responder ("queue full"). `label` (NUL-terminated UTF-8, may be
+//   NULL) names the thread. Both types must be in the schema.
+// - Ownership: `handler` is copied; on `MYCELIUM_OK` the library owns `handler->context`
+//   until it calls `handler->drop` (exactly once, after the last call: after
+//   `mycelium_unserve` or `mycelium_runtime_destroy`). On any error the caller keeps it.
+//   `*out_id` receives the responder id (for `mycelium_unserve`).
+// - Threads: any. Blocks: no (starts the responder thread). Calls back: not from this call.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_serve(const mycelium_runtime_t *rt,
+                                    uint16_t request_type,
+                                    uint16_t reply_type,
+                                    uint32_t capacity,
+                                    const char *label,
+                                    const struct mycelium_service_closure *handler,
+                                    uint64_t *out_id);
+
+// Stops responder `id`: requests made from now on do not reach it, requests still queued fail
+// at once (`MYCELIUM_ERR_RESPONDER_FAILED` unless another responder answers), then it waits
+// for the handler call in progress and runs `handler->drop`. Since ABI 1.3.
+//
+// - From inside that responder's own handler (or where the wait would close a cycle of
+//   callbacks waiting for each other) it returns without waiting; the handler's current call
+//   and `drop` finish once it returns.
+// - Errors: `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` (not a live responder of this handle).
+// - Threads: any. Blocks: until the handler call in progress returns. Calls back: `drop`, on
+//   the responder thread.
+//
+// # Safety
+// A runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_unserve(const mycelium_runtime_t *rt, uint64_t id);
+
+// Sends a request of `request_type` (payload validated and copied first) to every responder
+// of (`request_type`, `reply_type`) and **blocks the calling thread** until the first
+// successful reply, which it hands to `on_reply(context, &reply)` on this same thread before
+// returning `MYCELIUM_OK`. Later replies of other responders are discarded (counted as late
+// in the metrics). Since ABI 1.3.
+//
+// - Errors: `MYCELIUM_ERR_NO_RESPONDER` at once when nobody serves it;
+//   `MYCELIUM_ERR_RESPONDER_FAILED` when every responder failed (the last error holds the first
+//   reason); `MYCELIUM_ERR_TIMEOUT` after `timeout_ms` (`MYCELIUM_WAIT_FOREVER`: no limit), or
+//   when `hooks->keep_waiting` gave up; `MYCELIUM_ERR_CLOSED`; `MYCELIUM_ERR_UNKNOWN_TYPE`,
+//   `MYCELIUM_ERR_DECODE`, `MYCELIUM_ERR_TOO_LARGE` for the request (nothing sent) or
+//   `MYCELIUM_ERR_DECODE` for a reply that does not validate as `reply_type` (not handed on).
+// - Blocking: a language runtime with a global lock (the GIL, the OCaml runtime lock) must
+//   not hold it while this waits, or a responder that needs it never runs: pass `hooks`
+//   (`mycelium_wait_hooks`, may be NULL) and release the lock in `before_wait`, re-take it in
+//   `after_wait`; both run on this thread, at most once, only if the request has to wait.
+//   `keep_waiting` (may be NULL) is asked about every 100 ms and may give up (Ctrl-C).
+//   `on_reply` runs after `after_wait`, with the caller's lock held again.
+// - Ownership: `payload` is borrowed until it is copied (before any hook runs). The reply's
+//   payload belongs to the library and is valid only during `on_reply`; copy it to keep it.
+//   `on_reply` may be NULL (the reply is discarded); its return value is ignored.
+// - Threads: any, including a subscription callback or a serve handler. Blocks: yes, up to
+//   `timeout_ms`. Calls back: `hooks` and `on_reply`, on the calling thread.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_request(const mycelium_runtime_t *rt,
+                                      uint16_t request_type,
+                                      const uint8_t *payload,
+                                      size_t len,
+                                      uint16_t reply_type,
+                                      uint32_t timeout_ms,
+                                      const struct mycelium_wait_hooks *hooks,
+                                      mycelium_call_fn on_reply,
+                                      void *context);
+
+// Like `mycelium_request`, but **gathers every answer**: blocks until each responder present
+// at the time of the request has answered or `timeout_ms` passed, then calls `on_reply` once
+// per successful reply (in arrival order) and returns `MYCELIUM_OK` — also when some
+// responders failed or did not answer in time: `*out_failed` receives how many failed and
+// `*out_unanswered` how many had not answered (each may be NULL). Since ABI 1.3.
+//
+// - Errors: `MYCELIUM_ERR_NO_RESPONDER` (at once), `MYCELIUM_ERR_TIMEOUT` (only when
+//   `hooks->keep_waiting` gave up), `MYCELIUM_ERR_CLOSED`, and the request errors of
+//   `mycelium_request`. A reply that does not validate is not handed on and counts as failed.
+// - Blocking, hooks, ownership, threads, callbacks: as `mycelium_request`.
+//
+// # Safety
+// As `mycelium_request`; `out_failed` and `out_unanswered` are NULL or writable.
+enum mycelium_status mycelium_request_all(const mycelium_runtime_t *rt,
+                                          uint16_t request_type,
+                                          const uint8_t *payload,
+                                          size_t len,
+                                          uint16_t reply_type,
+                                          uint32_t timeout_ms,
+                                          const struct mycelium_wait_hooks *hooks,
+                                          mycelium_call_fn on_reply,
+                                          void *context,
+                                          size_t *out_failed,
+                                          size_t *out_unanswered);
+
+// Answers the request a serve handler is handling: copies `len` bytes at `payload` as the
+// reply after validating them as the service's reply type. Calls `reply->write`, so it works
+// on a writer made by any copy of the library. Since ABI 1.3.
+//
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_DECODE` / `MYCELIUM_ERR_TOO_LARGE`
+//   (nothing stored: write again, or return non-zero), `MYCELIUM_ERR_INVALID_ARGUMENT` (a
+//   writer from an older library, without `write`).
+// - Threads: only the serve handler's, during the call that got `reply`. Blocks: no. Calls
+//   back: no.
+//
+// # Safety
+// `reply` must be NULL or the writer of the running handler call; `payload` must be NULL or
+// point to `len` readable bytes.
+enum mycelium_status mycelium_reply_write(struct mycelium_reply_writer *reply,
+                                          const uint8_t *payload,
+                                          size_t len);
+
+// Gives the reason a serve handler fails the request it is handling (copied; `len` bytes of
+// UTF-8, invalid sequences replaced); the handler then returns non-zero. Calls
+// `reply->fail`. Since ABI 1.3.
+//
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (a writer without
+//   `fail`). Threads: only the serve handler's, during its call. Blocks: no. Calls back: no.
+//
+// # Safety
+// `reply` must be NULL or the writer of the running handler call; `reason` must be NULL or
+// point to `len` readable bytes.
+enum mycelium_status mycelium_reply_fail(struct mycelium_reply_writer *reply,
+                                         const char *reason,
+                                         size_t len);
 
 // The ABI version of the loaded library as `(major << 16) | minor`.
 //

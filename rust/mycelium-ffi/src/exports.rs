@@ -819,3 +819,264 @@ pub extern "C" fn mycelium_status_name(status: c_int) -> *const c_char {
         None => c"MYCELIUM_STATUS_UNKNOWN".as_ptr(),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request/reply (ABI 1.3). See docs/request-reply.md.
+
+/// Serves the service (`request_type`, `reply_type`): each request is handed to
+/// `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.
+/// Since ABI 1.3.
+///
+/// - The handler gets the request (its payload valid only during the call) and a
+///   library-owned `mycelium_reply_writer`, valid only during the call. It answers by
+///   `mycelium_reply_write(reply, payload, len)` (copied and validated as `reply_type`) and
+///   returning 0, or fails the request by returning non-zero (with an optional reason given to
+///   `mycelium_reply_fail`). A crash-free failure of any kind (non-zero return, no reply
+///   written, an invalid reply) reaches the requester as `MYCELIUM_ERR_RESPONDER_FAILED`; the
+///   responder keeps serving. The handler may publish, request other services and unserve
+///   itself (a request to its own service waits for itself, up to its timeout, unless another
+///   responder answers).
+/// - `capacity`: requests that may wait (0: the default, 256); a request arriving when full
+///   fails at once for this responder ("queue full"). `label` (NUL-terminated UTF-8, may be
+///   NULL) names the thread. Both types must be in the schema.
+/// - Ownership: `handler` is copied; on `MYCELIUM_OK` the library owns `handler->context`
+///   until it calls `handler->drop` (exactly once, after the last call: after
+///   `mycelium_unserve` or `mycelium_runtime_destroy`). On any error the caller keeps it.
+///   `*out_id` receives the responder id (for `mycelium_unserve`).
+/// - Threads: any. Blocks: no (starts the responder thread). Calls back: not from this call.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_serve(
+    rt: *const mycelium_runtime_t,
+    request_type: u16,
+    reply_type: u16,
+    capacity: u32,
+    label: *const c_char,
+    handler: *const crate::service::mycelium_service_closure,
+    out_id: *mut u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_serve", |vt| unsafe {
+        (vt.serve)(
+            rt,
+            request_type,
+            reply_type,
+            capacity,
+            label,
+            handler,
+            out_id,
+        )
+    })
+}
+
+/// Stops responder `id`: requests made from now on do not reach it, requests still queued fail
+/// at once (`MYCELIUM_ERR_RESPONDER_FAILED` unless another responder answers), then it waits
+/// for the handler call in progress and runs `handler->drop`. Since ABI 1.3.
+///
+/// - From inside that responder's own handler (or where the wait would close a cycle of
+///   callbacks waiting for each other) it returns without waiting; the handler's current call
+///   and `drop` finish once it returns.
+/// - Errors: `MYCELIUM_ERR_UNKNOWN_SUBSCRIPTION` (not a live responder of this handle).
+/// - Threads: any. Blocks: until the handler call in progress returns. Calls back: `drop`, on
+///   the responder thread.
+///
+/// # Safety
+/// A runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_unserve(
+    rt: *const mycelium_runtime_t,
+    id: u64,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_unserve", |vt| unsafe { (vt.unserve)(rt, id) })
+}
+
+/// Sends a request of `request_type` (payload validated and copied first) to every responder
+/// of (`request_type`, `reply_type`) and **blocks the calling thread** until the first
+/// successful reply, which it hands to `on_reply(context, &reply)` on this same thread before
+/// returning `MYCELIUM_OK`. Later replies of other responders are discarded (counted as late
+/// in the metrics). Since ABI 1.3.
+///
+/// - Errors: `MYCELIUM_ERR_NO_RESPONDER` at once when nobody serves it;
+///   `MYCELIUM_ERR_RESPONDER_FAILED` when every responder failed (the last error holds the first
+///   reason); `MYCELIUM_ERR_TIMEOUT` after `timeout_ms` (`MYCELIUM_WAIT_FOREVER`: no limit), or
+///   when `hooks->keep_waiting` gave up; `MYCELIUM_ERR_CLOSED`; `MYCELIUM_ERR_UNKNOWN_TYPE`,
+///   `MYCELIUM_ERR_DECODE`, `MYCELIUM_ERR_TOO_LARGE` for the request (nothing sent) or
+///   `MYCELIUM_ERR_DECODE` for a reply that does not validate as `reply_type` (not handed on).
+/// - Blocking: a language runtime with a global lock (the GIL, the OCaml runtime lock) must
+///   not hold it while this waits, or a responder that needs it never runs: pass `hooks`
+///   (`mycelium_wait_hooks`, may be NULL) and release the lock in `before_wait`, re-take it in
+///   `after_wait`; both run on this thread, at most once, only if the request has to wait.
+///   `keep_waiting` (may be NULL) is asked about every 100 ms and may give up (Ctrl-C).
+///   `on_reply` runs after `after_wait`, with the caller's lock held again.
+/// - Ownership: `payload` is borrowed until it is copied (before any hook runs). The reply's
+///   payload belongs to the library and is valid only during `on_reply`; copy it to keep it.
+///   `on_reply` may be NULL (the reply is discarded); its return value is ignored.
+/// - Threads: any, including a subscription callback or a serve handler. Blocks: yes, up to
+///   `timeout_ms`. Calls back: `hooks` and `on_reply`, on the calling thread.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mycelium_request(
+    rt: *const mycelium_runtime_t,
+    request_type: u16,
+    payload: *const u8,
+    len: usize,
+    reply_type: u16,
+    timeout_ms: u32,
+    hooks: *const mycelium_wait_hooks,
+    on_reply: crate::subscription::mycelium_call_fn,
+    context: *mut c_void,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_request", |vt| unsafe {
+        (vt.request)(
+            rt,
+            request_type,
+            payload,
+            len,
+            reply_type,
+            timeout_ms,
+            hooks,
+            on_reply,
+            context,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    })
+}
+
+/// Like `mycelium_request`, but **gathers every answer**: blocks until each responder present
+/// at the time of the request has answered or `timeout_ms` passed, then calls `on_reply` once
+/// per successful reply (in arrival order) and returns `MYCELIUM_OK` — also when some
+/// responders failed or did not answer in time: `*out_failed` receives how many failed and
+/// `*out_unanswered` how many had not answered (each may be NULL). Since ABI 1.3.
+///
+/// - Errors: `MYCELIUM_ERR_NO_RESPONDER` (at once), `MYCELIUM_ERR_TIMEOUT` (only when
+///   `hooks->keep_waiting` gave up), `MYCELIUM_ERR_CLOSED`, and the request errors of
+///   `mycelium_request`. A reply that does not validate is not handed on and counts as failed.
+/// - Blocking, hooks, ownership, threads, callbacks: as `mycelium_request`.
+///
+/// # Safety
+/// As `mycelium_request`; `out_failed` and `out_unanswered` are NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mycelium_request_all(
+    rt: *const mycelium_runtime_t,
+    request_type: u16,
+    payload: *const u8,
+    len: usize,
+    reply_type: u16,
+    timeout_ms: u32,
+    hooks: *const mycelium_wait_hooks,
+    on_reply: crate::subscription::mycelium_call_fn,
+    context: *mut c_void,
+    out_failed: *mut usize,
+    out_unanswered: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_request_all", |vt| unsafe {
+        (vt.request)(
+            rt,
+            request_type,
+            payload,
+            len,
+            reply_type,
+            timeout_ms,
+            hooks,
+            on_reply,
+            context,
+            1,
+            out_failed,
+            out_unanswered,
+        )
+    })
+}
+
+/// Answers the request a serve handler is handling: copies `len` bytes at `payload` as the
+/// reply after validating them as the service's reply type. Calls `reply->write`, so it works
+/// on a writer made by any copy of the library. Since ABI 1.3.
+///
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_DECODE` / `MYCELIUM_ERR_TOO_LARGE`
+///   (nothing stored: write again, or return non-zero), `MYCELIUM_ERR_INVALID_ARGUMENT` (a
+///   writer from an older library, without `write`).
+/// - Threads: only the serve handler's, during the call that got `reply`. Blocks: no. Calls
+///   back: no.
+///
+/// # Safety
+/// `reply` must be NULL or the writer of the running handler call; `payload` must be NULL or
+/// point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_reply_write(
+    reply: *mut crate::service::mycelium_reply_writer,
+    payload: *const u8,
+    len: usize,
+) -> mycelium_status {
+    let write = guard("mycelium_reply_write", || {
+        // SAFETY: per this function's contract.
+        match unsafe { reply.as_ref() }.and_then(|w| w.write) {
+            Some(_) => Ok(()),
+            None if reply.is_null() => {
+                Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`reply` is NULL"))
+            }
+            None => Err(FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                "this reply writer has no write function",
+            )),
+        }
+    });
+    if write != MYCELIUM_OK {
+        return write;
+    }
+    // SAFETY: checked above; the writer's own function, with the same contract.
+    unsafe {
+        let f = (*reply).write.expect("checked above");
+        f(reply, payload, len)
+    }
+}
+
+/// Gives the reason a serve handler fails the request it is handling (copied; `len` bytes of
+/// UTF-8, invalid sequences replaced); the handler then returns non-zero. Calls
+/// `reply->fail`. Since ABI 1.3.
+///
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_INVALID_ARGUMENT` (a writer without
+///   `fail`). Threads: only the serve handler's, during its call. Blocks: no. Calls back: no.
+///
+/// # Safety
+/// `reply` must be NULL or the writer of the running handler call; `reason` must be NULL or
+/// point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_reply_fail(
+    reply: *mut crate::service::mycelium_reply_writer,
+    reason: *const c_char,
+    len: usize,
+) -> mycelium_status {
+    let fail = guard("mycelium_reply_fail", || {
+        // SAFETY: per this function's contract.
+        match unsafe { reply.as_ref() }.and_then(|w| w.fail) {
+            Some(_) => Ok(()),
+            None if reply.is_null() => {
+                Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`reply` is NULL"))
+            }
+            None => Err(FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                "this reply writer has no fail function",
+            )),
+        }
+    });
+    if fail != MYCELIUM_OK {
+        return fail;
+    }
+    // SAFETY: checked above; the writer's own function, with the same contract.
+    unsafe {
+        let f = (*reply).fail.expect("checked above");
+        f(reply, reason, len)
+    }
+}

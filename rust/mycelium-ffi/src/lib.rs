@@ -18,6 +18,7 @@ mod log;
 pub mod metrics;
 pub mod receiver;
 pub mod runtime;
+pub mod service;
 mod sized;
 pub mod status;
 pub mod subscription;
@@ -34,6 +35,7 @@ pub use bridge::mycelium_bridge_options;
 pub use metrics::mycelium_type_metrics;
 pub use receiver::MYCELIUM_WAIT_FOREVER;
 pub use runtime::{mycelium_runtime_t, Runtime};
+pub use service::{mycelium_reply_writer, mycelium_service_closure};
 pub use status::mycelium_status;
 pub use subscription::{
     mycelium_closure, mycelium_message, mycelium_overflow_policy, mycelium_subscribe_options,

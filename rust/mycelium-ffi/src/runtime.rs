@@ -180,6 +180,8 @@ pub(crate) struct Handle {
     /// Socket bridges started through this handle (`bridge.rs`).
     /// Shared so that a `mycelium_bridge_wait` holds its bridge, not the map, while it waits.
     pub bridges: Mutex<HashMap<u64, Arc<mycelium_bridge::BridgeHandle>>>,
+    /// Responders started with `mycelium_serve` (`service.rs`); ids from the same counter.
+    pub responders: Mutex<HashMap<u64, crate::service::ResponderEntry>>,
 }
 
 impl Handle {
@@ -203,6 +205,7 @@ impl Handle {
             subs: Mutex::new(HashMap::new()),
             receivers: Mutex::new(HashMap::new()),
             bridges: Mutex::new(HashMap::new()),
+            responders: Mutex::new(HashMap::new()),
         })
     }
 
@@ -228,6 +231,10 @@ impl Handle {
                     crate::bridge::close_and_join(io, b);
                 }
             }
+        }
+        let responders: Vec<_> = self.responders.lock().drain().map(|(_, r)| r).collect();
+        for r in responders {
+            r.stop_and_join();
         }
         let receivers: Vec<_> = self.receivers.lock().drain().map(|(_, r)| r).collect();
         for r in receivers {
@@ -424,7 +431,7 @@ pub(crate) unsafe fn publish(
 ///
 /// # Safety
 /// As for [`publish`].
-unsafe fn prepare_raw(
+pub(crate) unsafe fn prepare_raw(
     core: &Core,
     type_id: u16,
     payload: *const u8,

@@ -46,12 +46,19 @@ pub enum mycelium_status {
     /// A socket bridge could not listen, connect, or was refused by its peer (the last error
     /// says why: schema mismatch naming the messages, wrong token, address in use...).
     MYCELIUM_ERR_BRIDGE = 16,
+    /// Since ABI 1.3. Nobody serves the request's (request type, reply type) right now
+    /// (`mycelium_request` returns it at once, without waiting for the timeout).
+    MYCELIUM_ERR_NO_RESPONDER = 17,
+    /// Since ABI 1.3. Every responder that got the request failed (its handler returned an
+    /// error or panicked, its queue was full, or it stopped first); the last error is the
+    /// first responder's reason, e.g. the text a handler gave `mycelium_reply_fail`.
+    MYCELIUM_ERR_RESPONDER_FAILED = 18,
 }
 
 use mycelium_status::*;
 
 /// Every status, in code order (the code of `STATUSES[i]` is `i`).
-const STATUSES: [mycelium_status; 17] = [
+const STATUSES: [mycelium_status; 19] = [
     MYCELIUM_OK,
     MYCELIUM_ERR_NULL_POINTER,
     MYCELIUM_ERR_INVALID_ARGUMENT,
@@ -69,6 +76,8 @@ const STATUSES: [mycelium_status; 17] = [
     MYCELIUM_ERR_PANIC,
     MYCELIUM_ERR_WRONG_THREAD,
     MYCELIUM_ERR_BRIDGE,
+    MYCELIUM_ERR_NO_RESPONDER,
+    MYCELIUM_ERR_RESPONDER_FAILED,
 ];
 
 impl mycelium_status {
@@ -103,6 +112,8 @@ impl mycelium_status {
             MYCELIUM_ERR_PANIC => c"MYCELIUM_ERR_PANIC",
             MYCELIUM_ERR_WRONG_THREAD => c"MYCELIUM_ERR_WRONG_THREAD",
             MYCELIUM_ERR_BRIDGE => c"MYCELIUM_ERR_BRIDGE",
+            MYCELIUM_ERR_NO_RESPONDER => c"MYCELIUM_ERR_NO_RESPONDER",
+            MYCELIUM_ERR_RESPONDER_FAILED => c"MYCELIUM_ERR_RESPONDER_FAILED",
         }
     }
 }
@@ -216,7 +227,7 @@ mod tests {
             assert_eq!(*s as i32, code as i32, "STATUSES is in code order");
             assert_eq!(mycelium_status::from_raw(code as i32), Some(*s));
         }
-        for bad in [-1, 17, 99, i32::MAX, i32::MIN] {
+        for bad in [-1, STATUSES.len() as i32, 99, i32::MAX, i32::MIN] {
             assert_eq!(mycelium_status::from_raw(bad), None);
         }
     }

@@ -8,7 +8,10 @@ pub const MYCELIUM_ABI_VERSION_MAJOR: u32 = 1;
 /// 1.1: `mycelium_subscribe_options.spin_us`, `mycelium_publish_with_hooks`,
 /// `mycelium_subscription_stats_get`.
 /// 1.2: `mycelium_*_init_sized` (the header's init macros pass the caller's `sizeof`).
-pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 2;
+/// 1.3: request/reply: `mycelium_serve`, `mycelium_unserve`, `mycelium_request`,
+/// `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
+/// `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
+pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 3;
 
 /// The ABI version of the loaded library as `(major << 16) | minor`.
 ///

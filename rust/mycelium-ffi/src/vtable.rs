@@ -10,11 +10,14 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use crate::bridge::mycelium_bridge_options;
 use crate::metrics::mycelium_type_metrics;
 use crate::runtime::{self, mycelium_runtime_t};
+use crate::service::mycelium_service_closure;
 use crate::status::{
     copy_last_error, guard, mycelium_status, mycelium_status::*, non_null, set_last_error,
     FfiError, FfiResult,
 };
-use crate::subscription::{mycelium_call_batch_fn, mycelium_closure, mycelium_subscribe_options};
+use crate::subscription::{
+    mycelium_call_batch_fn, mycelium_call_fn, mycelium_closure, mycelium_subscribe_options,
+};
 use crate::subscription_stats::mycelium_subscription_stats;
 use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
 use crate::wait_hooks::{mycelium_wait_hooks, ForeignHooks};
@@ -100,6 +103,32 @@ pub struct Vtable {
     ) -> Status,
     pub subscription_stats:
         unsafe extern "C" fn(*const Rt, u64, *mut mycelium_subscription_stats) -> Status,
+    // ABI 1.3: request/reply
+    pub serve: unsafe extern "C" fn(
+        *const Rt,
+        u16,
+        u16,
+        u32,
+        *const c_char,
+        *const mycelium_service_closure,
+        *mut u64,
+    ) -> Status,
+    pub unserve: unsafe extern "C" fn(*const Rt, u64) -> Status,
+    /// `all` 0: `mycelium_request`; 1: `mycelium_request_all` (then the two out counts).
+    pub request: unsafe extern "C" fn(
+        *const Rt,
+        u16,
+        *const u8,
+        usize,
+        u16,
+        u32,
+        *const mycelium_wait_hooks,
+        mycelium_call_fn,
+        *mut c_void,
+        c_int,
+        *mut usize,
+        *mut usize,
+    ) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -130,6 +159,9 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     bridge_stats_json: vt_bridge_stats_json,
     publish_with_hooks: vt_publish_with_hooks,
     subscription_stats: vt_subscription_stats,
+    serve: vt_serve,
+    unserve: vt_unserve,
+    request: vt_request,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -711,13 +743,103 @@ unsafe extern "C" fn vt_subscription_stats(
     })
 }
 
+unsafe extern "C" fn vt_serve(
+    rt: *const Rt,
+    request_type: u16,
+    reply_type: u16,
+    capacity: u32,
+    label: *const c_char,
+    handler: *const mycelium_service_closure,
+    out_id: *mut u64,
+) -> Status {
+    vguard("mycelium_serve", || {
+        let handler = *non_null(handler, "handler")?;
+        if out_id.is_null() {
+            return Err(FfiError::new(MYCELIUM_ERR_NULL_POINTER, "`out_id` is NULL"));
+        }
+        let label = if label.is_null() {
+            None
+        } else {
+            Some(cstr_arg(label, "label")?.to_owned())
+        };
+        let id = crate::service::serve_on(rt, request_type, reply_type, capacity, label, handler)?;
+        // SAFETY: checked non-NULL above; points to a writable uint64_t (C contract).
+        unsafe { out_id.write(id) };
+        Ok(())
+    })
+}
+
+unsafe extern "C" fn vt_unserve(rt: *const Rt, id: u64) -> Status {
+    vguard("mycelium_unserve", || crate::service::unserve(rt, id))
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn vt_request(
+    rt: *const Rt,
+    request_type: u16,
+    payload: *const u8,
+    len: usize,
+    reply_type: u16,
+    timeout_ms: u32,
+    hooks: *const mycelium_wait_hooks,
+    on_reply: mycelium_call_fn,
+    context: *mut c_void,
+    all: c_int,
+    out_failed: *mut usize,
+    out_unanswered: *mut usize,
+) -> Status {
+    let what = if all != 0 {
+        "mycelium_request_all"
+    } else {
+        "mycelium_request"
+    };
+    vguard(what, || {
+        // SAFETY: a non-NULL hooks pointer is valid for reads of its `struct_size` bytes during
+        // the call (C contract).
+        let hooks = unsafe { crate::sized::read_options(hooks) }?;
+        let mut foreign = match hooks.as_ref() {
+            Some(h) => ForeignHooks::new(h)?,
+            None => None,
+        };
+        let hooks = foreign
+            .as_mut()
+            .map(|h| h as &mut dyn mycelium_transport::WaitHooks);
+        let sink = crate::service::ReplySink { on_reply, context };
+        // SAFETY: the caller guarantees `payload` points to `len` readable bytes until it is
+        // copied, which happens before any wait or hook.
+        let outcome = unsafe {
+            crate::service::request(
+                rt,
+                request_type,
+                payload,
+                len,
+                reply_type,
+                timeout_ms,
+                hooks,
+                &sink,
+                all != 0,
+            )
+        }?;
+        // SAFETY: each non-NULL out pointer points to a writable size_t (C contract).
+        unsafe {
+            if !out_failed.is_null() {
+                out_failed.write(outcome.failed);
+            }
+            if !out_unanswered.is_null() {
+                out_unanswered.write(outcome.unanswered);
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use arc_swap::ArcSwapOption;
 
     unsafe extern "C" fn newer_publish(_: *const Rt, _: u16, _: *const u8, _: usize) -> Status {
-        RawStatus(17) // a status code this copy of the library does not define
+        RawStatus(1017) // a status code this copy of the library does not define
     }
 
     unsafe extern "C" fn newer_last_error(buf: *mut c_char, len: usize) -> usize {
@@ -753,7 +875,7 @@ mod tests {
         let msg = unsafe { CStr::from_ptr(crate::status::last_error_ptr()) }
             .to_string_lossy()
             .into_owned();
-        assert!(msg.contains("returned status 17"), "{msg}");
+        assert!(msg.contains("returned status 1017"), "{msg}");
         assert!(msg.contains("queue shed by the newer library"), "{msg}");
     }
 }

@@ -201,6 +201,15 @@ impl InboxEntry<'_> {
     }
 }
 
+/// `now + timeout`, or a century from now for a timeout too large to add (a caller's "wait
+/// forever").
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 fn first_reply(state: PendingState) -> Result<Bytes, RequestError> {
     if let Some(reply) = state.replies.into_iter().next() {
         return Ok(reply);
@@ -345,7 +354,7 @@ impl MessageBus {
         if inner.closed.load(Ordering::SeqCst) {
             return Err(RequestError::Closed);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         for responder in responders {
             let request = IncomingRequest {
                 payload: payload.clone(),

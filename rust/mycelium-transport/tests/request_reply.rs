@@ -584,3 +584,13 @@ fn service_metrics_in_json_and_prometheus() {
         0.0
     );
 }
+
+#[test]
+fn a_timeout_too_large_to_add_means_no_limit() {
+    let bus = MessageBus::new();
+    let _guard = bus.serve_raw_with(REQ, REP, ServeOptions::default(), Ok);
+    assert_eq!(
+        bus.request_raw(REQ, REP, Bytes::from_static(b"m"), Duration::MAX),
+        Ok(Bytes::from_static(b"m"))
+    );
+}
