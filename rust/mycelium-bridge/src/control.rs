@@ -6,8 +6,10 @@ use std::fmt;
 
 use mycelium_protocol::{DecodeError, EncodeError, Reader, Writer};
 
-/// Version of the bridge protocol (handshake and control frames). Peers must match.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the bridge protocol (handshake and control frames). Peers must match: a peer of
+/// another version is refused with `RefusalKind::Version` naming both versions.
+/// 2: request/reply (serve, unserve, request and reply frames).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Client -> server, first frame: version, name, schema digest and description, token.
 pub const HELLO: u16 = 0xFF01;
@@ -23,6 +25,33 @@ pub const UNSUBSCRIBE: u16 = 0xFF05;
 pub const PING: u16 = 0xFF06;
 /// Either way, last frame before closing: the reason.
 pub const BYE: u16 = 0xFF07;
+/// Either way (protocol 2): "I serve these (request type, reply type) services".
+pub const SERVE: u16 = 0xFF08;
+/// Either way (protocol 2): "I no longer serve these services".
+pub const UNSERVE: u16 = 0xFF09;
+/// Either way (protocol 2): a request for a service the peer announced, with this side's
+/// correlation id and the time the requester still waits.
+pub const REQUEST: u16 = 0xFF0A;
+/// Either way (protocol 2): the answer to a request, under the requester side's correlation id.
+pub const REPLY: u16 = 0xFF0B;
+
+/// `timeout_ms` of a request frame meaning "no limit".
+pub const NO_TIMEOUT: u32 = u32::MAX;
+
+/// How a forwarded request ended on the serving side (a reply frame).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReplyOutcome {
+    /// The first successful reply's payload.
+    Ok(Vec<u8>),
+    /// Every responder failed; the first reason.
+    Failed(String),
+    /// Nobody serves it on that side any more.
+    NoResponder,
+    /// No responder answered in time.
+    Timeout,
+    /// That side's bus is closed.
+    Closed,
+}
 
 /// Why a handshake was refused (the first byte of a refuse frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -109,6 +138,19 @@ pub(crate) enum Control {
     Unsubscribe(Vec<u16>),
     Ping,
     Bye(String),
+    Serve(Vec<(u16, u16)>),
+    Unserve(Vec<(u16, u16)>),
+    Request {
+        correlation: u64,
+        request_type: u16,
+        reply_type: u16,
+        timeout_ms: u32,
+        payload: Vec<u8>,
+    },
+    Reply {
+        correlation: u64,
+        outcome: ReplyOutcome,
+    },
 }
 
 /// Whether `type_id` is in the control range (or 0, which is reserved as well).
@@ -160,6 +202,61 @@ impl Control {
             Control::Bye(reason) => {
                 w.put_str(reason)?;
                 BYE
+            }
+            Control::Serve(pairs) | Control::Unserve(pairs) => {
+                w.put_count(pairs.len())?;
+                for (request, reply) in pairs {
+                    w.put_u16(*request);
+                    w.put_u16(*reply);
+                }
+                if matches!(self, Control::Serve(_)) {
+                    SERVE
+                } else {
+                    UNSERVE
+                }
+            }
+            Control::Request {
+                correlation,
+                request_type,
+                reply_type,
+                timeout_ms,
+                payload,
+            } => {
+                w.put_u64(*correlation);
+                w.put_u16(*request_type);
+                w.put_u16(*reply_type);
+                w.put_u32(*timeout_ms);
+                w.put_bytes(payload)?;
+                REQUEST
+            }
+            Control::Reply {
+                correlation,
+                outcome,
+            } => {
+                w.put_u64(*correlation);
+                match outcome {
+                    ReplyOutcome::Ok(payload) => {
+                        w.put_u8(0);
+                        w.put_bytes(payload)?;
+                    }
+                    ReplyOutcome::Failed(reason) => {
+                        w.put_u8(1);
+                        w.put_bytes(reason.as_bytes())?;
+                    }
+                    ReplyOutcome::NoResponder => {
+                        w.put_u8(2);
+                        w.put_bytes(&[])?;
+                    }
+                    ReplyOutcome::Timeout => {
+                        w.put_u8(3);
+                        w.put_bytes(&[])?;
+                    }
+                    ReplyOutcome::Closed => {
+                        w.put_u8(4);
+                        w.put_bytes(&[])?;
+                    }
+                }
+                REPLY
             }
         };
         Ok((type_id, out))
@@ -213,6 +310,46 @@ impl Control {
             }
             PING => Control::Ping,
             BYE => Control::Bye(r.get_str("Bye.reason")?.to_owned()),
+            SERVE | UNSERVE => {
+                let count = r.get_count(4, "Serve.services")?;
+                let mut pairs = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let request = r.get_u16("Serve.services[].request_type")?;
+                    pairs.push((request, r.get_u16("Serve.services[].reply_type")?));
+                }
+                if type_id == SERVE {
+                    Control::Serve(pairs)
+                } else {
+                    Control::Unserve(pairs)
+                }
+            }
+            REQUEST => Control::Request {
+                correlation: r.get_u64("Request.correlation")?,
+                request_type: r.get_u16("Request.request_type")?,
+                reply_type: r.get_u16("Request.reply_type")?,
+                timeout_ms: r.get_u32("Request.timeout_ms")?,
+                payload: r.get_bytes("Request.payload")?.to_vec(),
+            },
+            REPLY => {
+                let correlation = r.get_u64("Reply.correlation")?;
+                let status = r.get_u8("Reply.status")?;
+                let body = r.get_bytes("Reply.body")?;
+                let outcome = match status {
+                    0 => ReplyOutcome::Ok(body.to_vec()),
+                    1 => ReplyOutcome::Failed(String::from_utf8_lossy(body).into_owned()),
+                    2 => ReplyOutcome::NoResponder,
+                    3 => ReplyOutcome::Timeout,
+                    4 => ReplyOutcome::Closed,
+                    // A newer peer's outcome: a failure, with its code.
+                    other => ReplyOutcome::Failed(format!(
+                        "the peer answered with reply status {other}, unknown to this side"
+                    )),
+                };
+                Control::Reply {
+                    correlation,
+                    outcome,
+                }
+            }
             _ => return Ok(None),
         };
         r.finish()?;
@@ -246,6 +383,35 @@ mod tests {
             Control::Unsubscribe(vec![]),
             Control::Ping,
             Control::Bye("shutting down".into()),
+            Control::Serve(vec![(1, 2), (3, 4)]),
+            Control::Unserve(vec![]),
+            Control::Request {
+                correlation: u64::MAX,
+                request_type: 3,
+                reply_type: 4,
+                timeout_ms: 1500,
+                payload: vec![1, 2, 3],
+            },
+            Control::Reply {
+                correlation: 7,
+                outcome: ReplyOutcome::Ok(vec![9, 9]),
+            },
+            Control::Reply {
+                correlation: 8,
+                outcome: ReplyOutcome::Failed("limit exceeded".into()),
+            },
+            Control::Reply {
+                correlation: 9,
+                outcome: ReplyOutcome::NoResponder,
+            },
+            Control::Reply {
+                correlation: 10,
+                outcome: ReplyOutcome::Timeout,
+            },
+            Control::Reply {
+                correlation: 11,
+                outcome: ReplyOutcome::Closed,
+            },
         ]
     }
 
@@ -284,15 +450,22 @@ mod tests {
             Control::decode(SUBSCRIBE, &payload),
             Err(DecodeError::CountTooLarge { .. })
         ));
+        assert!(matches!(
+            Control::decode(SERVE, &payload),
+            Err(DecodeError::CountTooLarge { .. })
+        ));
     }
 
     #[test]
     fn a_hello_of_another_version_decodes_to_just_its_version() {
-        let mut payload = 2u16.to_le_bytes().to_vec();
-        payload.extend_from_slice(b"whatever a future version sends");
-        match Control::decode(HELLO, &payload).unwrap() {
-            Some(Control::Hello(hello)) => assert_eq!(hello.version, 2),
-            other => panic!("unexpected {other:?}"),
+        // A future version, and the version before request/reply (1).
+        for other in [PROTOCOL_VERSION + 1, 1] {
+            let mut payload = other.to_le_bytes().to_vec();
+            payload.extend_from_slice(b"whatever that version sends");
+            match Control::decode(HELLO, &payload).unwrap() {
+                Some(Control::Hello(hello)) => assert_eq!(hello.version, other),
+                unexpected => panic!("unexpected {unexpected:?}"),
+            }
         }
     }
 

@@ -13,6 +13,16 @@
 //!   difference as subscribe/unsubscribe frames;
 //! - the **writer**: the only task touching the socket's sending half; it batches frames,
 //!   flushes when idle, sends pings, and applies the write timeout.
+//!
+//! Request/reply (protocol 2): the interest task also announces the services that have a
+//! responder on this side other than this session's own proxies (serve/unserve frames). For
+//! each service the peer announces, a **proxy** responder registered on the local bus (with
+//! the session's origin) forwards the requests it gets as request frames, keeping each
+//! [`IncomingRequest`] under a correlation id until the reply frame comes back. A request frame
+//! from the peer becomes a local request made on the peer's behalf (skipping the proxies for
+//! that same peer, so nothing loops), answered by a reply frame. When the session ends, the
+//! proxies stop and every request still waiting for the peer fails at once
+//! (`ResponderFailed`), so a requester never waits for a responder that disconnected.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -23,7 +33,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mycelium_protocol::{DecodeError, Schema, Validator};
-use mycelium_transport::{MessageBus, PublishError, RawSubscription, SubscribeOptions};
+use mycelium_transport::{
+    IncomingRequest, MessageBus, PublishError, RawResponder, RawSubscription, RequestError,
+    ServeOptions, Stopper, SubscribeOptions,
+};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
@@ -31,7 +44,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::config::Limits;
-use crate::control::{is_control, Control};
+use crate::control::{is_control, Control, ReplyOutcome, NO_TIMEOUT};
 use crate::framing::{FrameError, FrameReader, FrameWriter};
 use crate::handle::raised;
 use crate::stats::{bump, Stats};
@@ -203,6 +216,26 @@ struct Session {
     forwarders: Forwarders,
     requested: Arc<TypeSet>,
     draining: watch::Sender<bool>,
+    /// Proxy responders for the services the peer announced.
+    proxies: Mutex<HashMap<(u16, u16), Proxy>>,
+    /// Requests forwarded to the peer, by this side's correlation id.
+    forwarded: Forwarded,
+    /// Raised at teardown: requests made on the peer's behalf stop waiting.
+    ended: watch::Sender<bool>,
+}
+
+/// Requests waiting for the peer's reply frame, by correlation id, and the next id.
+#[derive(Default)]
+struct ForwardedRequests {
+    next: u64,
+    waiting: HashMap<u64, IncomingRequest>,
+}
+
+type Forwarded = Arc<Mutex<ForwardedRequests>>;
+
+struct Proxy {
+    stopper: Stopper,
+    task: JoinHandle<()>,
 }
 
 /// Runs an established session until it ends, and records and logs why.
@@ -226,6 +259,9 @@ where
         forwarders: Arc::new(Mutex::new(HashMap::new())),
         requested: Arc::new(TypeSet::new()),
         draining: watch::Sender::new(false),
+        proxies: Mutex::new(HashMap::new()),
+        forwarded: Arc::new(Mutex::new(ForwardedRequests::default())),
+        ended: watch::Sender::new(false),
         shared,
     };
     let shared = &session.shared;
@@ -240,6 +276,7 @@ where
         Arc::clone(&session.forwarders),
         Arc::clone(&session.requested),
         session.tx.clone(),
+        session.origin,
     ));
     let mut shutdown = shared.shutdown.clone();
     let mut writer_done = false;
@@ -288,6 +325,25 @@ impl Session {
         writer_done: bool,
     ) {
         let write_timeout = self.shared.limits.write_timeout;
+        // Request/reply first: local requesters waiting on the peer learn at once that it is
+        // gone (their requests fail), and requests made for the peer stop waiting.
+        self.ended.send_replace(true);
+        let proxies: Vec<Proxy> = self.proxies.lock().drain().map(|(_, p)| p).collect();
+        for Proxy { stopper, task } in proxies {
+            stopper.stop();
+            task.abort();
+        }
+        let waiting: Vec<IncomingRequest> = {
+            let mut forwarded = self.forwarded.lock();
+            forwarded.waiting.drain().map(|(_, r)| r).collect()
+        };
+        for request in waiting {
+            request.fail(format!(
+                "the bridge connection to the responder's side ({}) closed before it replied: \
+                 {end}",
+                self.peer
+            ));
+        }
         let forwarders: Vec<Forwarder> = self.forwarders.lock().drain().map(|(_, f)| f).collect();
         if end.is_graceful() && !writer_done {
             // Forwarders pass on what is already queued, then stop.
@@ -348,6 +404,124 @@ impl Session {
         }
     }
 
+    fn start_proxy(&self, service: (u16, u16)) {
+        let mut proxies = self.proxies.lock();
+        if proxies.contains_key(&service) {
+            return;
+        }
+        let options = ServeOptions::default()
+            .with_origin(self.origin)
+            .with_label(format!("bridge:{}", self.peer));
+        let responder = self.shared.bus.serve_raw(service.0, service.1, options);
+        let stopper = responder.stopper();
+        let task = tokio::spawn(proxy(
+            responder,
+            Arc::clone(&self.forwarded),
+            self.tx.clone(),
+        ));
+        proxies.insert(service, Proxy { stopper, task });
+    }
+
+    fn stop_proxy(&self, service: (u16, u16)) {
+        if let Some(Proxy { stopper, task: _ }) = self.proxies.lock().remove(&service) {
+            // Stopping ends the proxy's `recv`, so its task finishes by itself.
+            stopper.stop();
+        }
+    }
+
+    /// A request frame: a local request on the peer's behalf, answered with a reply frame.
+    fn on_request(
+        &self,
+        correlation: u64,
+        request_type: u16,
+        reply_type: u16,
+        timeout_ms: u32,
+        payload: Vec<u8>,
+    ) -> Option<SessionEnd> {
+        let shared = &self.shared;
+        for id in [request_type, reply_type] {
+            if !shared.validator.knows(id) {
+                return Some(SessionEnd::Protocol(format!(
+                    "the peer requested with type id {id}, which the schema does not define"
+                )));
+            }
+        }
+        if let Err(error) = shared.validator.validate(request_type, &payload) {
+            return Some(SessionEnd::Malformed {
+                message: shared.message_name(request_type).to_owned(),
+                error,
+            });
+        }
+        let timeout = if timeout_ms == NO_TIMEOUT {
+            Duration::MAX
+        } else {
+            Duration::from_millis(u64::from(timeout_ms))
+        };
+        let bus = shared.bus.clone();
+        let origin = self.origin;
+        let tx = self.tx.clone();
+        let mut ended = self.ended.subscribe();
+        tokio::spawn(async move {
+            let asked = bus.request_raw_from_async(
+                origin,
+                request_type,
+                reply_type,
+                Bytes::from(payload),
+                timeout,
+            );
+            let outcome = tokio::select! {
+                _ = raised(&mut ended) => return,
+                result = asked => match result {
+                    Ok(reply) => ReplyOutcome::Ok(reply.to_vec()),
+                    Err(RequestError::ResponderFailed { reason }) => ReplyOutcome::Failed(reason),
+                    Err(RequestError::NoResponder { .. }) => ReplyOutcome::NoResponder,
+                    Err(RequestError::Timeout { .. }) => ReplyOutcome::Timeout,
+                    Err(RequestError::Closed) => ReplyOutcome::Closed,
+                    Err(other) => ReplyOutcome::Failed(other.to_string()),
+                },
+            };
+            let reply = Control::Reply {
+                correlation,
+                outcome,
+            };
+            let _ = tx.send(Outbound::Control(reply)).await;
+        });
+        None
+    }
+
+    /// A reply frame: answers the forwarded request it names (a reply for a request that is no
+    /// longer waiting, e.g. after this side's session was replaced, is ignored).
+    fn on_reply(&self, correlation: u64, outcome: ReplyOutcome) -> Option<SessionEnd> {
+        let waiting = self.forwarded.lock().waiting.remove(&correlation);
+        // None (nothing to do, the session goes on) when the request is no longer waiting.
+        let request = waiting?;
+        let peer = &self.peer;
+        match outcome {
+            ReplyOutcome::Ok(payload) => {
+                let reply_type = request.reply_type();
+                if let Err(error) = self.shared.validator.validate(reply_type, &payload) {
+                    request.fail(format!("the reply from {peer} does not decode: {error}"));
+                    return Some(SessionEnd::Malformed {
+                        message: self.shared.message_name(reply_type).to_owned(),
+                        error,
+                    });
+                }
+                request.reply(Bytes::from(payload));
+            }
+            ReplyOutcome::Failed(reason) => request.fail(reason),
+            ReplyOutcome::NoResponder => request.fail(format!(
+                "no responder serves it on the other side of the bridge ({peer}) any more"
+            )),
+            // The far side's timer ran out at (about) the requester's deadline; the requester's
+            // own timeout reports it as a timeout.
+            ReplyOutcome::Timeout => request.leave_unanswered(),
+            ReplyOutcome::Closed => request.fail(format!(
+                "the bus on the other side of the bridge ({peer}) is closed"
+            )),
+        }
+        None
+    }
+
     /// Applies one control frame; `Some` ends the session.
     fn on_control(&self, type_id: u16, payload: &[u8]) -> Option<SessionEnd> {
         let control = match Control::decode(type_id, payload) {
@@ -379,6 +553,35 @@ impl Session {
             }
             Control::Ping => None,
             Control::Bye(reason) => Some(SessionEnd::PeerBye(reason)),
+            Control::Serve(services) => {
+                let shared = &self.shared;
+                if let Some((request, reply)) = services
+                    .iter()
+                    .find(|(a, b)| !shared.validator.knows(*a) || !shared.validator.knows(*b))
+                {
+                    return Some(SessionEnd::Protocol(format!(
+                        "the peer serves request type {request} with reply type {reply}, which \
+                         the schema does not define"
+                    )));
+                }
+                services.into_iter().for_each(|s| self.start_proxy(s));
+                None
+            }
+            Control::Unserve(services) => {
+                services.into_iter().for_each(|s| self.stop_proxy(s));
+                None
+            }
+            Control::Request {
+                correlation,
+                request_type,
+                reply_type,
+                timeout_ms,
+                payload,
+            } => self.on_request(correlation, request_type, reply_type, timeout_ms, payload),
+            Control::Reply {
+                correlation,
+                outcome,
+            } => self.on_reply(correlation, outcome),
             Control::Hello(_) | Control::Welcome { .. } | Control::Refuse { .. } => {
                 Some(SessionEnd::Protocol(format!(
                     "handshake frame {type_id:#06x} after the handshake"
@@ -483,6 +686,36 @@ async fn forward(
     }
 }
 
+/// Forwards what a proxy responder receives to the peer as request frames.
+async fn proxy(responder: RawResponder, forwarded: Forwarded, tx: mpsc::Sender<Outbound>) {
+    while let Some(request) = responder.recv().await {
+        let remaining = request.remaining();
+        if remaining.is_zero() {
+            continue; // its requester stopped waiting; dropping it answers "failed"
+        }
+        // Whole milliseconds, at least 1; anything beyond u32 milliseconds (49 days) is "no
+        // limit".
+        let timeout_ms = u32::try_from(remaining.as_millis().max(1)).unwrap_or(NO_TIMEOUT);
+        let frame = {
+            let mut forwarded = forwarded.lock();
+            forwarded.next += 1;
+            let correlation = forwarded.next;
+            let frame = Control::Request {
+                correlation,
+                request_type: request.request_type(),
+                reply_type: request.reply_type(),
+                timeout_ms,
+                payload: request.payload().to_vec(),
+            };
+            forwarded.waiting.insert(correlation, request);
+            frame
+        };
+        if tx.send(Outbound::Control(frame)).await.is_err() {
+            return; // the session is ending; its teardown fails what is waiting
+        }
+    }
+}
+
 enum InterestEnd {
     BusClosed,
     WriterGone,
@@ -495,10 +728,12 @@ async fn interest_loop(
     forwarders: Forwarders,
     requested: Arc<TypeSet>,
     tx: mpsc::Sender<Outbound>,
+    origin: u64,
 ) -> InterestEnd {
     let bus = &shared.bus;
     let mut watch = bus.watch_subscriptions();
     let mut current = BTreeSet::new();
+    let mut current_services: BTreeSet<(u16, u16)> = BTreeSet::new();
     loop {
         watch.borrow_and_update();
         if bus.is_closed() {
@@ -530,6 +765,21 @@ async fn interest_loop(
             }
         }
         current = wanted;
+        // Services served here by anyone but this session's own proxies.
+        let served: BTreeSet<(u16, u16)> = bus
+            .served(origin)
+            .into_iter()
+            .filter(|(a, b)| shared.validator.knows(*a) && shared.validator.knows(*b))
+            .collect();
+        let started: Vec<(u16, u16)> = served.difference(&current_services).copied().collect();
+        let stopped: Vec<(u16, u16)> = current_services.difference(&served).copied().collect();
+        for control in [Control::Serve(started), Control::Unserve(stopped)] {
+            let empty = matches!(&control, Control::Serve(s) | Control::Unserve(s) if s.is_empty());
+            if !empty && tx.send(Outbound::Control(control)).await.is_err() {
+                return InterestEnd::WriterGone;
+            }
+        }
+        current_services = served;
         if watch.changed().await.is_err() {
             // The bus itself is gone, which only happens once it is unused.
             return InterestEnd::BusClosed;

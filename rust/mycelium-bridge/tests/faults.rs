@@ -29,7 +29,7 @@ fn hello() -> Vec<u8> {
     let schema = schema();
     let mut payload = Vec::new();
     let mut w = Writer::new(&mut payload);
-    w.put_u16(1);
+    w.put_u16(mycelium_bridge::PROTOCOL_VERSION);
     w.put_str("raw test peer").unwrap();
     w.put_str(&schema.digest()).unwrap();
     w.put_str(&schema.canonical_description()).unwrap();

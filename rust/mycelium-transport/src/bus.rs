@@ -66,6 +66,7 @@ impl MessageBus {
 
     /// A bus with the given limits.
     pub fn with_config(config: BusConfig) -> Self {
+        let subscription_changes = Arc::new(tokio::sync::watch::Sender::new(0));
         MessageBus {
             inner: Arc::new(BusInner {
                 config,
@@ -73,9 +74,11 @@ impl MessageBus {
                 closed: AtomicBool::new(false),
                 next_subscriber_id: AtomicU64::new(1),
                 type_names: RwLock::new(HashMap::new()),
-                subscription_changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+                services: Arc::new(crate::services::Services::new(Arc::clone(
+                    &subscription_changes,
+                ))),
+                subscription_changes,
                 refused: Default::default(),
-                services: Default::default(),
             }),
         }
     }
@@ -215,7 +218,8 @@ impl MessageBus {
     }
 
     /// A receiver that is notified whenever the set of subscriptions changes (any subscribe or
-    /// unsubscribe, of any type) and when the bus closes. The value is a generation counter
+    /// unsubscribe, of any type, and any responder that starts or stops serving) and when the
+    /// bus closes. The value is a generation counter
     /// with no meaning beyond "it moved"; after
     /// [`changed`](tokio::sync::watch::Receiver::changed) returns, read the current state with
     /// [`subscriber_ids`](Self::subscriber_ids) or [`subscriber_count`](Self::subscriber_count).

@@ -166,6 +166,13 @@ impl IncomingRequest {
         self.answer(Err(reason.into()));
     }
 
+    /// Gives up without answering: the requester counts this responder as one that did not
+    /// answer in time (it times out unless another responder answers). For a bridge whose far
+    /// side timed out: failing instead would race the requester's own, equal timeout.
+    pub fn leave_unanswered(mut self) {
+        self.answered = true;
+    }
+
     fn answer(&mut self, answer: crate::services::Answer) {
         if std::mem::replace(&mut self.answered, true) {
             return;
@@ -316,6 +323,7 @@ impl Stopper {
             if list.iter().any(|r| r.id == self.id) {
                 let next: Vec<_> = list.iter().filter(|r| r.id != self.id).cloned().collect();
                 *list = next.into();
+                crate::topic::bump(&self.service.changes);
             }
         }
         self.receiver.close();
@@ -401,6 +409,8 @@ impl MessageBus {
                 doorbell: Arc::clone(&doorbell),
             }));
             *list = next.into();
+            // Under the list lock, as `Topic::add` does: a watcher woken by it sees the change.
+            crate::topic::bump(&service.changes);
         }
         let responder = RawResponder {
             id,

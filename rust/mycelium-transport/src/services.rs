@@ -19,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::doorbell::Doorbell;
 use crate::metrics::ServiceMetrics;
+use crate::topic::SubscriptionChanges;
 
 /// A service: request type id, reply type id.
 pub(crate) type ServiceKey = (u16, u16);
@@ -87,14 +88,17 @@ pub(crate) struct ResponderEntry {
 
 pub(crate) struct Service {
     pub(crate) key: ServiceKey,
+    /// The bus's subscription generation: bumped when a responder joins or leaves, so a
+    /// bridge watching subscriptions also learns which services to announce.
+    pub(crate) changes: SubscriptionChanges,
     /// Copy-on-write, as a topic's subscriber list: a request clones the `Arc` and offers
     /// without holding the lock.
     pub(crate) responders: RwLock<Arc<[Arc<ResponderEntry>]>>,
     pub(crate) stats: ServiceStats,
 }
 
-#[derive(Default)]
 pub(crate) struct Services {
+    changes: SubscriptionChanges,
     pub(crate) table: RwLock<HashMap<ServiceKey, Arc<Service>>>,
     /// The requesters' private inbox: pending requests by correlation id.
     pub(crate) inbox: Mutex<HashMap<u64, Arc<Pending>>>,
@@ -106,6 +110,17 @@ pub(crate) struct Services {
 }
 
 impl Services {
+    pub(crate) fn new(changes: SubscriptionChanges) -> Services {
+        Services {
+            changes,
+            table: Default::default(),
+            inbox: Default::default(),
+            next_correlation: Default::default(),
+            names: Default::default(),
+            learnt: Default::default(),
+        }
+    }
+
     pub(crate) fn service(&self, key: ServiceKey) -> Arc<Service> {
         if let Some(service) = self.table.read().get(&key) {
             return Arc::clone(service);
@@ -114,6 +129,7 @@ impl Services {
         Arc::clone(table.entry(key).or_insert_with(|| {
             Arc::new(Service {
                 key,
+                changes: Arc::clone(&self.changes),
                 responders: RwLock::new(Arc::from(Vec::new())),
                 stats: ServiceStats::default(),
             })

@@ -594,3 +594,24 @@ fn a_timeout_too_large_to_add_means_no_limit() {
         Ok(Bytes::from_static(b"m"))
     );
 }
+
+#[test]
+fn a_request_left_unanswered_times_out() {
+    let bus = MessageBus::new();
+    let responder = bus.serve_raw(REQ, REP, ServeOptions::default());
+    let requester = {
+        let bus = bus.clone();
+        thread::spawn(move || bus.request_raw(REQ, REP, Bytes::new(), SHORT))
+    };
+    responder.recv_blocking().unwrap().leave_unanswered();
+    assert_eq!(
+        requester.join().unwrap(),
+        Err(RequestError::Timeout { timeout: SHORT })
+    );
+    let m = bus.metrics();
+    let s = m.service(REQ, REP).unwrap();
+    assert_eq!(
+        (s.timeouts, s.responder_failures, s.late_replies),
+        (1, 0, 0)
+    );
+}
