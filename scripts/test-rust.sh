@@ -18,5 +18,7 @@ cargo clippy -p mycelium-contracts --all-targets --features serde -- -D warnings
 cargo test -p mycelium-contracts --features serde --test serde
 step "sample examples/rust/pubsub.rs (exits non-zero unless it received what it published)"
 cargo run -q -p mycelium-examples --example pubsub
+step "sample examples/rust/request_reply.rs (serve and request; exits non-zero on a wrong answer)"
+cargo run -q -p mycelium-examples --example request_reply
 step "sample examples/rust/bridge.rs (two buses joined through a Unix socket)"
 cargo run -q -p mycelium-examples --example bridge
