@@ -145,6 +145,23 @@ pub fn python_name_problems(schema: &Schema) -> Vec<String> {
             }
         }
     }
+    for service in &schema.services {
+        let name = service.name.as_str();
+        if MODULE_NAMES.contains(&name) || name == "SERVICES" {
+            problems.push(format!(
+                "service {name}: the generated Python module defines '{name}' itself; rename the service in the schema"
+            ));
+        } else if PYTHON_BUILTINS.contains(&name) {
+            problems.push(format!(
+                "service {name}: '{name}' is a Python builtin and a class of that name would shadow it; rename the service in the schema"
+            ));
+        }
+    }
+    if !schema.services.is_empty() && schema.message_by_name("SERVICES").is_some() {
+        problems.push(
+            "message SERVICES: the generated Python module defines 'SERVICES' itself when the schema declares services; rename the message in the schema".to_owned(),
+        );
+    }
     problems
 }
 
@@ -202,8 +219,43 @@ pub fn generate_python(schema: &Schema) -> String {
     w.line(classes.finish().trim_end());
     emit_tables(&mut w, schema, &nested);
     emit_frame_functions(&mut w);
+    // Only with services, so the module of a schema without any is unchanged.
+    if !schema.services.is_empty() {
+        emit_services(&mut w, schema);
+    }
     emit_all(&mut w, schema);
     w.finish()
+}
+
+/// One descriptor class per service (`RiskCheck.NAME`, `.Request`, `.Reply`), for the typed
+/// request/reply calls of a runtime (docs/request-reply.md), and `SERVICES` by name.
+fn emit_services(w: &mut CodeWriter, schema: &Schema) {
+    for service in &schema.services {
+        w.line("");
+        w.line("");
+        w.line(format!("class {}:", service.name));
+        let mut doc = format!(
+            "Service {}: requests {}, answered with {}.",
+            service.name, service.request, service.reply
+        );
+        if let Some(text) = &service.doc {
+            doc.push_str("\n\n");
+            doc.push_str(text.trim_end());
+        }
+        w.line(format!("    {}", py_docstring(&doc)));
+        w.line("");
+        w.line(format!("    NAME: _t.Final = {}", py_str(&service.name)));
+        w.line(format!("    Request = {}", service.request));
+        w.line(format!("    Reply = {}", service.reply));
+    }
+    w.line("");
+    w.line("");
+    w.block("SERVICES: _t.Dict[str, _t.Any] = {", "}", |w| {
+        for service in &schema.services {
+            w.line(format!("{}: {},", py_str(&service.name), service.name));
+        }
+    });
+    w.line("\"\"\"Every service of the schema by name.\"\"\"");
 }
 
 fn emit_header(w: &mut CodeWriter, schema: &Schema) {
@@ -606,6 +658,12 @@ fn emit_all(w: &mut CodeWriter, schema: &Schema) {
         }
         for message in &schema.messages {
             w.line(format!("{},", py_str(&message.name)));
+        }
+        if !schema.services.is_empty() {
+            w.line(format!("{},", py_str("SERVICES")));
+        }
+        for service in &schema.services {
+            w.line(format!("{},", py_str(&service.name)));
         }
     });
 }

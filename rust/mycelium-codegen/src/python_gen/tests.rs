@@ -177,3 +177,48 @@ fn builtins_shadowed_by_field_names_are_spelled_through_builtins() {
         "{body}"
     );
 }
+
+#[test]
+fn services_become_descriptor_classes_that_import_and_name_their_messages() {
+    assert!(!generate_python(&schema(TRADING)).contains("SERVICES"));
+    let s = schema(&format!(
+        "{TRADING}services:\n  Quoting:\n    request: PriceLevel\n    reply: Quote\n    doc: \"Quotes \\\"a\\\" level.\"\n  Pinging: {{request: Ping, reply: Ping}}\n"
+    ));
+    let code = generate_python(&s);
+    let checks = r#"
+assert SERVICES == {"Pinging": Pinging, "Quoting": Quoting}, SERVICES
+assert Quoting.NAME == "Quoting" and Quoting.Request is PriceLevel and Quoting.Reply is Quote
+assert Pinging.Request is Ping and Pinging.Reply is Ping
+assert 'Quotes "a" level.' in Quoting.__doc__, Quoting.__doc__
+assert "SERVICES" in __all__ and "Quoting" in __all__
+assert SCHEMA_CANONICAL.endswith("service Pinging Ping Ping\nservice Quoting PriceLevel Quote\n")
+print("ok")
+"#;
+    // The interpreter the conformance tests use (tests/python_conformance.rs).
+    let python = std::env::var_os("MYCELIUM_PYTHON").unwrap_or_else(|| "python3".into());
+    let mut child = std::process::Command::new(python)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{code}\n{checks}").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout == b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A service may not take a name the module defines.
+    let clash = schema(&format!(
+        "{TRADING}services:\n  FINGERPRINTS: {{request: Ping, reply: Ping}}\n"
+    ));
+    assert!(python_name_problems(&clash)[0].contains("service FINGERPRINTS"));
+}
