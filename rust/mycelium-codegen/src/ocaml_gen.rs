@@ -27,7 +27,7 @@ const RESERVED_MODULES: &[&str] = &["Stdlib"];
 /// Reasons `schema` cannot be turned into OCaml even though it is a valid schema (a message
 /// called `Stdlib`). Empty when generation will succeed.
 pub fn ocaml_name_problems(schema: &Schema) -> Vec<String> {
-    schema
+    let messages = schema
         .messages
         .iter()
         .filter(|m| RESERVED_MODULES.contains(&m.name.as_str()))
@@ -36,8 +36,68 @@ pub fn ocaml_name_problems(schema: &Schema) -> Vec<String> {
                 "message {0}: the generated OCaml refers to the standard library as '{0}', so no module may take that name; rename the message in the schema",
                 m.name
             )
-        })
-        .collect()
+        });
+    let services = schema
+        .services
+        .iter()
+        .filter(|s| RESERVED_MODULES.contains(&s.name.as_str()))
+        .map(|s| {
+            format!(
+                "service {0}: the generated OCaml refers to the standard library as '{0}', so no module may take that name; rename the service in the schema",
+                s.name
+            )
+        });
+    messages.chain(services).collect()
+}
+
+/// One module per service naming its messages, for the typed request/reply calls of a
+/// runtime (docs/request-reply.md), and `services`; only when the schema declares services,
+/// so other files are unchanged.
+fn emit_services(w: &mut CodeWriter, schema: &Schema, interface: bool) {
+    if schema.services.is_empty() {
+        return;
+    }
+    for service in &schema.services {
+        w.line("");
+        let mut doc = format!(
+            "Service {}: requests [{}.t], answered with [{}.t].",
+            service.name, service.request, service.reply
+        );
+        if let Some(text) = &service.doc {
+            doc.push(' ');
+            doc.push_str(&text.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        w.line(format!("(** {} *)", ml_comment(&doc)));
+        if interface {
+            w.line(format!("module {} : sig", service.name));
+            w.line("  val name : string");
+            w.line(format!("  module Request = {}", service.request));
+            w.line(format!("  module Reply = {}", service.reply));
+        } else {
+            w.line(format!("module {} = struct", service.name));
+            w.line(format!("  let name = {}", ml_str(&service.name)));
+            w.line(format!("  module Request = {}", service.request));
+            w.line(format!("  module Reply = {}", service.reply));
+        }
+        w.line("end");
+    }
+    w.line("");
+    if interface {
+        w.line("(** [(name, request type id, reply type id)] of every service, by name. *)");
+        w.line("val services : (string * int * int) list");
+    } else {
+        w.block("let services = [", "]", |w| {
+            for service in &schema.services {
+                let id = |name: &str| schema.message_by_name(name).map_or(0, |m| m.type_id);
+                w.line(format!(
+                    "({}, {}, {});",
+                    ml_str(&service.name),
+                    id(&service.request),
+                    id(&service.reply)
+                ));
+            }
+        });
+    }
 }
 
 /// Generates the OCaml implementation (`.ml`) for `schema`; see
@@ -72,6 +132,7 @@ pub fn generate_ocaml(schema: &Schema) -> String {
     }
     w.line("");
     emit_any(&mut w, schema);
+    emit_services(&mut w, schema, false);
     w.finish()
 }
 
@@ -132,6 +193,7 @@ pub fn generate_ocaml_interface(schema: &Schema) -> String {
     ] {
         w.line(line);
     }
+    emit_services(&mut w, schema, true);
     w.finish()
 }
 

@@ -109,3 +109,45 @@ fn exotic_module_matches_the_vectors_and_the_rust_decoder() {
     let exes = build(&case, &dir, &["check_ocaml.ml"]);
     check_vectors(&case, &dir, &exes[0]);
 }
+
+/// A schema with services: the generated service modules compile under warnings-as-errors
+/// (module aliases in both the .ml and the .mli) and name the right messages.
+#[test]
+fn service_modules_compile_and_name_their_messages() {
+    if !ocaml_available() {
+        return;
+    }
+    let dir = TempDir::new("ocaml-services");
+    run(Command::new(env!("CARGO_BIN_EXE_mycelium"))
+        .args(["codegen", "--lang", "ocaml", "--schema"])
+        .arg(repo_root().join("rust/mycelium-contracts/tests/schemas/services.yaml"))
+        .arg("--out")
+        .arg(dir.path("contracts.ml")));
+    let checker = r#"let () =
+  assert (Contracts.Pricing.name = "Pricing");
+  assert (Contracts.Pricing.Request.type_id = Contracts.Quote.type_id);
+  assert (Contracts.Pricing.Reply.name = "Price");
+  assert (Contracts.Audit.Request.type_id = 2 && Contracts.Audit.Reply.type_id = 1);
+  let q = Contracts.Pricing.Request.default in
+  (match Contracts.Quote.decode (Contracts.Pricing.Request.encode q) with
+   | Ok q' -> assert (q' = q)
+   | Error e -> failwith e);
+  assert (Contracts.services = [ ("Audit", 2, 1); ("Pricing", 1, 2) ]);
+  print_string "ok"
+"#;
+    std::fs::write(dir.path("check_services.ml"), checker).expect("write checker");
+    let exe = dir.path("check_services");
+    run(Command::new("ocamlfind")
+        .current_dir(&dir.0)
+        .args(["ocamlopt", "-package", "yojson", "-linkpkg", "-w", WARNINGS])
+        .args([
+            "-warn-error",
+            "+a",
+            "contracts.mli",
+            "contracts.ml",
+            "check_services.ml",
+            "-o",
+        ])
+        .arg(&exe));
+    assert_eq!(run(&mut Command::new(&exe)), "ok");
+}

@@ -160,3 +160,37 @@ fn generated_code_names_the_standard_library_explicitly() {
         }
     }
 }
+
+#[test]
+fn services_become_modules_naming_their_messages_only_when_declared() {
+    let plain = schema(TRADING);
+    assert!(!generate_ocaml(&plain).contains("services"));
+    assert!(!generate_ocaml_interface(&plain).contains("services"));
+    let s = schema(&format!(
+        "{TRADING}services:\n  Quoting:\n    request: PriceLevel\n    reply: Quote\n    doc: \"Quotes (* a *) level.\"\n"
+    ));
+    let ml = generate_ocaml(&s);
+    let mli = generate_ocaml_interface(&s);
+    for expected in [
+        "module Quoting = struct",
+        "  let name = \"Quoting\"",
+        "  module Request = PriceLevel",
+        "  module Reply = Quote",
+        "(\"Quoting\", 5, 6);",
+    ] {
+        assert!(ml.contains(expected), "missing `{expected}` in\n{ml}");
+    }
+    for expected in [
+        "module Quoting : sig",
+        "  val name : string",
+        "  module Request = PriceLevel",
+        "val services : (string * int * int) list",
+        "Quotes ( * a * ) level.",
+    ] {
+        assert!(mli.contains(expected), "missing `{expected}` in\n{mli}");
+    }
+    let stdlib = schema(&format!(
+        "{TRADING}services:\n  Stdlib: {{request: Ping, reply: Ping}}\n"
+    ));
+    assert!(ocaml_name_problems(&stdlib)[0].contains("service Stdlib"));
+}
