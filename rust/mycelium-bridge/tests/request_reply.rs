@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mycelium_bridge::Limits;
+use mycelium_bridge::{Bridge, ConnectConfig, Limits, ListenConfig};
 use mycelium_protocol::Reader;
 use mycelium_transport::{MessageBus, RequestError, ServeOptions};
 
@@ -239,4 +239,53 @@ async fn concurrent_requesters_across_the_bridge_each_get_their_own_reply() {
     assert_eq!(c.responders, 1);
     p.client.close_and_join().await.unwrap();
     p.server.close_and_join().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_relays_requests_between_its_peers_without_looping() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let hub_bus = MessageBus::new();
+    let hub = Bridge::listen(
+        &hub_bus,
+        &schema,
+        ListenConfig::new([unix_endpoint(dir.path(), "hub.sock")]),
+    )
+    .await
+    .unwrap();
+    let endpoint = hub.endpoints()[0].clone();
+    let (a_bus, c_bus) = (MessageBus::new(), MessageBus::new());
+    let a = Bridge::connect(&a_bus, &schema, ConnectConfig::new(endpoint.clone()))
+        .await
+        .unwrap();
+    let c = Bridge::connect(&c_bus, &schema, ConnectConfig::new(endpoint))
+        .await
+        .unwrap();
+    assert!(within("two sessions", hub.wait_for_sessions(2)).await);
+    // A serves; the hub proxies it, and announces its proxy to C (not back to A).
+    let _guard = a_bus.serve_raw_with(REQ, REP, ServeOptions::default(), echo_seq);
+    responders_at_least(&hub_bus, 1).await;
+    responders_at_least(&c_bus, 1).await;
+    let reply = within(
+        "a relayed reply",
+        c_bus.request_raw_async(REQ, REP, tick(77), LONG),
+    )
+    .await
+    .unwrap();
+    assert_eq!(body_of(&reply), "seq 77");
+    // A asks its own service: answered locally, exactly once (the hub has no proxy for A
+    // pointing back at A, so nothing loops).
+    let reply = within(
+        "a local reply",
+        a_bus.request_raw_async(REQ, REP, tick(5), LONG),
+    )
+    .await
+    .unwrap();
+    assert_eq!(body_of(&reply), "seq 5");
+    assert_eq!(a_bus.responder_count(REQ, REP), 1);
+    let a_metrics = a_bus.metrics();
+    let at_a = a_metrics.service(REQ, REP).unwrap();
+    // C's request (made at A on the hub's behalf) and A's own.
+    assert_eq!((at_a.requests, at_a.replies, at_a.late_replies), (2, 2, 0));
+    drop((a, c));
 }
