@@ -98,7 +98,7 @@ pub const HANDSHAKE_FRAME_LIMIT: usize = HANDSHAKE_MAX_FRAME;
 
 /// Well-formed frames (header and payload) of every control kind plus a data frame, named,
 /// for seeding the fuzzers: a hello for `schema` (without and with the token `secret`), a
-/// welcome, refusals, subscriptions, a ping and a bye.
+/// welcome, refusals, subscriptions, a ping, a bye, and the request/reply frames.
 pub fn sample_frames(schema: &Schema) -> Vec<(&'static str, Vec<u8>)> {
     let identity = Identity::new("sample", schema);
     let hello = |token: &[u8]| {
@@ -140,6 +140,24 @@ pub fn sample_frames(schema: &Schema) -> Vec<(&'static str, Vec<u8>)> {
         ("unsubscribe", Control::Unsubscribe(vec![2])),
         ("ping", Control::Ping),
         ("bye", Control::Bye("shutting down".to_owned())),
+        ("serve", Control::Serve(vec![(3, 4)])),
+        (
+            "request",
+            Control::Request {
+                correlation: 1,
+                request_type: 8,
+                reply_type: 8,
+                timeout_ms: 1000,
+                payload: Vec::new(),
+            },
+        ),
+        (
+            "reply",
+            Control::Reply {
+                correlation: 1,
+                outcome: crate::control::ReplyOutcome::Failed("limit".to_owned()),
+            },
+        ),
     ];
     let mut frames: Vec<(&'static str, Vec<u8>)> = controls
         .into_iter()
@@ -195,7 +213,7 @@ mod tests {
             .flat_map(|(_, f)| f)
             .collect();
         let seen = read_frames(&all, 1 << 20);
-        assert_eq!(seen.len(), 11, "{seen:?}");
+        assert_eq!(seen.len(), 14, "{seen:?}");
         assert_eq!(seen.last().map(String::as_str), Some("end"));
         assert!(read_frames(&all, 10)
             .last()
@@ -224,7 +242,17 @@ mod tests {
             ),
             (
                 "frames",
-                &["subscribe", "unsubscribe", "ping", "bye", "data", "welcome"][..],
+                &[
+                    "subscribe",
+                    "unsubscribe",
+                    "ping",
+                    "bye",
+                    "data",
+                    "welcome",
+                    "serve",
+                    "request",
+                    "reply",
+                ][..],
             ),
         ] {
             let dir = root.join(target);
