@@ -41,6 +41,8 @@ from .errors import (
     UnknownTypeError,
     WrongThreadError,
     BridgeError,
+    NoResponderError,
+    ResponderFailedError,
     error_for_status,
 )
 
@@ -78,6 +80,8 @@ __all__ = [
     "UnknownTypeError",
     "WrongThreadError",
     "BridgeError",
+    "NoResponderError",
+    "ResponderFailedError",
     "error_for_status",
     "Bridge",
     "Message",

@@ -29,6 +29,8 @@ __all__ = [
     "InternalError",
     "WrongThreadError",
     "BridgeError",
+    "NoResponderError",
+    "ResponderFailedError",
     "STATUS_ERRORS",
     "error_for_status",
 ]
@@ -170,6 +172,23 @@ class BridgeError(MyceliumError):
     status_name = "MYCELIUM_ERR_BRIDGE"
 
 
+class NoResponderError(MyceliumError):
+    """Nobody serves the request's (request type, reply type) right now, locally or across a
+    bridge; raised at once, without waiting for the timeout (C ABI 1.3 request/reply)."""
+
+    status = 17
+    status_name = "MYCELIUM_ERR_NO_RESPONDER"
+
+
+class ResponderFailedError(MyceliumError):
+    """Every responder that got the request failed (its handler raised or returned an error,
+    its queue was full, or it went away); the message is the first responder's reason. The
+    responders keep serving (C ABI 1.3 request/reply)."""
+
+    status = 18
+    status_name = "MYCELIUM_ERR_RESPONDER_FAILED"
+
+
 STATUS_ERRORS: Dict[int, Type[MyceliumError]] = {
     cls.status: cls
     for cls in (
@@ -189,6 +208,8 @@ STATUS_ERRORS: Dict[int, Type[MyceliumError]] = {
         InternalError,
         WrongThreadError,
         BridgeError,
+        NoResponderError,
+        ResponderFailedError,
     )
 }
 """``mycelium_status`` code -> exception class (``MYCELIUM_OK`` = 0 has none)."""
