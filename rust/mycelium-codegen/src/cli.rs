@@ -28,7 +28,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a schema; prints "ok: N messages, digest ..." or every problem found.
+    /// Validate a schema; prints "ok: N messages[, M services], digest ..." or every problem
+    /// found.
     Check {
         /// The schema file (contracts.yaml).
         file: PathBuf,
@@ -240,8 +241,13 @@ fn check(file: &Path) -> Result<(), CliError> {
                     count: problems.len(),
                 });
             }
+            // Services only when declared, so the line for other schemas is unchanged.
+            let services = match schema.services.len() {
+                0 => String::new(),
+                n => format!(", {n} services"),
+            };
             print(&format!(
-                "ok: {} messages, digest {}\n",
+                "ok: {} messages{services}, digest {}\n",
                 schema.messages.len(),
                 schema.digest()
             ))

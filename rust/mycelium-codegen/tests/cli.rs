@@ -180,6 +180,20 @@ fn check_accepts_the_example_schema() {
 }
 
 #[test]
+fn check_counts_declared_services() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mycelium-contracts/tests/schemas/services.yaml"
+    );
+    let schema = Schema::from_path(path).unwrap();
+    let out = run_ok(&["check", path], None);
+    assert_eq!(
+        out,
+        format!("ok: 2 messages, 2 services, digest {}\n", schema.digest())
+    );
+}
+
+#[test]
 fn check_reports_every_problem_by_message_and_field() {
     let dir = scratch("check");
     let bad = dir.join("bad.yaml");
