@@ -133,6 +133,11 @@ typedef struct {
 } hook_counts;
 static void before_wait(void *c) { ((hook_counts *)c)->before++; }
 static void after_wait(void *c) { ((hook_counts *)c)->after++; }
+/* Gives up at once: what an adapter does when Ctrl-C is pending. */
+static int give_up(void *c) {
+  (void)c;
+  return 0;
+}
 
 typedef struct {
   mycelium_runtime_t *rt;
@@ -216,6 +221,18 @@ int main(void) {
                MYCELIUM_OK);
   CHECK(box.replies == 1 && hc.before == hc.after && hc.before <= 1, "hooks %d/%d, replies %d",
         hc.before, hc.after, box.replies);
+
+  /* keep_waiting may give up a wait (Ctrl-C): the request ends with MYCELIUM_ERR_TIMEOUT,
+   * whatever its own timeout. The handler sleeps 300 ms on qty 1000, so the wait is real. */
+  hc = (hook_counts){0, 0};
+  hooks.keep_waiting = give_up;
+  put_u32(order, 1000);
+  CHECK_STATUS(mycelium_request(rt, ORDER, order, sizeof order, DECISION, MYCELIUM_WAIT_FOREVER,
+                                &hooks, on_reply, &box),
+               MYCELIUM_ERR_TIMEOUT);
+  CHECK(hc.before == 1 && hc.after == 1, "interrupted wait: hooks %d/%d", hc.before, hc.after);
+  CHECK(strstr(mycelium_last_error(), "gave up") != NULL, "reason: %s", mycelium_last_error());
+  put_u32(order, 5);
 
   /* Concurrent requesters. */
   pthread_t threads[4];
