@@ -365,12 +365,21 @@ impl MessageBus {
                 services: Arc::downgrade(services),
                 answered: false,
             };
+            // The channel is unbounded (it allocates as requests arrive, not `capacity` slots
+            // up front); the capacity is checked here. Concurrent requesters may overshoot it
+            // by at most one request each.
+            if responder.sender.len() >= responder.capacity {
+                request.fail(format!(
+                    "the responder's queue is full ({} requests waiting)",
+                    responder.capacity
+                ));
+                continue;
+            }
             match responder.sender.try_send(request) {
                 Ok(()) => responder.doorbell.ring(),
-                Err(async_channel::TrySendError::Full(request)) => request.fail(format!(
-                    "the responder's queue is full ({} requests waiting)",
-                    responder.sender.capacity().unwrap_or(0)
-                )),
+                Err(async_channel::TrySendError::Full(request)) => {
+                    request.fail("the responder's queue is full")
+                }
                 Err(async_channel::TrySendError::Closed(request)) => {
                     request.fail("the responder stopped before it got the request")
                 }

@@ -30,7 +30,9 @@ pub const DEFAULT_SERVE_CAPACITY: usize = 256;
 pub struct ServeOptions {
     /// Requests that may wait in its queue. A request arriving while it is full is answered
     /// at once as a failure of this responder ("queue full"), not queued: a requester learns
-    /// that the service is overloaded instead of waiting for its timeout.
+    /// that the service is overloaded instead of waiting for its timeout. The queue allocates
+    /// as requests arrive, not up front; requesters racing for the last slot may overshoot
+    /// the capacity by one request each.
     pub capacity: usize,
     /// Name used for the responder's thread (`serve`), for diagnostics.
     pub label: Option<String>,
@@ -397,7 +399,9 @@ impl MessageBus {
             .inner
             .next_subscriber_id
             .fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = async_channel::bounded(opts.capacity.max(1));
+        // Unbounded, with the capacity enforced by `request`: a bounded async-channel
+        // allocates every slot up front.
+        let (sender, receiver) = async_channel::unbounded();
         let doorbell = Arc::new(Doorbell::default());
         {
             let mut list = service.responders.write();
@@ -405,6 +409,7 @@ impl MessageBus {
             next.push(Arc::new(ResponderEntry {
                 id,
                 origin: opts.origin,
+                capacity: opts.capacity.max(1),
                 sender,
                 doorbell: Arc::clone(&doorbell),
             }));

@@ -81,6 +81,8 @@ pub(crate) struct ResponderEntry {
     pub(crate) id: u64,
     pub(crate) origin: u64,
     pub(crate) sender: async_channel::Sender<crate::service::IncomingRequest>,
+    /// Requests that may wait in the (unbounded) channel.
+    pub(crate) capacity: usize,
     /// Rung after each request queued, closed when the responder stops: a blocked
     /// `RawResponder::recv_blocking` sleeps on it.
     pub(crate) doorbell: Arc<Doorbell>,
