@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use mycelium_bridge::{Bridge, ConnectConfig, Limits, ListenConfig};
+use mycelium_bridge::{Bridge, ConnectConfig, Endpoint, Limits, ListenConfig};
 use mycelium_protocol::Reader;
 use mycelium_transport::{MessageBus, RequestError, ServeOptions};
 
@@ -288,4 +288,71 @@ async fn a_hub_relays_requests_between_its_peers_without_looping() {
     // C's request (made at A on the hub's behalf) and A's own.
     assert_eq!((at_a.requests, at_a.replies, at_a.late_replies), (2, 2, 0));
     drop((a, c));
+}
+
+/// The child process of `a_responder_process_killed_mid_request_fails_the_request_at_once`
+/// (started by it as this test binary with `--ignored --exact`): connects to the socket in
+/// `MYCELIUM_RR_SOCKET`, serves the test service with a handler that never returns, and says
+/// what it does on stdout.
+#[test]
+#[ignore = "the responder process of a test below, started by it"]
+fn responder_child() {
+    let socket = std::env::var("MYCELIUM_RR_SOCKET").expect("started by the parent test");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let bus = MessageBus::new();
+        let _serving = bus.serve_raw_with(REQ, REP, ServeOptions::default(), |_| {
+            println!("handling");
+            std::thread::sleep(LONG); // killed long before it returns
+            Err("unreachable".into())
+        });
+        let config = ConnectConfig::new(Endpoint::unix(&socket));
+        let client = Bridge::connect(&bus, &schema(), config).await.unwrap();
+        client.wait_for_sessions(1).await;
+        println!("ready");
+        std::future::pending::<()>().await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_process_killed_mid_request_fails_the_request_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bus.sock");
+    let bus = MessageBus::new();
+    let server = Bridge::listen(
+        &bus,
+        &schema(),
+        ListenConfig::new([Endpoint::unix(&socket)]),
+    )
+    .await
+    .unwrap();
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "responder_child", "--ignored", "--nocapture"])
+        .env("MYCELIUM_RR_SOCKET", &socket)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = ChildProcess::spawn(command);
+    child.line_starting("ready");
+    responders_at_least(&bus, 1).await;
+    let requester = {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.request_raw_async(REQ, REP, tick(3), LONG).await })
+    };
+    child.line_starting("handling");
+    // SIGKILL: no bye frame, the socket just closes.
+    blocking(|| child.kill());
+    match within("the requester", requester).await.unwrap() {
+        Err(RequestError::ResponderFailed { reason }) => {
+            assert!(reason.contains("closed before it replied"), "{reason}")
+        }
+        other => panic!("expected ResponderFailed, got {other:?}"),
+    }
+    responders_exactly(&bus, 0).await;
+    server.close_and_join().await.unwrap();
 }
