@@ -173,8 +173,11 @@ impl InboxEntry<'_> {
         self.services.inbox.lock().remove(&self.correlation);
         let state = {
             let mut state = self.pending.state.lock();
+            let taken = std::mem::take(&mut *state);
+            // What stays behind is still closed: an answer that found this entry just before
+            // it left the inbox counts as late, not as a reply.
             state.done = true;
-            std::mem::take(&mut *state)
+            taken
         };
         let stats = &self.service.stats;
         if state.closed {
