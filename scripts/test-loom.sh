@@ -3,6 +3,9 @@
 # up to LOOM_MAX_PREEMPTIONS preemptions (default 2; 3 takes minutes per model on 2 cores).
 #   - mycelium-ffi, src/wait_graph_loom.rs: the subscription lifecycle (callbacks unsubscribing
 #     each other, a callback destroying the runtime, unsubscribe from an application thread).
+#   - mycelium-transport, tests/loom.rs: the doorbell (publish vs sleeper, close vs sleeper) and
+#     the DropOldest queue's eviction and unsubscribe racing close (~4 s at 2 preemptions, ~70 s
+#     at 3).
 # Built with --cfg mycelium_loom (not cfg(loom): that also switches tokio into its own loom mode)
 # in its own target directory, so the ordinary build is not rebuilt with other flags.
 source "$(dirname "$0")/lib.sh"
@@ -15,3 +18,6 @@ export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 
 step "loom: the subscription lifecycle (mycelium-ffi wait_graph_loom, preemptions ≤ $LOOM_MAX_PREEMPTIONS)"
 cargo test -p mycelium-ffi --release --lib wait_graph_loom
+
+step "loom: the doorbell and the subscriber queue's close/eviction (mycelium-transport tests/loom.rs, preemptions ≤ $LOOM_MAX_PREEMPTIONS)"
+cargo test -p mycelium-transport --release --test loom

@@ -24,26 +24,26 @@
 //! item 7), and a sleeper that trusted the queue alone slept forever.
 //!
 //! `tests/loom.rs` model-checks this protocol (`scripts/test-loom.sh`); the `sync` shim below
-//! swaps in loom's types under `--cfg loom`.
+//! swaps in loom's types under `--cfg mycelium_loom`.
 
 use std::time::{Duration, Instant};
 
 use self::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 
-/// std/parking_lot types normally, loom's under `--cfg loom`, behind one small interface.
+/// std/parking_lot types normally, loom's under `--cfg mycelium_loom`, behind one small interface.
 mod sync {
-    #[cfg(loom)]
+    #[cfg(mycelium_loom)]
     pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
-    #[cfg(not(loom))]
+    #[cfg(not(mycelium_loom))]
     pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 
-    #[cfg(not(loom))]
+    #[cfg(not(mycelium_loom))]
     pub(crate) use parking_lot::{Condvar, Mutex};
 
-    #[cfg(loom)]
+    #[cfg(mycelium_loom)]
     pub(crate) use self::loom_shim::{Condvar, Mutex};
 
-    #[cfg(loom)]
+    #[cfg(mycelium_loom)]
     mod loom_shim {
         use std::time::Instant;
 
@@ -224,7 +224,7 @@ pub enum Woken<T> {
 /// under 120 µs without.
 fn back_off<T>(poll: &mut impl FnMut() -> Option<T>) -> Option<T> {
     // Under loom every poll multiplies the interleavings to explore; one stands for them all.
-    const STEPS: u32 = if cfg!(loom) { 1 } else { 9 };
+    const STEPS: u32 = if cfg!(mycelium_loom) { 1 } else { 9 };
     for step in 0..STEPS {
         if let Some(value) = poll() {
             return Some(value);
@@ -259,7 +259,7 @@ pub(crate) fn spin_poll<T>(
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(mycelium_loom)))]
 mod tests {
     use super::*;
     use std::collections::VecDeque;

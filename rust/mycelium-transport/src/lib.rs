@@ -95,6 +95,9 @@
 mod bus;
 mod config;
 mod doorbell;
+/// The doorbell, public only for the loom models (`tests/loom.rs`, `--cfg mycelium_loom`).
+#[cfg(mycelium_loom)]
+pub use doorbell::{Doorbell, Woken};
 mod envelope;
 mod error;
 mod handler;
