@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hardening stage (issue 12): libFuzzer on the parsers (scripts/test-fuzz.sh), loom on the
-# concurrent core, stress races in release and under AddressSanitizer. Run by
+# concurrent core, stress races in release and under AddressSanitizer (scripts/stress.sh). Run by
 # scripts/test-all.sh after the suites, as a CI-only stage: it needs a nightly toolchain and
 # cargo-fuzz from crates.io, which no Nix check has (docs/nix.md, docs/testing.md).
 source "$(dirname "$0")/lib.sh"
@@ -12,3 +12,10 @@ FUZZ_SECONDS="$FUZZ_SECONDS" bash scripts/test-fuzz.sh
 
 step "loom model checks (scripts/test-loom.sh)"
 bash scripts/test-loom.sh
+
+# Issue 12's races through the C ABI, bounded for CI (scripts/stress.sh runs 100 000 by hand).
+step "stress races, release, ${STRESS_ITERATIONS:=10000} iterations each (scripts/stress.sh)"
+bash scripts/stress.sh --release --iterations "$STRESS_ITERATIONS"
+
+step "stress races under AddressSanitizer, ${STRESS_ASAN_ITERATIONS:=1000} iterations each"
+bash scripts/stress.sh --asan --iterations "$STRESS_ASAN_ITERATIONS"
