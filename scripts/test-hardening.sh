@@ -7,14 +7,14 @@ source "$(dirname "$0")/lib.sh"
 cd "$MYCELIUM_ROOT"
 ensure_rust
 
-step "fuzz every target for ${FUZZ_SECONDS:=25} s (scripts/test-fuzz.sh)"
+step "fuzz every target for ${FUZZ_SECONDS:=10} s (scripts/test-fuzz.sh)"
 FUZZ_SECONDS="$FUZZ_SECONDS" bash scripts/test-fuzz.sh
 
 step "loom model checks (scripts/test-loom.sh)"
 bash scripts/test-loom.sh
 
 # Issue 12's races through the C ABI, bounded for CI (scripts/stress.sh runs 100 000 by hand).
-step "stress races, release, ${STRESS_ITERATIONS:=10000} iterations each (scripts/stress.sh)"
+step "stress races, release, ${STRESS_ITERATIONS:=5000} iterations each (scripts/stress.sh)"
 bash scripts/stress.sh --release --iterations "$STRESS_ITERATIONS"
 
 step "stress races under AddressSanitizer, ${STRESS_ASAN_ITERATIONS:=1000} iterations each"
