@@ -244,6 +244,7 @@ fn check(file: &Path) -> Result<(), CliError> {
             // Services only when declared, so the line for other schemas is unchanged.
             let services = match schema.services.len() {
                 0 => String::new(),
+                1 => ", 1 service".to_owned(),
                 n => format!(", {n} services"),
             };
             print(&format!(

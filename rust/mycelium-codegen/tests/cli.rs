@@ -101,6 +101,15 @@ fn reformatted_yaml(schema: &Schema) -> String {
         }
         out.push_str(&format!("        id:    {}\n\n", message.type_id));
     }
+    if !schema.services.is_empty() {
+        out.push_str("services:   # flow style, reversed\n");
+        for service in schema.services.iter().rev() {
+            out.push_str(&format!(
+                "    {}: {{ reply: \"{}\", request: \"{}\" }}\n",
+                service.name, service.reply, service.request
+            ));
+        }
+    }
     out.push_str(&format!(
         "version: {}   # bumped versions do not change the digest\nschema: \"{}-copy\"\n",
         schema.version + 1,
@@ -169,10 +178,11 @@ fn digest_messages_lists_name_id_and_fingerprint() {
 fn check_accepts_the_example_schema() {
     let schema = Schema::from_path(SCHEMA).unwrap();
     let out = run_ok(&["check", SCHEMA], None);
+    assert_eq!(schema.services.len(), 1, "contracts.yaml declares RiskCheck");
     assert_eq!(
         out,
         format!(
-            "ok: {} messages, digest {}\n",
+            "ok: {} messages, 1 service, digest {}\n",
             schema.messages.len(),
             schema.digest()
         )
