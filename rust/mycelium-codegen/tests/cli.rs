@@ -178,7 +178,11 @@ fn digest_messages_lists_name_id_and_fingerprint() {
 fn check_accepts_the_example_schema() {
     let schema = Schema::from_path(SCHEMA).unwrap();
     let out = run_ok(&["check", SCHEMA], None);
-    assert_eq!(schema.services.len(), 1, "contracts.yaml declares RiskCheck");
+    assert_eq!(
+        schema.services.len(),
+        1,
+        "contracts.yaml declares RiskCheck"
+    );
     assert_eq!(
         out,
         format!(
