@@ -147,6 +147,10 @@ pub enum CliError {
     /// Interrupted, or a bridge stopped, before `--count`/`--expect` was reached.
     #[error("{0}")]
     Unmet(String),
+    /// A request was not answered (`mycelium request`): no responder, a timeout, or the
+    /// responder failed; the text says which.
+    #[error("{0}")]
+    Request(String),
     /// A recording could not be read or written (`mycelium record`/`replay`).
     #[error("{0}")]
     Recording(#[from] crate::recording::RecordingError),

@@ -67,6 +67,7 @@ mod handle;
 mod handshake;
 mod listener;
 pub mod recording;
+pub mod request_tools;
 mod session;
 mod socket;
 mod stats;

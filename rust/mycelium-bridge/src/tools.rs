@@ -362,7 +362,7 @@ pub fn replay(args: ReplayArgs) -> Result<(), CliError> {
 /// bridges start so the first handshake carries the interest), runs `body` until it ends or
 /// the program is interrupted, then closes the bridges gracefully. `expect` is the count
 /// whose shortfall makes the exit code [`EXIT_UNMET`].
-fn with_bus<S, F, Fut>(
+pub(crate) fn with_bus<S, F, Fut>(
     peer: &PeerArgs,
     schema: &Schema,
     subscribe: impl FnOnce(&MessageBus) -> S,
@@ -428,7 +428,7 @@ fn options(label: &str) -> SubscribeOptions {
     SubscribeOptions::new(TOOL_QUEUE, OverflowPolicy::Block).with_label(label)
 }
 
-fn message_def<'s>(schema: &'s Schema, name: &str) -> Result<&'s MessageDef, CliError> {
+pub(crate) fn message_def<'s>(schema: &'s Schema, name: &str) -> Result<&'s MessageDef, CliError> {
     schema.message_by_name(name).ok_or_else(|| {
         let known: Vec<&str> = schema.messages.iter().map(|m| m.name.as_str()).collect();
         CliError::Usage(format!(
@@ -438,7 +438,7 @@ fn message_def<'s>(schema: &'s Schema, name: &str) -> Result<&'s MessageDef, Cli
     })
 }
 
-fn say(line: &str) -> Result<(), CliError> {
+pub(crate) fn say(line: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;

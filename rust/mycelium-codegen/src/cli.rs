@@ -101,6 +101,10 @@ enum Command {
     Record(Box<mycelium_bridge::tools::RecordArgs>),
     /// Publish a recording's messages on a bus with their original timing.
     Replay(Box<mycelium_bridge::tools::ReplayArgs>),
+    /// Ask a service on a bus and print the answer (see docs/request-reply.md).
+    Request(Box<mycelium_bridge::request_tools::RequestArgs>),
+    /// Serve a service on a bus with a fixed answer (or a failure), printing each request.
+    Reply(Box<mycelium_bridge::request_tools::ReplyArgs>),
 }
 
 fn parse_lang(text: &str) -> Result<Lang, LangError> {
@@ -223,6 +227,8 @@ fn execute(command: Command) -> Result<(), CliError> {
         Command::Hz(args) => Ok(mycelium_bridge::tools::hz(*args)?),
         Command::Record(args) => Ok(mycelium_bridge::tools::record(*args)?),
         Command::Replay(args) => Ok(mycelium_bridge::tools::replay(*args)?),
+        Command::Request(args) => Ok(mycelium_bridge::request_tools::request(*args)?),
+        Command::Reply(args) => Ok(mycelium_bridge::request_tools::reply(*args)?),
     }
 }
 

@@ -318,3 +318,152 @@ fn mycelium_log_filters_what_the_tools_log() {
         "the default applies: {typo}"
     );
 }
+
+const ORDER: &str = r#"{"order_id": 42, "symbol": "BTC-USD", "side": 0, "qty": 1, "limit_price": 100.5, "ts_ns": 7}"#;
+const APPROVED: &str = r#"{"order_id": 0, "approved": true, "reason": "", "ts_ns": 0}"#;
+
+#[test]
+fn request_gets_the_answer_a_reply_process_serves() {
+    let dir = scratch("request");
+    let address = unix(&dir, "bus.sock");
+    let server = spawn(&[
+        "reply",
+        "RiskCheck",
+        APPROVED,
+        "--copy",
+        "order_id",
+        "--schema",
+        SCHEMA,
+        "--listen",
+        &address,
+        "--count",
+        "2",
+    ]);
+    wait_for_socket(&address);
+    let client = finish(spawn(&[
+        "request",
+        "RiskCheck",
+        ORDER,
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &address,
+        "--count",
+        "2",
+    ]));
+    assert_eq!(client.code, 0, "{}", client.stderr);
+    let answers: Vec<serde_json::Value> = client
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(answers.len(), 2, "{}", client.stdout);
+    for a in &answers {
+        assert_eq!(a["service"], "RiskCheck");
+        assert_eq!(a["message"], "OrderDecision");
+        assert_eq!(a["value"]["order_id"], 42, "--copy order_id: {a}");
+        assert_eq!(a["value"]["approved"], true);
+    }
+    let server = finish(server);
+    assert_eq!(server.code, 0, "{}", server.stderr);
+    let asked: Vec<serde_json::Value> = server
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[0]["message"], "Order");
+    assert_eq!(asked[0]["value"]["limit_price"], 100.5);
+}
+
+#[test]
+fn request_failures_exit_1_and_say_why() {
+    let dir = scratch("request-fail");
+    // A responder that fails every request.
+    let failing = unix(&dir, "failing.sock");
+    let server = spawn(&[
+        "reply",
+        "RiskCheck",
+        "--fail",
+        "limit exceeded",
+        "--schema",
+        SCHEMA,
+        "--listen",
+        &failing,
+        "--count",
+        "1",
+    ]);
+    wait_for_socket(&failing);
+    let out = finish(spawn(&[
+        "request",
+        "RiskCheck",
+        ORDER,
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &failing,
+    ]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("RiskCheck: the responder failed: limit exceeded"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(finish(server).code, 0);
+
+    // A bus where nobody serves it.
+    let empty = unix(&dir, "empty.sock");
+    let mut bus = spawn(&["bridge", "--schema", SCHEMA, "--listen", &empty]);
+    wait_for_socket(&empty);
+    let out = finish(spawn(&[
+        "request",
+        "RiskCheck",
+        ORDER,
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &empty,
+        "--timeout",
+        "0.3",
+    ]));
+    let _ = bus.kill();
+    let _ = bus.wait();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no responder serves RiskCheck on this bus"),
+        "{}",
+        out.stderr
+    );
+
+    // Bad input is refused before anything is sent: an unknown service, a value of the
+    // wrong shape.
+    let out = finish(spawn(&[
+        "request",
+        "RiskChek",
+        ORDER,
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &empty,
+    ]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("no service named 'RiskChek'") && out.stderr.contains("RiskCheck"),
+        "{}",
+        out.stderr
+    );
+    let out = finish(spawn(&[
+        "request",
+        "RiskCheck",
+        r#"{"order_id": "x"}"#,
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &empty,
+    ]));
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("Order"), "{}", out.stderr);
+}
