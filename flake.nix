@@ -101,6 +101,7 @@
           inherit (rust) mycelium mycelium-ffi;
           inherit (pythonPkgs) python-wheel;
           inherit ocaml;
+          ocaml-lwt = ocaml.lwt;
           # What a C or Rust user installs: the `mycelium` CLI plus the C ABI
           # library, header and pkg-config file in one prefix.
           default = pkgs.symlinkJoin {
@@ -112,18 +113,23 @@
           };
         };
 
-        checks = import ./nix/checks.nix {
-          inherit
-            pkgs
-            lib
-            craneLib
-            rust
-            pythonPkgs
-            ocaml
-            sources
-            ocamlPackages
-            ;
-        };
+        checks =
+          import ./nix/checks.nix {
+            inherit
+              pkgs
+              lib
+              craneLib
+              rust
+              pythonPkgs
+              ocaml
+              sources
+              ocamlPackages
+              ;
+          }
+          // {
+            # Beside package-ocaml (checks.nix): the Lwt package builds too.
+            package-ocaml-lwt = ocaml.lwt;
+          };
 
         devShells.default = import ./nix/devshell.nix {
           inherit

@@ -1,5 +1,7 @@
-# The opam package `mycelium_native` (ocaml/), built with dune from nixpkgs'
-# OCaml package set. Its stubs are Rust (ocaml-rs), so dune calls cargo during
+# The opam packages of ocaml/, built with dune from nixpkgs' OCaml package set:
+# `mycelium_native` (this derivation) and `mycelium_native_lwt` (its `lwt`
+# attribute: the Lwt interface, a package of its own so the core one does not
+# depend on Lwt). Its stubs are Rust (ocaml-rs), so dune calls cargo during
 # the build; cargo gets the pinned toolchain and the vendored crates of every
 # Cargo.lock, and runs offline. docs/nix.md explains why this uses nixpkgs'
 # ocamlPackages rather than opam2nix.
@@ -12,7 +14,8 @@
   ocamlPackages,
   rustToolchain,
 }:
-ocamlPackages.buildDunePackage {
+let
+  mycelium_native = ocamlPackages.buildDunePackage {
   pname = "mycelium_native";
   inherit version;
   src = sources.ocaml;
@@ -29,7 +32,6 @@ ocamlPackages.buildDunePackage {
     pkgs.pkg-config
   ];
   buildInputs = [ rust.mycelium-ffi ];
-  propagatedBuildInputs = [ ocamlPackages.lwt ];
   checkInputs = [ ocamlPackages.alcotest ocamlPackages.yojson ];
   # The test matrix lives in scripts/test-ocaml.sh and runs as checks.ocaml;
   # building the package should not be a second, diverging definition of it.
@@ -54,4 +56,24 @@ ocamlPackages.buildDunePackage {
     description = "OCaml bindings of the Mycelium message bus (opam package mycelium_native)";
     platforms = lib.platforms.linux;
   };
-}
+  };
+
+  # `dune build -p mycelium_native_lwt` builds only that package's stanzas
+  # (ocaml/lwt) and finds mycelium_native installed, as opam would.
+  mycelium_native_lwt = ocamlPackages.buildDunePackage {
+    pname = "mycelium_native_lwt";
+    inherit version;
+    src = sources.ocaml;
+    sourceRoot = "source/ocaml";
+    propagatedBuildInputs = [
+      mycelium_native
+      ocamlPackages.lwt
+    ];
+    doCheck = false;
+    meta = {
+      description = "Lwt interface of the Mycelium OCaml bindings (opam package mycelium_native_lwt)";
+      platforms = lib.platforms.linux;
+    };
+  };
+in
+mycelium_native // { lwt = mycelium_native_lwt; }

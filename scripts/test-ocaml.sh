@@ -20,14 +20,26 @@ esac
 step "dune build (stubs via cargo, generated contracts, library, tests, embedding object)"
 (cd ocaml && dune build @install ./test/test_main.exe ./test/churn.exe ./embed/embed_ocaml.exe.o)
 
-step "generated opam file is up to date"
-# Compared with the committed copy, not through git: a Nix check's source has no .git and no git.
-opam_committed="$MYCELIUM_ROOT/target/mycelium_native.opam.committed"
+step "generated opam files are up to date"
+# Compared with the committed copies, not through git: a Nix check's source has no .git and no git.
 mkdir -p "$MYCELIUM_ROOT/target"
-cp ocaml/mycelium_native.opam "$opam_committed"
-(cd ocaml && dune build ./mycelium_native.opam)
-diff -u "$opam_committed" ocaml/mycelium_native.opam \
-  || die "ocaml/mycelium_native.opam differs from what dune generates from dune-project; commit the regenerated file"
+for pkg in mycelium_native mycelium_native_lwt; do
+  cp "ocaml/$pkg.opam" "$MYCELIUM_ROOT/target/$pkg.opam.committed"
+done
+(cd ocaml && dune build ./mycelium_native.opam ./mycelium_native_lwt.opam)
+for pkg in mycelium_native mycelium_native_lwt; do
+  diff -u "$MYCELIUM_ROOT/target/$pkg.opam.committed" "ocaml/$pkg.opam" \
+    || die "ocaml/$pkg.opam differs from what dune generates from dune-project; commit the regenerated file"
+done
+
+step "the opam package mycelium_native builds on its own (dune build -p), without Lwt"
+# As `opam install mycelium_native` builds it: only its own stanzas, in a separate build dir.
+p_build="$MYCELIUM_ROOT/target/dune-p"
+(cd ocaml && MYCELIUM_ROOT="$MYCELIUM_ROOT" dune build --build-dir "$p_build" -p mycelium_native --promote-install-files=false @install)
+[ -f "$p_build/default/META.mycelium_native" ] || die "dune build -p mycelium_native made no META"
+if grep -n lwt "$p_build/default/META.mycelium_native" "$p_build/default/mycelium_native.install"; then
+  die "the mycelium_native package needs Lwt (above); the Lwt interface belongs to mycelium_native_lwt"
+fi
 
 step "codegen conformance: generated OCaml vs the golden vectors and the Rust decoder"
 bash tests/conformance/run_ocaml.sh
