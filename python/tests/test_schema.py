@@ -160,3 +160,15 @@ def test_version_comes_from_the_installed_package() -> None:
     import mycelium_native
 
     assert mycelium_native.__version__ == metadata.version("mycelium-native")
+
+
+def test_the_package_metadata_carries_its_readme() -> None:
+    # What pip and PyPI show: python/README.md through pyproject's `readme`.
+    from importlib import metadata
+
+    meta = metadata.metadata("mycelium-native")
+    assert meta["Summary"].startswith("Python adapter of the Mycelium")
+    assert meta["Description-Content-Type"].startswith("text/markdown")
+    description = str(meta.json.get("description", ""))
+    assert description.startswith("# mycelium-native"), description[:200]
+    assert "from mycelium_native import Runtime" in description
