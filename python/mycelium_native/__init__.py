@@ -114,3 +114,8 @@ else:
     # Closes runtimes still open at interpreter exit, with the GIL released, before
     # finalization starts: delivery threads must not try to take the GIL after that.
     _atexit.register(_native._shutdown)
+
+    # The library's log records go to the `mycelium.*` loggers of `logging` (see _logs.py).
+    from . import _logs
+
+    _logs.start()

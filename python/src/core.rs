@@ -199,9 +199,9 @@ impl RuntimeCore {
             // SAFETY: only the closing thread destroys the handle, after this pass, so it is
             // valid here; closing a receiver neither blocks nor calls back into Python.
             if let Err(e) = unsafe { receiver.close_now(ptr) } {
-                eprintln!(
-                    "mycelium_native: closing pull receiver {} failed: {e}",
-                    receiver.id()
+                tracing::warn!(
+                    receiver = receiver.id(),
+                    "closing a pull receiver with its runtime failed: {e}"
                 );
             }
         }
@@ -233,7 +233,7 @@ impl RuntimeCore {
             .name("mycelium-py-close".into())
             .spawn(move || {
                 if let Err(e) = core.finish_close() {
-                    eprintln!("mycelium_native: closing a runtime from a callback failed: {e}");
+                    tracing::error!("closing a runtime from a callback failed: {e}");
                 }
             })
             .map(drop)
@@ -302,6 +302,8 @@ pub(crate) fn close_all_live() -> usize {
     for core in cores {
         if !core.is_closed() && core.stamp.is_current() {
             if let Err(e) = core.close() {
+                // Standard error, not `tracing`: at exit the thread that forwards records to
+                // `logging` may never run again (lifecycle::close_gate).
                 eprintln!("mycelium_native: closing a runtime at exit failed: {e}");
             }
             closed += 1;

@@ -11,6 +11,7 @@ mod callback;
 mod core;
 mod failure;
 mod lifecycle;
+mod logs;
 mod notify;
 mod pull_queue;
 mod queue;
@@ -64,6 +65,7 @@ fn library_version() -> String {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lifecycle::install_fork_hook();
+    logs::install();
     failure::load_error_classes(m.py())?;
     m.add_class::<NativeRuntime>()?;
     m.add_class::<NativeSubscription>()?;
@@ -74,6 +76,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(abi_version, m)?)?;
     m.add_function(wrap_pyfunction!(library_version, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::_next_log_record, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::_log_records_dropped, m)?)?;
     m.add_function(wrap_pyfunction!(bench::bench_counter, m)?)?;
     m.add_function(wrap_pyfunction!(bench::bench_publish, m)?)?;
     m.add_function(wrap_pyfunction!(bench::bench_rust_round_trip, m)?)?;

@@ -148,9 +148,9 @@ impl Drop for NativeReceiver {
         // other thread can be receiving from it, so the close completes here.
         if !self.receiver.is_bus_done() && !self.core.is_closed() {
             if let Err(e) = self.core.close_receiver(&self.receiver) {
-                eprintln!(
-                    "mycelium_native: closing pull receiver {} failed: {e}",
-                    self.receiver.id()
+                tracing::warn!(
+                    receiver = self.receiver.id(),
+                    "closing a dropped pull receiver failed: {e}"
                 );
             }
         }
