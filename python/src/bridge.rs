@@ -174,9 +174,17 @@ impl NativeBridge {
                 {
                     py.check_signals()?;
                 }
-                Err(Failure::Status { code, .. }) if code == STATUS_TIMEOUT => {
+                Err(Failure::Status { code, message }) if code == STATUS_TIMEOUT => {
+                    // The library's message names why (the last refusal, or why connecting
+                    // keeps failing: a missing socket file, a closed port).
+                    let message = message
+                        .rsplit_once(" (MYCELIUM_ERR_")
+                        .map_or(message.as_str(), |(text, _)| text);
+                    let why = message
+                        .split_once("; ")
+                        .map_or(String::new(), |(_, why)| format!("; {why}"));
                     return Err(Failure::Timeout(format!(
-                        "the bridge had fewer than {sessions} session(s) after {timeout} s"
+                        "the bridge had fewer than {sessions} session(s) after {timeout} s{why}"
                     ))
                     .into_pyerr(py));
                 }

@@ -189,6 +189,14 @@ def test_wait_times_out_while_nobody_listens(rt: Runtime) -> None:
     c.close()
 
 
+def test_a_wait_that_times_out_says_why_connecting_fails(rt: Runtime) -> None:
+    c = rt.connect("unix:" + sock_path("absent"))
+    with pytest.raises(TimedOutError, match=r"connection attempt\(s\) failed, the last: .*No such file or directory") as e:
+        c.wait(timeout=2)
+    assert "MYCELIUM_ERR" not in str(e.value)
+    c.close()
+
+
 def test_bad_addresses_tokens_and_paths(rt: Runtime, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError):
         rt.listen("nonsense")
