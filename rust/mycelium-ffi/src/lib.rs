@@ -15,6 +15,7 @@
 pub mod bridge;
 pub mod exports;
 mod log;
+pub mod log_forward;
 pub mod metrics;
 pub mod receiver;
 pub mod runtime;
