@@ -369,3 +369,5 @@ let abi_version () =
   (v lsr 16, v land 0xffff)
 
 let finaliser_destroys_pending = Ffi.deferred_destroys_pending
+
+module Log = Log

@@ -295,3 +295,35 @@ val abi_version : unit -> int * int
 val finaliser_destroys_pending : unit -> int
 (** Runtimes whose finaliser handed them to a background thread that has not finished
     destroying them yet. Mostly for tests and clean shutdowns. *)
+
+(** {1 Logs} *)
+
+(** The library's own log records (a bridge that cannot connect and why, a refused handshake, a
+    callback that panicked), handed to an OCaml function. Until [set_handler] is called they are
+    not collected (a callback panic still reaches stderr). Which records the library produces is
+    set by [MYCELIUM_LOG] (else [RUST_LOG]) in tracing's filter syntax, default [info]. *)
+module Log : sig
+  type level = Error | Warning | Info | Debug | Trace
+
+  type record = {
+    level : level;
+    target : string;  (** The Rust module that logged it, e.g. [mycelium_bridge::connector]. *)
+    message : string;
+    fields : (string * string) list;  (** Structured fields: endpoint, subscription, type... *)
+  }
+
+  val set_handler : (record -> unit) -> bool
+  (** Sends every later record to the function, called on a thread of its own (a systhread
+      started by the first call; it holds the runtime lock only while the function runs, and
+      later calls only swap the function). An exception it raises is printed on stderr and
+      forwarding goes on. Returns false when the process already had a [tracing] subscriber
+      (a Rust host embedding OCaml): that subscriber keeps receiving the records instead. *)
+
+  val stderr_handler : record -> unit
+  (** Prints [to_string record] on stderr. *)
+
+  val to_string : record -> string
+  (** ["mycelium WARN mycelium_bridge::connector: bridge cannot connect; ... endpoint=unix:/x"]. *)
+
+  val string_of_level : level -> string
+end

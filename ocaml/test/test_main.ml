@@ -30,4 +30,5 @@ let () =
           ("generated", Test_generated.tests);
           ("bridge", Test_bridge.tests);
           ("bridge-process", Test_bridge_process.tests);
+          ("log", Test_log.tests);
         ]

@@ -22,6 +22,7 @@ pub mod bridge;
 pub mod delivery;
 pub mod handle;
 pub mod lock;
+pub mod log;
 pub mod registration;
 pub mod reply;
 pub mod stubs;
