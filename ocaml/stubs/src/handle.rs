@@ -47,7 +47,9 @@ impl Drop for OwnedHandle {
         // SAFETY: the handle is owned (made by create/clone) and this is its only destroy.
         let status = unsafe { mycelium_runtime_destroy(self.0.as_ptr()) };
         if status != MYCELIUM_OK {
-            eprintln!("mycelium_native: destroying a runtime handle failed with {status:?}");
+            mycelium_ffi::log_forward::report_failure(&format!(
+                "destroying a runtime handle failed with {status:?}"
+            ));
         }
     }
 }
@@ -104,7 +106,9 @@ fn destroy_later(handle: Arc<OwnedHandle>) {
             DEFERRED_DESTROYS.fetch_sub(1, Ordering::SeqCst);
             // Leaking beats blocking inside the GC; only reachable when threads are exhausted.
             std::mem::forget(handle);
-            eprintln!("mycelium_native: could not start a thread to release an unclosed runtime ({e}); it stays open");
+            mycelium_ffi::log_forward::report_failure(&format!(
+                "could not start a thread to release an unclosed runtime ({e}); it stays open"
+            ));
         }
     }
 }

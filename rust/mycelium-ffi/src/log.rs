@@ -23,7 +23,7 @@ pub(crate) fn callback_panicked(subscription: Option<u64>, what: &str, panic: &s
 }
 
 /// Whether this thread has a `tracing` subscriber (the global one, or one set for the scope).
-fn has_subscriber() -> bool {
+pub(crate) fn has_subscriber() -> bool {
     tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>())
 }
 

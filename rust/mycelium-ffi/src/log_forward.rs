@@ -120,6 +120,17 @@ pub fn install() -> bool {
     tracing::subscriber::set_global_default(subscriber).is_ok()
 }
 
+/// Reports a failure that has no caller to return it to (a destroy in a `Drop`, a finaliser's
+/// helper thread): as a `tracing` error when the process has a subscriber (so it reaches the
+/// adapter's handler), else on standard error, so it is never silently lost.
+pub fn report_failure(message: &str) {
+    if crate::log::has_subscriber() {
+        tracing::error!("{message}");
+    } else {
+        eprintln!("mycelium: {message}");
+    }
+}
+
 /// The next record, waiting for one (`None` only if the channel could disconnect, which its
 /// static sender prevents). Blocks: call it without the GIL or the OCaml runtime lock. One
 /// consumer at a time (others wait for it).
