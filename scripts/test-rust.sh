@@ -13,6 +13,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (PROPTEST_CASES=${PROPTEST_CASES:=10000})"
 export PROPTEST_CASES
 cargo test --workspace --no-fail-fast
+step "mycelium-transport without its default tokio feature (a sync-only user): no tokio in its tree, clippy clean, its sync tests pass"
+if cargo tree -p mycelium-transport --no-default-features -e normal --prefix none | grep -E '^tokio '; then
+  die "mycelium-transport --no-default-features still depends on tokio (above)"
+fi
+cargo clippy -p mycelium-transport --no-default-features --all-targets -- -D warnings
+cargo test -p mycelium-transport --no-default-features
 step "generated Rust types with the serde feature: derives compile clean, every vector round-trips through JSON"
 cargo clippy -p mycelium-contracts --all-targets --features serde -- -D warnings
 cargo test -p mycelium-contracts --features serde --test serde

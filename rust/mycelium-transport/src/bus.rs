@@ -66,7 +66,7 @@ impl MessageBus {
 
     /// A bus with the given limits.
     pub fn with_config(config: BusConfig) -> Self {
-        let subscription_changes = Arc::new(tokio::sync::watch::Sender::new(0));
+        let subscription_changes = Arc::new(crate::topic::Changes::new());
         MessageBus {
             inner: Arc::new(BusInner {
                 config,
@@ -224,8 +224,9 @@ impl MessageBus {
     /// [`changed`](tokio::sync::watch::Receiver::changed) returns, read the current state with
     /// [`subscriber_ids`](Self::subscriber_ids) or [`subscriber_count`](Self::subscriber_count).
     /// Changes made while nobody awaited are coalesced into one notification, never lost.
+    #[cfg(feature = "tokio")]
     pub fn watch_subscriptions(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.subscription_changes.subscribe()
+        self.inner.subscription_changes.sender.subscribe()
     }
 
     /// Refuses every further publish with [`PublishError::Closed`](crate::PublishError::Closed)

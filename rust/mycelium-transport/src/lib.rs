@@ -100,6 +100,7 @@ mod doorbell;
 pub use doorbell::{Doorbell, Woken};
 mod envelope;
 mod error;
+#[cfg(feature = "tokio")]
 mod handler;
 pub mod metrics;
 mod publish;
@@ -118,6 +119,7 @@ pub use config::{
 };
 pub use envelope::Envelope;
 pub use error::{HandlerJoinError, PublishError, RecvError, SubscribeError, TryRecvError};
+#[cfg(feature = "tokio")]
 pub use handler::HandlerHandle;
 pub use metrics::{
     prometheus_escape_label, MetricsSnapshot, RefusedReason, ServiceMetrics, SubscriberMetrics,

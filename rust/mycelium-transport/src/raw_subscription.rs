@@ -68,6 +68,7 @@ impl RawSubscription {
         &self.shared
     }
 
+    #[cfg(feature = "tokio")]
     pub(crate) fn topic(&self) -> &Arc<Topic> {
         &self.topic
     }

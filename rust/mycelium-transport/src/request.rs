@@ -149,6 +149,7 @@ impl InboxEntry<'_> {
     }
 
     /// Awaits until the request is done or the deadline passes (tokio's timer).
+    #[cfg(feature = "tokio")]
     async fn wait_async(&self, deadline: Instant) -> Waited {
         loop {
             let listener = self.pending.event.listen();
@@ -559,6 +560,7 @@ impl MessageBus {
     }
 
     /// Async form of [`call`](Self::call).
+    #[cfg(feature = "tokio")]
     pub async fn call_async<S: SchemaService>(
         &self,
         request: &S::Request,
@@ -600,6 +602,7 @@ fn decode_all<Rep: Message>(raw: Gathered<Bytes>) -> Gathered<Rep> {
 }
 
 // The async forms: everything below needs tokio's timer (a runtime with `enable_time`).
+#[cfg(feature = "tokio")]
 impl MessageBus {
     async fn request_awaiting(
         &self,

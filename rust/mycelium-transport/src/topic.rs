@@ -5,7 +5,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
-use tokio::sync::watch;
 
 use crate::metrics::TypeStats;
 use crate::subscriber::SubscriberShared;
@@ -49,11 +48,31 @@ pub(crate) struct Topic {
     changes: SubscriptionChanges,
 }
 
-/// The bus-wide counter behind [`MessageBus::watch_subscriptions`](crate::MessageBus::watch_subscriptions).
-pub(crate) type SubscriptionChanges = Arc<watch::Sender<u64>>;
+/// The bus-wide counter behind `MessageBus::watch_subscriptions` (feature `tokio`). Without
+/// tokio nobody can watch it, so there is nothing to count.
+pub(crate) struct Changes {
+    #[cfg(feature = "tokio")]
+    pub(crate) sender: tokio::sync::watch::Sender<u64>,
+}
+
+impl Changes {
+    pub(crate) fn new() -> Changes {
+        Changes {
+            #[cfg(feature = "tokio")]
+            sender: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+pub(crate) type SubscriptionChanges = Arc<Changes>;
 
 pub(crate) fn bump(changes: &SubscriptionChanges) {
-    changes.send_modify(|generation| *generation = generation.wrapping_add(1));
+    #[cfg(feature = "tokio")]
+    changes
+        .sender
+        .send_modify(|generation| *generation = generation.wrapping_add(1));
+    #[cfg(not(feature = "tokio"))]
+    let _ = changes;
 }
 
 impl Topic {
