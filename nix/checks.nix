@@ -43,8 +43,12 @@ let
   matrix = {
     # The CLI and bridge tests stop child processes with kill(1), which
     # stdenv's coreutils may not install; procps does.
+    # rust/mycelium-nats's tests start nats-server processes.
     rust = {
-      native = [ pkgs.procps ];
+      native = [
+        pkgs.procps
+        pkgs.nats-server
+      ];
     };
     ffi = {
       native = valgrind;

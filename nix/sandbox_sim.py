@@ -83,6 +83,8 @@ HOST_TOOLS: dict[str, list[str]] = {
     "cbindgen": ["cbindgen"],
     "git": ["git"],
     "procps": ["kill", "ps", "pgrep", "pkill"],
+    # Debian installs it in /usr/sbin
+    "nats-server": ["/usr/sbin/nats-server"],
     "ocamlPackages.findlib": ["ocamlfind"],
     "ocamlPackages.dune_3": ["dune"],
     # libraries: found through findlib (OCAMLPATH), no binaries

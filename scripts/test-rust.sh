@@ -6,6 +6,8 @@ cd "$MYCELIUM_ROOT"
 ensure_rust
 # the OCaml stubs crate (ocaml/stubs) runs ocamlopt/ocamlc from its build script
 ensure_ocaml
+# rust/mycelium-nats's tests start real NATS servers on loopback ports (Debian: /usr/sbin)
+ensure_apt nats-server
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"

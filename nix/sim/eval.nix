@@ -72,6 +72,7 @@ let
     cbindgen = pkg "cbindgen";
     git = pkg "git";
     procps = pkg "procps";
+    nats-server = pkg "nats-server";
     python3 = pythonLike "python3";
     stdenv = {
       hostPlatform = { };

@@ -1,0 +1,335 @@
+//! Mycelium over NATS (issue 15, core NATS mode): joins a [`MessageBus`] to a NATS server.
+//!
+//! - Local publishes of every schema type go out on `<prefix>.<schema>.<Message>`, with the
+//!   message's fingerprint and the schema digest in NATS headers.
+//! - Messages from NATS are validated against the schema and published locally with this
+//!   connection's origin, so the forwarder skips them: nothing echoes back to NATS, and two
+//!   buses joined through one server never loop. The connection also sets `no_echo`.
+//! - Interest-based: the bus subscribes to a subject only while it has a local subscriber of
+//!   that type other than its own forwarders.
+//! - A message whose fingerprint header differs from ours is refused and counted, logged once
+//!   per (peer digest, message). Payloads without headers are validated like any publish.
+//! - A payload larger than the server's `max_payload` is refused with
+//!   [`NatsError::PayloadTooLarge`] semantics and counted.
+//!
+//! See `docs/distributed.md` for what is built and what is not.
+
+mod stats;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use mycelium_protocol::{Schema, Validator};
+use mycelium_transport::{Envelope, MessageBus, SubscribeOptions};
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+pub use stats::NatsStats;
+
+/// NATS header carrying the message's schema fingerprint.
+pub const FINGERPRINT_HEADER: &str = "Mycelium-Fingerprint";
+/// NATS header carrying the schema digest of the publishing bus.
+pub const DIGEST_HEADER: &str = "Mycelium-Digest";
+/// Default subject prefix.
+pub const DEFAULT_PREFIX: &str = "mycelium";
+
+/// Errors of the NATS join.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("invalid NATS configuration: {0}")]
+    Config(String),
+    #[error("payload of {size} bytes exceeds the NATS server's max_payload of {limit} bytes")]
+    PayloadTooLarge { size: usize, limit: usize },
+}
+
+/// How to join a bus to NATS.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// First subject token(s); default [`DEFAULT_PREFIX`].
+    pub prefix: String,
+    /// Queue capacity of each forwarding subscription on the local bus.
+    pub queue_capacity: usize,
+}
+
+impl NatsConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        NatsConfig {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_string(),
+            queue_capacity: 4096,
+        }
+    }
+
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
+struct Shared {
+    bus: MessageBus,
+    client: async_nats::Client,
+    validator: Validator,
+    digest: String,
+    origin: u64,
+    /// type id -> (subject, fingerprint).
+    types: HashMap<u16, (String, String)>,
+    stats: Arc<NatsStats>,
+    /// (peer digest, message) pairs already logged as mismatching.
+    logged: Mutex<HashSet<(String, u16)>>,
+    /// Types already logged as too large for the server (once each, not per message).
+    logged_too_large: Mutex<HashSet<u16>>,
+}
+
+/// A running join between a bus and NATS; [`close`](Self::close) ends it.
+pub struct NatsBridge {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+    forwarder_ids: Arc<HashSet<u64>>,
+}
+
+/// Origins handed to NATS connections: high range, far from bridge session ids.
+static NEXT_ORIGIN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 48);
+
+impl NatsBridge {
+    /// Connects to `config.url` and starts forwarding. Must be called inside a tokio runtime.
+    pub async fn connect(
+        bus: &MessageBus,
+        schema: &Schema,
+        config: NatsConfig,
+    ) -> Result<NatsBridge, NatsError> {
+        if config.prefix.is_empty()
+            || config
+                .prefix
+                .split('.')
+                .any(|t| t.is_empty() || t.contains(['*', '>', ' ', '\t']))
+        {
+            return Err(NatsError::Config(format!(
+                "prefix {:?} is not a valid subject prefix",
+                config.prefix
+            )));
+        }
+        let stats = Arc::new(NatsStats::default());
+        let events = Arc::clone(&stats);
+        let client = async_nats::ConnectOptions::new()
+            .no_echo()
+            .event_callback(move |event| {
+                let stats = Arc::clone(&events);
+                async move { stats.record_event(&event) }
+            })
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| NatsError::Connect {
+                url: config.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let types = schema
+            .messages
+            .iter()
+            .map(|m| {
+                let subject = format!("{}.{}.{}", config.prefix, schema.name, m.name);
+                let fingerprint = schema.fingerprint(&m.name).unwrap_or_default();
+                (m.type_id, (subject, fingerprint))
+            })
+            .collect::<HashMap<_, _>>();
+        let shared = Arc::new(Shared {
+            bus: bus.clone(),
+            client,
+            validator: Validator::new(schema),
+            digest: schema.digest(),
+            origin: NEXT_ORIGIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            types,
+            stats,
+            logged: Mutex::new(HashSet::new()),
+            logged_too_large: Mutex::new(HashSet::new()),
+        });
+        let mut tasks = Vec::new();
+        let mut ids = HashSet::new();
+        for &type_id in shared.types.keys() {
+            let options = SubscribeOptions::default()
+                .with_label(format!("nats:{}", config.url))
+                .with_capacity(config.queue_capacity);
+            let sub = bus.subscribe_raw(type_id, options);
+            ids.insert(sub.id());
+            let shared = Arc::clone(&shared);
+            tasks.push(tokio::spawn(async move {
+                while let Some(envelope) = sub.recv().await {
+                    shared.send(envelope).await;
+                }
+            }));
+        }
+        let forwarder_ids = Arc::new(ids);
+        tasks.push(tokio::spawn(interest(
+            Arc::clone(&shared),
+            Arc::clone(&forwarder_ids),
+        )));
+        Ok(NatsBridge {
+            shared,
+            tasks,
+            forwarder_ids,
+        })
+    }
+
+    /// Counters of this connection.
+    pub fn stats(&self) -> &NatsStats {
+        &self.shared.stats
+    }
+
+    /// The origin messages from NATS carry on the local bus.
+    pub fn origin(&self) -> u64 {
+        self.shared.origin
+    }
+
+    /// Ids of this join's own forwarding subscriptions on the bus.
+    pub fn forwarder_ids(&self) -> &HashSet<u64> {
+        &self.forwarder_ids
+    }
+
+    /// Waits until everything published so far reached the server.
+    pub async fn flush(&self) -> Result<(), NatsError> {
+        self.shared
+            .client
+            .flush()
+            .await
+            .map_err(|e| NatsError::Connect {
+                url: String::new(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Stops forwarding both ways and drains the connection.
+    pub async fn close(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.shared.client.drain().await;
+    }
+}
+
+impl Shared {
+    async fn send(&self, envelope: Envelope) {
+        if envelope.origin == self.origin {
+            return; // came from NATS through this connection: no echo
+        }
+        let Some((subject, fingerprint)) = self.types.get(&envelope.type_id) else {
+            return;
+        };
+        let limit = self.client.server_info().max_payload;
+        if envelope.payload.len() > limit {
+            self.stats.too_large.inc();
+            let error = NatsError::PayloadTooLarge {
+                size: envelope.payload.len(),
+                limit,
+            };
+            if self.logged_too_large.lock().insert(envelope.type_id) {
+                tracing::warn!(
+                    %error,
+                    subject = %subject,
+                    "message not sent to NATS (logged once per type; counted in too_large)"
+                );
+            }
+            return;
+        }
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(FINGERPRINT_HEADER, fingerprint.as_str());
+        headers.insert(DIGEST_HEADER, self.digest.as_str());
+        match self
+            .client
+            .publish_with_headers(subject.clone(), headers, envelope.payload)
+            .await
+        {
+            Ok(()) => self.stats.sent.inc(),
+            Err(_) => self.stats.send_failed.inc(),
+        }
+    }
+
+    async fn receive(&self, type_id: u16, message: async_nats::Message) {
+        if let Some(headers) = &message.headers {
+            let theirs = headers.get(FINGERPRINT_HEADER).map(|v| v.as_str());
+            let ours = self.types.get(&type_id).map(|t| t.1.as_str());
+            if let (Some(theirs), Some(ours)) = (theirs, ours) {
+                if theirs != ours {
+                    self.stats.refused.inc();
+                    let peer = headers
+                        .get(DIGEST_HEADER)
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default();
+                    let name = self.validator.message_name(type_id).unwrap_or("?");
+                    if self.logged.lock().insert((peer.clone(), type_id)) {
+                        tracing::warn!(
+                            message = name,
+                            peer_digest = %peer,
+                            ours,
+                            theirs,
+                            "refused NATS messages: the peer's definition of this message differs"
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+        let payload: Bytes = message.payload;
+        if self.validator.validate(type_id, &payload).is_err() {
+            self.stats.invalid.inc();
+            return;
+        }
+        self.stats.received.inc();
+        // Async: a full Block queue on the local bus must not block a tokio worker.
+        if self
+            .bus
+            .publish_raw_from_async(self.origin, type_id, payload)
+            .await
+            .is_err()
+        {
+            self.stats.publish_failed.inc();
+        }
+    }
+}
+
+/// Subscribes to a type's subject while the bus has a local subscriber of that type other
+/// than our forwarders, and unsubscribes when the last one goes.
+async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
+    let mut changes = shared.bus.watch_subscriptions();
+    let mut active: HashMap<u16, JoinHandle<()>> = HashMap::new();
+    loop {
+        for (&type_id, (subject, _)) in &shared.types {
+            let wanted = shared
+                .bus
+                .subscriber_ids(type_id)
+                .iter()
+                .any(|id| !forwarders.contains(id));
+            if wanted && !active.contains_key(&type_id) {
+                let Ok(mut nats_sub) = shared.client.subscribe(subject.clone()).await else {
+                    continue;
+                };
+                let inner = Arc::clone(&shared);
+                let task = tokio::spawn(async move {
+                    while let Some(message) = nats_sub.next().await {
+                        inner.receive(type_id, message).await;
+                    }
+                });
+                active.insert(type_id, task);
+            } else if !wanted {
+                if let Some(task) = active.remove(&type_id) {
+                    // Dropping the subscriber unsubscribes from the server.
+                    task.abort();
+                }
+            }
+        }
+        // Make sure the server knows our subscriptions before anyone waits on them.
+        let _ = shared.client.flush().await;
+        shared.stats.subscribed.set(active.len() as u64);
+        if changes.changed().await.is_err() {
+            break;
+        }
+    }
+    for (_, task) in active {
+        task.abort();
+    }
+}

@@ -1,0 +1,106 @@
+//! A real `nats-server` per test on a free loopback port with its own temp dir, killed on
+//! drop (also when the test panics).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mycelium_protocol::Schema;
+
+pub struct NatsServer {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl NatsServer {
+    /// Starts a server; `extra_config` is appended to its config file.
+    pub fn start(extra_config: &str) -> NatsServer {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("mycelium-nats-{}-{}", std::process::id(), port));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("server.conf");
+        std::fs::write(
+            &config,
+            format!("listen: 127.0.0.1:{port}\n{extra_config}\n"),
+        )
+        .expect("config");
+        let child = Command::new(server_binary())
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (scripts/test-rust.sh installs it)");
+        let server = NatsServer { child, port, dir };
+        server.wait_ready();
+        server
+    }
+
+    /// Kills the server and starts it again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Command::new(server_binary())
+            .arg("-c")
+            .arg(self.dir.join("server.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH");
+        self.wait_ready();
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `nats-server` from PATH, else Debian's /usr/sbin/nats-server (not on every user's PATH).
+fn server_binary() -> PathBuf {
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("nats-server").is_file())
+    });
+    if on_path || !Path::new("/usr/sbin/nats-server").is_file() {
+        PathBuf::from("nats-server")
+    } else {
+        PathBuf::from("/usr/sbin/nats-server")
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+pub fn schema() -> Schema {
+    Schema::from_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts.yaml"))
+        .expect("contracts.yaml loads")
+}
+
+/// Waits (up to a generous liveness bound) until `condition` holds.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,228 @@
+//! Core NATS mode against a real nats-server: forwarding, no echo or loop between three
+//! buses, interest-based subscriptions, schema safety and the payload limit.
+
+mod common;
+
+use bytes::Bytes;
+use common::{eventually, schema, NatsServer};
+use mycelium_contracts::TradeTick;
+use mycelium_nats::{NatsBridge, NatsConfig, DIGEST_HEADER, FINGERPRINT_HEADER};
+use mycelium_protocol::Message;
+use mycelium_transport::{MessageBus, SubscribeOptions};
+
+fn tick(i: u64) -> TradeTick {
+    TradeTick {
+        symbol: "BTC-USD".into(),
+        price: 1.0 + i as f64,
+        size: i as u32,
+        ts_ns: i,
+        side: 0,
+    }
+}
+
+fn subject() -> String {
+    format!("mycelium.{}.TradeTick", schema().name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_buses_one_server_no_echo_no_loop() {
+    let server = NatsServer::start("");
+    let schema = schema();
+    let buses: Vec<MessageBus> = (0..3).map(|_| MessageBus::new()).collect();
+    let mut joins = Vec::new();
+    for bus in &buses {
+        joins.push(
+            NatsBridge::connect(bus, &schema, NatsConfig::new(server.url()))
+                .await
+                .expect("connect"),
+        );
+    }
+    // Every bus has a local subscriber, so every bus subscribes on NATS.
+    let subs: Vec<_> = buses
+        .iter()
+        .map(|b| b.subscribe::<TradeTick>(SubscribeOptions::default().with_capacity(1 << 16)))
+        .collect();
+    for join in &joins {
+        eventually("NATS subscription", || join.stats().subscribed.get() == 1).await;
+    }
+    const N: u64 = 500;
+    for i in 0..N {
+        buses[0].publish(&tick(i)).expect("publish");
+    }
+    joins[0].flush().await.expect("flush");
+    eventually("bus 1 and 2 receive", || {
+        joins[1].stats().received.get() == N && joins[2].stats().received.get() == N
+    })
+    .await;
+    // The sender's local subscriber and both remote ones see each message once, in order.
+    for sub in &subs {
+        for i in 0..N {
+            assert_eq!(sub.recv().await.expect("message").size as u64, i);
+        }
+    }
+    // Buses 1 and 2 never sent anything back out, bus 0 never got its own messages back.
+    assert_eq!(joins[0].stats().sent.get(), N);
+    assert_eq!(joins[1].stats().sent.get(), 0);
+    assert_eq!(joins[2].stats().sent.get(), 0);
+    assert_eq!(joins[0].stats().received.get(), 0);
+    // A marker from bus 2 proves nothing else is in flight: everything before it was counted.
+    buses[2].publish(&tick(N)).expect("publish");
+    eventually("marker", || joins[0].stats().received.get() == 1).await;
+    eventually("marker", || joins[1].stats().received.get() == N + 1).await;
+    assert_eq!(subs[0].recv().await.expect("marker").size as u64, N);
+    assert_eq!(subs[0].try_recv().ok().map(|t| t.size as u64), None);
+    assert_eq!(joins[1].stats().sent.get(), 0);
+    assert_eq!(joins[2].stats().sent.get(), 1);
+    for join in joins {
+        join.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribes_on_nats_only_while_a_local_subscriber_exists() {
+    let server = NatsServer::start("");
+    let schema = schema();
+    let bus = MessageBus::new();
+    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(
+        join.stats().subscribed.get(),
+        0,
+        "forwarders alone are no interest"
+    );
+    let sub = bus.subscribe::<TradeTick>(SubscribeOptions::default());
+    eventually("subscribed", || join.stats().subscribed.get() == 1).await;
+    drop(sub);
+    eventually("unsubscribed", || join.stats().subscribed.get() == 0).await;
+    join.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_payloads_are_validated_and_mismatching_fingerprints_refused() {
+    let server = NatsServer::start("");
+    let schema = schema();
+    let bus = MessageBus::new();
+    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect");
+    let sub = bus.subscribe::<TradeTick>(SubscribeOptions::default());
+    eventually("subscribed", || join.stats().subscribed.get() == 1).await;
+    let foreign = async_nats::connect(server.url())
+        .await
+        .expect("plain client");
+    let mut good = Vec::new();
+    tick(7).encode_payload(&mut good).expect("encode");
+    // 1. Wrong fingerprint header: refused and counted.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(FINGERPRINT_HEADER, "0000");
+    headers.insert(DIGEST_HEADER, "other-schema");
+    foreign
+        .publish_with_headers(subject(), headers, Bytes::from(good.clone()))
+        .await
+        .expect("publish");
+    // 2. No headers and garbage: fails validation, counted, never delivered.
+    foreign
+        .publish(subject(), Bytes::from_static(&[0xff, 0x01]))
+        .await
+        .expect("publish");
+    // 3. No headers and a valid payload: delivered.
+    foreign
+        .publish(subject(), Bytes::from(good))
+        .await
+        .expect("publish");
+    foreign.flush().await.expect("flush");
+    eventually("all three handled", || {
+        join.stats().refused.get() == 1
+            && join.stats().invalid.get() == 1
+            && join.stats().received.get() == 1
+    })
+    .await;
+    assert_eq!(sub.recv().await.expect("valid one").size, 7);
+    assert!(sub.try_recv().is_err(), "nothing else was delivered");
+    join.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_over_server_max_payload_is_counted_not_sent() {
+    let server = NatsServer::start("max_payload: 1024");
+    let schema = schema();
+    let bus = MessageBus::new();
+    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect");
+    let mut big = tick(1);
+    big.symbol = "X".repeat(4096);
+    bus.publish(&big).expect("the bus itself allows it");
+    bus.publish(&tick(2)).expect("publish");
+    eventually("one sent, one too large", || {
+        join.stats().sent.get() == 1 && join.stats().too_large.get() == 1
+    })
+    .await;
+    join.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_errors_are_typed() {
+    let schema = schema();
+    let bus = MessageBus::new();
+    let err = NatsBridge::connect(
+        &bus,
+        &schema,
+        NatsConfig::new("nats://127.0.0.1:1").with_prefix("a.*"),
+    )
+    .await
+    .err()
+    .expect("bad prefix refused");
+    assert!(matches!(err, mycelium_nats::NatsError::Config(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_is_counted_and_forwarding_resumes() {
+    let mut server = NatsServer::start("");
+    let schema = schema();
+    let (a, b) = (MessageBus::new(), MessageBus::new());
+    let ja = NatsBridge::connect(&a, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect a");
+    let jb = NatsBridge::connect(&b, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect b");
+    let sub = b.subscribe::<TradeTick>(SubscribeOptions::default().with_capacity(1024));
+    eventually("subscribed", || jb.stats().subscribed.get() == 1).await;
+    assert_eq!(
+        ja.stats().reconnects.get(),
+        0,
+        "the first connection is not a reconnect"
+    );
+    assert_eq!(ja.stats().disconnects.get(), 0);
+    a.publish(&tick(1)).expect("publish");
+    ja.flush().await.expect("flush");
+    assert_eq!(sub.recv().await.expect("before the restart").size, 1);
+
+    server.restart();
+    eventually("both clients reconnect", || {
+        ja.stats().reconnects.get() >= 1 && jb.stats().reconnects.get() >= 1
+    })
+    .await;
+    assert!(ja.stats().disconnects.get() >= 1 && jb.stats().disconnects.get() >= 1);
+    // Core NATS is at most once: what was published around the restart may be lost. Once b's
+    // client has restored its subscription, a new message gets through.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        a.publish(&tick(2)).expect("publish");
+        let _ = ja.flush().await;
+        match tokio::time::timeout(std::time::Duration::from_millis(200), sub.recv()).await {
+            Ok(Some(t)) if t.size == 2 => break,
+            Ok(Some(other)) => panic!("unexpected message {other:?}"),
+            Ok(None) => panic!("subscription ended"),
+            Err(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "nothing arrived after the restart"
+            ),
+        }
+    }
+    ja.close().await;
+    jb.close().await;
+}
