@@ -17,6 +17,9 @@ use mycelium_transport::{MessageBus, RequestError, ServeOptions};
 use crate::cli::CliError;
 use crate::tools::{message_def, say, with_bus, PeerArgs};
 
+/// How long `reply` keeps the bridges up after its last answer, so that answer reaches them.
+const REPLY_GRACE: Duration = Duration::from_millis(300);
+
 /// `mycelium request SERVICE [JSON]`: sends a request and prints the reply.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RequestArgs {
@@ -323,6 +326,9 @@ pub fn reply(args: ReplyArgs) -> Result<(), CliError> {
                 }
                 answered += 1;
             }
+            // A socket bridge writes an answer to its peer from its own task, a moment after
+            // `reply`: closing the bridges at once could cut the last answers off.
+            tokio::time::sleep(REPLY_GRACE).await;
             Ok(answered)
         },
         args.count,
