@@ -58,7 +58,17 @@ def _package_version() -> str:
 
 __version__ = _package_version()
 
-_RUNTIME_NAMES = ("Bridge", "Message", "MessageQueue", "MessageStream", "Policy", "Runtime", "Subscription")
+_RUNTIME_NAMES = (
+    "Bridge",
+    "Gathered",
+    "Message",
+    "MessageQueue",
+    "MessageStream",
+    "Policy",
+    "Runtime",
+    "Service",
+    "Subscription",
+)
 
 __all__ = [
     "STATUS_ERRORS",
@@ -84,11 +94,13 @@ __all__ = [
     "ResponderFailedError",
     "error_for_status",
     "Bridge",
+    "Gathered",
     "Message",
     "MessageQueue",
     "MessageStream",
     "Policy",
     "Runtime",
+    "Service",
     "Subscription",
 ]
 
@@ -109,7 +121,17 @@ except ImportError as _exc:
 else:
     import atexit as _atexit
 
-    from ._runtime import Bridge, Message, MessageQueue, MessageStream, Policy, Runtime, Subscription
+    from ._runtime import (
+        Bridge,
+        Gathered,
+        Message,
+        MessageQueue,
+        MessageStream,
+        Policy,
+        Runtime,
+        Service,
+        Subscription,
+    )
 
     # Closes runtimes still open at interpreter exit, with the GIL released, before
     # finalization starts: delivery threads must not try to take the GIL after that.

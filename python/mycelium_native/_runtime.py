@@ -38,6 +38,8 @@ __all__ = [
     "Subscription",
     "MessageQueue",
     "MessageStream",
+    "Service",
+    "Gathered",
 ]
 
 
@@ -52,6 +54,36 @@ class Message(Protocol):
 
 
 M = TypeVar("M", bound=Message)
+Req = TypeVar("Req", bound=Message)
+Rep = TypeVar("Rep", bound=Message)
+
+
+class ServiceDescriptor(Protocol):
+    """What a generated service class provides (``services:`` in the schema): its name and
+    its request and reply message classes."""
+
+    NAME: ClassVar[str]
+    Request: ClassVar[Type[Any]]
+    Reply: ClassVar[Type[Any]]
+
+
+#: Default ``timeout`` of :meth:`Runtime.request` and friends, in seconds.
+DEFAULT_REQUEST_TIMEOUT = 5.0
+
+
+class Gathered(Generic[M]):
+    """What :meth:`Runtime.request_all` gathered: every successful reply in arrival order, and
+    how many responders failed or had not answered when the timeout passed."""
+
+    __slots__ = ("replies", "failed", "unanswered")
+
+    def __init__(self, replies: List[M], failed: int, unanswered: int) -> None:
+        self.replies = replies
+        self.failed = failed
+        self.unanswered = unanswered
+
+    def __repr__(self) -> str:
+        return f"Gathered(replies={self.replies!r}, failed={self.failed}, unanswered={self.unanswered})"
 
 
 class Policy(enum.IntEnum):
@@ -102,6 +134,14 @@ def _capacity(value: Optional[int]) -> int:
 
 #: Longest ``spin_us`` a subscription may ask for (the C library's limit).
 MAX_SPIN_US = 10_000
+
+
+def _timeout(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, not {type(value).__name__}")
+    if not (value >= 0 and value < float("inf")):
+        raise ValueError(f"timeout must be a finite number of seconds >= 0, not {value}")
+    return float(value)
 
 
 def _spin(value: int) -> int:
@@ -368,6 +408,120 @@ class Runtime:
         )
         return MessageStream(self, native, message_type)
 
+    # ---- request/reply -------------------------------------------------------------------
+
+    def serve(
+        self,
+        request_type: Type[Req],
+        reply_type: Type[Rep],
+        handler: Callable[[Req], Rep],
+        *,
+        capacity: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> "Service":
+        """Answers requests of ``request_type`` with ``reply_type``: ``handler(request)`` runs
+        on a responder thread of its own, one request at a time, and returns the reply. An
+        exception in it (or a return value that is not a ``reply_type``) fails that request: the
+        requester gets ResponderFailedError with the exception's text, the exception is logged
+        on ``mycelium.python.service``, and the service goes on. Several services may answer
+        the same pair (see :meth:`request` and :meth:`request_all`). ``capacity``: requests that
+        may wait (default 256; one arriving when full fails at once). Lasts until
+        :meth:`Service.close` or the runtime's close."""
+        if not callable(handler):
+            raise TypeError(
+                f"handler must be callable (a function taking the request), not {type(handler).__name__}"
+            )
+        self._check_class(request_type)
+        self._check_class(reply_type)
+        decode = getattr(request_type, "from_bytes")
+
+        def answer(payload: bytes) -> bytes:
+            reply = handler(decode(payload))
+            if not isinstance(reply, reply_type):
+                raise TypeError(
+                    f"the handler of {request_type.NAME} returned {type(reply).__name__}, "
+                    f"not a {reply_type.NAME}"
+                )
+            return reply.to_bytes()
+
+        native = self._native.serve(
+            request_type.TYPE_ID, reply_type.TYPE_ID, answer, _capacity(capacity), label
+        )
+        return Service(native, request_type.NAME, reply_type.NAME)
+
+    def serve_service(
+        self,
+        service: Type[ServiceDescriptor],
+        handler: Callable[[Any], Any],
+        *,
+        capacity: Optional[int] = None,
+    ) -> "Service":
+        """:meth:`serve` for a generated service class (``contracts.RiskCheck``), labelled
+        with its name."""
+        return self.serve(service.Request, service.Reply, handler, capacity=capacity, label=service.NAME)
+
+    def request(self, message: Message, reply_type: Type[Rep], *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Rep:
+        """Sends ``message`` to the services of (its type, ``reply_type``) and returns the
+        first successful reply. Waits without the GIL, up to ``timeout`` seconds; Ctrl-C ends
+        the wait with KeyboardInterrupt. Raises NoResponderError at once when nobody serves it,
+        ResponderFailedError when every responder failed (with the first reason),
+        TimedOutError after ``timeout``. Callable from callbacks and handlers too."""
+        cls = type(message)
+        if cls not in self._checked:
+            self._check_class(cls)
+        if reply_type not in self._checked:
+            self._check_class(reply_type)
+        payload = self._native.request(cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout))
+        reply: Rep = getattr(reply_type, "from_bytes")(payload)
+        return reply
+
+    def request_all(
+        self, message: Message, reply_type: Type[Rep], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> Gathered[Rep]:
+        """Sends ``message`` to **every** service of (its type, ``reply_type``) present now and
+        waits until each answered or ``timeout`` passed, whichever comes first; a timeout is
+        not an error here: what arrived is returned, with the count of responders that failed
+        or did not answer. Raises NoResponderError at once when nobody serves it."""
+        cls = type(message)
+        if cls not in self._checked:
+            self._check_class(cls)
+        if reply_type not in self._checked:
+            self._check_class(reply_type)
+        payloads, failed, unanswered = self._native.request_all(
+            cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout)
+        )
+        decode = getattr(reply_type, "from_bytes")
+        return Gathered([decode(p) for p in payloads], failed, unanswered)
+
+    def call(self, service: Type[ServiceDescriptor], message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
+        """:meth:`request` for a generated service class: ``rt.call(contracts.RiskCheck, order)``."""
+        if not isinstance(message, service.Request):
+            raise TypeError(f"{service.NAME} takes a {service.Request.__name__}, not {type(message).__name__}")
+        return self.request(message, service.Reply, timeout=timeout)
+
+    async def request_async(
+        self, message: Message, reply_type: Type[Rep], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> Rep:
+        """:meth:`request` for asyncio: the wait runs on the loop's default executor (without
+        the GIL), so the event loop keeps running. Cancelling the task stops waiting for the
+        answer here; the request itself runs on until it is answered or times out."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: self.request(message, reply_type, timeout=timeout))
+
+    async def request_all_async(
+        self, message: Message, reply_type: Type[Rep], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> Gathered[Rep]:
+        """:meth:`request_all` for asyncio (see :meth:`request_async`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: self.request_all(message, reply_type, timeout=timeout))
+
+    async def call_async(
+        self, service: Type[ServiceDescriptor], message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> Any:
+        """:meth:`call` for asyncio (see :meth:`request_async`)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: self.call(service, message, timeout=timeout))
+
     # ---- housekeeping --------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -421,6 +575,44 @@ class Runtime:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<mycelium_native.Runtime schema={self._origin!r} {state}>"
+
+
+class Service:
+    """A responder (from :meth:`Runtime.serve`)."""
+
+    def __init__(self, native: _native.NativeService, request_name: str, reply_name: str) -> None:
+        self._native = native
+        self.request_name = request_name
+        self.reply_name = reply_name
+
+    @property
+    def id(self) -> int:
+        return self._native.id
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self) -> None:
+        """Stops serving: new requests no longer reach it and queued ones fail (another
+        service of the same pair may still answer them). When it returns the handler is not
+        running (from inside the handler itself it returns at once). Idempotent."""
+        self._native.close()
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<mycelium_native.Service {self.request_name} -> {self.reply_name} id={self.id}{state}>"
 
 
 class Subscription:

@@ -179,6 +179,19 @@ impl RuntimeCore {
         check(unsafe { mycelium_unsubscribe(guard.ptr(), id) })
     }
 
+    /// Stops responder `id` (`NativeService.close`), as [`unsubscribe`](Self::unsubscribe)
+    /// ends a subscription. Blocks until its handler returns: call without the GIL.
+    pub(crate) fn unserve(&self, id: u64) -> CallResult {
+        self.subscriptions.lock().callbacks.remove(&id);
+        let guard = match self.enter() {
+            Ok(g) => g,
+            Err(Failure::Closed(_)) => return Ok(()),
+            Err(other) => return Err(other),
+        };
+        // SAFETY: the guard keeps the handle alive and valid for the call.
+        check(unsafe { mycelium_ffi::exports::mycelium_unserve(guard.ptr(), id) })
+    }
+
     /// Stops mid-batch callbacks, releases delivery threads waiting for room in stream queues
     /// and wakes threads waiting in pull receivers, so that destroying the handle (which joins
     /// those delivery threads, and waits for calls in flight) cannot wait forever.

@@ -17,6 +17,7 @@ mod pull_queue;
 mod queue;
 mod receiver;
 mod runtime;
+mod service;
 mod subscription;
 mod thread_state;
 
@@ -28,6 +29,7 @@ pub use bench::BenchCounter;
 pub use bridge::NativeBridge;
 pub use pull_queue::NativeReceiver;
 pub use runtime::NativeRuntime;
+pub use service::NativeService;
 pub use subscription::{NativeStream, NativeSubscription};
 
 /// Closes every runtime still open in this process, then stops every other thread from taking
@@ -73,6 +75,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStream>()?;
     m.add_class::<BenchCounter>()?;
     m.add_class::<NativeBridge>()?;
+    m.add_class::<NativeService>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(abi_version, m)?)?;
     m.add_function(wrap_pyfunction!(library_version, m)?)?;

@@ -22,6 +22,7 @@ use mycelium_ffi::{
 };
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::bridge::{self, NativeBridge, Side};
 use crate::callback::{in_callback, CallbackContext};
@@ -32,6 +33,7 @@ use crate::notify::Notifier;
 use crate::pull_queue::NativeReceiver;
 use crate::queue::QueueShared;
 use crate::receiver::PullReceiver;
+use crate::service::NativeService;
 use crate::subscription::{NativeStream, NativeSubscription};
 
 /// The C library's default queue capacity, used for pull queues and streams when none is given.
@@ -341,6 +343,75 @@ impl NativeRuntime {
         }
     }
 
+    /// Serves (`request_type`, `reply_type`) with `handler(request_payload) -> reply_payload`,
+    /// run on a responder thread of its own, one request at a time (see `service.rs`).
+    #[pyo3(signature = (request_type, reply_type, handler, capacity=0, label=None))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        request_type: u16,
+        reply_type: u16,
+        handler: Bound<'_, PyAny>,
+        capacity: u32,
+        label: Option<&str>,
+    ) -> PyResult<NativeService> {
+        crate::service::serve(
+            py,
+            &self.core,
+            request_type,
+            reply_type,
+            handler,
+            capacity,
+            label,
+        )
+    }
+
+    /// Sends a request and returns the first successful reply's payload; waits without the GIL
+    /// (Ctrl-C ends the wait with KeyboardInterrupt).
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        request_type: u16,
+        payload: &[u8],
+        reply_type: u16,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (replies, _, _) = crate::service::request(
+            py,
+            &self.core,
+            request_type,
+            payload,
+            reply_type,
+            timeout,
+            false,
+        )?;
+        let reply = replies.into_iter().next().unwrap_or_default();
+        Ok(PyBytes::new(py, &reply))
+    }
+
+    /// Sends a request to every responder and returns `(replies, failed, unanswered)` once each
+    /// answered or `timeout` passed.
+    fn request_all<'py>(
+        &self,
+        py: Python<'py>,
+        request_type: u16,
+        payload: &[u8],
+        reply_type: u16,
+        timeout: f64,
+    ) -> PyResult<(Vec<Bound<'py, PyBytes>>, usize, usize)> {
+        let (replies, failed, unanswered) = crate::service::request(
+            py,
+            &self.core,
+            request_type,
+            payload,
+            reply_type,
+            timeout,
+            true,
+        )?;
+        let replies = replies.iter().map(|r| PyBytes::new(py, r)).collect();
+        Ok((replies, failed, unanswered))
+    }
+
     /// A pull subscription on a C ABI pull receiver: `recv` waits on the bus-side queue itself
     /// (no delivery thread), so `capacity` and `policy` apply to that one queue.
     #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0))]
@@ -536,12 +607,13 @@ pub(crate) fn deadline_after(timeout: f64) -> PyResult<Instant> {
 /// The context of `publish`'s wait hooks. `saved` first: `release_gil` and `reacquire_gil`
 /// use the context as a pointer to it.
 #[repr(C)]
-struct PublishWait {
+pub(crate) struct PublishWait {
     /// The thread state `release_gil` saved.
-    saved: *mut pyo3::ffi::PyThreadState,
+    pub(crate) saved: *mut pyo3::ffi::PyThreadState,
     /// The runtime published on: a wait for room ends when it closes, since its close waits
-    /// for this very call (a queue of another handle onto the same bus may never drain).
-    core: *const RuntimeCore,
+    /// for this very call (a queue of another handle onto the same bus may never drain). Also
+    /// the context of a request's wait (`service.rs`).
+    pub(crate) core: *const RuntimeCore,
 }
 
 /// `before_wait` of `publish`: releases the GIL, keeping the thread state in `context`.
@@ -549,7 +621,7 @@ struct PublishWait {
 /// # Safety
 /// `context` points to the publishing frame's `PublishWait`; the calling thread
 /// holds the GIL (the library calls it on the publishing thread, before it waits).
-unsafe extern "C" fn release_gil(context: *mut c_void) {
+pub(crate) unsafe extern "C" fn release_gil(context: *mut c_void) {
     // SAFETY: per the contract above; `reacquire_gil` restores the state before `publish`
     // returns to Python code, and nothing touches Python objects in between.
     unsafe { *context.cast::<*mut pyo3::ffi::PyThreadState>() = pyo3::ffi::PyEval_SaveThread() };
@@ -563,7 +635,7 @@ unsafe extern "C" fn release_gil(context: *mut c_void) {
 /// # Safety
 /// `context` is the `PublishWait` `release_gil` filled on this same thread, which holds no GIL
 /// now.
-unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
     let wait = context.cast::<PublishWait>();
     // SAFETY: `core` points to the runtime core `publish` borrows for the whole call.
     if unsafe { &*(*wait).core }.is_closed() {
@@ -587,7 +659,7 @@ unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
 ///
 /// # Safety
 /// `context` is the slot `release_gil` filled on this same thread.
-unsafe extern "C" fn reacquire_gil(context: *mut c_void) {
+pub(crate) unsafe extern "C" fn reacquire_gil(context: *mut c_void) {
     // After exit began, taking the GIL here would let CPython end this (daemon) thread inside
     // the library's frames, which aborts the process: the gate parks it instead.
     let token = retake_or_hang();
