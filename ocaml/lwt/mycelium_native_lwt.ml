@@ -61,3 +61,8 @@ let stream ?capacity ?overflow ?max_batch ?label ?spin_us rt m =
   fst (subscribe_stream ?capacity ?overflow ?max_batch ?label ?spin_us rt m)
 
 let recv s = Lwt.bind (Lwt_stream.get s) (function Some v -> Lwt.return v | None -> Lwt.fail End_of_file)
+
+(* Request/reply: the blocking request runs on Lwt's preemptive thread pool (it releases the
+   runtime lock while it waits), so the Lwt loop keeps running. *)
+let request ?timeout rt q r msg = Lwt_preemptive.detach (fun () -> M.request ?timeout rt q r msg) ()
+let request_all ?timeout rt q r msg = Lwt_preemptive.detach (fun () -> M.request_all ?timeout rt q r msg) ()

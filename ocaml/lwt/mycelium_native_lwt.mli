@@ -32,3 +32,25 @@ val stream :
 
 val recv : 'a Lwt_stream.t -> 'a Lwt.t
 (** The next message; fails with [End_of_file] once the stream has ended. *)
+
+(** {1 Request/reply} *)
+
+val request :
+  ?timeout:float ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.MESSAGE with type t = 'q) ->
+  (module Mycelium_native.MESSAGE with type t = 'r) ->
+  'q ->
+  'r Lwt.t
+(** [Mycelium_native.request] without blocking the Lwt loop: the wait runs on
+    [Lwt_preemptive]'s thread pool. Fails with the same exceptions. Cancelling the promise stops
+    nothing: the request runs on to its answer or timeout. *)
+
+val request_all :
+  ?timeout:float ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.MESSAGE with type t = 'q) ->
+  (module Mycelium_native.MESSAGE with type t = 'r) ->
+  'q ->
+  'r Mycelium_native.gathered Lwt.t
+(** [Mycelium_native.request_all] on [Lwt_preemptive]'s thread pool. *)

@@ -26,6 +26,16 @@ external subscribe :
     docs/ocaml.md). *)
 
 external unsubscribe : handle -> int -> error option = "mycelium_ml_unsubscribe"
+
+(* Request/reply (ocaml/stubs/src/service.rs). [key] packs the pair: request lsl 16 lor reply. *)
+external serve :
+  handle -> int -> (string -> (string, string) result) -> int -> string option -> (int, error) result
+  = "mycelium_ml_serve"
+
+external unserve : handle -> int -> error option = "mycelium_ml_unserve"
+
+external request : handle -> int -> string -> int -> bool -> (string array * int * int, error) result
+  = "mycelium_ml_request"
 external flush : handle -> int -> error option = "mycelium_ml_flush"
 external type_metrics : handle -> int -> (int array, error) result = "mycelium_ml_type_metrics"
 external metrics_json : handle -> (string, error) result = "mycelium_ml_metrics_json"

@@ -34,6 +34,8 @@ type status = Status.t =
   | Panic
   | Wrong_thread
   | Bridge
+  | No_responder
+  | Responder_failed
   | Unknown of int
 
 let status_name = Status.name
@@ -369,5 +371,67 @@ let abi_version () =
   (v lsr 16, v land 0xffff)
 
 let finaliser_destroys_pending = Ffi.deferred_destroys_pending
+
+(* ---- request/reply ---- *)
+
+module Service = struct
+  type t = { rt : runtime; id : int; closed : bool Atomic.t; name : string }
+
+  let id t = t.id
+  let name t = t.name
+  let is_closed t = Atomic.get t.closed || not (Ffi.runtime_is_open t.rt.handle)
+
+  let close t =
+    if Atomic.compare_and_set t.closed false true then
+      match Ffi.unserve t.rt.handle t.id with
+      | None -> ()
+      | Some (code, _) when Status.of_code code = Closed || Status.of_code code = Unknown_subscription -> ()
+      | Some e -> fail e
+end
+
+type 'a gathered = { replies : 'a list; failed : int; unanswered : int }
+
+let pair_key ~request ~reply = (request lsl 16) lor reply
+
+let serve (type q r) ?(capacity = 0) ?label rt (module Q : MESSAGE with type t = q) (module R : MESSAGE with type t = r)
+    (f : q -> r) =
+  if capacity < 0 then invalid_arg "Mycelium_native.serve: capacity must be >= 0";
+  let handler payload =
+    match Q.decode payload with
+    | Error msg -> Error (Printf.sprintf "the %s request does not decode: %s" Q.name msg)
+    | Ok request -> (
+        match f request with
+        | reply -> ( try Ok (R.encode reply) with e -> Error ("the reply does not encode: " ^ Printexc.to_string e))
+        | exception e -> Error (Printexc.to_string e))
+  in
+  let name = match label with Some l -> l | None -> Q.name ^ "->" ^ R.name in
+  let id = ok (Ffi.serve rt.handle (pair_key ~request:Q.type_id ~reply:R.type_id) handler capacity (Some name)) in
+  { Service.rt; id; closed = Atomic.make false; name }
+
+let timeout_ms_of timeout =
+  if not (Float.is_finite timeout && timeout >= 0.) then
+    invalid_arg (Printf.sprintf "Mycelium_native.request: timeout must be a finite number of seconds >= 0, not %g" timeout);
+  int_of_float (Float.min (Float.ceil (timeout *. 1000.)) 4_294_967_294.)
+
+let request_raw ?(timeout = 5.) rt ~request_type ~reply_type payload =
+  match ok (Ffi.request rt.handle (pair_key ~request:request_type ~reply:reply_type) payload (timeout_ms_of timeout) false) with
+  | [| reply |], _, _ -> reply
+  | _ -> raise (Mycelium_error (Panic, "the stubs returned no reply for an answered request"))
+
+let decode_reply (type r) (module R : MESSAGE with type t = r) payload =
+  match R.decode payload with
+  | Ok v -> v
+  | Error msg -> raise (Mycelium_error (Decode, Printf.sprintf "the %s reply does not decode: %s" R.name msg))
+
+let request (type q r) ?timeout rt (module Q : MESSAGE with type t = q) (module R : MESSAGE with type t = r) (msg : q) : r
+    =
+  decode_reply (module R) (request_raw ?timeout rt ~request_type:Q.type_id ~reply_type:R.type_id (Q.encode msg))
+
+let request_all (type q r) ?(timeout = 5.) rt (module Q : MESSAGE with type t = q) (module R : MESSAGE with type t = r)
+    (msg : q) : r gathered =
+  let replies, failed, unanswered =
+    ok (Ffi.request rt.handle (pair_key ~request:Q.type_id ~reply:R.type_id) (Q.encode msg) (timeout_ms_of timeout) true)
+  in
+  { replies = List.map (decode_reply (module R)) (Array.to_list replies); failed; unanswered }
 
 module Log = Log

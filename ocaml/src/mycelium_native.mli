@@ -59,6 +59,8 @@ type status = Status.t =
   | Panic
   | Wrong_thread
   | Bridge  (** A socket bridge stopped: the peer refused the handshake (schema, token). *)
+  | No_responder  (** {!request}: nobody serves that (request, reply) pair. *)
+  | Responder_failed  (** {!request}: every responder failed; the message has the first reason. *)
   | Unknown of int
 
 val status_name : status -> string
@@ -295,6 +297,71 @@ val abi_version : unit -> int * int
 val finaliser_destroys_pending : unit -> int
 (** Runtimes whose finaliser handed them to a background thread that has not finished
     destroying them yet. Mostly for tests and clean shutdowns. *)
+
+(** {1 Request/reply}
+
+    A service answers requests of one message type with another ([services:] in the schema;
+    see docs/request-reply.md). Requests wait with the runtime lock released, so services of
+    this process (OCaml ones included) run meanwhile. *)
+
+(** A running responder (from {!serve}). *)
+module Service : sig
+  type t
+
+  val id : t -> int
+  val name : t -> string
+
+  val close : t -> unit
+  (** Stops serving: new requests no longer reach it, queued ones fail (another service of the
+      same pair may still answer them), and (unless called from its own handler) the handler is
+      not running when this returns. Idempotent. *)
+
+  val is_closed : t -> bool
+end
+
+val serve :
+  ?capacity:int ->
+  ?label:string ->
+  Runtime.t ->
+  (module MESSAGE with type t = 'q) ->
+  (module MESSAGE with type t = 'r) ->
+  ('q -> 'r) ->
+  Service.t
+(** [serve rt (module Req) (module Rep) f] answers every request of [Req] for a [Rep] with
+    [f request], run on a responder thread of its own (holding the runtime lock while [f]
+    runs), one request at a time. An exception raised by [f] fails that request: the requester
+    gets [Mycelium_error (Responder_failed, text)] with [Printexc.to_string] of it, and the
+    service goes on. [capacity]: requests that may wait (default 256). With a generated
+    service: [serve rt (module C.RiskCheck.Request) (module C.RiskCheck.Reply) f]. *)
+
+val request :
+  ?timeout:float ->
+  Runtime.t ->
+  (module MESSAGE with type t = 'q) ->
+  (module MESSAGE with type t = 'r) ->
+  'q ->
+  'r
+(** Sends the request to the services of the pair and returns the first successful reply,
+    waiting up to [timeout] seconds (default 5) with the runtime lock released. Raises
+    [Mycelium_error (No_responder, _)] at once when nobody serves it,
+    [Mycelium_error (Responder_failed, reason)] when every responder failed,
+    [Mycelium_error (Timeout, _)] after [timeout]. *)
+
+type 'a gathered = { replies : 'a list; failed : int; unanswered : int }
+
+val request_all :
+  ?timeout:float ->
+  Runtime.t ->
+  (module MESSAGE with type t = 'q) ->
+  (module MESSAGE with type t = 'r) ->
+  'q ->
+  'r gathered
+(** Sends the request to every service of the pair present now and waits until each answered
+    or [timeout] passed (not an error here): every successful reply in arrival order, and how
+    many services failed or did not answer. Raises [No_responder] at once. *)
+
+val request_raw : ?timeout:float -> Runtime.t -> request_type:int -> reply_type:int -> string -> string
+(** {!request} on TLV payloads. *)
 
 (** {1 Logs} *)
 

@@ -17,6 +17,8 @@ type t =
   | Panic
   | Wrong_thread
   | Bridge
+  | No_responder
+  | Responder_failed
   | Unknown of int
 
 let of_code = function
@@ -36,6 +38,8 @@ let of_code = function
   | 14 -> Panic
   | 15 -> Wrong_thread
   | 16 -> Bridge
+  | 17 -> No_responder
+  | 18 -> Responder_failed
   | n -> Unknown n
 
 let name = function
@@ -55,4 +59,6 @@ let name = function
   | Panic -> "MYCELIUM_ERR_PANIC"
   | Wrong_thread -> "MYCELIUM_ERR_WRONG_THREAD"
   | Bridge -> "MYCELIUM_ERR_BRIDGE"
+  | No_responder -> "MYCELIUM_ERR_NO_RESPONDER"
+  | Responder_failed -> "MYCELIUM_ERR_RESPONDER_FAILED"
   | Unknown n -> Printf.sprintf "MYCELIUM_STATUS_%d" n

@@ -31,4 +31,5 @@ let () =
           ("bridge", Test_bridge.tests);
           ("bridge-process", Test_bridge_process.tests);
           ("log", Test_log.tests);
+          ("request-reply", Test_request_reply.tests);
         ]

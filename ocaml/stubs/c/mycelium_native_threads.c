@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Mirrors `MlPayload` in ocaml/stubs/src/delivery.rs. */
 typedef struct {
@@ -255,4 +256,55 @@ size_t mycelium_ml_deliver(void *root, const mycelium_ml_payload *payloads, size
   }
   caml_release_runtime_system();
   return failed;
+}
+
+/* ---- request/reply: a serve handler on the responder thread ---- */
+
+/* The C ABI's reply writer functions (rust/mycelium-ffi, linked into the same library). The
+ * writer is opaque here; both copy what they are given. */
+extern int mycelium_reply_write(void *reply, const uint8_t *payload, size_t len);
+extern int mycelium_reply_fail(void *reply, const char *reason, size_t len);
+
+static int fail_with(void *reply, const char *reason, size_t len)
+{
+  mycelium_reply_fail(reply, reason, len);
+  return 1;
+}
+
+/* Responder thread, registered with the runtime (by the Rust side, first), runtime lock NOT
+ * held. Calls the handler in `root` (`string -> (string, string) result`, made by
+ * Mycelium_native.serve: it decodes, runs the user's function, encodes, and turns exceptions
+ * into Error) on the request and answers through `reply` while the lock is held (the OCaml
+ * strings must not move while they are copied). Returns 0 when a reply was written, 1 when
+ * the request failed. */
+int mycelium_ml_serve_call(void *root, const uint8_t *data, size_t len, void *reply)
+{
+  const value *cell = root;
+  int outcome;
+  caml_acquire_runtime_system();
+  value request = len == 0 ? caml_alloc_string(0)
+                           : caml_alloc_initialized_string(len, (const char *)data);
+  value result = caml_callback_exn(*cell, request);
+  if (Is_exception_result(result)) {
+    /* The wrapper catches the user's exceptions; this is what escaped it. */
+    char *text = caml_format_exception(Extract_exception(result));
+    const char *reason = text != NULL ? text : "an exception escaped the serve handler";
+    outcome = fail_with(reply, reason, strlen(reason));
+    caml_stat_free(text);
+  } else {
+    value payload = Field(result, 0);
+    if (Tag_val(result) == 0) { /* Ok reply */
+      if (mycelium_reply_write(reply, (const uint8_t *)String_val(payload),
+                               caml_string_length(payload)) == 0) {
+        outcome = 0;
+      } else {
+        static const char refused[] = "the handler's reply was refused (not a valid reply message)";
+        outcome = fail_with(reply, refused, sizeof refused - 1);
+      }
+    } else { /* Error reason */
+      outcome = fail_with(reply, String_val(payload), caml_string_length(payload));
+    }
+  }
+  caml_release_runtime_system();
+  return outcome;
 }

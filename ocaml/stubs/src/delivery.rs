@@ -28,9 +28,9 @@ struct MlPayload {
 extern "C" {
     /// Allocates a stable cell holding `handler` and registers it as a generational global
     /// root. Runtime lock held. Returns NULL when out of memory.
-    fn mycelium_ml_root_new(handler: ocaml::sys::Value) -> *mut c_void;
+    pub(crate) fn mycelium_ml_root_new(handler: ocaml::sys::Value) -> *mut c_void;
     /// Unregisters and frees a root. Runtime lock held (subscription refused by the C ABI).
-    fn mycelium_ml_root_free_locked(root: *mut c_void);
+    pub(crate) fn mycelium_ml_root_free_locked(root: *mut c_void);
     /// Unregisters and frees a root from a registered thread that does NOT hold the runtime
     /// lock: takes the lock around the removal.
     fn mycelium_ml_root_release(root: *mut c_void);
@@ -71,7 +71,7 @@ unsafe extern "C" fn call_batch(
     failed
 }
 
-unsafe extern "C" fn drop_root(context: *mut c_void) {
+pub(crate) unsafe extern "C" fn drop_root(context: *mut c_void) {
     // SAFETY: the C ABI calls `drop` exactly once, after the last `call_batch`, on a thread that
     // does not hold the OCaml runtime lock (the stubs release it before unsubscribe/destroy);
     // `registered` registers the thread.

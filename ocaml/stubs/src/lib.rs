@@ -25,4 +25,5 @@ pub mod lock;
 pub mod log;
 pub mod registration;
 pub mod reply;
+pub mod service;
 pub mod stubs;
