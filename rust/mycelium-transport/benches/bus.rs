@@ -304,5 +304,60 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, latency, throughput, round_trip);
+/// Named topics (docs/topics.md): publish + take on one thread, 256 B, one subscriber that
+/// receives everything, without a topic, with a topic, and with a topic while 10 000 other
+/// subscribers with distinct patterns wait on the same type (one of them matching).
+fn topics(c: &mut Criterion) {
+    use mycelium_transport::{TopicName, TopicPattern};
+    let mut group = c.benchmark_group("topics");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    let data = payload(256);
+    let topic = TopicName::new("ticks/S4242").unwrap();
+
+    let bus = MessageBus::new();
+    let q = bus.subscribe_raw(TYPE, SubscribeOptions::new(CAPACITY, OverflowPolicy::Block));
+    group.bench_function("publish_without_topic", |b| {
+        b.iter(|| {
+            bus.publish_raw(TYPE, data.clone()).unwrap();
+            black_box(q.try_recv().unwrap());
+        })
+    });
+    group.bench_function("publish_with_topic", |b| {
+        b.iter(|| {
+            bus.publish_raw_on(TYPE, &topic, data.clone()).unwrap();
+            black_box(q.try_recv().unwrap());
+        })
+    });
+
+    let patterns: Vec<_> = (0..10_000)
+        .map(|i| {
+            bus.subscribe_raw(
+                TYPE,
+                SubscribeOptions::new(4, OverflowPolicy::DropOldest)
+                    .with_pattern(TopicPattern::new(&format!("ticks/S{i}")).unwrap()),
+            )
+        })
+        .collect();
+    let matching = &patterns[4242];
+    group.bench_function("publish_with_topic_10k_patterns", |b| {
+        b.iter(|| {
+            bus.publish_raw_on(TYPE, &topic, data.clone()).unwrap();
+            black_box(q.try_recv().unwrap());
+            black_box(matching.try_recv().unwrap());
+        })
+    });
+    group.bench_function("publish_without_topic_10k_patterns", |b| {
+        b.iter(|| {
+            bus.publish_raw(TYPE, data.clone()).unwrap();
+            black_box(q.try_recv().unwrap());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, latency, throughput, round_trip, topics);
 criterion_main!(benches);

@@ -164,6 +164,7 @@ impl MessageBus {
             opts.label,
             opts.policy,
             capacity,
+            opts.pattern,
             Arc::clone(&topic.stats),
         );
         let shared = Arc::new(shared);

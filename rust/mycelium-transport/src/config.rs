@@ -114,6 +114,9 @@ pub struct SubscribeOptions {
     /// while it spins: use it for a few latency-critical subscriptions on a machine with a core
     /// to spare. It does nothing for throughput.
     pub spin: Duration,
+    /// Only messages published with a topic this pattern matches (see docs/topics.md); `None`
+    /// (the default) receives every message of the type, with a topic or without.
+    pub pattern: Option<crate::TopicPattern>,
 }
 
 impl Default for SubscribeOptions {
@@ -123,6 +126,7 @@ impl Default for SubscribeOptions {
             policy: OverflowPolicy::default(),
             label: None,
             spin: Duration::ZERO,
+            pattern: None,
         }
     }
 }
@@ -135,7 +139,15 @@ impl SubscribeOptions {
             policy,
             label: None,
             spin: Duration::ZERO,
+            pattern: None,
         }
+    }
+
+    /// Receives only messages published with a topic `pattern` matches (`ticks/*`,
+    /// `camera/>`); messages published without a topic do not match any pattern.
+    pub fn with_pattern(mut self, pattern: crate::TopicPattern) -> Self {
+        self.pattern = Some(pattern);
+        self
     }
 
     /// Sets the label shown in metrics and errors.

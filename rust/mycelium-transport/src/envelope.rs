@@ -21,6 +21,9 @@ pub struct Envelope {
     /// tags what it receives from a peer with that connection's id, so its own forwarding
     /// subscription can recognise the message and not send it back where it came from.
     pub origin: u64,
+    /// The topic it was published with ([`MessageBus::publish_on`](crate::MessageBus::publish_on)),
+    /// if any.
+    pub topic: Option<crate::TopicName>,
 }
 
 impl Envelope {
@@ -40,6 +43,7 @@ impl Envelope {
             payload,
             published_at: Instant::now(),
             origin,
+            topic: None,
         }
     }
 }

@@ -102,6 +102,7 @@ mod envelope;
 mod error;
 #[cfg(feature = "tokio")]
 mod handler;
+pub mod keys;
 pub mod metrics;
 mod publish;
 mod raw_subscription;
@@ -121,6 +122,7 @@ pub use envelope::Envelope;
 pub use error::{HandlerJoinError, PublishError, RecvError, SubscribeError, TryRecvError};
 #[cfg(feature = "tokio")]
 pub use handler::HandlerHandle;
+pub use keys::{TopicError, TopicName, TopicPattern, MAX_TOPIC_LEN};
 pub use metrics::{
     prometheus_escape_label, MetricsSnapshot, RefusedReason, ServiceMetrics, SubscriberMetrics,
     TypeMetrics,

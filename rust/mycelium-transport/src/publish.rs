@@ -9,6 +9,7 @@ use mycelium_protocol::Message;
 use crate::bus::{BusInner, MessageBus};
 use crate::envelope::Envelope;
 use crate::error::PublishError;
+use crate::keys::TopicName;
 use crate::subscriber::{Offer, Sent, SubscriberShared};
 use crate::topic::SubscriberList;
 
@@ -85,6 +86,7 @@ impl MessageBus {
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
+        topic: Option<TopicName>,
     ) -> Result<Routed, PublishError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
@@ -94,11 +96,12 @@ impl MessageBus {
         if len > max {
             return Err(PublishError::TooLarge { len, max });
         }
+        let key = topic;
         let subscribers = self.with_topic(type_id, |topic| {
             if let Some(name) = name {
                 topic.learn_name(name);
             }
-            let subscribers = topic.subscribers();
+            let subscribers = topic.route(key.as_ref());
             // Counted after the subscriber list is taken, so an observer that sees the count
             // knows which subscribers this publish routes to (tests rely on this to avoid
             // sleeps).
@@ -109,9 +112,11 @@ impl MessageBus {
                 .fetch_add(len as u64, Ordering::Relaxed);
             subscribers
         });
+        let mut envelope = Envelope::from_origin(origin, type_id, payload);
+        envelope.topic = key;
         Ok(Routed {
             subscribers,
-            envelope: Envelope::from_origin(origin, type_id, payload),
+            envelope,
         })
     }
 
@@ -174,7 +179,7 @@ impl MessageBus {
         name: Option<&'static str>,
         hooks: Option<&mut dyn WaitHooks>,
     ) -> Result<(), PublishError> {
-        let result = self.publish_blocking_uncounted(origin, type_id, payload, name, hooks);
+        let result = self.publish_blocking_uncounted(origin, type_id, payload, name, None, hooks);
         self.counted(result)
     }
 
@@ -184,12 +189,13 @@ impl MessageBus {
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
+        topic: Option<TopicName>,
         mut hooks: Option<&mut dyn WaitHooks>,
     ) -> Result<(), PublishError> {
         let Routed {
             subscribers,
             envelope,
-        } = self.route(origin, type_id, payload, name)?;
+        } = self.route(origin, type_id, payload, name, topic)?;
         let mut outcome = Outcome::default();
         let waiting = offer_all(&subscribers, &envelope, &mut outcome);
         if waiting.is_empty() {
@@ -254,7 +260,7 @@ impl MessageBus {
         name: Option<&'static str>,
     ) -> Result<(), PublishError> {
         let result = self
-            .publish_awaiting_uncounted(origin, type_id, payload, name)
+            .publish_awaiting_uncounted(origin, type_id, payload, name, None)
             .await;
         self.counted(result)
     }
@@ -265,11 +271,12 @@ impl MessageBus {
         type_id: u16,
         payload: Bytes,
         name: Option<&'static str>,
+        topic: Option<TopicName>,
     ) -> Result<(), PublishError> {
         let Routed {
             subscribers,
             envelope,
-        } = self.route(origin, type_id, payload, name)?;
+        } = self.route(origin, type_id, payload, name, topic)?;
         let mut outcome = Outcome::default();
         for (subscriber, envelope) in offer_all(&subscribers, &envelope, &mut outcome) {
             if !subscriber.send(envelope).await {
@@ -314,6 +321,87 @@ impl MessageBus {
         };
         self.publish_awaiting(Envelope::LOCAL_ORIGIN, T::TYPE_ID, payload, Some(T::NAME))
             .await
+    }
+}
+
+// Publishing with a topic (docs/topics.md): subscribers without a pattern get the message as
+// ever; those with a pattern get it when their pattern matches the topic.
+impl MessageBus {
+    /// Encodes and publishes a typed message under `topic` (see
+    /// [`publish_raw_on`](Self::publish_raw_on)).
+    pub fn publish_on<T: Message>(&self, topic: &TopicName, msg: &T) -> Result<(), PublishError> {
+        if self.is_closed() {
+            return self.counted(Err(PublishError::Closed));
+        }
+        let payload = match Self::encode(msg) {
+            Ok(payload) => payload,
+            Err(e) => return self.counted(Err(e)),
+        };
+        let result = self.publish_blocking_uncounted(
+            Envelope::LOCAL_ORIGIN,
+            T::TYPE_ID,
+            payload,
+            Some(T::NAME),
+            Some(topic.clone()),
+            None,
+        );
+        self.counted(result)
+    }
+
+    /// Publishes a raw payload of `type_id` under `topic`: every subscriber of the type without
+    /// a pattern gets it, and every subscriber whose pattern matches `topic`. Otherwise as
+    /// [`publish_raw`](Self::publish_raw); each receiver sees the topic in [`Envelope::topic`].
+    pub fn publish_raw_on(
+        &self,
+        type_id: u16,
+        topic: &TopicName,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        let result = self.publish_blocking_uncounted(
+            Envelope::LOCAL_ORIGIN,
+            type_id,
+            payload,
+            None,
+            Some(topic.clone()),
+            None,
+        );
+        self.counted(result)
+    }
+
+    /// [`publish_raw_on`](Self::publish_raw_on) with hooks around waits for room (see
+    /// [`publish_raw_with_hooks`](Self::publish_raw_with_hooks)).
+    pub fn publish_raw_on_with_hooks(
+        &self,
+        type_id: u16,
+        topic: &TopicName,
+        payload: Bytes,
+        hooks: &mut dyn WaitHooks,
+    ) -> Result<(), PublishError> {
+        let result = self.publish_blocking_uncounted(
+            Envelope::LOCAL_ORIGIN,
+            type_id,
+            payload,
+            None,
+            Some(topic.clone()),
+            Some(hooks),
+        );
+        self.counted(result)
+    }
+
+    /// Async form of [`publish_raw_on`](Self::publish_raw_on), on behalf of `origin` (see
+    /// [`publish_raw_from`](Self::publish_raw_from)); `topic` `None` is a plain publish. For
+    /// transports that republish what they received, topic included.
+    pub async fn publish_raw_on_from_async(
+        &self,
+        origin: u64,
+        type_id: u16,
+        topic: Option<TopicName>,
+        payload: Bytes,
+    ) -> Result<(), PublishError> {
+        let result = self
+            .publish_awaiting_uncounted(origin, type_id, payload, None, topic)
+            .await;
+        self.counted(result)
     }
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct SubscriberShared {
     pub(crate) label: Option<String>,
     pub(crate) policy: OverflowPolicy,
     pub(crate) capacity: usize,
+    /// Its topic filter (`None`: every message of its type).
+    pub(crate) pattern: Option<crate::TopicPattern>,
     sender: Sender<Envelope>,
     /// A receiving end of the same channel, for DropOldest evictions.
     evictor: Receiver<Envelope>,
@@ -85,6 +87,7 @@ impl SubscriberShared {
         label: Option<String>,
         policy: OverflowPolicy,
         capacity: usize,
+        pattern: Option<crate::TopicPattern>,
         type_stats: Arc<TypeStats>,
     ) -> (Self, Receiver<Envelope>) {
         let (sender, receiver) = async_channel::unbounded();
@@ -94,6 +97,7 @@ impl SubscriberShared {
             label,
             policy,
             capacity,
+            pattern,
             sender,
             evictor: receiver.clone(),
             used: AtomicUsize::new(0),

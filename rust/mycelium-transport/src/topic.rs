@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
+use crate::keys::{PatternIndex, TopicName};
 use crate::metrics::TypeStats;
 use crate::subscriber::SubscriberShared;
 
@@ -41,6 +42,11 @@ pub(crate) struct Topic {
     /// without any lock, so a publisher blocked on a full queue never holds up (un)subscribe,
     /// and (un)subscribe never sees a half-updated list.
     subscribers: RwLock<SubscriberList>,
+    /// The subscribers without a pattern: what a publish without a topic routes to (the same
+    /// list as `subscribers` while nobody subscribed with a pattern).
+    plain: RwLock<SubscriberList>,
+    /// The subscribers with a pattern, by pattern; consulted only for publishes with a topic.
+    patterns: RwLock<PatternIndex<Arc<SubscriberShared>>>,
     pub(crate) stats: Arc<TypeStats>,
     /// Name learnt from a typed publish or subscribe (`Message::NAME`).
     learnt_name: OnceLock<&'static str>,
@@ -80,6 +86,8 @@ impl Topic {
         Topic {
             type_id,
             subscribers: RwLock::new(Arc::from(Vec::new())),
+            plain: RwLock::new(Arc::from(Vec::new())),
+            patterns: RwLock::new(PatternIndex::default()),
             stats: Arc::new(TypeStats::new()),
             learnt_name: OnceLock::new(),
             changes,
@@ -94,10 +102,35 @@ impl Topic {
         self.subscribers.read().len()
     }
 
+    /// The subscribers a publish routes to: those without a pattern, plus (for a publish with
+    /// a topic) those whose pattern matches it.
+    pub(crate) fn route(&self, topic: Option<&TopicName>) -> SubscriberList {
+        let plain = self.plain.read().clone();
+        let Some(topic) = topic else {
+            return plain;
+        };
+        let patterns = self.patterns.read();
+        if patterns.is_empty() {
+            return plain;
+        }
+        let mut all: Vec<_> = plain.iter().cloned().collect();
+        patterns.matches(topic.as_str(), &mut all);
+        all.into()
+    }
+
     pub(crate) fn add(&self, subscriber: Arc<SubscriberShared>) {
         let mut list = self.subscribers.write();
         let mut next: Vec<_> = list.iter().cloned().collect();
-        next.push(subscriber);
+        next.push(Arc::clone(&subscriber));
+        match &subscriber.pattern {
+            Some(pattern) => self.patterns.write().insert(pattern, subscriber.clone()),
+            None => {
+                let mut plain = self.plain.write();
+                let mut with: Vec<_> = plain.iter().cloned().collect();
+                with.push(Arc::clone(&subscriber));
+                *plain = with.into();
+            }
+        }
         *list = next.into();
         // Bumped under the list lock, so a watcher woken by it reads a list that already
         // holds the change.
@@ -107,11 +140,22 @@ impl Topic {
     /// Removes subscriber `id`; a no-op if it is already gone.
     pub(crate) fn remove(&self, id: u64) {
         let mut list = self.subscribers.write();
-        if list.iter().any(|s| s.id == id) {
-            let next: Vec<_> = list.iter().filter(|s| s.id != id).cloned().collect();
-            *list = next.into();
-            bump(&self.changes);
+        let Some(gone) = list.iter().find(|s| s.id == id).cloned() else {
+            return;
+        };
+        match &gone.pattern {
+            Some(pattern) => {
+                self.patterns.write().remove(pattern, |s| s.id == id);
+            }
+            None => {
+                let mut plain = self.plain.write();
+                let next: Vec<_> = plain.iter().filter(|s| s.id != id).cloned().collect();
+                *plain = next.into();
+            }
         }
+        let next: Vec<_> = list.iter().filter(|s| s.id != id).cloned().collect();
+        *list = next.into();
+        bump(&self.changes);
     }
 
     pub(crate) fn learn_name(&self, name: &'static str) {
