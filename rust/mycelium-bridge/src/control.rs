@@ -9,7 +9,8 @@ use mycelium_protocol::{DecodeError, EncodeError, Reader, Writer};
 /// Version of the bridge protocol (handshake and control frames). Peers must match: a peer of
 /// another version is refused with `RefusalKind::Version` naming both versions.
 /// 2: request/reply (serve, unserve, request and reply frames).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// 3: named topics (a topic frame before each message published with a topic).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Client -> server, first frame: version, name, schema digest and description, token.
 pub const HELLO: u16 = 0xFF01;
@@ -34,6 +35,9 @@ pub const UNSERVE: u16 = 0xFF09;
 pub const REQUEST: u16 = 0xFF0A;
 /// Either way (protocol 2): the answer to a request, under the requester side's correlation id.
 pub const REPLY: u16 = 0xFF0B;
+
+/// Either way (protocol 3): the topic of the message frame that follows it at once.
+pub const TOPIC: u16 = 0xFF0C;
 
 /// `timeout_ms` of a request frame meaning "no limit".
 pub const NO_TIMEOUT: u32 = u32::MAX;
@@ -151,6 +155,8 @@ pub(crate) enum Control {
         correlation: u64,
         outcome: ReplyOutcome,
     },
+    /// The topic of the next frame, which must be a message frame.
+    Topic(String),
 }
 
 /// Whether `type_id` is in the control range (or 0, which is reserved as well).
@@ -202,6 +208,10 @@ impl Control {
             Control::Bye(reason) => {
                 w.put_str(reason)?;
                 BYE
+            }
+            Control::Topic(topic) => {
+                w.put_str(topic)?;
+                TOPIC
             }
             Control::Serve(pairs) | Control::Unserve(pairs) => {
                 w.put_count(pairs.len())?;
@@ -310,6 +320,7 @@ impl Control {
             }
             PING => Control::Ping,
             BYE => Control::Bye(r.get_str("Bye.reason")?.to_owned()),
+            TOPIC => Control::Topic(r.get_str("Topic.topic")?.to_owned()),
             SERVE | UNSERVE => {
                 let count = r.get_count(4, "Serve.services")?;
                 let mut pairs = Vec::with_capacity(count);
@@ -383,6 +394,7 @@ mod tests {
             Control::Unsubscribe(vec![]),
             Control::Ping,
             Control::Bye("shutting down".into()),
+            Control::Topic("ticks/BTC-USD".into()),
             Control::Serve(vec![(1, 2), (3, 4)]),
             Control::Unserve(vec![]),
             Control::Request {

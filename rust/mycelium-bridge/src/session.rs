@@ -35,7 +35,7 @@ use bytes::Bytes;
 use mycelium_protocol::{DecodeError, Schema, Validator};
 use mycelium_transport::{
     IncomingRequest, MessageBus, PublishError, RawResponder, RawSubscription, RequestError,
-    ServeOptions, Stopper, SubscribeOptions,
+    ServeOptions, Stopper, SubscribeOptions, TopicName,
 };
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -44,7 +44,7 @@ use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
 use crate::config::Limits;
-use crate::control::{is_control, Control, ReplyOutcome, NO_TIMEOUT};
+use crate::control::{is_control, Control, ReplyOutcome, NO_TIMEOUT, TOPIC};
 use crate::framing::{FrameError, FrameReader, FrameWriter};
 use crate::handle::raised;
 use crate::stats::{bump, Stats};
@@ -166,7 +166,12 @@ impl SessionEnd {
 }
 
 enum Outbound {
-    Message { type_id: u16, payload: Bytes },
+    Message {
+        type_id: u16,
+        payload: Bytes,
+        /// Sent as a topic frame right before the message (protocol 3).
+        topic: Option<TopicName>,
+    },
     Control(Control),
 }
 
@@ -587,6 +592,8 @@ impl Session {
                     "handshake frame {type_id:#06x} after the handshake"
                 )))
             }
+            // The read loop takes topic frames itself (they belong to the next message).
+            Control::Topic(_) => Some(SessionEnd::Protocol("a topic frame out of place".into())),
         }
     }
 }
@@ -598,6 +605,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let shared = &session.shared;
     let limits = &shared.limits;
     let stats = &shared.stats;
+    // The topic frame just read, for the message frame that must follow it.
+    let mut pending_topic: Option<TopicName> = None;
     loop {
         let (type_id, payload) =
             match timeout(limits.idle_timeout, reader.read_frame(limits.max_frame)).await {
@@ -612,11 +621,29 @@ async fn read_loop<R: AsyncRead + Unpin>(
             (payload.len() + mycelium_protocol::FRAME_HEADER_LEN) as u64,
         );
         if is_control(type_id) {
+            if pending_topic.is_some() {
+                return SessionEnd::Protocol(format!(
+                    "a topic frame was followed by control frame {type_id:#06x}, not by its message"
+                ));
+            }
+            if type_id == TOPIC {
+                match Control::decode(type_id, &payload) {
+                    Ok(Some(Control::Topic(text))) => match TopicName::new(&text) {
+                        Ok(topic) => {
+                            pending_topic = Some(topic);
+                            continue;
+                        }
+                        Err(e) => return SessionEnd::Protocol(format!("bad topic frame: {e}")),
+                    },
+                    _ => return SessionEnd::Protocol("malformed topic frame".into()),
+                }
+            }
             match session.on_control(type_id, &payload) {
                 Some(end) => return end,
                 None => continue,
             }
         }
+        let topic = pending_topic.take();
         if !shared.validator.knows(type_id) {
             return SessionEnd::Protocol(format!(
                 "the peer sent type id {type_id}, which the schema does not define"
@@ -635,7 +662,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         match shared
             .bus
-            .publish_raw_from_async(session.origin, type_id, payload)
+            .publish_raw_on_from_async(session.origin, type_id, topic, payload)
             .await
         {
             // A full FailPublish subscriber is the bus's business (it counts the drop).
@@ -665,7 +692,7 @@ async fn forward(
                     if envelope.origin == origin {
                         continue;
                     }
-                    let message = Outbound::Message { type_id: envelope.type_id, payload: envelope.payload };
+                    let message = Outbound::Message { type_id: envelope.type_id, payload: envelope.payload, topic: envelope.topic };
                     if tx.send(message).await.is_err() {
                         return;
                     }
@@ -677,7 +704,7 @@ async fn forward(
                 if envelope.origin == origin {
                     continue;
                 }
-                let message = Outbound::Message { type_id: envelope.type_id, payload: envelope.payload };
+                let message = Outbound::Message { type_id: envelope.type_id, payload: envelope.payload, topic: envelope.topic };
                 if tx.send(message).await.is_err() {
                     return;
                 }
@@ -823,15 +850,50 @@ async fn write_one<W: AsyncWrite + Unpin>(
     stats: &Stats,
 ) -> Result<(), SessionEnd> {
     let (type_id, payload, is_message) = match item {
-        Outbound::Message { type_id, payload } => (type_id, payload, true),
+        Outbound::Message {
+            type_id,
+            payload,
+            topic,
+        } => {
+            if let Some(topic) = topic {
+                // The topic frame goes right before its message, in the same write.
+                let (topic_id, topic_payload) =
+                    encode_control(&Control::Topic(topic.as_str().to_owned()))?;
+                write_frame(
+                    writer,
+                    topic_id,
+                    &topic_payload,
+                    false,
+                    write_timeout,
+                    stats,
+                )
+                .await?;
+            }
+            (type_id, payload, true)
+        }
         Outbound::Control(control) => {
-            let (type_id, payload) = control
-                .encode()
-                .map_err(|e| SessionEnd::Protocol(format!("cannot encode a control frame: {e}")))?;
+            let (type_id, payload) = encode_control(&control)?;
             (type_id, Bytes::from(payload), false)
         }
     };
-    match timeout(write_timeout, writer.write_frame(type_id, &payload)).await {
+    write_frame(writer, type_id, &payload, is_message, write_timeout, stats).await
+}
+
+fn encode_control(control: &Control) -> Result<(u16, Vec<u8>), SessionEnd> {
+    control
+        .encode()
+        .map_err(|e| SessionEnd::Protocol(format!("cannot encode a control frame: {e}")))
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut FrameWriter<W>,
+    type_id: u16,
+    payload: &[u8],
+    is_message: bool,
+    write_timeout: Duration,
+    stats: &Stats,
+) -> Result<(), SessionEnd> {
+    match timeout(write_timeout, writer.write_frame(type_id, payload)).await {
         Ok(Ok(written)) => {
             bump(&stats.frames_out, 1);
             bump(&stats.bytes_out, written as u64);
