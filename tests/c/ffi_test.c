@@ -878,6 +878,50 @@ static void test_clone_refuses_bogus_addresses(const char *yaml, size_t yaml_len
   free(zeros);
 }
 
+/* ---- named topics (ABI 1.4): mycelium_publish_topic, options.pattern ---- */
+static void test_topics(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  CHECK(mycelium_abi_version() >= ((1u << 16) | 4u), "ABI %x is older than 1.4", mycelium_abi_version());
+  mycelium_subscribe_options every, btc, any_tick, bad;
+  mycelium_subscribe_options_init(&every);
+  mycelium_subscribe_options_init(&btc);
+  mycelium_subscribe_options_init(&any_tick);
+  mycelium_subscribe_options_init(&bad);
+  CHECK(every.pattern == NULL, "init leaves the pattern NULL");
+  btc.pattern = "ticks/BTC-USD";
+  any_tick.pattern = "ticks/*";
+  uint64_t rx_every = 0, rx_btc = 0, rx_any = 0, rx_bad = 0;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &every, &rx_every), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &btc, &rx_btc), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &any_tick, &rx_any), MYCELIUM_OK);
+  bad.pattern = "ticks/>/x";
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, &bad, &rx_bad), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(mycelium_last_error(), "before its last segment") != NULL, "the bad pattern's reason: %s",
+        mycelium_last_error());
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "BTC-USD", 1.0, 0, 1, 0);
+  CHECK_STATUS(mycelium_publish_topic(rt, TRADE_TICK, "ticks/BTC-USD", buf, n, NULL), MYCELIUM_OK);
+  n = encode_tick(buf, "ETH-USD", 1.0, 0, 2, 0);
+  CHECK_STATUS(mycelium_publish_topic(rt, TRADE_TICK, "ticks/ETH-USD", buf, n, NULL), MYCELIUM_OK);
+  n = encode_tick(buf, "none", 1.0, 0, 3, 0);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_publish_topic(rt, TRADE_TICK, "ticks/*", buf, n, NULL), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(mycelium_publish_topic(rt, TRADE_TICK, NULL, buf, n, NULL), MYCELIUM_ERR_NULL_POINTER);
+  pulled_t p = {0};
+  size_t got = 0;
+  CHECK_STATUS(mycelium_receiver_recv(rt, rx_every, 1000, 8, collect, &p, &got), MYCELIUM_OK);
+  CHECK(got == 3 && p.seen[0] == 1 && p.seen[2] == 3, "the plain receiver got every tick (%zu)", got);
+  pulled_t q = {0};
+  CHECK_STATUS(mycelium_receiver_recv(rt, rx_btc, 1000, 8, collect, &q, &got), MYCELIUM_OK);
+  CHECK(got == 1 && q.seen[0] == 1, "ticks/BTC-USD got only its tick (%zu)", got);
+  pulled_t r = {0};
+  CHECK_STATUS(mycelium_receiver_recv(rt, rx_any, 1000, 8, collect, &r, &got), MYCELIUM_OK);
+  CHECK(got == 2 && r.seen[0] == 1 && r.seen[1] == 2, "ticks/* got the two topic'd ticks (%zu)", got);
+  CHECK_STATUS(mycelium_receiver_recv(rt, rx_any, 0, 8, collect, &r, &got), MYCELIUM_ERR_TIMEOUT);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
@@ -898,6 +942,7 @@ int main(int argc, char **argv) {
   test_subscription_stats(yaml, len);
   test_bridges(yaml, len);
   test_bridge_close_ends_wait(yaml, len);
+  test_topics(yaml, len);
   free(yaml);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

@@ -40,7 +40,8 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // 1.3: request/reply: `mycelium_serve`, `mycelium_unserve`, `mycelium_request`,
 // `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
 // `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
-#define MYCELIUM_ABI_VERSION_MINOR 3
+// 1.4: named topics: `mycelium_publish_topic`, `mycelium_subscribe_options.pattern`.
+#define MYCELIUM_ABI_VERSION_MINOR 4
 
 // Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
 #define MYCELIUM_MAX_TEXT_LEN ((16 * 1024) * 1024)
@@ -160,6 +161,12 @@ typedef struct mycelium_subscribe_options {
   // Trades a busy core for skipping the wake-up on the next message: for a few
   // latency-critical subscriptions on a machine with a core to spare.
   uint32_t spin_us;
+  // Since ABI 1.4. A topic pattern (docs/topics.md): NUL-terminated UTF-8, copied; NULL (the
+  // default) receives every message of the type. With a pattern the subscription receives
+  // only messages published with a matching topic (`mycelium_publish_topic`): `*` matches
+  // one `/`-separated segment, a final `>` one or more. A malformed pattern is refused with
+  // `MYCELIUM_ERR_INVALID_ARGUMENT` naming the reason.
+  const char *pattern;
 } mycelium_subscribe_options;
 
 // One message handed to a callback. `payload` points to `len` bytes that stay valid only for
@@ -822,6 +829,25 @@ size_t mycelium_last_error_copy(char *buf, size_t len);
 // - Takes an `int`, not the enum, so that any value a caller passes is well defined.
 // - Threads: any. Blocks: no. Calls back: no. Allocates: no.
 const char *mycelium_status_name(int status);
+
+// Publishes one message under a topic (docs/topics.md): as `mycelium_publish_with_hooks`, and
+// subscriptions whose `pattern` matches `topic` get it too (subscriptions without a pattern
+// get every message, as always). Since ABI 1.4.
+//
+// - `topic`: NUL-terminated UTF-8, `/`-separated non-empty segments, at most 256 bytes, no
+//   wildcard, whitespace or `.`; anything else is refused with `MYCELIUM_ERR_INVALID_ARGUMENT`
+//   naming the reason, before any subscriber sees the message. Copied; `hooks` may be NULL.
+// - Ownership, threads, blocking, callbacks and errors: as `mycelium_publish_with_hooks`.
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_publish_topic(const mycelium_runtime_t *rt,
+                                            uint16_t type_id,
+                                            const char *topic,
+                                            const uint8_t *payload,
+                                            size_t len,
+                                            const struct mycelium_wait_hooks *hooks);
 
 // Serves the service (`request_type`, `reply_type`): each request is handed to
 // `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.

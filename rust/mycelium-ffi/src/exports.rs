@@ -823,6 +823,33 @@ pub extern "C" fn mycelium_status_name(status: c_int) -> *const c_char {
 // ---------------------------------------------------------------------------------------------
 // Request/reply (ABI 1.3). See docs/request-reply.md.
 
+/// Publishes one message under a topic (docs/topics.md): as `mycelium_publish_with_hooks`, and
+/// subscriptions whose `pattern` matches `topic` get it too (subscriptions without a pattern
+/// get every message, as always). Since ABI 1.4.
+///
+/// - `topic`: NUL-terminated UTF-8, `/`-separated non-empty segments, at most 256 bytes, no
+///   wildcard, whitespace or `.`; anything else is refused with `MYCELIUM_ERR_INVALID_ARGUMENT`
+///   naming the reason, before any subscriber sees the message. Copied; `hooks` may be NULL.
+/// - Ownership, threads, blocking, callbacks and errors: as `mycelium_publish_with_hooks`.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_publish_topic(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    hooks: *const mycelium_wait_hooks,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_publish_topic", |vt| unsafe {
+        (vt.publish_topic)(rt, type_id, topic, payload, len, hooks)
+    })
+}
+
 /// Serves the service (`request_type`, `reply_type`): each request is handed to
 /// `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.
 /// Since ABI 1.3.

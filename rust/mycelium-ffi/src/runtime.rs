@@ -137,10 +137,15 @@ impl Core {
         type_id: u16,
         payload: bytes::Bytes,
         hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
+        topic: Option<&mycelium_transport::TopicName>,
     ) -> FfiResult {
-        match hooks {
-            Some(hooks) => self.bus.publish_raw_with_hooks(type_id, payload, hooks),
-            None => self.bus.publish_raw(type_id, payload),
+        match (hooks, topic) {
+            (Some(hooks), None) => self.bus.publish_raw_with_hooks(type_id, payload, hooks),
+            (None, None) => self.bus.publish_raw(type_id, payload),
+            (Some(hooks), Some(topic)) => self
+                .bus
+                .publish_raw_on_with_hooks(type_id, topic, payload, hooks),
+            (None, Some(topic)) => self.bus.publish_raw_on(type_id, topic, payload),
         }
         .map_err(publish_error)
     }
@@ -412,6 +417,22 @@ pub(crate) unsafe fn publish(
     len: usize,
     hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
 ) -> FfiResult {
+    // SAFETY: same contract as this function.
+    unsafe { publish_on(rt, type_id, None, payload, len, hooks) }
+}
+
+/// [`publish`] under a topic (`None`: none).
+///
+/// # Safety
+/// As for [`publish`].
+pub(crate) unsafe fn publish_on(
+    rt: *const mycelium_runtime_t,
+    type_id: u16,
+    topic: Option<&mycelium_transport::TopicName>,
+    payload: *const u8,
+    len: usize,
+    hooks: Option<&mut dyn mycelium_transport::WaitHooks>,
+) -> FfiResult {
     let h = live(rt)?;
     // SAFETY: same contract as this function.
     let bytes = unsafe { prepare_raw(&h.core, type_id, payload, len) }.inspect_err(|e| {
@@ -424,7 +445,7 @@ pub(crate) unsafe fn publish(
         };
         h.core.bus.record_refused(reason);
     })?;
-    h.core.publish(type_id, bytes, hooks)
+    h.core.publish(type_id, bytes, hooks, topic)
 }
 
 /// Checks the length, then validates and copies the payload (see [`publish`]).

@@ -115,6 +115,12 @@ pub struct mycelium_subscribe_options {
     /// Trades a busy core for skipping the wake-up on the next message: for a few
     /// latency-critical subscriptions on a machine with a core to spare.
     pub spin_us: u32,
+    /// Since ABI 1.4. A topic pattern (docs/topics.md): NUL-terminated UTF-8, copied; NULL (the
+    /// default) receives every message of the type. With a pattern the subscription receives
+    /// only messages published with a matching topic (`mycelium_publish_topic`): `*` matches
+    /// one `/`-separated segment, a final `>` one or more. A malformed pattern is refused with
+    /// `MYCELIUM_ERR_INVALID_ARGUMENT` naming the reason.
+    pub pattern: *const c_char,
 }
 
 // SAFETY: `#[repr(C)]`, `struct_size: u32` first; every field is an integer or a raw pointer,
@@ -139,6 +145,7 @@ impl Default for mycelium_subscribe_options {
             max_batch: 0,
             label: std::ptr::null(),
             spin_us: 0,
+            pattern: std::ptr::null(),
         }
     }
 }
@@ -212,6 +219,23 @@ pub(crate) fn resolve_options(
     }
     let mut bus = SubscribeOptions::new(capacity as usize, policy).with_spin(spin);
     bus.label = label;
+    if !o.pattern.is_null() {
+        // SAFETY: the C contract says a non-NULL pattern is a NUL-terminated string valid for
+        // the call.
+        let text = unsafe { CStr::from_ptr(o.pattern) }.to_str().map_err(|_| {
+            FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                "options.pattern is not valid UTF-8",
+            )
+        })?;
+        let pattern = mycelium_transport::TopicPattern::new(text).map_err(|e| {
+            FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                format!("options.pattern: {e}"),
+            )
+        })?;
+        bus = bus.with_pattern(pattern);
+    }
     Ok(ResolvedOptions {
         bus,
         max_batch: max_batch as usize,

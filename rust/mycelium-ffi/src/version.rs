@@ -11,7 +11,8 @@ pub const MYCELIUM_ABI_VERSION_MAJOR: u32 = 1;
 /// 1.3: request/reply: `mycelium_serve`, `mycelium_unserve`, `mycelium_request`,
 /// `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
 /// `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
-pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 3;
+/// 1.4: named topics: `mycelium_publish_topic`, `mycelium_subscribe_options.pattern`.
+pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 4;
 
 /// The ABI version of the loaded library as `(major << 16) | minor`.
 ///

@@ -129,6 +129,15 @@ pub struct Vtable {
         *mut usize,
         *mut usize,
     ) -> Status,
+    // ABI 1.4: named topics
+    pub publish_topic: unsafe extern "C" fn(
+        *const Rt,
+        u16,
+        *const c_char,
+        *const u8,
+        usize,
+        *const mycelium_wait_hooks,
+    ) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -162,6 +171,7 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     serve: vt_serve,
     unserve: vt_unserve,
     request: vt_request,
+    publish_topic: vt_publish_topic,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -538,6 +548,38 @@ unsafe extern "C" fn vt_publish_with_hooks(
         // SAFETY: the caller guarantees `payload` points to `len` readable bytes until the
         // payload is copied, which happens before any hook runs.
         unsafe { runtime::publish(rt, type_id, payload, len, hooks) }
+    })
+}
+
+unsafe extern "C" fn vt_publish_topic(
+    rt: *const Rt,
+    type_id: u16,
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    hooks: *const mycelium_wait_hooks,
+) -> Status {
+    vguard("mycelium_publish_topic", || {
+        let topic = non_null(topic, "topic")?;
+        // SAFETY: a non-NULL topic is a NUL-terminated string valid for the call (C contract).
+        let text = unsafe { CStr::from_ptr(topic) }.to_str().map_err(|_| {
+            FfiError::new(MYCELIUM_ERR_INVALID_ARGUMENT, "`topic` is not valid UTF-8")
+        })?;
+        let topic = mycelium_transport::TopicName::new(text)
+            .map_err(|e| FfiError::new(MYCELIUM_ERR_INVALID_ARGUMENT, e.to_string()))?;
+        // SAFETY: a non-NULL hooks pointer is valid for reads of its `struct_size` bytes during
+        // the call (C contract).
+        let hooks = unsafe { crate::sized::read_options(hooks) }?;
+        let mut foreign = match hooks.as_ref() {
+            Some(h) => ForeignHooks::new(h)?,
+            None => None,
+        };
+        let hooks = foreign
+            .as_mut()
+            .map(|h| h as &mut dyn mycelium_transport::WaitHooks);
+        // SAFETY: the caller guarantees `payload` points to `len` readable bytes until the
+        // payload is copied, which happens before any hook runs.
+        unsafe { runtime::publish_on(rt, type_id, Some(&topic), payload, len, hooks) }
     })
 }
 
