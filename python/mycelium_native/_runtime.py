@@ -271,20 +271,24 @@ class Runtime:
 
     # ---- publishing ----------------------------------------------------------------------
 
-    def publish(self, message: Message) -> None:
+    def publish(self, message: Message, *, topic: Optional[str] = None) -> None:
         """Encodes and publishes one message. Validated against the schema before any
         subscriber sees it. With the BLOCK policy it waits (GIL released) while a subscriber's
         queue is full; Ctrl-C ends that wait with KeyboardInterrupt, the message then delivered
-        to the subscribers that had room and counted as dropped by each full one."""
+        to the subscribers that had room and counted as dropped by each full one.
+
+        ``topic`` (e.g. ``"ticks/BTC-USD"``, see docs/topics.md): subscribers without a pattern
+        get the message as always, and those whose ``pattern`` matches the topic get it too. A
+        malformed topic raises InvalidArgumentError naming the reason."""
         cls = type(message)
         if cls not in self._checked:
             self._check_class(cls)
-        self._native.publish(cls.TYPE_ID, message.to_bytes())
+        self._native.publish(cls.TYPE_ID, message.to_bytes(), topic)
 
-    def publish_raw(self, type_id: int, payload: bytes) -> None:
+    def publish_raw(self, type_id: int, payload: bytes, *, topic: Optional[str] = None) -> None:
         """Publishes an already encoded TLV payload (no frame header) of ``type_id``; it is
         validated like any other publish (DecodeError, UnknownTypeError)."""
-        self._native.publish(type_id, payload)
+        self._native.publish(type_id, payload, topic)
 
     # ---- receiving -----------------------------------------------------------------------
 
@@ -298,6 +302,7 @@ class Runtime:
         max_batch: Optional[int] = None,
         label: Optional[str] = None,
         spin_us: int = 0,
+        pattern: Optional[str] = None,
     ) -> "Subscription":
         """Calls ``callback(message)`` for each message of ``message_type``, in order, on a
         delivery thread of this subscription (never inside ``publish``). An exception in the
@@ -309,7 +314,12 @@ class Runtime:
         VM; a spinning one catches the next message at once, at the price of a busy core while
         it spins. The spin adapts (halves when it runs out, doubles when it catches a message).
         Use it for a few latency-critical subscriptions with a core to spare; it does nothing
-        for throughput."""
+        for throughput.
+
+        ``pattern`` (e.g. ``"ticks/*"``, see docs/topics.md): only messages published with a
+        matching ``topic``; ``*`` matches one ``/``-separated segment, a final ``>`` one or
+        more. Without one (the default) every message of the type arrives, with a topic or
+        without. The same parameter exists on :meth:`subscription` and :meth:`stream`."""
         if not callable(callback):
             raise TypeError(
                 f"callback must be callable (a function taking the message), not {type(callback).__name__}"
@@ -325,6 +335,7 @@ class Runtime:
             _count("max_batch", max_batch),
             label,
             _spin(spin_us),
+            pattern,
         )
         return Subscription(self, native, message_type.NAME)
 
@@ -338,6 +349,7 @@ class Runtime:
         max_batch: Optional[int] = None,
         label: Optional[str] = None,
         spin_us: int = 0,
+        pattern: Optional[str] = None,
     ) -> "Subscription":
         """Like :meth:`subscribe`, but ``callback`` receives the payload bytes undecoded."""
         if not callable(callback):
@@ -353,6 +365,7 @@ class Runtime:
             _count("max_batch", max_batch),
             label,
             _spin(spin_us),
+            pattern,
         )
         name = self._fingerprints.get(type_id, (str(type_id), ""))[0]
         return Subscription(self, native, name)
@@ -365,6 +378,7 @@ class Runtime:
         policy: PolicyLike = Policy.BLOCK,
         label: Optional[str] = None,
         spin_us: int = 0,
+        pattern: Optional[str] = None,
     ) -> "MessageQueue[M]":
         """A pull subscription: messages wait in the bus-side queue until a thread takes them
         with :meth:`MessageQueue.recv` (no delivery thread in between).
@@ -382,6 +396,7 @@ class Runtime:
             _policy(policy),
             label,
             _spin(spin_us),
+            pattern,
         )
         return MessageQueue(self, native, message_type)
 
@@ -393,6 +408,7 @@ class Runtime:
         policy: PolicyLike = Policy.BLOCK,
         label: Optional[str] = None,
         spin_us: int = 0,
+        pattern: Optional[str] = None,
     ) -> "MessageStream[M]":
         """An asyncio stream: ``async for msg in rt.stream(Cls)``. The delivery thread wakes the
         event loop through a pipe watched with ``loop.add_reader``; no thread polls.
@@ -405,6 +421,7 @@ class Runtime:
             _policy(policy),
             label,
             _spin(spin_us),
+            pattern,
         )
         return MessageStream(self, native, message_type)
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mycelium_ffi::exports::{
-    mycelium_flush, mycelium_metrics_json, mycelium_metrics_prometheus,
+    mycelium_flush, mycelium_metrics_json, mycelium_metrics_prometheus, mycelium_publish_topic,
     mycelium_publish_with_hooks, mycelium_receiver_open, mycelium_runtime_clone,
     mycelium_runtime_close, mycelium_runtime_create, mycelium_schema_description,
     mycelium_schema_digest, mycelium_subscribe, mycelium_verify_schema_description,
@@ -49,6 +49,8 @@ pub(crate) struct SubscribeSettings {
     pub max_batch: u32,
     pub spin_us: u32,
     pub label: Option<CString>,
+    /// A topic pattern (docs/topics.md); `None` receives every message of the type.
+    pub pattern: Option<CString>,
 }
 
 impl SubscribeSettings {
@@ -71,7 +73,19 @@ impl SubscribeSettings {
             max_batch,
             spin_us,
             label,
+            pattern: None,
         })
+    }
+
+    /// Adds a topic pattern (checked by the library when subscribing).
+    pub(crate) fn with_pattern(mut self, pattern: Option<&str>) -> PyResult<Self> {
+        self.pattern = pattern
+            .map(|p| {
+                CString::new(p)
+                    .map_err(|_| PyValueError::new_err("pattern must not contain NUL characters"))
+            })
+            .transpose()?;
+        Ok(self)
     }
 
     fn to_options(&self) -> CallResult<mycelium_subscribe_options> {
@@ -83,6 +97,10 @@ impl SubscribeSettings {
             max_batch: self.max_batch,
             spin_us: self.spin_us,
             label: self.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
+            pattern: self
+                .pattern
+                .as_ref()
+                .map_or(std::ptr::null(), |p| p.as_ptr()),
             ..Default::default()
         })
     }
@@ -258,7 +276,20 @@ impl NativeRuntime {
     /// the message stays published to the subscribers that had room, each full BLOCK
     /// subscriber still waited for counts it as dropped (never a part of a message), and the
     /// KeyboardInterrupt is raised here.
-    fn publish(&self, py: Python<'_>, type_id: u16, payload: &[u8]) -> PyResult<()> {
+    #[pyo3(signature = (type_id, payload, topic=None))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        type_id: u16,
+        payload: &[u8],
+        topic: Option<&str>,
+    ) -> PyResult<()> {
+        let topic = topic
+            .map(|t| {
+                CString::new(t)
+                    .map_err(|_| PyValueError::new_err("topic must not contain NUL characters"))
+            })
+            .transpose()?;
         let result = (|| {
             let g = self.core.enter()?;
             let mut wait = PublishWait {
@@ -275,15 +306,30 @@ impl NativeRuntime {
             // SAFETY: `payload` is borrowed from an immutable bytes object held by the caller's
             // frame, valid even while the hooks release the GIL; `hooks` and `wait` outlive the
             // call; this thread holds the GIL, as `release_gil` requires.
-            match check(unsafe {
-                mycelium_publish_with_hooks(
-                    g.ptr(),
-                    type_id,
-                    payload.as_ptr(),
-                    payload.len(),
-                    &hooks,
-                )
-            }) {
+            let status = match &topic {
+                // SAFETY: as above; `topic` is NUL-terminated and outlives the call.
+                Some(topic) => unsafe {
+                    mycelium_publish_topic(
+                        g.ptr(),
+                        type_id,
+                        topic.as_ptr(),
+                        payload.as_ptr(),
+                        payload.len(),
+                        &hooks,
+                    )
+                },
+                // SAFETY: as above.
+                None => unsafe {
+                    mycelium_publish_with_hooks(
+                        g.ptr(),
+                        type_id,
+                        payload.as_ptr(),
+                        payload.len(),
+                        &hooks,
+                    )
+                },
+            };
+            match check(status) {
                 Err(Failure::Status { code, .. })
                     if code == mycelium_status::MYCELIUM_ERR_TIMEOUT as u32
                         && self.core.is_closed() =>
@@ -304,7 +350,7 @@ impl NativeRuntime {
     }
 
     /// Runs `callback(decoder(payload))` (or `callback(payload)`) on a delivery thread.
-    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None, spin_us=0))]
+    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None, spin_us=0, pattern=None))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -317,8 +363,10 @@ impl NativeRuntime {
         max_batch: u32,
         label: Option<&str>,
         spin_us: u32,
+        pattern: Option<&str>,
     ) -> PyResult<NativeSubscription> {
-        let settings = SubscribeSettings::new(capacity, policy, max_batch, spin_us, label)?;
+        let settings = SubscribeSettings::new(capacity, policy, max_batch, spin_us, label)?
+            .with_pattern(pattern)?;
         let closed = Arc::new(AtomicBool::new(false));
         let closure = CallbackContext::new(
             callback.unbind(),
@@ -414,7 +462,7 @@ impl NativeRuntime {
 
     /// A pull subscription on a C ABI pull receiver: `recv` waits on the bus-side queue itself
     /// (no delivery thread), so `capacity` and `policy` apply to that one queue.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0))]
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None))]
     fn open_receiver(
         &self,
         py: Python<'_>,
@@ -423,8 +471,10 @@ impl NativeRuntime {
         policy: u32,
         label: Option<&str>,
         spin_us: u32,
+        pattern: Option<&str>,
     ) -> PyResult<NativeReceiver> {
-        let settings = SubscribeSettings::new(capacity, policy, 0, spin_us, label)?;
+        let settings =
+            SubscribeSettings::new(capacity, policy, 0, spin_us, label)?.with_pattern(pattern)?;
         let bound = if capacity == 0 {
             DEFAULT_CAPACITY
         } else {
@@ -447,7 +497,7 @@ impl NativeRuntime {
 
     /// An asyncio stream's queue: a delivery thread fills a Rust-side queue and writes to a
     /// pipe whose read end (`fileno()`) becomes readable on new messages.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0))]
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None))]
     fn subscribe_stream(
         &self,
         py: Python<'_>,
@@ -456,8 +506,10 @@ impl NativeRuntime {
         policy: u32,
         label: Option<&str>,
         spin_us: u32,
+        pattern: Option<&str>,
     ) -> PyResult<NativeStream> {
-        let settings = SubscribeSettings::new(capacity, policy, 0, spin_us, label)?;
+        let settings =
+            SubscribeSettings::new(capacity, policy, 0, spin_us, label)?.with_pattern(pattern)?;
         let notifier = Notifier::new()
             .map_err(|e| PyOSError::new_err(format!("could not create the wake-up pipe: {e}")))?;
         let bound = if capacity == 0 {
