@@ -463,6 +463,7 @@ impl NativeRuntime {
     /// A pull subscription on a C ABI pull receiver: `recv` waits on the bus-side queue itself
     /// (no delivery thread), so `capacity` and `policy` apply to that one queue.
     #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None))]
+    #[allow(clippy::too_many_arguments)]
     fn open_receiver(
         &self,
         py: Python<'_>,
@@ -498,6 +499,7 @@ impl NativeRuntime {
     /// An asyncio stream's queue: a delivery thread fills a Rust-side queue and writes to a
     /// pipe whose read end (`fileno()`) becomes readable on new messages.
     #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None))]
+    #[allow(clippy::too_many_arguments)]
     fn subscribe_stream(
         &self,
         py: Python<'_>,
