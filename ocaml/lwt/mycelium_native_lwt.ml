@@ -13,7 +13,7 @@ let with_lock m f =
   Mutex.lock m;
   Fun.protect ~finally:(fun () -> Mutex.unlock m) f
 
-let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us rt
+let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt
     (module Msg : M.MESSAGE with type t = a) =
   let box = { lock = Mutex.create (); pending = Queue.create (); notified = false; ended = false } in
   let stream, push = Lwt_stream.create () in
@@ -47,7 +47,7 @@ let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us rt
   in
   let deliver v = wake_with (fun () -> Queue.push v box.pending) in
   let sub =
-    match M.subscribe ?capacity ?overflow ?max_batch ?label ?spin_us rt (module Msg) deliver with
+    match M.subscribe ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt (module Msg) deliver with
     | sub -> sub
     | exception e ->
         (* Refused (e.g. spin_us above the limit): nothing will ever wake the notification. *)
@@ -57,8 +57,8 @@ let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us rt
   M.Subscription.on_close sub (fun () -> wake_with (fun () -> box.ended <- true));
   (stream, sub)
 
-let stream ?capacity ?overflow ?max_batch ?label ?spin_us rt m =
-  fst (subscribe_stream ?capacity ?overflow ?max_batch ?label ?spin_us rt m)
+let stream ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m =
+  fst (subscribe_stream ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m)
 
 let recv s = Lwt.bind (Lwt_stream.get s) (function Some v -> Lwt.return v | None -> Lwt.fail End_of_file)
 

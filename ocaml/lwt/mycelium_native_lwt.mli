@@ -10,6 +10,7 @@ val subscribe_stream :
   ?max_batch:int ->
   ?label:string ->
   ?spin_us:int ->
+  ?pattern:string ->
   Mycelium_native.Runtime.t ->
   (module Mycelium_native.MESSAGE with type t = 'a) ->
   'a Lwt_stream.t * Mycelium_native.Subscription.t
@@ -24,6 +25,7 @@ val stream :
   ?max_batch:int ->
   ?label:string ->
   ?spin_us:int ->
+  ?pattern:string ->
   Mycelium_native.Runtime.t ->
   (module Mycelium_native.MESSAGE with type t = 'a) ->
   'a Lwt_stream.t

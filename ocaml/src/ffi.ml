@@ -17,11 +17,12 @@ external verify_description : handle -> string -> error option = "mycelium_ml_ve
 external schema_digest : handle -> (string, error) result = "mycelium_ml_schema_digest"
 external schema_description : handle -> (string, error) result = "mycelium_ml_schema_description"
 external publish : handle -> int -> string -> error option = "mycelium_ml_publish"
+external publish_topic : handle -> int -> string -> string -> error option = "mycelium_ml_publish_topic"
 
 external subscribe :
-  handle -> int -> int * int * int * string option * int -> (string -> bool) -> (int, error) result
+  handle -> int -> int * int * int * string option * int * string option -> (string -> bool) -> (int, error) result
   = "mycelium_ml_subscribe"
-(** [subscribe h type_id (capacity, policy, max_batch, label, spin_us) handler]. [handler]
+(** [subscribe h type_id (capacity, policy, max_batch, label, spin_us, pattern) handler]. [handler]
     becomes a GC root until the subscription's [drop]; it must not capture the runtime (see
     docs/ocaml.md). *)
 

@@ -318,15 +318,18 @@ module Runtime = struct
   let address t = ok (Ffi.runtime_address t.handle)
 end
 
-let publish_raw (rt : Runtime.t) ~type_id payload = check (Ffi.publish rt.handle type_id payload)
+let publish_raw ?topic (rt : Runtime.t) ~type_id payload =
+  match topic with
+  | None -> check (Ffi.publish rt.handle type_id payload)
+  | Some topic -> check (Ffi.publish_topic rt.handle type_id topic payload)
 
-let publish (type a) (rt : Runtime.t) (module M : MESSAGE with type t = a) (v : a) =
-  check (Ffi.publish rt.handle M.type_id (M.encode v))
+let publish (type a) ?topic (rt : Runtime.t) (module M : MESSAGE with type t = a) (v : a) =
+  publish_raw ?topic rt ~type_id:M.type_id (M.encode v)
 
 (* The bus's largest queue, MAX_QUEUE_CAPACITY in rust/mycelium-transport. *)
 let max_capacity = 1 lsl 20
 
-let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) (rt : Runtime.t)
+let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) ?pattern (rt : Runtime.t)
     ~type_id ~name (f : string -> unit) =
   if capacity < 0 then invalid_arg "Mycelium_native.subscribe: capacity must be >= 0";
   (* Refused here with the parameter's own name; the C ABI refuses it too (never clamps). *)
@@ -342,7 +345,7 @@ let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(
   (* The table lock is held across the stub call so that a concurrent Runtime.close either sees
      the new subscription or runs before it exists (and then the stub fails with Closed). *)
   with_lock rt.subs_lock (fun () ->
-      let options = (capacity, overflow_code overflow, max_batch, label, spin_us) in
+      let options = (capacity, overflow_code overflow, max_batch, label, spin_us, pattern) in
       let id = ok (Ffi.subscribe rt.handle type_id options handler) in
       let s =
         {
@@ -358,10 +361,10 @@ let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(
       Hashtbl.replace rt.subs id s;
       s)
 
-let subscribe (type a) ?capacity ?overflow ?max_batch ?label ?spin_us rt (module M : MESSAGE with type t = a)
-    (f : a -> unit) =
+let subscribe (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt
+    (module M : MESSAGE with type t = a) (f : a -> unit) =
   let decode = M.decode in
-  subscribe_raw ?capacity ?overflow ?max_batch ?label ?spin_us rt ~type_id:M.type_id ~name:M.name (fun payload ->
+  subscribe_raw ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt ~type_id:M.type_id ~name:M.name (fun payload ->
       match decode payload with Ok v -> f v | Error msg -> raise (Undecodable msg))
 
 let metrics rt (module M : MESSAGE) = Runtime.type_metrics rt M.type_id

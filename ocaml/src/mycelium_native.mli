@@ -212,11 +212,15 @@ end
 
 (** {1 Publishing and subscribing} *)
 
-val publish : Runtime.t -> (module MESSAGE with type t = 'a) -> 'a -> unit
+val publish : ?topic:string -> Runtime.t -> (module MESSAGE with type t = 'a) -> 'a -> unit
 (** Encodes and publishes. The bus validates the payload against the schema before any
     subscriber sees it. Blocks (with the runtime lock released) while a [Block] subscriber's
     queue is full; keeps the lock when there is room. Raises [Invalid_argument] from [encode],
-    or [Mycelium_error]. *)
+    or [Mycelium_error].
+
+    [topic] (e.g. ["ticks/BTC-USD"], docs/topics.md): subscribers without a pattern get the
+    message as always, those whose [pattern] matches get it too. A malformed topic raises
+    [Mycelium_error (Invalid_argument, reason)]. *)
 
 module Subscription : sig
   type t
@@ -241,6 +245,7 @@ val subscribe :
   ?max_batch:int ->
   ?label:string ->
   ?spin_us:int ->
+  ?pattern:string ->
   Runtime.t ->
   (module MESSAGE with type t = 'a) ->
   ('a -> unit) ->
@@ -254,6 +259,10 @@ val subscribe :
     stays a GC root until the subscription is closed: if it captures the runtime, the runtime
     cannot be finalised before that.
 
+    [pattern] (e.g. ["ticks/*"], docs/topics.md): only messages published with a matching
+    [topic] ([*] one segment, a final [>] one or more); without it every message of the type
+    arrives. A malformed pattern raises [Mycelium_error (Invalid_argument, reason)].
+
     [spin_us] is how many microseconds the delivery thread polls its empty queue before it
     sleeps: it trades a busy core for skipping the thread wake-up (tens of microseconds on an
     idle machine) on the next message, for a few latency-critical subscriptions on a machine
@@ -266,7 +275,7 @@ val metrics : Runtime.t -> (module MESSAGE) -> type_metrics
 
 (** {1 Payload level} *)
 
-val publish_raw : Runtime.t -> type_id:int -> string -> unit
+val publish_raw : ?topic:string -> Runtime.t -> type_id:int -> string -> unit
 (** Publishes a TLV payload as is (still validated by the bus). *)
 
 val subscribe_raw :
@@ -275,6 +284,7 @@ val subscribe_raw :
   ?max_batch:int ->
   ?label:string ->
   ?spin_us:int ->
+  ?pattern:string ->
   Runtime.t ->
   type_id:int ->
   name:string ->

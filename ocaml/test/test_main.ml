@@ -32,4 +32,5 @@ let () =
           ("bridge-process", Test_bridge_process.tests);
           ("log", Test_log.tests);
           ("request-reply", Test_request_reply.tests);
+          ("topics", Test_topics.tests);
         ]

@@ -413,33 +413,84 @@ pub unsafe extern "C" fn mycelium_ml_publish(h: Raw, type_id: Raw, payload: Raw)
     unit_reply(result)
 }
 
-/// Subscribe options as the OCaml tuple `(capacity, policy, max_batch, label option, spin_us)`.
+/// `handle -> int -> string -> string -> (int * string) option`: publishes under a topic
+/// (`mycelium_publish_topic`), as `mycelium_ml_publish` does otherwise.
+///
+/// # Safety
+/// Only for OCaml, through its `external` in `ffi.ml` (which fixes the argument types), on a
+/// thread holding the runtime lock.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_ml_publish_topic(
+    h: Raw,
+    type_id: Raw,
+    topic: Raw,
+    payload: Raw,
+) -> Raw {
+    let result = catch_panics(|| {
+        let type_id = type_id_arg(type_id)?;
+        // SAFETY: `topic` is an OCaml string; copied while the lock is held.
+        let topic = CString::new(unsafe { bytes_arg(topic) }).map_err(|_| {
+            CallError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                "the topic contains a NUL byte",
+            )
+        })?;
+        // SAFETY: `h` is an Ffi.handle; lock held (see `mycelium_ml_publish`).
+        let handle = unsafe { live(h) }?;
+        let (ptr, len) = {
+            // SAFETY: as in `mycelium_ml_publish`: only the address and length are kept, and
+            // the library copies the bytes before it can release the lock.
+            let bytes = unsafe { bytes_arg(payload) };
+            (bytes.as_ptr(), bytes.len())
+        };
+        releasing_while_waiting(|hooks| {
+            // SAFETY: as in `mycelium_ml_publish`; `topic` is an owned C string.
+            check(unsafe {
+                mycelium_publish_topic(handle.as_ptr(), type_id, topic.as_ptr(), ptr, len, hooks)
+            })
+        })
+    });
+    unit_reply(result)
+}
+
+/// Subscribe options as the OCaml tuple
+/// `(capacity, policy, max_batch, label option, spin_us, pattern option)`.
 struct Options {
     capacity: u32,
     policy: u32,
     max_batch: u32,
     label: Option<CString>,
     spin_us: u32,
+    pattern: Option<CString>,
+}
+
+/// A `string option` as an owned C string; `what` names it in the NUL-byte error.
+///
+/// # Safety
+/// `v` must be an OCaml `string option`; lock held.
+unsafe fn c_string_option(v: Raw, what: &str) -> CallResult<Option<CString>> {
+    if v.0 == ocaml::sys::NONE {
+        return Ok(None);
+    }
+    // SAFETY: `Some s`: field 0 is the string; lock held, copied at once.
+    let text = unsafe { bytes_arg(Raw(*ocaml::sys::field(v.0, 0))) };
+    CString::new(text).map(Some).map_err(|_| {
+        CallError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!("the {what} contains a NUL byte"),
+        )
+    })
 }
 
 /// # Safety
-/// `v` must be an OCaml `int * int * int * string option * int`; lock held.
+/// `v` must be an OCaml `int * int * int * string option * int * string option`; lock held.
 unsafe fn options_arg(v: Raw) -> CallResult<Options> {
-    // SAFETY: per the function contract, fields 0..5 exist with these types.
+    // SAFETY: per the function contract, fields 0..6 exist with these types.
     let field = |i: usize| unsafe { Raw(*ocaml::sys::field(v.0, i)) };
-    let label_opt = field(3);
-    let label = if label_opt.0 == ocaml::sys::NONE {
-        None
-    } else {
-        // SAFETY: `Some s`: field 0 is the string.
-        let text = unsafe { bytes_arg(Raw(*ocaml::sys::field(label_opt.0, 0))) };
-        Some(CString::new(text).map_err(|_| {
-            CallError::new(
-                MYCELIUM_ERR_INVALID_ARGUMENT,
-                "the subscription label contains a NUL byte",
-            )
-        })?)
-    };
+    // SAFETY: field 3 is a `string option` (contract above).
+    let label = unsafe { c_string_option(field(3), "subscription label") }?;
+    // SAFETY: field 5 is a `string option` (contract above).
+    let pattern = unsafe { c_string_option(field(5), "topic pattern") }?;
     Ok(Options {
         capacity: u32_arg(field(0), "capacity")?,
         policy: u32_arg(field(1), "overflow policy")?,
@@ -447,6 +498,7 @@ unsafe fn options_arg(v: Raw) -> CallResult<Options> {
         label,
         // The C ABI refuses more than 10000 itself, with a message naming `spin_us`.
         spin_us: u32_arg(field(4), "spin_us")?,
+        pattern,
     })
 }
 
@@ -477,6 +529,7 @@ pub unsafe extern "C" fn mycelium_ml_subscribe(
             max_batch: o.max_batch,
             label: o.label.as_ref().map_or(std::ptr::null(), |l| l.as_ptr()),
             spin_us: o.spin_us,
+            pattern: o.pattern.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
             ..Default::default()
         };
         // SAFETY: `handler` is a `string -> bool` closure (external's type); lock held.
