@@ -166,6 +166,21 @@ def py_round_trip(contracts: ModuleType, n: int, spin_us: int = 0) -> List[float
     return samples
 
 
+def py_request_reply(contracts: ModuleType, n: int) -> List[float]:
+    """Request/reply: the main thread requests (GIL released while it waits), a Python service
+    on its own responder thread answers: the same two threads as the callback echo above."""
+    with Runtime(contracts) as rt:
+        rt.serve(contracts.Order, contracts.OrderDecision, lambda o: decision(contracts, o.order_id))
+        samples: List[float] = []
+        for i in range(n):
+            request = order(contracts, i)
+            t0 = time.perf_counter_ns()
+            reply = rt.request(request, contracts.OrderDecision, timeout=10)
+            samples.append((time.perf_counter_ns() - t0) / 1000)
+            assert reply.order_id == i
+    return samples
+
+
 def py_round_trip_pull(contracts: ModuleType, n: int, spin_us: int = 0) -> List[float]:
     """The topology of pyzmq's PAIR echo: the main thread publishes Order and waits on a pull
     queue; a Python echo thread takes each Order from its pull queue and publishes the
@@ -313,6 +328,7 @@ def main() -> None:
     rows["Round trip, mycelium, echo in a callback (main + delivery thread), p50 / p99"] = latency(py_round_trip)
     rows["Round trip, mycelium, echo thread on a pull queue (main + echo thread), p50 / p99"] = latency(py_round_trip_pull)
     rows["Round trip, pyzmq inproc PAIR, echo thread (main + echo thread), p50 / p99"] = latency(zmq_round_trip)
+    rows["Request/reply, mycelium, Python service (main + responder thread), p50 / p99"] = latency(py_request_reply)
     rows["Round trip, two Rust threads on the C ABI, no Python (the bus's floor), p50 / p99"] = latency(rust_round_trip)
     # Opt-in: receivers poll for up to SPIN_US before they sleep (a busy core while waiting;
     # pyzmq has no such mode, so these rows have no pyzmq twin).
