@@ -89,6 +89,12 @@ pub struct BridgeArgs {
     /// Publish MESSAGE with the JSON value; "{i}" in the JSON is replaced by a counter.
     #[arg(long, num_args = 2, value_names = ["MESSAGE", "JSON"])]
     pub publish_json: Option<Vec<String>>,
+    /// Publish --publish-json's messages under this topic (e.g. ticks/BTC-USD; docs/topics.md).
+    #[arg(long, value_name = "TOPIC", value_parser = parse_topic)]
+    pub topic: Option<mycelium_transport::TopicName>,
+    /// With --subscribe: only messages whose topic matches (e.g. ticks/*; docs/topics.md).
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    pub pattern: Option<mycelium_transport::TopicPattern>,
     /// How many messages --publish-json publishes.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub count: u64,
@@ -354,8 +360,9 @@ async fn async_main(
     let bus = MessageBus::new();
     // Subscribed before the bridges start, so the first handshake already carries the interest.
     let subscription = subscribe.as_ref().map(|m| {
-        let options = SubscribeOptions::new(SUBSCRIBER_QUEUE, OverflowPolicy::Block)
+        let mut options = SubscribeOptions::new(SUBSCRIBER_QUEUE, OverflowPolicy::Block)
             .with_label("mycelium bridge --subscribe");
+        options.pattern = args.pattern.clone();
         bus.subscribe_raw(m.type_id, options)
     });
     let handles = topology.start(&bus, &schema).await?;
@@ -464,7 +471,19 @@ async fn publish_all(
     }
     for i in 0..args.count {
         let payload = publisher.payload(args.start + i)?;
-        if let Err(e) = bus.publish_raw_async(type_id, payload).await {
+        let sent = match &args.topic {
+            Some(topic) => {
+                bus.publish_raw_on_from_async(
+                    mycelium_transport::Envelope::LOCAL_ORIGIN,
+                    type_id,
+                    Some(topic.clone()),
+                    payload,
+                )
+                .await
+            }
+            None => bus.publish_raw_async(type_id, payload).await,
+        };
+        if let Err(e) = sent {
             return Err(CliError::Usage(format!("publishing failed: {e}")));
         }
         published.add();
@@ -488,17 +507,30 @@ async fn receive(
         if !args.quiet {
             // Inbound payloads were validated by the bridge, so this decodes.
             if let Ok(value) = decode_value(schema, message, &envelope.payload) {
-                let line = if args.json {
+                let mut line = if args.json {
                     serde_json::json!({ "event": "message", "message": message.name, "value": value.to_json() })
                 } else {
                     serde_json::json!({ "message": message.name, "value": value.to_json() })
                 };
+                if let Some(topic) = &envelope.topic {
+                    line["topic"] = topic.as_str().into();
+                }
                 say(&line.to_string())?;
             }
         }
     }
     received.finish();
     report(args.json, "received", "count", received.count().into())
+}
+
+/// `--topic`: a topic name, refused with the reason (clap prints it as a usage error).
+pub(crate) fn parse_topic(text: &str) -> Result<mycelium_transport::TopicName, String> {
+    mycelium_transport::TopicName::new(text).map_err(|e| e.to_string())
+}
+
+/// `--pattern`: a topic pattern, refused with the reason.
+pub(crate) fn parse_pattern(text: &str) -> Result<mycelium_transport::TopicPattern, String> {
+    mycelium_transport::TopicPattern::new(text).map_err(|e| e.to_string())
 }
 
 /// How far `--publish-json` or `--subscribe` got, readable after an interruption.

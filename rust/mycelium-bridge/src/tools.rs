@@ -53,6 +53,9 @@ pub struct EchoArgs {
     /// Exit after this many messages.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+    /// Only messages whose topic matches (e.g. ticks/*; docs/topics.md).
+    #[arg(long, value_name = "PATTERN", value_parser = crate::cli::parse_pattern)]
+    pub pattern: Option<mycelium_transport::TopicPattern>,
 }
 
 /// `mycelium hz MESSAGE`: the rate of a message type, and its latency if it carries a time.
@@ -119,7 +122,11 @@ pub fn echo(args: EchoArgs) -> Result<(), CliError> {
     with_bus(
         &args.peer,
         schema,
-        |bus| bus.subscribe_raw(type_id, options("mycelium echo")),
+        |bus| {
+            let mut opts = options("mycelium echo");
+            opts.pattern = args.pattern.clone();
+            bus.subscribe_raw(type_id, opts)
+        },
         |_, sub| async move {
             let mut seen = 0u64;
             while args.count.is_none_or(|n| seen < n) {
@@ -128,7 +135,11 @@ pub fn echo(args: EchoArgs) -> Result<(), CliError> {
                 let value = decode_value(schema, message, &env.payload)
                     .map(|v| v.to_json())
                     .unwrap_or_default();
-                say(&serde_json::json!({ "message": message.name, "value": value }).to_string())?;
+                let mut line = serde_json::json!({ "message": message.name, "value": value });
+                if let Some(topic) = &env.topic {
+                    line["topic"] = topic.as_str().into();
+                }
+                say(&line.to_string())?;
             }
             Ok(seen)
         },

@@ -467,3 +467,75 @@ fn request_failures_exit_1_and_say_why() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("Order"), "{}", out.stderr);
 }
+
+#[test]
+fn topics_from_the_command_line() {
+    let dir = scratch("topics");
+    let address = unix(&dir, "bus.sock");
+    let bus = spawn(&[
+        "bridge",
+        "--schema",
+        SCHEMA,
+        "--listen",
+        &address,
+        "--publish-json",
+        "TradeTick",
+        TICK,
+        "--count",
+        "3",
+        "--topic",
+        "ticks/BTC-USD",
+    ]);
+    wait_for_socket(&address);
+    let echo = finish(spawn(&[
+        "echo",
+        "TradeTick",
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &address,
+        "--count",
+        "3",
+        "--pattern",
+        "ticks/*",
+    ]));
+    assert_eq!(echo.code, 0, "{}", echo.stderr);
+    for line in echo.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["topic"], "ticks/BTC-USD", "{line}");
+    }
+    assert_eq!(echo.stdout.lines().count(), 3);
+    assert_eq!(finish(bus).code, 0);
+
+    // Malformed ones are usage errors naming the reason.
+    let bad = finish(spawn(&[
+        "echo",
+        "TradeTick",
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &address,
+        "--pattern",
+        "a/>/b",
+    ]));
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("before its last segment"),
+        "{}",
+        bad.stderr
+    );
+    let bad = finish(spawn(&[
+        "bridge",
+        "--schema",
+        SCHEMA,
+        "--connect",
+        &address,
+        "--publish-json",
+        "TradeTick",
+        TICK,
+        "--topic",
+        "ticks//x",
+    ]));
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("empty segment"), "{}", bad.stderr);
+}
