@@ -55,12 +55,14 @@ class Strategy:
         self._next_order_id = 1
         self.ticks = 0
         self.orders = 0
+        # The market publishes each symbol on its own topic (ticks/BTC-USD, ...): take them all.
         rt.subscribe(
             contracts.TradeTick,
             self.on_tick,
             capacity=capacity,
             policy=policy,
             label="python-strategy",
+            pattern="ticks/*",
         )
 
     def on_tick(self, tick: contracts.TradeTick) -> None:

@@ -31,6 +31,12 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{stage}: {source}")]
+    Topic {
+        stage: &'static str,
+        #[source]
+        source: mycelium_transport::TopicError,
+    },
     #[error("the {0} thread panicked")]
     StagePanicked(&'static str),
     #[error(

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mycelium_contracts::TradeTick;
-use mycelium_transport::MessageBus;
+use mycelium_transport::{MessageBus, TopicName};
 
 use crate::clock::now_ns;
 use crate::error::DemoError;
@@ -103,6 +103,16 @@ impl Market {
             .name("market".into())
             .spawn(move || {
                 let mut prices = PriceModel::new(0x5eed_cafe);
+                // Each symbol's ticks go out on its own topic, ticks/<symbol> (docs/topics.md);
+                // the strategy subscribes to ticks/*.
+                let topics: std::collections::HashMap<&str, TopicName> = SYMBOLS
+                    .iter()
+                    .map(|(symbol, _, _)| {
+                        let topic = TopicName::new(&format!("ticks/{symbol}"))
+                            .expect("the demo's symbols make valid topics");
+                        (*symbol, topic)
+                    })
+                    .collect();
                 let start = Instant::now();
                 let mut sent = 0u64;
                 while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
@@ -113,7 +123,8 @@ impl Market {
                             continue;
                         }
                     }
-                    match bus.publish(&prices.next_tick(now_ns())) {
+                    let tick = prices.next_tick(now_ns());
+                    match bus.publish_on(&topics[tick.symbol.as_str()], &tick) {
                         Ok(()) => {
                             sent += 1;
                             p.store(sent, Ordering::Relaxed);
@@ -163,6 +174,13 @@ impl Market {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_symbol_makes_a_valid_topic() {
+        for (symbol, _, _) in SYMBOLS {
+            TopicName::new(&format!("ticks/{symbol}")).expect(symbol);
+        }
+    }
 
     #[test]
     fn prices_are_reproducible_and_stay_near_their_start() {

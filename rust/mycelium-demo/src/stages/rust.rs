@@ -6,12 +6,15 @@ use std::thread::JoinHandle;
 
 use mycelium_contracts::{Order, OrderDecision, TradeTick};
 use mycelium_protocol::Message;
-use mycelium_transport::{MessageBus, SubscribeOptions, Subscription};
+use mycelium_transport::{MessageBus, SubscribeOptions, Subscription, TopicPattern};
 
 use super::{Counts, Language, QueueSettings, Stage};
 use crate::clock::now_ns;
 use crate::error::DemoError;
 use crate::rules::{MovingAverageCross, RiskLimits};
+
+/// The market publishes each symbol's ticks on `ticks/<symbol>`; the strategy takes them all.
+pub const TICKS: &str = "ticks/*";
 
 #[derive(Default)]
 struct Counters {
@@ -34,13 +37,21 @@ impl<T: Message + Send + 'static> RustStage<T> {
         bus: &MessageBus,
         label: &'static str,
         queue: QueueSettings,
+        pattern: Option<&str>,
         mut handle: F,
     ) -> Result<Self, DemoError>
     where
         F: FnMut(T, &Counters) -> Result<(), String> + Send + 'static,
     {
-        let options = SubscribeOptions::new(queue.capacity as usize, queue.policy.overflow())
+        let mut options = SubscribeOptions::new(queue.capacity as usize, queue.policy.overflow())
             .with_label(label);
+        if let Some(pattern) = pattern {
+            let pattern = TopicPattern::new(pattern).map_err(|source| DemoError::Topic {
+                stage: label,
+                source,
+            })?;
+            options = options.with_pattern(pattern);
+        }
         let subscription = Arc::new(bus.try_subscribe::<T>(options)?);
         let counters = Arc::new(Counters::default());
         let (sub, c) = (subscription.clone(), counters.clone());
@@ -119,21 +130,27 @@ pub fn strategy(
 ) -> Result<RustStage<TradeTick>, DemoError> {
     let b = bus.clone();
     let mut rule = MovingAverageCross::new(order_every);
-    RustStage::spawn(bus, "rust-strategy", queue, move |tick: TradeTick, c| {
-        if let Some(order) = rule.on_tick(&tick, now_ns()) {
-            b.publish(&order)
-                .map_err(|e| format!("publishing an order: {e}"))?;
-            c.sent.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    })
+    RustStage::spawn(
+        bus,
+        "rust-strategy",
+        queue,
+        Some(TICKS),
+        move |tick: TradeTick, c| {
+            if let Some(order) = rule.on_tick(&tick, now_ns()) {
+                b.publish(&order)
+                    .map_err(|e| format!("publishing an order: {e}"))?;
+                c.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Order -> OrderDecision, under notional and position limits (see `rules`).
 pub fn risk(bus: &MessageBus, queue: QueueSettings) -> Result<RustStage<Order>, DemoError> {
     let b = bus.clone();
     let mut limits = RiskLimits::default();
-    RustStage::spawn(bus, "rust-risk", queue, move |order: Order, c| {
+    RustStage::spawn(bus, "rust-risk", queue, None, move |order: Order, c| {
         let verdict = limits.decide(&order);
         let decision = OrderDecision {
             order_id: order.order_id,
@@ -156,13 +173,19 @@ pub fn risk(bus: &MessageBus, queue: QueueSettings) -> Result<RustStage<Order>, 
 
 /// Receives the decisions: the end of the pipeline.
 pub fn book(bus: &MessageBus, queue: QueueSettings) -> Result<RustStage<OrderDecision>, DemoError> {
-    RustStage::spawn(bus, "rust-book", queue, |decision: OrderDecision, c| {
-        let counter = if decision.approved {
-            &c.approved
-        } else {
-            &c.refused
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    })
+    RustStage::spawn(
+        bus,
+        "rust-book",
+        queue,
+        None,
+        |decision: OrderDecision, c| {
+            let counter = if decision.approved {
+                &c.approved
+            } else {
+                &c.refused
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        },
+    )
 }
