@@ -7,7 +7,7 @@
 //! the OCaml strings in place. A request waits with the runtime lock released (a responder in
 //! this process may need it) and copies the replies before taking it back.
 
-use std::ffi::{c_void, CString};
+use std::ffi::c_void;
 
 use mycelium_ffi::exports::{
     mycelium_request, mycelium_request_all, mycelium_serve, mycelium_unserve,
@@ -20,7 +20,7 @@ use ocaml::{Raw, Runtime, ToValue, Value};
 use crate::delivery::{drop_root, mycelium_ml_root_free_locked, mycelium_ml_root_new};
 use crate::registration::registered;
 use crate::reply::{catch_panics, check, result_reply, CallError};
-use crate::stubs::{blocking, bytes_arg, int_arg, u32_arg};
+use crate::stubs::{blocking, bytes_arg, c_string_option, int_arg, u32_arg};
 
 extern "C" {
     /// Calls the serve handler in `root` on one request and answers through `reply`; 0 when a
@@ -80,19 +80,8 @@ pub unsafe extern "C" fn mycelium_ml_serve(
     let result = catch_panics(|| {
         let (request_type, reply_type) = key_arg(key)?;
         let capacity = u32_arg(capacity, "capacity")?;
-        let label = if label.0 == ocaml::sys::NONE {
-            None
-        } else {
-            // SAFETY: `label` is a `string option` holding `Some s`; lock held, nothing
-            // allocates before the bytes are copied.
-            let text = unsafe { bytes_arg(Raw(*ocaml::sys::field(label.0, 0))) };
-            Some(CString::new(text).map_err(|_| {
-                CallError::new(
-                    MYCELIUM_ERR_INVALID_ARGUMENT,
-                    "the service label contains a NUL byte",
-                )
-            })?)
-        };
+        // SAFETY: `label` is a `string option`; lock held.
+        let label = unsafe { c_string_option(label, "service label") }?;
         // SAFETY: `handler` is a closure of the type above; lock held.
         let root = unsafe { mycelium_ml_root_new(handler.0) };
         if root.is_null() {

@@ -468,7 +468,7 @@ struct Options {
 ///
 /// # Safety
 /// `v` must be an OCaml `string option`; lock held.
-unsafe fn c_string_option(v: Raw, what: &str) -> CallResult<Option<CString>> {
+pub(crate) unsafe fn c_string_option(v: Raw, what: &str) -> CallResult<Option<CString>> {
     if v.0 == ocaml::sys::NONE {
         return Ok(None);
     }
