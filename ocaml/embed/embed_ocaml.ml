@@ -2,12 +2,19 @@
    OCaml runtime, then calls these through Callback.register'd names with the runtime lock held.
 
    Protocol: the host publishes TradeTick; this code answers each with a TextMessage whose body is
-   "echo:<symbol>", and publishes its own TextMessages on request. *)
+   "echo:<symbol>", and publishes its own TextMessages on request. It also serves RiskCheck
+   (approving every order), for the request/reply round trip. *)
 
 module M = Mycelium_native
 module C = Contracts
 
-type state = { rt : M.Runtime.t; sub : M.Subscription.t; ticks : int Atomic.t; echo : bool Atomic.t }
+type state = {
+  rt : M.Runtime.t;
+  sub : M.Subscription.t;
+  risk : M.Service.t;  (* answers RiskCheck requests: approves every order *)
+  ticks : int Atomic.t;
+  echo : bool Atomic.t;
+}
 
 let state = ref None
 let get () = match !state with Some s -> s | None -> failwith "mycelium_embed_attach was not called"
@@ -21,7 +28,11 @@ let attach address =
         if Atomic.get echo then
           M.publish rt (module C.TextMessage) { C.TextMessage.sender = "ocaml"; body = "echo:" ^ t.symbol; sent_at_ns = t.ts_ns })
   in
-  state := Some { rt; sub; ticks; echo }
+  let risk =
+    M.serve rt (module C.RiskCheck.Request) (module C.RiskCheck.Reply) (fun (o : C.Order.t) ->
+        { C.OrderDecision.order_id = o.order_id; approved = true; reason = ""; ts_ns = o.ts_ns })
+  in
+  state := Some { rt; sub; risk; ticks; echo }
 
 (* [n] TextMessages "ocaml-<i>"; returns when all were published. *)
 let publish_texts n =
@@ -42,6 +53,7 @@ let flush () = M.Runtime.flush (get ()).rt
 let stop () =
   let s = get () in
   M.Subscription.close s.sub;
+  M.Service.close s.risk;
   M.Runtime.close s.rt;
   state := None;
   Atomic.get s.ticks

@@ -32,6 +32,8 @@ pub enum HostError {
     Receive { what: String, source: RecvError },
     #[error("a TextMessage from OCaml does not decode: {0}")]
     Decode(#[from] DecodeError),
+    #[error("{0}")]
+    Protocol(String),
 }
 
 /// How long any single wait for OCaml may take before the host gives up.
@@ -67,6 +69,9 @@ pub struct Figures {
     pub round_trip_p50: Duration,
     pub round_trip_p99: Duration,
     pub round_trip_max: Duration,
+    /// Rust `call::<RiskCheck>` answered by the OCaml service, p50 / p99.
+    pub request_reply_p50: Duration,
+    pub request_reply_p99: Duration,
 }
 
 impl Host {
@@ -203,6 +208,37 @@ impl Host {
                 .copied()
                 .unwrap_or_default()
         };
+
+        // Request/reply: Rust asks, the OCaml service answers on its responder thread.
+        let mut rr = Vec::with_capacity(rounds);
+        for i in 0..rounds {
+            let order = mycelium_contracts::Order {
+                order_id: i as u64,
+                symbol: "BTC-USD".into(),
+                side: 0,
+                qty: 1,
+                limit_price: 1.0,
+                ts_ns: 0,
+            };
+            let t0 = Instant::now();
+            let decision = self
+                .bus
+                .call::<mycelium_contracts::RiskCheck>(&order, Duration::from_secs(10))
+                .map_err(|e| HostError::Protocol(format!("RiskCheck request {i}: {e}")))?;
+            rr.push(t0.elapsed());
+            if decision.order_id != i as u64 {
+                return Err(HostError::Protocol(format!(
+                    "RiskCheck answered order {} for order {i}",
+                    decision.order_id
+                )));
+            }
+        }
+        rr.sort();
+        let rr_pct = |p: f64| {
+            rr.get(((rr.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or_default()
+        };
         Ok(Figures {
             messages: n,
             ocaml_to_rust_per_s: n as f64 / ocaml_to_rust.as_secs_f64(),
@@ -211,6 +247,8 @@ impl Host {
             round_trip_p50: pct(0.5),
             round_trip_p99: pct(0.99),
             round_trip_max: rtt.last().copied().unwrap_or_default(),
+            request_reply_p50: rr_pct(0.5),
+            request_reply_p99: rr_pct(0.99),
         })
     }
 

@@ -44,6 +44,12 @@ fn run() -> Result<(), String> {
             f.round_trip_max.as_secs_f64() * 1e6,
             f.round_trips
         );
+        println!(
+            "| request/reply Rust -> OCaml service -> Rust | p50 {:.1} us, p99 {:.1} us ({} requests) |",
+            f.request_reply_p50.as_secs_f64() * 1e6,
+            f.request_reply_p99.as_secs_f64() * 1e6,
+            f.round_trips
+        );
     }
     let ticks = host.stop().map_err(|e| e.to_string())?;
     println!("OCaml's callback saw {ticks} ticks in total");
