@@ -86,7 +86,7 @@ step "README.md's OCaml snippet (scripts/readme_snippet.py ocaml), in a copy of 
 readme_ml="$MYCELIUM_ROOT/target/readme-ocaml"
 rm -rf "$readme_ml" && mkdir -p "$readme_ml"
 cp examples/ocaml/dune-project "$readme_ml/"
-sed 's/(names pubsub bridge)/(names readme)/' examples/ocaml/dune > "$readme_ml/dune"
+sed 's/(names [^)]*)/(names readme)/' examples/ocaml/dune > "$readme_ml/dune"
 python3 scripts/readme_snippet.py ocaml > "$readme_ml/readme.ml"
 (cd "$readme_ml" && PATH="$cli_dir:$PATH" \
   OCAMLPATH="$MYCELIUM_ROOT/ocaml/_build/install/default/lib${OCAMLPATH:+:$OCAMLPATH}" \
