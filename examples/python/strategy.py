@@ -2,8 +2,10 @@
 
 The Rust service owns the bus; it starts CPython in its own process, makes this module and the
 generated ``contracts`` module importable, and calls :func:`start` with the address of its
-runtime handle. From then on this code sees the trade ticks the Rust market publishes, and the
-orders it sends go to the OCaml risk engine on the same bus.
+runtime handle. From then on this code sees the trade ticks the Rust market publishes (each
+symbol on its topic ``ticks/<symbol>``; it subscribes to ``ticks/*``), asks the OCaml risk
+engine about each order it wants to send (the ``RiskCheck`` service, request/reply), and
+publishes the decision it gets for the Rust book.
 
 The rule, per symbol: keep the average of the last ``WINDOW`` prices. When the price crosses it
 (it was below and is now above, or the other way round) send an order on that side of the move:
@@ -87,11 +89,13 @@ class Strategy:
             ts_ns=time.time_ns(),
         )
         self._next_order_id += 1
-        self._rt.publish(order)
+        # Ask the risk service (the OCaml engine, or Rust's) and pass its decision to the book.
+        decision = self._rt.call(contracts.RiskCheck, order, timeout=10)
+        self._rt.publish(decision)
         self.orders += 1
 
     def stats(self) -> Tuple[int, int]:
-        """(ticks handled, orders sent) so far."""
+        """(ticks handled, orders decided: asked about and their decision published) so far."""
         return self.ticks, self.orders
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 (* The demo's risk engine, running inside the Rust demo process (rust/mycelium-demo --risk ocaml).
 
-   It subscribes to Order on the host's bus and answers every order with an OrderDecision (same
-   order_id). An order is refused when
+   It serves RiskCheck on the host's bus (request/reply, docs/request-reply.md): the strategy
+   asks about each order and gets an OrderDecision (same order_id). An order is refused when
    - its notional (qty * limit_price) is over [max_order_notional], or
    - it would take the symbol's net position, valued at the order's price, over
      [max_position_notional] either way (long or short).
@@ -9,7 +9,8 @@
    The Rust-only mode applies the same rules (rust/mycelium-demo/src/rules.rs).
 
    The host starts the OCaml runtime and calls the functions registered at the bottom, holding
-   the runtime lock; the subscription callback runs on a delivery thread of its own. *)
+   the runtime lock; the service's handler runs on a responder thread of its own, one request at
+   a time. *)
 
 module M = Mycelium_native
 module C = Contracts
@@ -17,8 +18,8 @@ module C = Contracts
 let max_order_notional = 250_000.
 let max_position_notional = 1_000_000.
 
-(* Net position per symbol, in units (buys add, sells subtract). Only the callback touches it,
-   and callbacks of one subscription run one at a time. *)
+(* Net position per symbol, in units (buys add, sells subtract). Only the handler touches it, and
+   a service's handler answers one request at a time. *)
 let positions : (string, int) Hashtbl.t = Hashtbl.create 16
 
 let decide (o : C.Order.t) =
@@ -37,15 +38,17 @@ let decide (o : C.Order.t) =
 
 let now_ns () = Int64.of_float (Unix.gettimeofday () *. 1e9)
 
-(* Subscription settings the host passes before attaching. *)
+(* Settings the host passes before attaching: [capacity] bounds the requests waiting for the
+   service; [overflow] is accepted for the host's sake and has no meaning for a service (a full
+   service fails the request at once, the requester sees why). *)
 let capacity = ref 4096
 let overflow = ref M.Block
 
 type running = {
   rt : M.Runtime.t;
-  sub : M.Subscription.t;
-  handled : int Atomic.t;  (* orders whose callback finished *)
-  sent : int Atomic.t;  (* decisions published *)
+  svc : M.Service.t;
+  handled : int Atomic.t;  (* requests answered *)
+  sent : int Atomic.t;  (* replies given *)
 }
 
 let running = ref None
@@ -53,21 +56,21 @@ let running = ref None
 let get () =
   match !running with Some r -> r | None -> failwith "mycelium_risk_attach was not called"
 
-let on_order rt ~sent ~handled (o : C.Order.t) =
+let on_order ~sent ~handled (o : C.Order.t) =
   let approved, reason = match decide o with Ok () -> (true, "") | Error why -> (false, why) in
-  M.publish rt (module C.OrderDecision) { C.OrderDecision.order_id = o.order_id; approved; reason; ts_ns = now_ns () };
+  Atomic.incr handled;
   Atomic.incr sent;
-  Atomic.incr handled
+  { C.OrderDecision.order_id = o.order_id; approved; reason; ts_ns = now_ns () }
 
 let attach address =
   if Option.is_some !running then failwith "mycelium_risk_attach was already called";
   let rt = M.Runtime.of_handle address (module C) in
   let handled = Atomic.make 0 and sent = Atomic.make 0 in
-  let sub =
-    M.subscribe ~capacity:!capacity ~overflow:!overflow ~label:"ocaml-risk" rt (module C.Order)
-      (on_order rt ~sent ~handled)
+  let svc =
+    M.serve ~capacity:!capacity ~label:"ocaml-risk" rt (module C.RiskCheck.Request) (module C.RiskCheck.Reply)
+      (on_order ~sent ~handled)
   in
-  running := Some { rt; sub; handled; sent }
+  running := Some { rt; svc; handled; sent }
 
 let set_capacity n = if n < 1 then invalid_arg "capacity must be at least 1" else capacity := n
 
@@ -76,12 +79,12 @@ let set_overflow = function
   | 1 -> overflow := M.Drop_oldest
   | n -> invalid_arg (Printf.sprintf "overflow %d: use 0 (block) or 1 (drop oldest)" n)
 
-(* Closes the subscription (waiting for a running callback) and the runtime; idempotent. *)
+(* Stops the service (waiting for a running handler) and closes the runtime; idempotent. *)
 let stop () =
   match !running with
   | None -> ()
   | Some r ->
-      M.Subscription.close r.sub;
+      M.Service.close r.svc;
       M.Runtime.close r.rt
 
 let () =

@@ -58,14 +58,9 @@ Req = TypeVar("Req", bound=Message)
 Rep = TypeVar("Rep", bound=Message)
 
 
-class ServiceDescriptor(Protocol):
-    """What a generated service class provides (``services:`` in the schema): its name and
-    its request and reply message classes."""
-
-    NAME: ClassVar[str]
-    Request: ClassVar[Type[Any]]
-    Reply: ClassVar[Type[Any]]
-
+# A generated service class (``services:`` in the schema) is passed as ``Any``: it has
+# ``NAME``, ``Request`` and ``Reply`` (its message classes), but ``Request = Order`` in a class
+# body is a type alias to mypy, which no Protocol attribute matches.
 
 #: Default ``timeout`` of :meth:`Runtime.request` and friends, in seconds.
 DEFAULT_REQUEST_TIMEOUT = 5.0
@@ -468,7 +463,7 @@ class Runtime:
 
     def serve_service(
         self,
-        service: Type[ServiceDescriptor],
+        service: Any,
         handler: Callable[[Any], Any],
         *,
         capacity: Optional[int] = None,
@@ -510,7 +505,7 @@ class Runtime:
         decode = getattr(reply_type, "from_bytes")
         return Gathered([decode(p) for p in payloads], failed, unanswered)
 
-    def call(self, service: Type[ServiceDescriptor], message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
+    def call(self, service: Any, message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
         """:meth:`request` for a generated service class: ``rt.call(contracts.RiskCheck, order)``."""
         if not isinstance(message, service.Request):
             raise TypeError(f"{service.NAME} takes a {service.Request.__name__}, not {type(message).__name__}")
@@ -533,7 +528,7 @@ class Runtime:
         return await loop.run_in_executor(None, lambda: self.request_all(message, reply_type, timeout=timeout))
 
     async def call_async(
-        self, service: Type[ServiceDescriptor], message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+        self, service: Any, message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT
     ) -> Any:
         """:meth:`call` for asyncio (see :meth:`request_async`)."""
         loop = asyncio.get_running_loop()

@@ -24,22 +24,30 @@ pub struct Role {
     pub name: &'static str,
     pub takes: (u16, &'static str),
     pub sends: Option<(u16, &'static str)>,
+    /// A stage that answers requests instead of subscribing: the (request, reply) type ids of
+    /// its service.
+    pub serves: Option<(u16, u16)>,
 }
 
+/// The strategy asks the risk service about each order (`RiskCheck`, request/reply) and
+/// publishes the decision it got for the book.
 pub const STRATEGY: Role = Role {
     name: "strategy",
     takes: (TradeTick::TYPE_ID, TradeTick::NAME),
-    sends: Some((Order::TYPE_ID, Order::NAME)),
+    sends: Some((OrderDecision::TYPE_ID, OrderDecision::NAME)),
+    serves: None,
 };
 pub const RISK: Role = Role {
     name: "risk",
     takes: (Order::TYPE_ID, Order::NAME),
-    sends: Some((OrderDecision::TYPE_ID, OrderDecision::NAME)),
+    sends: None,
+    serves: Some((Order::TYPE_ID, OrderDecision::TYPE_ID)),
 };
 pub const BOOK: Role = Role {
     name: "book",
     takes: (OrderDecision::TYPE_ID, OrderDecision::NAME),
     sends: None,
+    serves: None,
 };
 
 /// One stage's identity and counters at the end of the run.
@@ -81,7 +89,7 @@ impl Pipeline {
         let book = rust::book(&bus, queue)?;
         let risk: Box<dyn Stage> = match args.risk {
             RiskLang::Ocaml => Box::new(OcamlRisk::start(handle.address(), queue)?),
-            RiskLang::Rust => Box::new(rust::risk(&bus, queue)?),
+            RiskLang::Rust => Box::new(rust::risk(&bus)),
         };
         let strategy: Box<dyn Stage> = match args.strategy {
             StrategyLang::Python => Box::new(PythonStrategy::start(
@@ -140,7 +148,10 @@ impl Pipeline {
     pub fn drain(&mut self, patience: Duration) -> Result<(), DemoError> {
         let bus = self.bus.clone();
         for (role, stage) in self.stages() {
-            wait_for(&bus, role, stage, patience)?;
+            // A service is done when its requesters are: requests are answered synchronously.
+            if role.serves.is_none() {
+                wait_for(&bus, role, stage, patience)?;
+            }
         }
         Ok(())
     }

@@ -90,8 +90,13 @@ fn render(
     );
     for (i, s) in stages.iter().enumerate() {
         let before = previous.get(i).map(|p| p.counts).unwrap_or_default();
+        let verb = if s.role.serves.is_some() {
+            "answered"
+        } else {
+            "in"
+        };
         line.push_str(&format!(
-            " | {} {} {}/s in",
+            " | {} {} {}/s {verb}",
             s.language.name(),
             s.role.name,
             rate(before.handled, s.counts.handled)
@@ -179,7 +184,7 @@ mod tests {
         assert_eq!(
             line,
             "[  12.3s] rust market 50.0k/s | python strategy 25.0k/s in, 2.5k/s out \
-             | ocaml risk 2.0k/s in, 2.0k/s out | rust book 1.5k/s in"
+             | ocaml risk 2.0k/s answered | rust book 1.5k/s in"
         );
     }
 

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use mycelium_transport::{MetricsSnapshot, SubscriberMetrics, TypeMetrics};
+use mycelium_transport::{MetricsSnapshot, ServiceMetrics, SubscriberMetrics, TypeMetrics};
 use serde::Serialize;
 
 use crate::pipeline::{StageSummary, BOOK, RISK, STRATEGY};
@@ -64,6 +64,10 @@ pub fn reconcile(f: &RunFacts) -> Vec<String> {
         ));
     }
     for s in &f.stages {
+        if let Some(pair) = s.role.serves {
+            reconcile_service(f, s, pair, &mut problems);
+            continue;
+        }
         let (type_id, name) = s.role.takes;
         let arrived = published(&f.snapshot, type_id);
         let Some(sub) = by_label(&f.snapshot, s.label) else {
@@ -107,6 +111,49 @@ pub fn reconcile(f: &RunFacts) -> Vec<String> {
     problems
 }
 
+/// A stage that serves requests: every request the bus counted was answered by it, none
+/// failed, and the strategy published one decision per answer.
+fn reconcile_service(f: &RunFacts, s: &StageSummary, pair: (u16, u16), problems: &mut Vec<String>) {
+    let Some(svc) = service_metrics(&f.snapshot, pair) else {
+        problems.push(format!(
+            "{} serves no {} service on the bus",
+            s.label, s.role.takes.1
+        ));
+        return;
+    };
+    let failed = svc.responder_failures + svc.timeouts + svc.no_responder;
+    if failed > 0 {
+        problems.push(format!(
+            "{}: {failed} of {} requests failed ({} responder failures, {} timeouts, {} without a responder)",
+            s.label, svc.requests, svc.responder_failures, svc.timeouts, svc.no_responder
+        ));
+    }
+    if s.counts.handled != svc.requests || s.counts.sent != svc.replies {
+        problems.push(format!(
+            "{} answered {} and replied {} times, but the bus counted {} requests and {} replies",
+            s.label, s.counts.handled, s.counts.sent, svc.requests, svc.replies
+        ));
+    }
+    if let Some(strategy) = sent_by(f, STRATEGY) {
+        if strategy.counts.sent != svc.replies {
+            problems.push(format!(
+                "{} published {} decisions for {} answers of {}",
+                strategy.label, strategy.counts.sent, svc.replies, s.label
+            ));
+        }
+    }
+}
+
+fn service_metrics(
+    snapshot: &MetricsSnapshot,
+    (request, reply): (u16, u16),
+) -> Option<&ServiceMetrics> {
+    snapshot
+        .services
+        .iter()
+        .find(|m| m.request_type == request && m.reply_type == reply)
+}
+
 fn sent_by(f: &RunFacts, role: crate::pipeline::Role) -> Option<&StageSummary> {
     f.stages.iter().find(|s| s.role == role)
 }
@@ -132,7 +179,7 @@ pub fn table(f: &RunFacts, problems: &[String]) -> String {
     if let Some(s) = sent_by(f, STRATEGY) {
         let _ = write!(
             out,
-            "; {} strategy sent {} orders",
+            "; {} strategy asked about {} orders",
             s.language.name(),
             s.counts.sent
         );
@@ -140,7 +187,7 @@ pub fn table(f: &RunFacts, problems: &[String]) -> String {
     if let Some(s) = sent_by(f, RISK) {
         let _ = write!(
             out,
-            "; {} risk sent {} decisions",
+            "; {} risk (RiskCheck service) answered {}",
             s.language.name(),
             s.counts.sent
         );
@@ -169,7 +216,7 @@ pub fn table(f: &RunFacts, problems: &[String]) -> String {
         "p99 us",
         "max us"
     );
-    for role in [STRATEGY, RISK, BOOK] {
+    for role in [STRATEGY, BOOK] {
         let (type_id, name) = role.takes;
         let t = f.snapshot.type_metrics(type_id);
         let latency = |pick: fn(&TypeMetrics) -> u64| t.map_or("-".to_owned(), |t| micros(pick(t)));
@@ -197,14 +244,30 @@ pub fn table(f: &RunFacts, problems: &[String]) -> String {
             );
         }
     }
+    if let (Some(pair), Some(risk)) = (RISK.serves, sent_by(f, RISK)) {
+        if let Some(svc) = service_metrics(&f.snapshot, pair) {
+            let _ = writeln!(
+                out,
+                "{:<14} {:>10}  {:<16} {:<6} {:>10} requests, {} failed, {} timed out",
+                "RiskCheck",
+                svc.requests,
+                risk.label,
+                risk.language.name(),
+                svc.replies,
+                svc.responder_failures,
+                svc.timeouts
+            );
+        }
+    }
     let _ = writeln!(
         out,
-        "\nlatency: from publish to the subscriber taking the message off its queue."
+        "\nlatency: from publish to the subscriber taking the message off its queue; RiskCheck is a \
+         service (Order -> OrderDecision), its row counts requests and replies."
     );
     if problems.is_empty() {
         let _ = writeln!(
             out,
-            "counts reconcile: every tick, order and decision published was handled by its subscriber{}.",
+            "counts reconcile: every tick and decision published was handled by its subscriber{}, every order answered by the risk service.",
             if f.snapshot.types.iter().any(|t| t.dropped > 0) { " or dropped by its overflow policy" } else { "" }
         );
     } else {
@@ -225,6 +288,9 @@ struct JsonStage<'a> {
     sent: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     subscription: Option<&'a SubscriberMetrics>,
+    /// For the stage that serves requests (risk): its service's counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a ServiceMetrics>,
 }
 
 #[derive(Serialize)]
@@ -270,6 +336,10 @@ pub fn json(f: &RunFacts, problems: &[String]) -> String {
                 handled: s.counts.handled,
                 sent: s.counts.sent,
                 subscription: by_label(&f.snapshot, s.label),
+                service: s
+                    .role
+                    .serves
+                    .and_then(|pair| service_metrics(&f.snapshot, pair)),
             })
             .collect(),
         book: JsonBook {
@@ -287,18 +357,24 @@ pub fn json(f: &RunFacts, problems: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use mycelium_contracts::{Order, OrderDecision, TradeTick};
+    use std::time::Duration;
+
+    use mycelium_contracts::{Order, OrderDecision, RiskCheck, TradeTick};
     use mycelium_protocol::Message;
-    use mycelium_transport::{MessageBus, OverflowPolicy, RawSubscription, SubscribeOptions};
+    use mycelium_transport::{
+        MessageBus, OverflowPolicy, RawSubscription, ServeGuard, SubscribeOptions,
+    };
 
     use super::*;
     use crate::stages::{Counts, Language};
 
-    /// A bus that carried 10 ticks, 2 orders and 2 decisions, each taken by its subscriber, and
-    /// the stages' counters that match it.
+    /// A bus that carried 10 ticks, 2 RiskCheck requests answered by a service, and the 2
+    /// decisions published for the book, each taken by its subscriber; and the stages' counters
+    /// that match it.
     struct Run {
         facts: RunFacts,
         _subs: Vec<RawSubscription>,
+        _risk: ServeGuard,
     }
 
     fn run(after_publishing: impl FnOnce(&[RawSubscription])) -> Run {
@@ -306,16 +382,22 @@ mod tests {
         let opts = |label: &str| SubscribeOptions::new(64, OverflowPolicy::Block).with_label(label);
         let subs = vec![
             bus.subscribe_raw(TradeTick::TYPE_ID, opts("python-strategy")),
-            bus.subscribe_raw(Order::TYPE_ID, opts("ocaml-risk")),
             bus.subscribe_raw(OrderDecision::TYPE_ID, opts("rust-book")),
         ];
+        let risk = bus.serve_service::<RiskCheck, _>(|o: Order| {
+            Ok(OrderDecision {
+                order_id: o.order_id,
+                ..Default::default()
+            })
+        });
         for _ in 0..10 {
             bus.publish(&TradeTick::default()).expect("publish a tick");
         }
         for _ in 0..2 {
-            bus.publish(&Order::default()).expect("publish an order");
-            bus.publish(&OrderDecision::default())
-                .expect("publish a decision");
+            let decision = bus
+                .call::<RiskCheck>(&Order::default(), Duration::from_secs(30))
+                .expect("the service answers");
+            bus.publish(&decision).expect("publish a decision");
         }
         for s in &subs {
             while s.try_recv().is_ok() {}
@@ -343,6 +425,7 @@ mod tests {
                 drain_error: None,
             },
             _subs: subs,
+            _risk: risk,
         }
     }
 
@@ -354,7 +437,7 @@ mod tests {
         let t = table(&r.facts, &problems);
         for row in [
             ("TradeTick", "10", "python-strategy", "python"),
-            ("Order", "2", "ocaml-risk", "ocaml"),
+            ("RiskCheck", "2", "ocaml-risk", "ocaml"),
             ("OrderDecision", "2", "rust-book", "rust"),
         ] {
             let line = t
@@ -364,7 +447,11 @@ mod tests {
             let cells: Vec<&str> = line.split_whitespace().collect();
             assert_eq!(&cells[..5], &[row.0, row.1, row.2, row.3, row.1], "{line}");
         }
-        assert!(t.contains("python strategy sent 2 orders"), "{t}");
+        assert!(t.contains("python strategy asked about 2 orders"), "{t}");
+        assert!(
+            t.contains("ocaml risk (RiskCheck service) answered 2"),
+            "{t}"
+        );
         assert!(
             t.contains("rust book received 1 approved, 1 refused"),
             "{t}"
@@ -395,7 +482,9 @@ mod tests {
             "{all}"
         );
         assert!(
-            all.contains("ocaml-risk sent 3 OrderDecision messages but the bus counted 2"),
+            all.contains(
+                "ocaml-risk answered 2 and replied 3 times, but the bus counted 2 requests and 2 replies"
+            ),
             "{all}"
         );
         assert!(
@@ -408,12 +497,13 @@ mod tests {
     #[test]
     fn failed_handlers_are_reported_with_their_last_error() {
         let mut r = run(|subs| subs[1].record_handler_failure("Failure(\"boom\")"));
-        // The order whose handler failed is not counted as handled by the stage.
-        r.facts.stages[1].counts.handled = 1;
+        // The decision whose handler failed is not counted as handled by the stage.
+        r.facts.stages[2].counts.handled = 1;
+        r.facts.approvals = (1, 0);
         let problems = reconcile(&r.facts);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].contains("ocaml-risk: 1 Order handler calls failed"),
+            problems[0].contains("rust-book: 1 OrderDecision handler calls failed"),
             "{problems:?}"
         );
         assert!(problems[0].contains("boom"), "{problems:?}");
@@ -429,12 +519,13 @@ mod tests {
         assert_eq!(doc["market"]["interrupted"], false);
         assert_eq!(doc["stages"][0]["language"], "python");
         assert_eq!(doc["stages"][1]["language"], "ocaml");
-        assert_eq!(doc["stages"][1]["subscription"]["label"], "ocaml-risk");
+        assert_eq!(doc["stages"][1]["service"]["requests"], 2);
+        assert_eq!(doc["stages"][2]["subscription"]["label"], "rust-book");
         assert_eq!(doc["stages"][2]["handled"], 2);
         assert_eq!(doc["book"]["refused"], 1);
         let types = doc["bus"]["types"].as_array().expect("bus types");
         assert!(types
             .iter()
-            .any(|t| t["name"] == "Order" && t["published"] == 2));
+            .any(|t| t["name"] == "OrderDecision" && t["published"] == 2));
     }
 }

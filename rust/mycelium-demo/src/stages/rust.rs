@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use mycelium_contracts::{Order, OrderDecision, TradeTick};
+use mycelium_contracts::{Order, OrderDecision, RiskCheck, TradeTick};
 use mycelium_protocol::Message;
-use mycelium_transport::{MessageBus, SubscribeOptions, Subscription, TopicPattern};
+use mycelium_transport::{MessageBus, ServeGuard, SubscribeOptions, Subscription, TopicPattern};
 
 use super::{Counts, Language, QueueSettings, Stage};
 use crate::clock::now_ns;
@@ -122,7 +122,11 @@ impl<T: Message> Drop for RustStage<T> {
     }
 }
 
-/// TradeTick -> Order, on moving-average crossings (see `rules`).
+/// How long the strategy waits for the risk service's answer.
+pub const RISK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// TradeTick -> Order on moving-average crossings (see `rules`) -> asks the `RiskCheck`
+/// service -> publishes the decision it got, for the book.
 pub fn strategy(
     bus: &MessageBus,
     queue: QueueSettings,
@@ -137,8 +141,11 @@ pub fn strategy(
         Some(TICKS),
         move |tick: TradeTick, c| {
             if let Some(order) = rule.on_tick(&tick, now_ns()) {
-                b.publish(&order)
-                    .map_err(|e| format!("publishing an order: {e}"))?;
+                let decision = b
+                    .call::<RiskCheck>(&order, RISK_TIMEOUT)
+                    .map_err(|e| format!("asking RiskCheck about order {}: {e}", order.order_id))?;
+                b.publish(&decision)
+                    .map_err(|e| format!("publishing a decision: {e}"))?;
                 c.sent.fetch_add(1, Ordering::Relaxed);
             }
             Ok(())
@@ -146,11 +153,18 @@ pub fn strategy(
     )
 }
 
-/// Order -> OrderDecision, under notional and position limits (see `rules`).
-pub fn risk(bus: &MessageBus, queue: QueueSettings) -> Result<RustStage<Order>, DemoError> {
-    let b = bus.clone();
+/// The `RiskCheck` service in Rust: Order -> OrderDecision under notional and position limits
+/// (see `rules`), answered on its own thread.
+pub struct RustRisk {
+    guard: Option<ServeGuard>,
+    counters: Arc<Counters>,
+}
+
+pub fn risk(bus: &MessageBus) -> RustRisk {
+    let counters = Arc::new(Counters::default());
+    let c = counters.clone();
     let mut limits = RiskLimits::default();
-    RustStage::spawn(bus, "rust-risk", queue, None, move |order: Order, c| {
+    let guard = bus.serve_service::<RiskCheck, _>(move |order: Order| {
         let verdict = limits.decide(&order);
         let decision = OrderDecision {
             order_id: order.order_id,
@@ -158,17 +172,38 @@ pub fn risk(bus: &MessageBus, queue: QueueSettings) -> Result<RustStage<Order>, 
             reason: verdict.err().unwrap_or_default(),
             ts_ns: now_ns(),
         };
-        let counter = if decision.approved {
-            &c.approved
-        } else {
-            &c.refused
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        b.publish(&decision)
-            .map_err(|e| format!("publishing a decision: {e}"))?;
+        c.handled.fetch_add(1, Ordering::Relaxed);
         c.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(decision)
+    });
+    RustRisk {
+        guard: Some(guard),
+        counters,
+    }
+}
+
+impl Stage for RustRisk {
+    fn label(&self) -> &'static str {
+        "rust-risk"
+    }
+
+    fn language(&self) -> Language {
+        Language::Rust
+    }
+
+    fn counts(&mut self) -> Result<Counts, DemoError> {
+        Ok(Counts {
+            handled: self.counters.handled.load(Ordering::Relaxed),
+            sent: self.counters.sent.load(Ordering::Relaxed),
+        })
+    }
+
+    fn close(&mut self) -> Result<(), DemoError> {
+        if let Some(guard) = self.guard.take() {
+            guard.stop();
+        }
         Ok(())
-    })
+    }
 }
 
 /// Receives the decisions: the end of the pipeline.

@@ -53,6 +53,11 @@ pub fn assert_pipeline_reconciles(report: &Value, labels: [&str; 3], languages: 
     for (i, stage) in stages.iter().enumerate() {
         assert_eq!(stage["label"], labels[i]);
         assert_eq!(stage["language"], languages[i]);
+        if i == 1 {
+            // Risk is the RiskCheck service, not a subscriber.
+            assert_eq!(u(&stage["service"]["responder_failures"]), 0, "{stage}");
+            continue;
+        }
         assert_eq!(stage["subscription"]["label"], labels[i], "{stage}");
         assert_eq!(u(&stage["subscription"]["handler_errors"]), 0, "{stage}");
     }
@@ -67,11 +72,14 @@ pub fn assert_pipeline_reconciles(report: &Value, labels: [&str; 3], languages: 
         "the strategy handled every tick"
     );
 
+    // The strategy asks the RiskCheck service about each order (request/reply: orders are not
+    // published) and publishes each decision it gets for the book.
     let orders = u(&strategy["sent"]);
-    assert!(orders > 0, "the strategy sent no order");
-    assert_eq!(published(report, "Order"), orders);
+    assert!(orders > 0, "the strategy asked about no order");
+    assert_eq!(published(report, "Order"), 0, "orders travel as requests");
     assert_eq!(u(&risk["handled"]), orders, "every order reached risk");
-    assert_eq!(u(&risk["subscription"]["delivered"]), orders);
+    assert_eq!(u(&risk["service"]["requests"]), orders);
+    assert_eq!(u(&risk["service"]["replies"]), orders);
 
     let decisions = u(&risk["sent"]);
     assert_eq!(decisions, orders, "risk answered every order");
