@@ -2,7 +2,9 @@
 //! process on it, all on the example schema (contracts.yaml):
 //!
 //! ```text
-//! market (Rust) --TradeTick--> strategy (Python) --Order--> risk (OCaml) --OrderDecision--> book (Rust)
+//! market (Rust) --TradeTick on ticks/<symbol>--> strategy (Python, ticks/*) --OrderDecision--> book (Rust)
+//!                                                     | RiskCheck: Order -> OrderDecision (request/reply)
+//!                                                     +--> risk (OCaml service)
 //! ```
 //!
 //! The guests reach the bus through the C ABI (`mycelium-ffi`): Python attaches with

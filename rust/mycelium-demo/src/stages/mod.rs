@@ -1,5 +1,6 @@
-//! The pipeline's stages after the market: strategy (TradeTick -> Order), risk (Order ->
-//! OrderDecision) and book (receives OrderDecision), each in one of the languages.
+//! The pipeline's stages after the market: strategy (TradeTick -> asks risk about an Order ->
+//! publishes the OrderDecision), risk (the RiskCheck service: Order -> OrderDecision) and book
+//! (receives OrderDecision), each in one of the languages.
 
 pub mod ocaml;
 pub mod python;

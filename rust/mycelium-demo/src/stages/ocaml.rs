@@ -1,8 +1,8 @@
 //! The OCaml risk engine: `ocaml/demo/risk.ml`, linked into this binary as an object built by
 //! dune (see build.rs) and started in this process.
 //!
-//! Its subscription callback runs on a delivery thread of its own, holding the OCaml runtime
-//! lock only while OCaml code runs; this thread (the one that started OCaml, the only one that
+//! It serves RiskCheck: its handler runs on a responder thread of its own, holding the OCaml
+//! runtime lock only while OCaml code runs; this thread (the one that started OCaml, the only one that
 //! may call into it) takes the lock to read the engine's counters and to stop it.
 
 use mycelium_ocaml_guest::{linked_runtime, Arg, Guest, GuestError, Linked};
