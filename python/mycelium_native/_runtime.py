@@ -28,7 +28,14 @@ from typing import (
 
 from . import _native
 from ._schema import ResolvedSchema, SchemaSource, parse_canonical, resolve_schema
-from .errors import ClosedError, SchemaMismatchError
+from .errors import (
+    ClosedError,
+    MyceliumError,
+    NoResponderError,
+    ResponderFailedError,
+    SchemaMismatchError,
+    TimedOutError,
+)
 
 
 __all__ = [
@@ -145,6 +152,17 @@ def _spin(value: int) -> int:
     if value < 0 or value > MAX_SPIN_US:
         raise ValueError(f"spin_us must be between 0 and {MAX_SPIN_US} microseconds, not {value}")
     return value
+
+
+_REQUEST_ERRORS = (NoResponderError, ResponderFailedError, TimedOutError)
+
+
+def _naming(error: MyceliumError, request_type: type, reply_type: type, service: Optional[str]) -> MyceliumError:
+    """The same error with the service it concerns in front (the library names only type ids):
+    ``request Order -> OrderDecision: ...`` or ``service RiskCheck (Order -> OrderDecision): ...``."""
+    pair = f"{getattr(request_type, 'NAME', request_type.__name__)} -> {getattr(reply_type, 'NAME', reply_type.__name__)}"
+    what = f"service {service} ({pair})" if service else f"request {pair}"
+    return type(error)(f"{what}: {error}")
 
 
 class Runtime:
@@ -478,12 +496,18 @@ class Runtime:
         the wait with KeyboardInterrupt. Raises NoResponderError at once when nobody serves it,
         ResponderFailedError when every responder failed (with the first reason),
         TimedOutError after ``timeout``. Callable from callbacks and handlers too."""
+        return self._request(message, reply_type, timeout, None)
+
+    def _request(self, message: Message, reply_type: Type[Rep], timeout: float, service: Optional[str]) -> Rep:
         cls = type(message)
         if cls not in self._checked:
             self._check_class(cls)
         if reply_type not in self._checked:
             self._check_class(reply_type)
-        payload = self._native.request(cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout))
+        try:
+            payload = self._native.request(cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout))
+        except _REQUEST_ERRORS as e:
+            raise _naming(e, cls, reply_type, service) from None
         reply: Rep = getattr(reply_type, "from_bytes")(payload)
         return reply
 
@@ -499,9 +523,12 @@ class Runtime:
             self._check_class(cls)
         if reply_type not in self._checked:
             self._check_class(reply_type)
-        payloads, failed, unanswered = self._native.request_all(
-            cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout)
-        )
+        try:
+            payloads, failed, unanswered = self._native.request_all(
+                cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout)
+            )
+        except _REQUEST_ERRORS as e:
+            raise _naming(e, cls, reply_type, None) from None
         decode = getattr(reply_type, "from_bytes")
         return Gathered([decode(p) for p in payloads], failed, unanswered)
 
@@ -509,7 +536,7 @@ class Runtime:
         """:meth:`request` for a generated service class: ``rt.call(contracts.RiskCheck, order)``."""
         if not isinstance(message, service.Request):
             raise TypeError(f"{service.NAME} takes a {service.Request.__name__}, not {type(message).__name__}")
-        return self.request(message, service.Reply, timeout=timeout)
+        return self._request(message, service.Reply, timeout, service.NAME)
 
     async def request_async(
         self, message: Message, reply_type: Type[Rep], *, timeout: float = DEFAULT_REQUEST_TIMEOUT

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, List
+from typing import Any, Dict, List
 
 import pytest
 
 from mycelium_native import (
+    ClosedError,
     Gathered,
     NoResponderError,
     ResponderFailedError,
@@ -210,6 +213,149 @@ def test_closing_a_service_ends_it_and_a_closed_runtime_refuses(contracts: Modul
     assert svc2.closed
     with pytest.raises(Exception, match="closed"):
         rt.request(order(contracts, 1), contracts.OrderDecision, timeout=5)
+
+
+def test_errors_name_the_service(rt: Runtime, contracts: ModuleType) -> None:
+    with pytest.raises(NoResponderError, match=r"^request Order -> OrderDecision: .*no responder"):
+        rt.request(order(contracts, 1), contracts.OrderDecision, timeout=5)
+    with pytest.raises(NoResponderError, match=r"^service RiskCheck \(Order -> OrderDecision\): "):
+        rt.call(contracts.RiskCheck, order(contracts, 1), timeout=5)
+
+    def broken(o: Any) -> Any:
+        raise RuntimeError("risk engine down")
+
+    with rt.serve(contracts.Order, contracts.OrderDecision, broken):
+        with pytest.raises(ResponderFailedError, match=r"^service RiskCheck \(Order -> OrderDecision\): .*risk engine down"):
+            rt.call(contracts.RiskCheck, order(contracts, 1), timeout=5)
+
+
+def test_closing_a_service_with_requests_in_flight(rt: Runtime, contracts: ModuleType) -> None:
+    # One request is in the handler, two wait in the service's queue when close() starts. The
+    # running one may still get its reply; the queued ones fail at once: nobody waits for the
+    # 30 s timeout, and close() returns once the handler has returned.
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(o: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return contracts.OrderDecision(order_id=o.order_id, approved=True, reason="", ts_ns=0)
+
+    svc = rt.serve(contracts.Order, contracts.OrderDecision, slow)
+    outcomes: Dict[int, Any] = {}
+
+    def ask(i: int) -> None:
+        try:
+            outcomes[i] = rt.request(order(contracts, i), contracts.OrderDecision, timeout=30)
+        except BaseException as e:  # checked below
+            outcomes[i] = e
+
+    first = threading.Thread(target=ask, args=(1,))
+    first.start()
+    assert entered.wait(30)
+    queued = [threading.Thread(target=ask, args=(i,)) for i in (2, 3)]
+    for t in queued:
+        t.start()
+    deadline = time.monotonic() + 30
+    while not any(s.get("requests", 0) >= 3 for s in rt.metrics().get("services", [])):
+        assert time.monotonic() < deadline, "the queued requests never reached the service"
+        time.sleep(0.01)
+    closer = threading.Thread(target=svc.close)
+    closer.start()
+    try:
+        # The queued requests fail while the handler still runs.
+        for t in queued:
+            t.join(20)
+            assert not t.is_alive(), "a queued request still waits after close() started"
+    finally:
+        release.set()
+    for t in [first, closer, *queued]:
+        t.join(60)
+        assert not t.is_alive()
+    first_outcome = outcomes[1]
+    assert isinstance(first_outcome, ResponderFailedError) or first_outcome.order_id == 1, first_outcome
+    for i in (2, 3):
+        assert isinstance(outcomes[i], ResponderFailedError), outcomes[i]
+    with pytest.raises(NoResponderError):
+        rt.request(order(contracts, 4), contracts.OrderDecision, timeout=5)
+
+
+def test_closing_the_runtime_ends_a_waiting_request(contracts: ModuleType) -> None:
+    rt = Runtime(contracts)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(o: Any) -> Any:
+        entered.set()
+        release.wait(30)
+        return contracts.OrderDecision(order_id=o.order_id, approved=True, reason="", ts_ns=0)
+
+    rt.serve(contracts.Order, contracts.OrderDecision, slow)
+    outcome: List[BaseException] = []
+
+    def ask() -> None:
+        try:
+            rt.request(order(contracts, 1), contracts.OrderDecision, timeout=30)
+        except BaseException as e:  # checked below
+            outcome.append(e)
+
+    requester = threading.Thread(target=ask)
+    requester.start()
+    assert entered.wait(30)
+    closer = threading.Thread(target=rt.close)
+    closer.start()
+    try:
+        # The request ends while the handler still runs: it does not wait for its answer.
+        requester.join(20)
+        assert not requester.is_alive(), "the request still waits after the runtime's close"
+    finally:
+        release.set()
+        closer.join(60)
+    assert not closer.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], ClosedError), outcome
+
+
+CTRL_C_DURING_A_REQUEST = """
+import os, sys, threading
+import contracts
+from mycelium_native import Runtime
+release = threading.Event()
+def slow(o):
+    release.wait(60)
+    return contracts.OrderDecision(order_id=o.order_id, approved=True, reason="", ts_ns=0)
+rt = Runtime(contracts)
+rt.serve(contracts.Order, contracts.OrderDecision, slow)
+def order(i):
+    return contracts.Order(order_id=i, symbol="BTC-USD", side=0, qty=1, limit_price=1.0, ts_ns=0)
+print("waiting", flush=True)
+try:
+    rt.request(order(1), contracts.OrderDecision, timeout=60)
+    print("answered without waiting", flush=True)
+    os._exit(1)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+release.set()
+# The service goes on: the next request is answered.
+print("answered", rt.request(order(2), contracts.OrderDecision, timeout=30).order_id, flush=True)
+rt.close()
+"""
+
+
+def test_ctrl_c_interrupts_a_waiting_request(contracts_dir: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CTRL_C_DURING_A_REQUEST],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)  # let it get into the wait
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.split("\n")[:2] == ["interrupted", "answered 2"], (out, err)
 
 
 def test_bad_arguments(rt: Runtime, contracts: ModuleType) -> None:
