@@ -23,9 +23,10 @@ let () =
   M.Runtime.verify rt (module C);
   let failures = ref [] in
   let expect what ok = if not ok then failures := what :: !failures in
-  (* The generated service names its request and reply messages. *)
-  let svc = M.serve ~label:C.RiskCheck.name rt (module C.RiskCheck.Request) (module C.RiskCheck.Reply) risk_check in
-  let small = M.request rt (module C.Order) (module C.OrderDecision) (order 1L 5) in
+  (* The generated service (services: in contracts.yaml) names its request and reply messages;
+     serve_service / call take it, serve / request take the two message modules. *)
+  let svc = M.serve_service rt (module C.RiskCheck) risk_check in
+  let small = M.call rt (module C.RiskCheck) (order 1L 5) in
   let big = M.request rt (module C.Order) (module C.OrderDecision) (order 2L 50) in
   Printf.printf "order 1: approved=%b; order 2: approved=%b (%s)\n%!" small.approved big.approved big.reason;
   expect "decisions" (small.approved && small.order_id = 1L && (not big.approved) && big.order_id = 2L);

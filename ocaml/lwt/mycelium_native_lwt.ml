@@ -66,3 +66,5 @@ let recv s = Lwt.bind (Lwt_stream.get s) (function Some v -> Lwt.return v | None
    runtime lock while it waits), so the Lwt loop keeps running. *)
 let request ?timeout rt q r msg = Lwt_preemptive.detach (fun () -> M.request ?timeout rt q r msg) ()
 let request_all ?timeout rt q r msg = Lwt_preemptive.detach (fun () -> M.request_all ?timeout rt q r msg) ()
+let call ?timeout rt s msg = Lwt_preemptive.detach (fun () -> M.call ?timeout rt s msg) ()
+let call_all ?timeout rt s msg = Lwt_preemptive.detach (fun () -> M.call_all ?timeout rt s msg) ()

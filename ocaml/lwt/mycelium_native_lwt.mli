@@ -56,3 +56,19 @@ val request_all :
   'q ->
   'r Mycelium_native.gathered Lwt.t
 (** [Mycelium_native.request_all] on [Lwt_preemptive]'s thread pool. *)
+
+val call :
+  ?timeout:float ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.SERVICE with type Request.t = 'q and type Reply.t = 'r) ->
+  'q ->
+  'r Lwt.t
+(** [Mycelium_native.call] (a generated service) on [Lwt_preemptive]'s thread pool. *)
+
+val call_all :
+  ?timeout:float ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.SERVICE with type Request.t = 'q and type Reply.t = 'r) ->
+  'q ->
+  'r Mycelium_native.gathered Lwt.t
+(** [Mycelium_native.call_all] on [Lwt_preemptive]'s thread pool. *)

@@ -437,4 +437,21 @@ let request_all (type q r) ?(timeout = 5.) rt (module Q : MESSAGE with type t = 
   in
   { replies = List.map (decode_reply (module R)) (Array.to_list replies); failed; unanswered }
 
+module type SERVICE = sig
+  val name : string
+
+  module Request : MESSAGE
+  module Reply : MESSAGE
+end
+
+let serve_service (type q r) ?capacity ?label rt (module S : SERVICE with type Request.t = q and type Reply.t = r) f =
+  serve ?capacity ~label:(Option.value label ~default:S.name) rt (module S.Request) (module S.Reply) f
+
+let call (type q r) ?timeout rt (module S : SERVICE with type Request.t = q and type Reply.t = r) (msg : q) : r =
+  request ?timeout rt (module S.Request) (module S.Reply) msg
+
+let call_all (type q r) ?timeout rt (module S : SERVICE with type Request.t = q and type Reply.t = r) (msg : q) :
+    r gathered =
+  request_all ?timeout rt (module S.Request) (module S.Reply) msg
+
 module Log = Log

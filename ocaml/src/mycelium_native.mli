@@ -373,6 +373,38 @@ val request_all :
 val request_raw : ?timeout:float -> Runtime.t -> request_type:int -> reply_type:int -> string -> string
 (** {!request} on TLV payloads. *)
 
+(** A service declared in the schema: what [mycelium codegen] emits per entry of [services:]
+    ([module RiskCheck : sig val name : string module Request = Order module Reply =
+    OrderDecision end]). The forms below take one instead of the two message modules. *)
+module type SERVICE = sig
+  val name : string
+
+  module Request : MESSAGE
+  module Reply : MESSAGE
+end
+
+val serve_service :
+  ?capacity:int ->
+  ?label:string ->
+  Runtime.t ->
+  (module SERVICE with type Request.t = 'q and type Reply.t = 'r) ->
+  ('q -> 'r) ->
+  Service.t
+(** [serve_service rt (module C.RiskCheck) f] is {!serve} of the service's pair, labelled with
+    the service's name unless [label] is given. *)
+
+val call :
+  ?timeout:float -> Runtime.t -> (module SERVICE with type Request.t = 'q and type Reply.t = 'r) -> 'q -> 'r
+(** [call rt (module C.RiskCheck) order] is {!request} of the service's pair. *)
+
+val call_all :
+  ?timeout:float ->
+  Runtime.t ->
+  (module SERVICE with type Request.t = 'q and type Reply.t = 'r) ->
+  'q ->
+  'r gathered
+(** {!request_all} of the service's pair. *)
+
 (** {1 Logs} *)
 
 (** The library's own log records (a bridge that cannot connect and why, a refused handshake, a

@@ -100,10 +100,27 @@ let lwt_request () =
       | Some d -> Alcotest.(check int64) "Lwt answer" 3L d.order_id
       | None -> Alcotest.fail "no answer")
 
+(* The generated descriptor (services: in contracts.yaml) in place of the two message modules. *)
+let service_descriptor () =
+  with_runtime (fun rt ->
+      (match status_of (fun () -> M.call ~timeout:10. rt (module C.RiskCheck) (order 1)) with
+      | Some (M.No_responder, _) -> ()
+      | _ -> Alcotest.fail "expected No_responder before serve_service");
+      let svc = M.serve_service rt (module C.RiskCheck) decide in
+      Alcotest.(check string) "labelled with the service's name" C.RiskCheck.name (M.Service.name svc);
+      let d = M.call ~timeout:10. rt (module C.RiskCheck) (order ~qty:50 21) in
+      Alcotest.(check (triple int64 bool string)) "call" (21L, false, "too big") (d.order_id, d.approved, d.reason);
+      let g = M.call_all ~timeout:10. rt (module C.RiskCheck) (order 22) in
+      Alcotest.(check (list int64)) "call_all" [ 22L ] (List.map (fun (d : C.OrderDecision.t) -> d.order_id) g.replies);
+      let d = Lwt_main.run (Mycelium_native_lwt.call ~timeout:10. rt (module C.RiskCheck) (order 23)) in
+      Alcotest.(check int64) "Lwt call" 23L d.order_id;
+      M.Service.close svc)
+
 let tests =
   [
     Alcotest.test_case "round trip and close" `Quick round_trip;
     Alcotest.test_case "no responder, a raising handler, a timeout" `Quick failures_are_typed;
     Alcotest.test_case "request_all and concurrent requesters" `Quick gather_and_concurrency;
     Alcotest.test_case "Lwt request" `Quick lwt_request;
+    Alcotest.test_case "generated service descriptor: serve_service, call, call_all" `Quick service_descriptor;
   ]
