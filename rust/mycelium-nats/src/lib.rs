@@ -55,6 +55,9 @@ pub struct NatsConfig {
     pub prefix: String,
     /// Queue capacity of each forwarding subscription on the local bus.
     pub queue_capacity: usize,
+    /// Messages the NATS client buffers per subscription before it drops them (counted in
+    /// `slow_consumer`); async-nats's default is 65 536.
+    pub subscription_capacity: usize,
 }
 
 impl NatsConfig {
@@ -63,7 +66,13 @@ impl NatsConfig {
             url: url.into(),
             prefix: DEFAULT_PREFIX.to_string(),
             queue_capacity: 4096,
+            subscription_capacity: 65_536,
         }
+    }
+
+    pub fn with_subscription_capacity(mut self, capacity: usize) -> Self {
+        self.subscription_capacity = capacity;
+        self
     }
 
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -104,6 +113,11 @@ impl NatsBridge {
         schema: &Schema,
         config: NatsConfig,
     ) -> Result<NatsBridge, NatsError> {
+        if config.subscription_capacity == 0 {
+            return Err(NatsError::Config(
+                "subscription_capacity must be at least 1".to_string(),
+            ));
+        }
         if config.prefix.is_empty()
             || config
                 .prefix
@@ -119,6 +133,7 @@ impl NatsBridge {
         let events = Arc::clone(&stats);
         let client = async_nats::ConnectOptions::new()
             .no_echo()
+            .subscription_capacity(config.subscription_capacity)
             .event_callback(move |event| {
                 let stats = Arc::clone(&events);
                 async move { stats.record_event(&event) }
@@ -296,7 +311,9 @@ impl Shared {
 /// than our forwarders, and unsubscribes when the last one goes.
 async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
     let mut changes = shared.bus.watch_subscriptions();
-    let mut active: HashMap<u16, JoinHandle<()>> = HashMap::new();
+    // Aborted when dropped, also when this task itself is aborted by `close`: a receiver
+    // blocked on a full local queue must not outlive the join.
+    let mut active: HashMap<u16, AbortOnDrop> = HashMap::new();
     loop {
         for (&type_id, (subject, _)) in &shared.types {
             let wanted = shared
@@ -314,12 +331,10 @@ async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
                         inner.receive(type_id, message).await;
                     }
                 });
-                active.insert(type_id, task);
+                active.insert(type_id, AbortOnDrop(task));
             } else if !wanted {
-                if let Some(task) = active.remove(&type_id) {
-                    // Dropping the subscriber unsubscribes from the server.
-                    task.abort();
-                }
+                // Dropping the task (and its subscriber) unsubscribes from the server.
+                active.remove(&type_id);
             }
         }
         // Make sure the server knows our subscriptions before anyone waits on them.
@@ -329,7 +344,13 @@ async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
             break;
         }
     }
-    for (_, task) in active {
-        task.abort();
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

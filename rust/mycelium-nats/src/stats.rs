@@ -1,6 +1,9 @@
 //! Per-connection counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// One monotonically increasing (or set) counter.
 #[derive(Debug, Default)]
@@ -17,6 +20,11 @@ impl Counter {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// A slow-consumer report after this much quiet starts a new burst, which is logged again.
+/// async-nats reports every message it drops, so logging each report floods the log with
+/// thousands of identical lines a second (a known bug in NATS-based projects).
+const BURST_GAP: Duration = Duration::from_secs(1);
 
 /// Counters of one NATS join.
 #[derive(Debug, Default)]
@@ -44,14 +52,23 @@ pub struct NatsStats {
     /// Times it was re-established after a loss (the client reconnects by itself, with backoff;
     /// what was published locally meanwhile and could not be sent is in `send_failed`).
     pub reconnects: Counter,
-    /// Slow-consumer reports from the client: the server or the client dropped messages for a
-    /// subscription of ours that did not keep up.
+    /// Slow-consumer reports: the client dropped a message for a subscription of ours whose
+    /// buffer was full (one report per dropped message), or the server reported us as a slow
+    /// consumer. A lower bound of the drops: async-nats discards reports when its own event
+    /// queue (128) is full.
     pub slow_consumer: Counter,
+    /// When the last slow-consumer report came (bursts are logged once).
+    last_slow_report: Mutex<Option<Instant>>,
 }
 
 impl NatsStats {
     pub(crate) fn record_event(&self, event: &async_nats::Event) {
         match event {
+            async_nats::Event::SlowConsumer(_)
+            | async_nats::Event::ServerError(async_nats::ServerError::SlowConsumer(_)) => {
+                self.slow_consumer_report(event);
+                return;
+            }
             async_nats::Event::Disconnected => self.disconnects.inc(),
             // The client reports its first connection too; every later one is a reconnect.
             async_nats::Event::Connected => {
@@ -60,9 +77,27 @@ impl NatsStats {
                     .0
                     .fetch_add(u64::from(before > 0), Ordering::Relaxed);
             }
-            async_nats::Event::SlowConsumer(_) => self.slow_consumer.inc(),
             _ => {}
         }
         tracing::info!(event = %event, "NATS connection event");
+    }
+
+    /// Counts every report, logs the first of each burst.
+    fn slow_consumer_report(&self, event: &async_nats::Event) {
+        self.slow_consumer.inc();
+        let now = Instant::now();
+        let new_burst = {
+            let mut last = self.last_slow_report.lock();
+            let new_burst = last.is_none_or(|at| now.duration_since(at) >= BURST_GAP);
+            *last = Some(now);
+            new_burst
+        };
+        if new_burst {
+            tracing::warn!(
+                event = %event,
+                total = self.slow_consumer.get(),
+                "NATS slow consumer: messages dropped (logged once per burst; counted in slow_consumer)"
+            );
+        }
     }
 }
