@@ -14,6 +14,7 @@
 //!
 //! See `docs/distributed.md` for what is built and what is not.
 
+mod metrics;
 mod stats;
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ use mycelium_transport::{Envelope, MessageBus, SubscribeOptions};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
+pub use metrics::{nats_prometheus, NatsSnapshot};
 pub use stats::NatsStats;
 
 /// NATS header carrying the message's schema fingerprint.
