@@ -42,17 +42,48 @@ pub const DEFAULT_PREFIX: &str = "mycelium";
 pub enum NatsError {
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// The server refused the credentials. Not retried: the same credentials would be refused
+    /// again. `url` has any credentials replaced by `<redacted>`.
+    #[error("the NATS server at {url} refused our credentials: {reason}")]
+    Auth { url: String, reason: String },
     #[error("invalid NATS configuration: {0}")]
     Config(String),
     #[error("payload of {size} bytes exceeds the NATS server's max_payload of {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
 }
 
-/// How to join a bus to NATS.
-#[derive(Debug, Clone)]
+/// Credentials for the server. Never logged: `Debug` shows the kind and the user, not the
+/// secret.
+#[derive(Clone, Default)]
+pub enum NatsAuth {
+    #[default]
+    None,
+    UserPassword {
+        user: String,
+        password: String,
+    },
+    Token(String),
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NatsAuth::None => f.write_str("None"),
+            NatsAuth::UserPassword { user, .. } => {
+                write!(f, "UserPassword {{ user: {user:?}, password: <redacted> }}")
+            }
+            NatsAuth::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// How to join a bus to NATS. `Debug` redacts the credentials, also those in the URL.
+#[derive(Clone)]
 pub struct NatsConfig {
-    /// `nats://host:port`.
+    /// `nats://host:port` (`nats://user:password@host:port` works too; prefer [`NatsAuth`]).
     pub url: String,
+    /// Credentials, if the server wants them.
+    pub auth: NatsAuth,
     /// First subject token(s); default [`DEFAULT_PREFIX`].
     pub prefix: String,
     /// Queue capacity of each forwarding subscription on the local bus.
@@ -66,10 +97,28 @@ impl NatsConfig {
     pub fn new(url: impl Into<String>) -> Self {
         NatsConfig {
             url: url.into(),
+            auth: NatsAuth::None,
             prefix: DEFAULT_PREFIX.to_string(),
             queue_capacity: 4096,
             subscription_capacity: 65_536,
         }
+    }
+
+    pub fn with_user_password(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.auth = NatsAuth::UserPassword {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = NatsAuth::Token(token.into());
+        self
     }
 
     pub fn with_subscription_capacity(mut self, capacity: usize) -> Self {
@@ -80,6 +129,32 @@ impl NatsConfig {
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
+    }
+}
+
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &redact_url(&self.url))
+            .field("auth", &self.auth)
+            .field("prefix", &self.prefix)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("subscription_capacity", &self.subscription_capacity)
+            .finish()
+    }
+}
+
+/// The URL with any `user:password@` (or `token@`) replaced by `<redacted>@`, for errors,
+/// logs and metric labels.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}<redacted>{}", &rest[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -133,7 +208,15 @@ impl NatsBridge {
         }
         let stats = Arc::new(NatsStats::default());
         let events = Arc::clone(&stats);
-        let client = async_nats::ConnectOptions::new()
+        let shown_url = redact_url(&config.url);
+        let options = match &config.auth {
+            NatsAuth::None => async_nats::ConnectOptions::new(),
+            NatsAuth::UserPassword { user, password } => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            NatsAuth::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
+        };
+        let client = options
             .no_echo()
             .subscription_capacity(config.subscription_capacity)
             .event_callback(move |event| {
@@ -142,9 +225,17 @@ impl NatsBridge {
             })
             .connect(config.url.as_str())
             .await
-            .map_err(|e| NatsError::Connect {
-                url: config.url.clone(),
-                reason: e.to_string(),
+            .map_err(|e| match e.kind() {
+                // async-nats does not retry these either: the same credentials fail again.
+                async_nats::ConnectErrorKind::AuthorizationViolation
+                | async_nats::ConnectErrorKind::Authentication => NatsError::Auth {
+                    url: shown_url.clone(),
+                    reason: e.to_string(),
+                },
+                _ => NatsError::Connect {
+                    url: shown_url.clone(),
+                    reason: e.to_string(),
+                },
             })?;
         let types = schema
             .messages
@@ -170,7 +261,7 @@ impl NatsBridge {
         let mut ids = HashSet::new();
         for &type_id in shared.types.keys() {
             let options = SubscribeOptions::default()
-                .with_label(format!("nats:{}", config.url))
+                .with_label(format!("nats:{shown_url}"))
                 .with_capacity(config.queue_capacity);
             let sub = bus.subscribe_raw(type_id, options);
             ids.insert(sub.id());
