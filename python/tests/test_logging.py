@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -21,9 +22,12 @@ def test_rust_targets_map_to_mycelium_loggers() -> None:
 
 
 def test_a_bridge_that_cannot_connect_says_why_on_the_mycelium_logger(
-    contracts: ModuleType, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    contracts: ModuleType, caplog: pytest.LogCaptureFixture
 ) -> None:
-    missing = tmp_path / f"missing-{os.getpid()}.sock"
+    # Unix socket paths are limited to 107 bytes (pytest's tmp_path can be longer, e.g. in the
+    # Nix sandbox): a short name in the temporary directory, which must not exist.
+    missing = Path(tempfile.gettempdir()) / f"myc-py-{os.getpid()}-absent.sock"
+    assert not missing.exists()
     caplog.set_level(logging.WARNING, logger="mycelium")
     with Runtime(contracts) as rt:
         rt.connect(f"unix:{missing}")

@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -373,7 +374,10 @@ def test_a_rust_responder_in_another_process_answers_over_a_bridge(
     cli = os.environ.get("MYCELIUM_CLI") or str(REPO_ROOT / "target" / "debug" / "mycelium")
     if not Path(cli).is_file():
         subprocess.run(["cargo", "build", "-q", "-p", "mycelium-codegen", "--bin", "mycelium"], cwd=REPO_ROOT, check=True)
-    sock = f"unix:{tmp_path / 'risk.sock'}"
+    # Unix socket paths are limited to 107 bytes (pytest's tmp_path can be longer, e.g. in the
+    # Nix sandbox): a short name in the temporary directory.
+    sock_file = Path(tempfile.gettempdir()) / f"myc-py-{os.getpid()}-risk.sock"
+    sock = f"unix:{sock_file}"
     answer = '{"order_id": 0, "approved": true, "reason": "rust", "ts_ns": 0}'
     server = subprocess.Popen(
         [cli, "reply", "RiskCheck", answer, "--copy", "order_id", "--schema", str(CONTRACTS_YAML), "--listen", sock, "--count", "3"],
@@ -383,7 +387,7 @@ def test_a_rust_responder_in_another_process_answers_over_a_bridge(
     )
     try:
         deadline = time.monotonic() + 30
-        while not (tmp_path / "risk.sock").exists():
+        while not sock_file.exists():
             assert time.monotonic() < deadline and server.poll() is None, "the reply process did not listen"
             time.sleep(0.02)
         bridge = rt.connect(sock)
