@@ -38,11 +38,9 @@ let decide (o : C.Order.t) =
 
 let now_ns () = Int64.of_float (Unix.gettimeofday () *. 1e9)
 
-(* Settings the host passes before attaching: [capacity] bounds the requests waiting for the
-   service; [overflow] is accepted for the host's sake and has no meaning for a service (a full
-   service fails the request at once, the requester sees why). *)
+(* The host passes the capacity before attaching: the requests that may wait for the service
+   (a request arriving when it is full fails at once, and the requester sees why). *)
 let capacity = ref 4096
-let overflow = ref M.Block
 
 type running = {
   rt : M.Runtime.t;
@@ -74,11 +72,6 @@ let attach address =
 
 let set_capacity n = if n < 1 then invalid_arg "capacity must be at least 1" else capacity := n
 
-let set_overflow = function
-  | 0 -> overflow := M.Block
-  | 1 -> overflow := M.Drop_oldest
-  | n -> invalid_arg (Printf.sprintf "overflow %d: use 0 (block) or 1 (drop oldest)" n)
-
 (* Stops the service (waiting for a running handler) and closes the runtime; idempotent. *)
 let stop () =
   match !running with
@@ -89,7 +82,6 @@ let stop () =
 
 let () =
   Callback.register "mycelium_risk_set_capacity" set_capacity;
-  Callback.register "mycelium_risk_set_overflow" set_overflow;
   Callback.register "mycelium_risk_attach" attach;
   Callback.register "mycelium_risk_orders_handled" (fun () -> Atomic.get (get ()).handled);
   Callback.register "mycelium_risk_decisions_sent" (fun () -> Atomic.get (get ()).sent);

@@ -86,14 +86,6 @@ impl Policy {
     pub fn python_name(self) -> &'static str {
         self.overflow().as_str()
     }
-
-    /// The number `ocaml/demo/risk.ml` takes in `mycelium_risk_set_overflow`.
-    pub fn ocaml_code(self) -> isize {
-        match self {
-            Policy::Block => 0,
-            Policy::DropOldest => 1,
-        }
-    }
 }
 
 const STRATEGY: &str = "examples/python/strategy.py";

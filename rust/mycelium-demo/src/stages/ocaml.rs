@@ -39,10 +39,6 @@ impl OcamlRisk {
             "mycelium_risk_set_capacity",
             Arg::Int(queue.capacity as isize),
         )?;
-        guest.call(
-            "mycelium_risk_set_overflow",
-            Arg::Int(queue.policy.ocaml_code()),
-        )?;
         guest.call("mycelium_risk_attach", Arg::NativeInt(address as isize))?;
         Ok(OcamlRisk {
             guest,
