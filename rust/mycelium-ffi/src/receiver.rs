@@ -6,7 +6,7 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mycelium_transport::{Envelope, RawSubscription, RecvError, TryRecvError};
 use parking_lot::{Condvar, Mutex};
@@ -139,15 +139,16 @@ pub(crate) fn recv(
     if max > 1 {
         raw.drain_into(&mut rest, max - 1);
     }
+    let now = Instant::now();
     let lone;
     let many: Vec<mycelium_message>;
     let views: &[mycelium_message] = if rest.is_empty() {
-        lone = [to_message(&first)];
+        lone = [to_message(&first, now)];
         &lone
     } else {
         many = std::iter::once(&first)
             .chain(rest.iter())
-            .map(to_message)
+            .map(|env| to_message(env, now))
             .collect();
         &many
     };

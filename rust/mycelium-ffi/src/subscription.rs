@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mycelium_transport::{
     Envelope, OverflowPolicy, RawSubscription, SubscribeOptions, MAX_QUEUE_CAPACITY, MAX_SPIN,
@@ -362,7 +362,9 @@ pub(crate) fn spawn_delivery(
     })
 }
 
-pub(crate) fn to_message(env: &Envelope) -> mycelium_message {
+/// The C view of `env`, delivered at `now`: a batch is one delivery, so its messages share one
+/// clock read.
+pub(crate) fn to_message(env: &Envelope, now: Instant) -> mycelium_message {
     mycelium_message {
         type_id: env.type_id,
         payload: if env.payload.is_empty() {
@@ -371,7 +373,10 @@ pub(crate) fn to_message(env: &Envelope) -> mycelium_message {
             env.payload.as_ptr()
         },
         len: env.payload.len(),
-        queued_ns: env.published_at.elapsed().as_nanos().min(u64::MAX as u128) as u64,
+        queued_ns: now
+            .saturating_duration_since(env.published_at)
+            .as_nanos()
+            .min(u64::MAX as u128) as u64,
     }
 }
 
@@ -407,7 +412,8 @@ fn deliver(
 ) {
     if let Some(call_batch) = closure.call_batch {
         views.clear();
-        views.extend(batch.iter().map(to_message));
+        let now = Instant::now();
+        views.extend(batch.iter().map(|env| to_message(env, now)));
         let (ptr, count, context) = (views.as_ptr(), views.len(), closure.context);
         // SAFETY: `views` holds `count` messages whose payload pointers borrow `batch`, which
         // outlives the call; the C contract makes `call_batch` valid for `context`.
@@ -424,7 +430,7 @@ fn deliver(
             if sub.cancelled.load(Ordering::Relaxed) {
                 break;
             }
-            let msg = to_message(env);
+            let msg = to_message(env, Instant::now());
             let context = closure.context;
             // SAFETY: `msg` borrows `env.payload`, alive for the call; `call` is valid for
             // `context` by the C contract.

@@ -158,7 +158,7 @@ impl MessageBus {
             .inner
             .next_subscriber_id
             .fetch_add(1, Ordering::Relaxed);
-        let (shared, receiver) = SubscriberShared::new(
+        let shared = SubscriberShared::new(
             id,
             type_id,
             opts.label,
@@ -175,7 +175,7 @@ impl MessageBus {
         if self.inner.closed.load(Ordering::SeqCst) {
             shared.close_queue();
         }
-        RawSubscription::new(receiver, shared, topic, spin)
+        RawSubscription::new(shared, topic, spin)
     }
 
     /// Typed subscription: yields decoded `T`s (see [`Subscription`]).
@@ -290,7 +290,7 @@ impl MessageBus {
                     .or_else(|| topic.learnt_name().map(str::to_owned)),
                 published: stats.published.load(Ordering::Relaxed),
                 published_bytes: stats.published_bytes.load(Ordering::Relaxed),
-                delivered: latency.count,
+                delivered: topic.delivered(),
                 dropped: stats.dropped.load(Ordering::Relaxed),
                 subscribers: list.len(),
                 latency,

@@ -105,11 +105,17 @@ mod handler;
 pub mod keys;
 pub mod metrics;
 mod publish;
+/// The subscriber queue, public only for the loom models (`tests/loom.rs`, `--cfg mycelium_loom`).
+#[cfg(mycelium_loom)]
+pub mod queue;
+#[cfg(not(mycelium_loom))]
+mod queue;
 mod raw_subscription;
 mod request;
 mod service;
 mod services;
 mod subscriber;
+mod sync;
 mod topic;
 mod typed;
 
@@ -133,6 +139,7 @@ pub use request::{Gathered, RequestError};
 pub use service::{
     IncomingRequest, RawResponder, ServeGuard, ServeOptions, Stopper, DEFAULT_SERVE_CAPACITY,
 };
+pub use subscriber::LATENCY_SAMPLE_EVERY;
 pub use typed::Subscription;
 
 /// The in-process transport. Remote transports (socket bridges) forward into one of these, so

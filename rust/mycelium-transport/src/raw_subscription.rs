@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_channel::Receiver;
 use futures_core::Stream;
 
 use crate::config::OverflowPolicy;
 use crate::doorbell::{spin_poll, Woken};
 use crate::envelope::Envelope;
 use crate::error::{RecvError, TryRecvError};
-use crate::subscriber::SubscriberShared;
+use crate::queue::{Popped, Taken};
+use crate::subscriber::{sampled, ReadyListener, SubscriberShared};
 use crate::topic::Topic;
 
 /// A subscription to one type id that yields raw payloads. Dropping it unsubscribes.
@@ -22,10 +22,9 @@ use crate::topic::Topic;
 /// thread and close from another. Every envelope taken out counts as delivered and records its
 /// publish-to-dequeue latency.
 pub struct RawSubscription {
-    // Boxed because the receiver is `!Unpin`; boxing lets this type implement `Stream`
-    // without pin projections.
-    receiver: Pin<Box<Receiver<Envelope>>>,
     shared: Arc<SubscriberShared>,
+    /// The `Stream` implementation's registration for the next message, between polls.
+    listener: Option<ReadyListener>,
     topic: Arc<Topic>,
     closed: AtomicBool,
     /// The longest a blocking receive polls before it sleeps (`SubscribeOptions::spin`).
@@ -48,15 +47,10 @@ impl std::fmt::Debug for RawSubscription {
 }
 
 impl RawSubscription {
-    pub(crate) fn new(
-        receiver: Receiver<Envelope>,
-        shared: Arc<SubscriberShared>,
-        topic: Arc<Topic>,
-        spin: Duration,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<SubscriberShared>, topic: Arc<Topic>, spin: Duration) -> Self {
         RawSubscription {
-            receiver: Box::pin(receiver),
             shared,
+            listener: None,
             topic,
             closed: AtomicBool::new(false),
             spin,
@@ -73,27 +67,16 @@ impl RawSubscription {
         &self.topic
     }
 
-    fn taken(&self, envelope: Envelope) -> Envelope {
-        self.shared.count_delivery(&envelope, Instant::now());
+    fn taken(&self, envelope: Envelope, taken: Taken) -> Envelope {
+        if sampled(taken.seq) {
+            self.shared.record_latency(&envelope, Instant::now());
+        }
         envelope
     }
 
-    /// Takes the oldest envelope off the queue and gives its slot back at once (a DropOldest
-    /// publisher waits for that). `Closed` when the queue is closed and empty, judged by the
-    /// doorbell's flag as well as the channel's (see `doorbell.rs`); the flag is read first,
-    /// so an envelope pushed before the close is never mistaken for end-of-stream.
-    fn pop(&self) -> Result<Envelope, async_channel::TryRecvError> {
-        let closed = self.shared.doorbell.is_closed();
-        match self.receiver.try_recv() {
-            Ok(envelope) => {
-                self.shared.release(1);
-                Ok(envelope)
-            }
-            Err(async_channel::TryRecvError::Empty) if closed => {
-                Err(async_channel::TryRecvError::Closed)
-            }
-            Err(error) => Err(error),
-        }
+    /// Takes the oldest envelope off the queue. `Closed` once the queue is closed and empty.
+    fn pop(&self) -> Popped<Envelope> {
+        self.shared.pop()
     }
 
     /// Subscriber id, unique within the bus; appears in metrics and in
@@ -126,10 +109,7 @@ impl RawSubscription {
     /// from the queue or counted in [`dropped`](Self::dropped); adapters use the pair to wait
     /// until everything published before a point has been handled (C ABI `mycelium_flush`).
     pub fn offered(&self) -> u64 {
-        self.shared
-            .stats
-            .offered
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.shared.queue.counts().0
     }
 
     /// Messages this subscription did not get: evicted, refused, or queued when it closed.
@@ -169,14 +149,23 @@ impl RawSubscription {
         }
     }
 
-    /// Spins (if configured), then blocks on the doorbell (see `doorbell.rs` for why not on
-    /// async-channel's own wait): `Some(Some(_))` a message, `Some(None)` closed and drained,
-    /// `None` the deadline passed.
+    /// Spins (if configured), then blocks on the doorbell (`doorbell.rs`): `Some(Some(_))` a
+    /// message, `Some(None)` closed and drained, `None` the deadline passed.
     fn wait(&self, deadline: Option<Instant>) -> Option<Option<Envelope>> {
-        let mut poll = || match self.pop() {
-            Ok(envelope) => Some(Some(envelope)),
-            Err(async_channel::TryRecvError::Closed) => Some(None),
-            Err(async_channel::TryRecvError::Empty) => None,
+        // Every poll first reads the queue's length without its lock, so that a receiver
+        // spinning or backing off does not compete for that lock with the publisher it waits
+        // for. Safe before a sleep: the doorbell's fences order that read against the
+        // publisher's store (see `Queue::maybe_nonempty`).
+        let shared = &self.shared;
+        let mut poll = || {
+            if !shared.queue.maybe_nonempty() && !shared.doorbell.is_closed() {
+                return None;
+            }
+            match self.pop() {
+                Popped::Item(envelope, taken) => Some(Some((envelope, taken))),
+                Popped::Closed => Some(None),
+                Popped::Empty => None,
+            }
         };
         let got = match self.spin_then_poll(&mut poll, deadline) {
             Some(got) => got,
@@ -186,7 +175,7 @@ impl RawSubscription {
                 Woken::TimedOut => return None,
             },
         };
-        Some(got.map(|envelope| self.taken(envelope)))
+        Some(got.map(|(envelope, taken)| self.taken(envelope, taken)))
     }
 
     /// Adaptive spinning, as in adaptive mutexes: a spin that caught a message doubles the next
@@ -219,34 +208,36 @@ impl RawSubscription {
     /// Awaits the next message; `None` once closed and drained. Cancel-safe: dropping the
     /// future before it completes loses no message.
     pub async fn recv(&self) -> Option<Envelope> {
-        let envelope = self.receiver.recv().await.ok()?;
-        self.shared.release(1);
-        Some(self.taken(envelope))
+        let (envelope, taken) = self.shared.pop_async().await?;
+        Some(self.taken(envelope, taken))
     }
 
     /// Takes the next message if one is queued.
     pub fn try_recv(&self) -> Result<Envelope, TryRecvError> {
         match self.pop() {
-            Ok(envelope) => Ok(self.taken(envelope)),
-            Err(async_channel::TryRecvError::Empty) => Err(TryRecvError::Empty),
-            Err(async_channel::TryRecvError::Closed) => Err(TryRecvError::Closed),
+            Popped::Item(envelope, taken) => Ok(self.taken(envelope, taken)),
+            Popped::Empty => Err(TryRecvError::Empty),
+            Popped::Closed => Err(TryRecvError::Closed),
         }
     }
 
     /// Moves up to `max` queued messages into `out` without waiting; returns how many. Lets an
     /// adapter hand a batch across a language boundary in one call.
     pub fn drain_into(&self, out: &mut Vec<Envelope>, max: usize) -> usize {
-        // One clock read for the batch: the envelopes leave the queue together.
-        let now = Instant::now();
+        // At most one clock read for the batch: the envelopes leave the queue together.
+        let mut now = None;
         let mut moved = 0;
         while moved < max {
             match self.pop() {
-                Ok(envelope) => {
-                    self.shared.count_delivery(&envelope, now);
+                Popped::Item(envelope, taken) => {
+                    if sampled(taken.seq) {
+                        let now = *now.get_or_insert_with(Instant::now);
+                        self.shared.record_latency(&envelope, now);
+                    }
                     out.push(envelope);
                     moved += 1;
                 }
-                Err(_) => break,
+                Popped::Empty | Popped::Closed => break,
             }
         }
         moved
@@ -254,18 +245,18 @@ impl RawSubscription {
 
     /// Messages waiting in the queue.
     pub fn len(&self) -> usize {
-        self.receiver.len()
+        self.shared.queue.len()
     }
 
     /// Whether no message is waiting.
     pub fn is_empty(&self) -> bool {
-        self.receiver.is_empty()
+        self.len() == 0
     }
 
     /// Whether no more messages will arrive: the subscription or the bus was closed. Messages
     /// already queued can still be taken.
     pub fn is_closed(&self) -> bool {
-        self.shared.doorbell.is_closed() || self.receiver.is_closed()
+        self.shared.doorbell.is_closed() || self.shared.queue.is_closed()
     }
 
     /// Counts one failed handler call, for adapters whose callbacks run outside Rust.
@@ -292,7 +283,7 @@ impl RawSubscription {
         }
         self.topic.remove(self.shared.id);
         self.shared.close_queue();
-        while self.pop().is_ok() {
+        while self.shared.queue.discard().is_some() {
             self.shared.count_drop();
         }
     }
@@ -313,12 +304,29 @@ impl Stream for RawSubscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
         let this = self.get_mut();
-        match this.receiver.as_mut().poll_next(cx) {
-            Poll::Ready(Some(envelope)) => {
-                this.shared.release(1);
-                Poll::Ready(Some(this.taken(envelope)))
+        loop {
+            match this.pop() {
+                Popped::Item(envelope, taken) => {
+                    this.listener = None;
+                    return Poll::Ready(Some(this.taken(envelope, taken)));
+                }
+                Popped::Closed => {
+                    this.listener = None;
+                    return Poll::Ready(None);
+                }
+                Popped::Empty => {}
             }
-            other => other,
+            // Listening before the next look at the queue (see `SubscriberShared`), so a
+            // message queued in between is seen by that look or wakes this task.
+            match this.listener.as_mut() {
+                None => this.listener = Some(this.shared.listen_ready()),
+                Some(listener) => {
+                    if listener.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
         }
     }
 }

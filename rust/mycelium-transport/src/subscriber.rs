@@ -2,17 +2,19 @@
 //! counters. Topics hold these; a [`RawSubscription`](crate::RawSubscription) holds the other
 //! half (the queue's receiving end).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use async_channel::{Receiver, Sender};
-use event_listener::{Event, Listener};
+use event_listener::{Event, EventListener, Listener};
 
 use crate::config::OverflowPolicy;
 use crate::doorbell::Doorbell;
 use crate::envelope::Envelope;
 use crate::metrics::{SubscriberMetrics, SubscriberStats, TypeStats};
+use crate::queue::{Offered, Popped, Queue, Taken};
 
 /// Result of offering one envelope to one subscriber without waiting.
 pub(crate) enum Offer {
@@ -24,6 +26,17 @@ pub(crate) enum Offer {
     MustWait(Envelope),
     /// FailPublish policy and the queue is full; counted as dropped.
     Rejected,
+}
+
+/// One take in this many (per subscriber, the first included) records its publish-to-dequeue
+/// latency: a clock read and three additions to a histogram every consumer of the type shares
+/// cost more than the rest of a take (issue 16). The histogram is therefore a sample: its
+/// count is the number of sampled deliveries, its quantiles those of the sample.
+pub const LATENCY_SAMPLE_EVERY: u64 = 16;
+
+/// Whether the take numbered `seq` (1 for a subscriber's first) records its latency.
+pub(crate) fn sampled(seq: u64) -> bool {
+    seq % LATENCY_SAMPLE_EVERY == 1
 }
 
 /// How long a blocking send waits for room before it asks its caller whether to go on.
@@ -39,23 +52,19 @@ pub(crate) enum Sent {
     GaveUp,
 }
 
-/// Why [`SubscriberShared::push`] did not queue an envelope.
-enum Refused {
-    Full(Envelope),
-    Closed,
-}
-
-/// The queue is an *unbounded* async-channel plus our own count of slots in use, for two
-/// reasons (issue 12 items 7 and 8):
-/// - a bounded channel allocates every slot up front (~72 bytes each: 72 MB for the largest
-///   capacity), while an unbounded one allocates blocks of 31 slots as messages arrive and
-///   frees them as they leave;
-/// - DropOldest then evicts with an ordinary receive instead of async-channel's `force_send`,
-///   whose concurrent-queue 2.5 implementation can reopen a queue closed concurrently.
+/// The queue is a [`Queue`] (a bounded FIFO behind one mutex, see `queue.rs` for why); the
+/// doorbell and two events wake whoever waits on it:
+/// - `doorbell`: threads blocked in `RawSubscription::recv_blocking` / `recv_timeout` (every C
+///   ABI delivery thread and pull receiver);
+/// - `ready`: async receivers (`RawSubscription::recv`, its `Stream`);
+/// - `room`: Block publishers waiting for a slot, blocking or async.
 ///
-/// Every envelope in the channel holds one unit of `used`; a publisher takes the unit before
-/// pushing (so `used` never exceeds `capacity`), and whoever takes the envelope out releases
-/// it, except a DropOldest publisher, which evicts one and reuses its unit.
+/// The two events are notified only while someone listens (`async_receivers`,
+/// `room_waiters`): an event-listener notification is a full fence, and almost every
+/// subscription has neither. Those counts need no fence of their own because the queue's
+/// mutex orders them: a waiter counts itself *before* its last look at the queue, a notifier
+/// reads the count *after* its change to the queue, and the two looks are serialised by the
+/// mutex, so either the waiter sees the change or the notifier sees the waiter.
 pub(crate) struct SubscriberShared {
     pub(crate) id: u64,
     pub(crate) type_id: u16,
@@ -64,14 +73,11 @@ pub(crate) struct SubscriberShared {
     pub(crate) capacity: usize,
     /// Its topic filter (`None`: every message of its type).
     pub(crate) pattern: Option<crate::TopicPattern>,
-    sender: Sender<Envelope>,
-    /// A receiving end of the same channel, for DropOldest evictions.
-    evictor: Receiver<Envelope>,
-    /// Slots in use: envelopes queued plus those about to be pushed.
-    used: AtomicUsize,
-    /// Notified when a slot of a Block queue frees up, and on close: Block publishers (both
-    /// blocking and async) wait on it for room.
+    pub(crate) queue: Queue<Envelope>,
+    ready: Event,
+    async_receivers: AtomicUsize,
     room: Event,
+    room_waiters: AtomicUsize,
     pub(crate) stats: SubscriberStats,
     pub(crate) type_stats: Arc<TypeStats>,
     /// Wakes threads blocked in `RawSubscription::recv_blocking` / `recv_timeout`, and holds
@@ -79,8 +85,24 @@ pub(crate) struct SubscriberShared {
     pub(crate) doorbell: Doorbell,
 }
 
+/// Counts a waiter in `count` for as long as it lives (also when its future is dropped).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl SubscriberShared {
-    /// A subscriber with an empty queue; the receiving end goes to the `RawSubscription`.
+    /// A subscriber with an empty queue.
     pub(crate) fn new(
         id: u64,
         type_id: u16,
@@ -89,24 +111,23 @@ impl SubscriberShared {
         capacity: usize,
         pattern: Option<crate::TopicPattern>,
         type_stats: Arc<TypeStats>,
-    ) -> (Self, Receiver<Envelope>) {
-        let (sender, receiver) = async_channel::unbounded();
-        let shared = SubscriberShared {
+    ) -> Self {
+        SubscriberShared {
             id,
             type_id,
             label,
             policy,
             capacity,
             pattern,
-            sender,
-            evictor: receiver.clone(),
-            used: AtomicUsize::new(0),
+            queue: Queue::new(capacity),
+            ready: Event::new(),
+            async_receivers: AtomicUsize::new(0),
             room: Event::new(),
+            room_waiters: AtomicUsize::new(0),
             stats: SubscriberStats::default(),
             type_stats,
             doorbell: Doorbell::default(),
-        };
-        (shared, receiver)
+        }
     }
 
     pub(crate) fn count_drop(&self) {
@@ -114,9 +135,9 @@ impl SubscriberShared {
         self.type_stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Called by the receiving side for every envelope it takes off the queue at `now`.
-    pub(crate) fn count_delivery(&self, envelope: &Envelope, now: Instant) {
-        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+    /// Records the publish-to-dequeue latency of an envelope the receiving side took at `now`
+    /// (for the takes [`sampled`] picks).
+    pub(crate) fn record_latency(&self, envelope: &Envelope, now: Instant) {
         let nanos = now
             .saturating_duration_since(envelope.published_at)
             .as_nanos();
@@ -125,120 +146,107 @@ impl SubscriberShared {
             .record(u64::try_from(nanos).unwrap_or(u64::MAX));
     }
 
+    /// Wakes one receiver of each kind that may be waiting for a message.
+    fn queued(&self) {
+        self.doorbell.ring();
+        if self.async_receivers.load(Ordering::Relaxed) > 0 {
+            self.ready.notify_additional(1);
+        }
+    }
+
+    /// Takes the oldest envelope off the queue (counted as taken) and wakes a Block publisher
+    /// waiting for its slot.
+    pub(crate) fn pop(&self) -> Popped<Envelope> {
+        let popped = self.queue.pop();
+        if let Popped::Item(_, taken) = &popped {
+            if taken.flush > 0 {
+                self.type_stats
+                    .delivered
+                    .fetch_add(taken.flush, Ordering::Relaxed);
+            }
+            if self.room_waiters.load(Ordering::Relaxed) > 0 {
+                self.room.notify_additional(1);
+            }
+        }
+        popped
+    }
+
+    /// [`pop`](Self::pop) for an async receiver: waits for an envelope or the close.
+    pub(crate) async fn pop_async(&self) -> Option<(Envelope, Taken)> {
+        loop {
+            match self.pop() {
+                Popped::Item(envelope, taken) => return Some((envelope, taken)),
+                Popped::Closed => return None,
+                Popped::Empty => {}
+            }
+            let _counted = Counted::new(&self.async_receivers);
+            let listener = self.ready.listen();
+            // Counted and listening before this last look (see the type's comment).
+            match self.pop() {
+                Popped::Item(envelope, taken) => return Some((envelope, taken)),
+                Popped::Closed => return None,
+                Popped::Empty => listener.await,
+            }
+        }
+    }
+
+    /// Starts listening for the next message or the close, for a receiver that polls by hand
+    /// (`RawSubscription`'s `Stream`): look at the queue once more after this, then poll it.
+    pub(crate) fn listen_ready(self: &Arc<Self>) -> ReadyListener {
+        self.async_receivers.fetch_add(1, Ordering::SeqCst);
+        ReadyListener {
+            listener: self.ready.listen(),
+            shared: Arc::clone(self),
+        }
+    }
+
     pub(crate) fn offer(&self, envelope: Envelope) -> Offer {
-        let offer = self.try_queue(envelope);
-        if let Offer::Queued = offer {
-            self.doorbell.ring();
-        }
-        offer
-    }
-
-    /// Takes a slot if one is free.
-    fn reserve(&self) -> bool {
-        let mut used = self.used.load(Ordering::Relaxed);
-        loop {
-            if used >= self.capacity {
-                return false;
+        let evict = self.policy == OverflowPolicy::DropOldest;
+        match self.queue.offer(envelope, evict) {
+            Offered::Queued => {
+                self.queued();
+                Offer::Queued
             }
-            // SeqCst: a Block publisher's re-check after it starts listening for room must
-            // see a release that happened before the receiver's notify (event-listener's
-            // full fences pair with these).
-            match self.used.compare_exchange_weak(
-                used,
-                used + 1,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => used = now,
-            }
-        }
-    }
-
-    /// Gives back `n` slots whose envelopes were taken off the queue. Every receive calls it
-    /// right after taking.
-    pub(crate) fn release(&self, n: usize) {
-        self.used.fetch_sub(n, Ordering::SeqCst);
-        // Only Block publishers ever wait for room; the others skip the notify's fence.
-        if self.policy == OverflowPolicy::Block {
-            self.room.notify_additional(n);
-        }
-    }
-
-    /// Queues `envelope` if a slot is free. The doorbell's flag is checked too, so a
-    /// publisher woken by `close_queue` stops even if the channel missed the close.
-    fn push(&self, envelope: Envelope) -> Result<(), Refused> {
-        if self.doorbell.is_closed() {
-            return Err(Refused::Closed);
-        }
-        if !self.reserve() {
-            return Err(Refused::Full(envelope));
-        }
-        self.push_reserved(envelope)
-    }
-
-    /// Queues `envelope` into a slot already taken.
-    fn push_reserved(&self, envelope: Envelope) -> Result<(), Refused> {
-        // An unbounded channel only refuses when closed.
-        if self.sender.try_send(envelope).is_err() {
-            self.used.fetch_sub(1, Ordering::SeqCst);
-            return Err(Refused::Closed);
-        }
-        Ok(())
-    }
-
-    fn try_queue(&self, envelope: Envelope) -> Offer {
-        self.stats.offered.fetch_add(1, Ordering::Release);
-        let envelope = match self.push(envelope) {
-            Ok(()) => return Offer::Queued,
-            Err(Refused::Closed) => {
+            Offered::Evicted(oldest) => {
+                drop(oldest);
                 self.count_drop();
-                return Offer::Dropped;
+                self.queued();
+                Offer::Queued
             }
-            Err(Refused::Full(envelope)) => envelope,
-        };
-        match self.policy {
-            OverflowPolicy::Block => Offer::MustWait(envelope),
-            OverflowPolicy::DropOldest => self.evict_and_queue(envelope),
-            OverflowPolicy::FailPublish => {
+            Offered::Closed(_) => {
                 self.count_drop();
-                Offer::Rejected
+                Offer::Dropped
             }
-        }
-    }
-
-    /// DropOldest on a full queue: takes the oldest envelope out, counts it as dropped and
-    /// queues `envelope` in its slot.
-    fn evict_and_queue(&self, mut envelope: Envelope) -> Offer {
-        let mut attempts = 0u32;
-        loop {
-            // Err: a receiver took the oldest first and is about to release its slot (or
-            // the queue closed, which `push` reports).
-            if let Ok(_oldest) = self.evictor.try_recv() {
-                self.count_drop();
-                return match self.push_reserved(envelope) {
-                    Ok(()) => Offer::Queued,
-                    Err(_) => {
-                        self.count_drop();
-                        Offer::Dropped
-                    }
-                };
-            }
-            match self.push(envelope) {
-                Ok(()) => return Offer::Queued,
-                Err(Refused::Closed) => {
+            Offered::Full(envelope) => match self.policy {
+                OverflowPolicy::Block => Offer::MustWait(envelope),
+                // DropOldest never comes back full.
+                OverflowPolicy::FailPublish | OverflowPolicy::DropOldest => {
                     self.count_drop();
-                    return Offer::Dropped;
+                    Offer::Rejected
                 }
-                Err(Refused::Full(back)) => envelope = back,
+            },
+        }
+    }
+
+    /// Queues an envelope whose offer found the queue full; `Err` gives it back if it is
+    /// still full. Counts a drop if the queue closed.
+    fn push_after_wait(&self, envelope: Envelope) -> Result<bool, Envelope> {
+        // The doorbell's flag too: a publisher woken by `close_queue` stops even if it
+        // raced the queue's own close.
+        if self.doorbell.is_closed() {
+            self.count_drop();
+            return Ok(false);
+        }
+        match self.queue.push(envelope) {
+            Offered::Queued | Offered::Evicted(_) => {
+                self.queued();
+                Ok(true)
             }
-            // The receiver was preempted between its take and its release: let it run.
-            attempts += 1;
-            if attempts % 64 == 0 {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
+            Offered::Closed(_) => {
+                self.count_drop();
+                Ok(false)
             }
+            Offered::Full(envelope) => Err(envelope),
         }
     }
 
@@ -250,25 +258,22 @@ impl SubscriberShared {
         mut envelope: Envelope,
         mut keep_waiting: Option<&mut dyn FnMut() -> bool>,
     ) -> Sent {
-        let mut listener = None;
+        let mut waiting = None;
         loop {
-            match self.push(envelope) {
-                Ok(()) => {
-                    self.doorbell.ring();
-                    return Sent::Queued;
-                }
-                Err(Refused::Closed) => {
-                    self.count_drop();
-                    return Sent::Closed;
-                }
-                Err(Refused::Full(back)) => envelope = back,
+            match self.push_after_wait(envelope) {
+                Ok(true) => return Sent::Queued,
+                Ok(false) => return Sent::Closed,
+                Err(back) => envelope = back,
             }
-            // Listen, then try again, then wait: a slot freed between the failed push and
-            // the listen is caught by the retry.
-            match (listener.take(), keep_waiting.as_deref_mut()) {
-                (None, _) => listener = Some(self.room.listen()),
-                (Some(listener), None) => listener.wait(),
-                (Some(listener), Some(keep_waiting)) => {
+            // Count, listen, then try again, then wait: a slot freed between the failed push
+            // and the listen is caught by the retry.
+            match (waiting.take(), keep_waiting.as_deref_mut()) {
+                (None, _) => {
+                    let counted = Counted::new(&self.room_waiters);
+                    waiting = Some((counted, self.room.listen()));
+                }
+                (Some((_counted, listener)), None) => listener.wait(),
+                (Some((_counted, listener)), Some(keep_waiting)) => {
                     if listener.wait_timeout(WAIT_SLICE).is_none() && !keep_waiting() {
                         self.count_drop();
                         return Sent::GaveUp;
@@ -280,22 +285,18 @@ impl SubscriberShared {
 
     /// Async form of [`send_blocking`](Self::send_blocking).
     pub(crate) async fn send(&self, mut envelope: Envelope) -> bool {
-        let mut listener = None;
+        let mut waiting = None;
         loop {
-            match self.push(envelope) {
-                Ok(()) => {
-                    self.doorbell.ring();
-                    return true;
-                }
-                Err(Refused::Closed) => {
-                    self.count_drop();
-                    return false;
-                }
-                Err(Refused::Full(back)) => envelope = back,
+            match self.push_after_wait(envelope) {
+                Ok(queued) => return queued,
+                Err(back) => envelope = back,
             }
-            match listener.take() {
-                None => listener = Some(self.room.listen()),
-                Some(listener) => listener.await,
+            match waiting.take() {
+                None => {
+                    let counted = Counted::new(&self.room_waiters);
+                    waiting = Some((counted, self.room.listen()));
+                }
+                Some((_counted, listener)) => listener.await,
             }
         }
     }
@@ -303,13 +304,14 @@ impl SubscriberShared {
     /// Closes the queue: further sends fail, waiting publishers are released, and the
     /// receiving side can still take what is queued.
     pub(crate) fn close_queue(&self) {
-        self.sender.close();
+        self.queue.close();
         self.doorbell.close();
+        self.ready.notify(usize::MAX);
         self.room.notify(usize::MAX);
     }
 
     pub(crate) fn queue_len(&self) -> usize {
-        self.sender.len()
+        self.queue.len()
     }
 
     pub(crate) fn metrics(&self) -> SubscriberMetrics {
@@ -320,11 +322,30 @@ impl SubscriberShared {
             policy: self.policy,
             capacity: self.capacity,
             queue_depth: self.queue_len(),
-            delivered: SubscriberStats::load(&self.stats.delivered),
+            delivered: self.queue.counts().1,
             dropped: SubscriberStats::load(&self.stats.dropped),
             handler_errors: SubscriberStats::load(&self.stats.handler_errors),
             decode_errors: SubscriberStats::load(&self.stats.decode_errors),
             last_error: self.stats.last_error(),
         }
+    }
+}
+
+/// An async receiver's registration for the next message (see
+/// [`SubscriberShared::listen_ready`]); counted while it lives.
+pub(crate) struct ReadyListener {
+    listener: EventListener,
+    shared: Arc<SubscriberShared>,
+}
+
+impl ReadyListener {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        std::pin::Pin::new(&mut self.listener).poll(cx)
+    }
+}
+
+impl Drop for ReadyListener {
+    fn drop(&mut self) {
+        self.shared.async_receivers.fetch_sub(1, Ordering::SeqCst);
     }
 }

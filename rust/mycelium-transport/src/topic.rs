@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -155,7 +156,20 @@ impl Topic {
         }
         let next: Vec<_> = list.iter().filter(|s| s.id != id).cloned().collect();
         *list = next.into();
+        // Under the list's write lock, so `delivered` counts this queue's takes either in the
+        // list or in the total, never in both or neither.
+        let unflushed = gone.queue.retire();
+        self.stats.delivered.fetch_add(unflushed, Ordering::Relaxed);
         bump(&self.changes);
+    }
+
+    /// Messages taken from a queue by a subscriber of this type: the flushed total plus what
+    /// every live queue has not handed over yet, read under the list's read lock (see
+    /// `remove`).
+    pub(crate) fn delivered(&self) -> u64 {
+        let list = self.subscribers.read();
+        let flushed = self.stats.delivered.load(Ordering::Relaxed);
+        flushed + list.iter().map(|s| s.queue.unflushed()).sum::<u64>()
     }
 
     pub(crate) fn learn_name(&self, name: &'static str) {

@@ -1,10 +1,8 @@
-//! Loom models of the transport's concurrent core (issue 12): the real [`Doorbell`] (its
-//! atomics, fences, mutex and condition variable swapped for loom's under
-//! `--cfg mycelium_loom`), driven by small queues that follow the subscriber queue's protocol
-//! (`src/subscriber.rs`: a slot count reserved before a push, DropOldest evicting with an
-//! ordinary receive and reusing the slot, close = channel close then doorbell close).
-//! async-channel itself is not loom-aware, so the queues here stand in for it; the doorbell
-//! is the library's own code.
+//! Loom models of the transport's concurrent core (issues 12 and 16): the real [`Doorbell`]
+//! and the real subscriber [`Queue`] (their atomics, fences, mutexes and condition variable
+//! swapped for loom's under `--cfg mycelium_loom`, `src/sync.rs`), driven in the order
+//! `src/subscriber.rs` drives them (offer then ring, DropOldest evicting under the queue's
+//! lock, close = queue close then doorbell close, takes handed over to a shared total).
 //!
 //! A hang is a loom "deadlock" failure (every thread blocked), a lost message or a wrong count
 //! a failed assertion, in any explored interleaving.
@@ -14,12 +12,11 @@
 //! cargo test -p mycelium-transport --test loom --release`
 #![cfg(mycelium_loom)]
 
-use std::collections::VecDeque;
-
-use loom::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use loom::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
-use loom::sync::{Arc, Mutex};
+use loom::sync::Arc;
 use loom::thread;
+use mycelium_transport::queue::{Offered, Popped, Queue};
 use mycelium_transport::{Doorbell, Woken};
 
 /// A lock-free "queue" of indistinguishable messages: a count, pushed with Release and taken
@@ -105,175 +102,57 @@ fn close_racing_a_sleeper_always_wakes_it() {
 /// A queued message, or the end of the stream.
 type Polled = Option<u32>;
 
-/// The channel under a subscriber queue. `reopens` makes it behave like concurrent-queue
-/// 2.5's bounded queue under `force_push`: the eviction reads the tail word, works, then
-/// stores it back whole, erasing a `close` that landed in between.
-struct Channel {
-    /// Bit 0: closed. The rest counts pushes (it changes on each, as a tail index does).
-    tail: AtomicUsize,
-    items: Mutex<VecDeque<u32>>,
-    reopens: bool,
-}
-
-const CLOSED: usize = 1;
-
-impl Channel {
-    fn new(reopens: bool) -> Self {
-        Channel {
-            tail: AtomicUsize::new(0),
-            items: Mutex::new(VecDeque::new()),
-            reopens,
-        }
-    }
-    fn is_closed(&self) -> bool {
-        self.tail.load(SeqCst) & CLOSED != 0
-    }
-    fn try_send(&self, v: u32) -> Result<(), u32> {
-        let mut items = self.items.lock().unwrap();
-        if self.is_closed() {
-            return Err(v);
-        }
-        items.push_back(v);
-        self.tail.fetch_add(2, SeqCst);
-        Ok(())
-    }
-    /// concurrent-queue 2.5's `Bounded::force_push` as far as the close bit is concerned:
-    /// the old DropOldest path (async-channel's `force_send`). Returns the evicted message.
-    fn force_send(&self, v: u32, capacity: usize) -> Result<Option<u32>, u32> {
-        let tail = self.tail.load(SeqCst);
-        if tail & CLOSED != 0 {
-            return Err(v);
-        }
-        let evicted = {
-            let mut items = self.items.lock().unwrap();
-            let evicted = if items.len() >= capacity {
-                items.pop_front()
-            } else {
-                None
-            };
-            items.push_back(v);
-            evicted
-        };
-        if self.reopens {
-            // bounded.rs:112: a plain store of the new tail, computed from the old one.
-            self.tail.store(tail + 2, SeqCst);
-        } else {
-            self.tail.fetch_add(2, SeqCst);
-        }
-        Ok(evicted)
-    }
-    fn try_recv(&self) -> Option<u32> {
-        self.items.lock().unwrap().pop_front()
-    }
-    /// Under the items lock, as a push: concurrent-queue's close and push both act on the
-    /// tail word, so no push lands after a close that took effect.
-    fn close(&self) {
-        let _items = self.items.lock().unwrap();
-        self.tail.fetch_or(CLOSED, SeqCst);
-    }
-    /// One receive: a message, or `Err(true)` if the channel is empty and closed (one look
-    /// at the tail word, as concurrent-queue's `pop` does).
-    fn recv(&self) -> Result<u32, bool> {
-        let mut items = self.items.lock().unwrap();
-        items.pop_front().ok_or_else(|| self.is_closed())
-    }
-}
-
-/// A DropOldest subscriber queue following `SubscriberShared`'s protocol.
+/// A subscriber as `src/subscriber.rs` builds one, minus the async and Block-publisher
+/// wake-ups (event-listener is not loom-aware): the library's own [`Queue`] and [`Doorbell`],
+/// driven in the order `SubscriberShared` drives them.
 struct Subscriber {
-    channel: Channel,
-    capacity: usize,
-    /// Slots in use: queued plus about to be pushed (`SubscriberShared::used`).
-    used: AtomicUsize,
+    queue: Queue<u32>,
     dropped: AtomicU32,
     bell: Doorbell,
 }
 
 impl Subscriber {
-    fn new(capacity: usize, reopens: bool) -> Self {
+    fn new(capacity: usize) -> Self {
         Subscriber {
-            channel: Channel::new(reopens),
-            capacity,
-            used: AtomicUsize::new(0),
+            queue: Queue::new(capacity),
             dropped: AtomicU32::new(0),
             bell: Doorbell::default(),
         }
     }
 
-    fn reserve(&self) -> bool {
-        let mut used = self.used.load(SeqCst);
-        loop {
-            if used >= self.capacity {
-                return false;
-            }
-            match self.used.compare_exchange(used, used + 1, SeqCst, SeqCst) {
-                Ok(_) => return true,
-                Err(now) => used = now,
-            }
-        }
-    }
-
-    /// `push_reserved`: an unbounded channel refuses only when closed.
-    fn push_reserved(&self, v: u32) -> bool {
-        if self.channel.try_send(v).is_err() {
-            self.used.fetch_sub(1, SeqCst);
-            return false;
-        }
-        true
-    }
-
-    /// `SubscriberShared::offer` for DropOldest (`try_queue` + `evict_and_queue`).
+    /// `SubscriberShared::offer` for DropOldest: evict under the queue's lock, then ring.
     fn offer(&self, v: u32) {
-        let queued = loop {
-            if self.bell.is_closed() {
-                break false;
-            }
-            if self.reserve() {
-                break self.push_reserved(v);
-            }
-            if self.channel.try_recv().is_some() {
+        match self.queue.offer(v, true) {
+            Offered::Queued => self.bell.ring(),
+            Offered::Evicted(_) => {
                 self.dropped.fetch_add(1, SeqCst);
-                break self.push_reserved(v);
+                self.bell.ring();
             }
-            // A receiver took the oldest and has not released its slot yet: let it run.
-            thread::yield_now();
-        };
-        if queued {
-            self.bell.ring();
-        } else {
+            Offered::Closed(_) | Offered::Full(_) => {
+                self.dropped.fetch_add(1, SeqCst);
+            }
+        }
+    }
+
+    /// `SubscriberShared::close_queue`: the queue, then the doorbell.
+    fn close(&self) {
+        self.queue.close();
+        self.bell.close();
+    }
+
+    /// `RawSubscription::close` after the close: what is left is discarded and counted.
+    fn discard_rest(&self) {
+        while self.queue.discard().is_some() {
             self.dropped.fetch_add(1, SeqCst);
         }
     }
 
-    /// The DropOldest path before dc7fef7: async-channel's `force_send`.
-    fn offer_with_force_send(&self, v: u32) {
-        match self.channel.force_send(v, self.capacity) {
-            Ok(evicted) => {
-                if evicted.is_some() {
-                    self.dropped.fetch_add(1, SeqCst);
-                }
-                self.bell.ring();
-            }
-            Err(_) => {
-                self.dropped.fetch_add(1, SeqCst);
-            }
-        }
-    }
-
-    /// `SubscriberShared::close_queue`.
-    fn close(&self) {
-        self.channel.close();
-        self.bell.close();
-    }
-
-    /// A receive's poll: take one and release its slot, or report the channel's close.
+    /// A receive's poll (`RawSubscription::wait`).
     fn poll(&self) -> Option<Polled> {
-        match self.channel.recv() {
-            Ok(v) => {
-                self.used.fetch_sub(1, SeqCst);
-                Some(Some(v))
-            }
-            Err(closed) => closed.then_some(None),
+        match self.queue.pop() {
+            Popped::Item(v, _) => Some(Some(v)),
+            Popped::Closed => Some(None),
+            Popped::Empty => None,
         }
     }
 
@@ -292,11 +171,11 @@ impl Subscriber {
 
 /// (c) DropOldest eviction racing close, with a receiver asleep on the queue: the receiver
 /// always ends, the queue stays closed, every message offered is either received or counted
-/// as dropped exactly once, and no slot is leaked.
+/// as dropped exactly once, and the queue's counts agree.
 #[test]
 fn drop_oldest_eviction_racing_close() {
     loom::model(|| {
-        let sub = Arc::new(Subscriber::new(1, false));
+        let sub = Arc::new(Subscriber::new(1));
         sub.offer(0); // full: the next offer must evict
         let receiver = {
             let sub = Arc::clone(&sub);
@@ -309,33 +188,30 @@ fn drop_oldest_eviction_racing_close() {
         sub.close();
         publisher.join().unwrap();
         let got = receiver.join().unwrap();
-        assert!(sub.channel.is_closed(), "the queue reopened");
+        assert!(sub.queue.is_closed(), "the queue reopened");
         assert_eq!(
             got.len() as u32 + sub.dropped.load(SeqCst),
             2,
             "got {got:?}"
         );
         assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
-        assert_eq!(sub.used.load(SeqCst), 0, "a slot leaked");
+        let (offered, taken) = sub.queue.counts();
+        assert_eq!((offered, taken), (2, got.len() as u64));
     });
 }
 
-/// Unsubscribe racing two publishers on a one-slot DropOldest queue: the unsubscriber closes
-/// the queue and joins the delivery thread, which must end; every message is accounted for.
-fn unsubscribe_racing_two_publishers(reopens: bool, force_send: bool) {
-    loom::model(move || {
-        let sub = Arc::new(Subscriber::new(1, reopens));
+/// (d) Unsubscribe racing two publishers on a one-slot DropOldest queue (the issue 12 item 7
+/// hang): the unsubscriber closes the queue and joins the delivery thread, which must end;
+/// every message is received, evicted, refused or discarded, exactly once.
+#[test]
+fn unsubscribe_racing_two_evicting_publishers() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new(1));
         let publishers: Vec<_> = [1, 2]
             .into_iter()
             .map(|v| {
                 let sub = Arc::clone(&sub);
-                thread::spawn(move || {
-                    if force_send {
-                        sub.offer_with_force_send(v);
-                    } else {
-                        sub.offer(v);
-                    }
-                })
+                thread::spawn(move || sub.offer(v))
             })
             .collect();
         let delivery = {
@@ -349,26 +225,40 @@ fn unsubscribe_racing_two_publishers(reopens: bool, force_send: bool) {
         for p in publishers {
             p.join().unwrap();
         }
-        if !force_send {
-            // The old path loses track of messages left in a reopened queue; the current one
-            // accounts for each.
-            let left = sub.channel.items.lock().unwrap().len() as u32;
-            assert_eq!(got.len() as u32 + sub.dropped.load(SeqCst) + left, 2);
-        }
+        sub.discard_rest();
+        assert_eq!(
+            got.len() as u32 + sub.dropped.load(SeqCst),
+            2,
+            "got {got:?}"
+        );
     });
 }
 
-/// (d) The item 7 hang as it was: DropOldest through `force_send` on a channel whose
-/// eviction can erase a concurrent close. The delivery thread still ends, because the
-/// doorbell's own closed flag ends its wait.
+/// (e) Takes handed over to a shared total while the queue is retired (an unsubscribe while
+/// a receiver drains): the total plus what the queue still holds back always equals the
+/// takes, and after the retirement nothing is held back.
 #[test]
-fn unsubscribe_racing_two_force_send_publishers_on_a_reopening_queue() {
-    unsubscribe_racing_two_publishers(true, true);
-}
-
-/// (d') The same race with today's eviction (receive the oldest, reuse its slot) on a
-/// channel whose close cannot be undone.
-#[test]
-fn unsubscribe_racing_two_evicting_publishers() {
-    unsubscribe_racing_two_publishers(false, false);
+fn retiring_a_queue_racing_a_receiver_counts_every_take_once() {
+    loom::model(|| {
+        let sub = Arc::new(Subscriber::new(4));
+        sub.offer(1);
+        sub.offer(2);
+        let total = Arc::new(AtomicU64::new(0));
+        let receiver = {
+            let (sub, total) = (Arc::clone(&sub), Arc::clone(&total));
+            thread::spawn(move || {
+                let mut got = 0;
+                while let Popped::Item(_, taken) = sub.queue.pop() {
+                    total.fetch_add(taken.flush, SeqCst);
+                    got += 1;
+                }
+                got
+            })
+        };
+        total.fetch_add(sub.queue.retire(), SeqCst);
+        let got = receiver.join().unwrap();
+        assert_eq!(sub.queue.unflushed(), 0);
+        assert_eq!(total.load(SeqCst), got);
+        assert_eq!(sub.queue.counts().1, got);
+    });
 }

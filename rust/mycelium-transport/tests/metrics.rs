@@ -9,7 +9,9 @@ use bytes::Bytes;
 use common::prometheus_check::check;
 use common::{tagged, Reading};
 use mycelium_protocol::Message;
-use mycelium_transport::{MessageBus, MetricsSnapshot, OverflowPolicy, SubscribeOptions};
+use mycelium_transport::{
+    MessageBus, MetricsSnapshot, OverflowPolicy, SubscribeOptions, LATENCY_SAMPLE_EVERY,
+};
 
 const TYPE: u16 = 12;
 const OTHER: u16 = 13;
@@ -36,10 +38,12 @@ fn assert_reconciles(m: &MetricsSnapshot, type_id: u16, subscribers: u64) {
         .collect();
     assert_eq!(subs.iter().map(|s| s.delivered).sum::<u64>(), t.delivered);
     assert_eq!(subs.iter().map(|s| s.dropped).sum::<u64>(), t.dropped);
-    assert_eq!(
-        t.latency.count, t.delivered,
-        "one latency sample per delivery"
-    );
+    // Each subscriber samples its first take and every LATENCY_SAMPLE_EVERY-th after it.
+    let samples: u64 = subs
+        .iter()
+        .map(|s| s.delivered.div_ceil(LATENCY_SAMPLE_EVERY))
+        .sum();
+    assert_eq!(t.latency.count, samples, "latency samples: {t:?}");
 }
 
 #[test]
@@ -128,24 +132,29 @@ fn publishing_without_subscribers_only_counts() {
 }
 
 #[test]
-fn latency_is_recorded_per_delivery() {
+fn latency_is_sampled_per_subscriber() {
+    assert_eq!(LATENCY_SAMPLE_EVERY, 16, "the counts below assume 16");
     let bus = MessageBus::new();
     let a = bus.subscribe_raw(TYPE, SubscribeOptions::default());
     let b = bus.subscribe_raw(TYPE, SubscribeOptions::default());
-    for seq in 0..10 {
+    for seq in 0..40 {
         bus.publish_raw(TYPE, tagged(0, seq)).unwrap();
     }
     let mut out = Vec::new();
+    // a: takes 1..=4, sampled 1. b: takes 1..=40 in two calls, sampled 1, 17, 33.
     assert_eq!(a.drain_into(&mut out, 4), 4);
-    assert_eq!(b.drain_into(&mut out, 100), 10);
+    assert_eq!(b.drain_into(&mut out, 20), 20);
+    assert!(b.try_recv().is_ok());
+    assert_eq!(b.drain_into(&mut out, 100), 19);
     let m = bus.metrics();
+    assert_eq!(m.type_metrics(TYPE).unwrap().delivered, 44);
     let l = &m.type_metrics(TYPE).unwrap().latency;
-    assert_eq!(l.count, 14);
+    assert_eq!(l.count, 4);
     assert!(l.p50_ns <= l.p90_ns && l.p90_ns <= l.p99_ns && l.p99_ns <= l.max_ns);
     assert!(l.max_ns > 0);
     assert_eq!(
         l.buckets.last().unwrap().cumulative_count,
-        14,
+        4,
         "all within ~17 s"
     );
 }

@@ -21,12 +21,15 @@ pub use prometheus::escape_label as prometheus_escape_label;
 
 /// Counters for one message type, shared by the topic and its subscriptions.
 ///
-/// There is no separate `delivered` counter: every delivery records exactly one latency
-/// sample, so the histogram's count is the delivery count, and the dequeue path saves one
-/// atomic on a cache line all consumers of the type share.
+/// `delivered` is not bumped per message: each subscriber's queue counts its own takes and
+/// hands them over in batches (`queue.rs`, [`FLUSH_EVERY`](crate::queue::FLUSH_EVERY)), so the
+/// total is this counter plus what every live queue has not handed over yet
+/// (`Topic::delivered`). `latency` records one take in
+/// [`LATENCY_SAMPLE_EVERY`](crate::LATENCY_SAMPLE_EVERY) per subscriber.
 pub(crate) struct TypeStats {
     pub(crate) published: AtomicU64,
     pub(crate) published_bytes: AtomicU64,
+    pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) latency: LatencyHistogram,
 }
@@ -36,6 +39,7 @@ impl TypeStats {
         TypeStats {
             published: AtomicU64::new(0),
             published_bytes: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             latency: LatencyHistogram::new(),
         }
@@ -118,18 +122,15 @@ impl RefusedStats {
     }
 }
 
-/// Counters for one subscriber.
+/// Counters for one subscriber that are not the queue's own (offers and takes are counted under
+/// the queue's lock, see `queue.rs`).
 ///
-/// Aligned to its own cache lines: the consumer bumps `delivered` on every dequeue, and
-/// without the padding that would keep invalidating the line publishers read the queue
-/// handle and policy from.
+/// Aligned to its own cache lines: drops are counted by publishers, handler errors by the
+/// consumer, and neither should invalidate the line publishers read the queue handle and policy
+/// from.
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct SubscriberStats {
-    /// Envelopes offered to this subscriber's queue (each ends up delivered or dropped), so
-    /// a waiter can tell when everything offered before a point in time has been handled.
-    pub(crate) offered: AtomicU64,
-    pub(crate) delivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) handler_errors: AtomicU64,
     pub(crate) decode_errors: AtomicU64,
@@ -233,7 +234,9 @@ pub struct TypeMetrics {
     pub dropped: u64,
     /// Live subscriptions.
     pub subscribers: usize,
-    /// Publish-to-dequeue latency.
+    /// Publish-to-dequeue latency of a sample of the deliveries: each subscriber's first and
+    /// every [`LATENCY_SAMPLE_EVERY`](crate::LATENCY_SAMPLE_EVERY)th after it (its `count` is
+    /// the sample's size, not `delivered`).
     pub latency: LatencySummary,
 }
 
