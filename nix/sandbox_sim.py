@@ -261,6 +261,11 @@ class Sim:
         tmp, out = cdir / "tmp", cdir / "out"
         pkg_config_path = ":".join(str(self.store / n / "lib/pkgconfig") for n in libs)
         env = {
+            # Sim-only: property tests with 1 000 cases instead of test-rust.sh's 10 000. CI ran
+            # the full search in the plain suite minutes earlier; the sim is here to show the
+            # check runs with only its inputs, not to repeat that search (~1 min of CI).
+            # A derivation that sets PROPTEST_CASES itself keeps its value.
+            "PROPTEST_CASES": os.environ.get("MYCELIUM_NIX_SIM_PROPTEST_CASES", "1000"),
             **check["env"],
             "PATH": self.path_of(native),
             "HOME": "/homeless-shelter",
