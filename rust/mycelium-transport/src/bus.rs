@@ -18,9 +18,8 @@ use crate::typed::Subscription;
 
 pub(crate) struct BusInner {
     pub(crate) config: BusConfig,
-    /// Written only when a type id is seen for the first time; publishes and subscribes take
-    /// the read lock just long enough to reach the topic.
-    pub(crate) topics: RwLock<TopicTable>,
+    /// Grows only when a type id is seen for the first time; read without a lock.
+    pub(crate) topics: TopicTable,
     pub(crate) closed: AtomicBool,
     pub(crate) next_subscriber_id: AtomicU64,
     /// Names given explicitly; they win over names learnt from typed calls.
@@ -53,7 +52,7 @@ impl std::fmt::Debug for MessageBus {
         f.debug_struct("MessageBus")
             .field("config", &self.inner.config)
             .field("closed", &self.is_closed())
-            .field("topics", &self.inner.topics.read().len())
+            .field("topics", &self.inner.topics.len())
             .finish()
     }
 }
@@ -70,7 +69,7 @@ impl MessageBus {
         MessageBus {
             inner: Arc::new(BusInner {
                 config,
-                topics: RwLock::new(TopicTable::default()),
+                topics: TopicTable::default(),
                 closed: AtomicBool::new(false),
                 next_subscriber_id: AtomicU64::new(1),
                 type_names: RwLock::new(HashMap::new()),
@@ -89,26 +88,23 @@ impl MessageBus {
     }
 
     fn topic(&self, type_id: u16) -> Arc<Topic> {
-        if let Some(topic) = self.inner.topics.read().get(&type_id) {
-            return Arc::clone(topic);
-        }
-        let mut topics = self.inner.topics.write();
-        Arc::clone(topics.entry(type_id).or_insert_with(|| {
-            Arc::new(Topic::new(
-                type_id,
-                Arc::clone(&self.inner.subscription_changes),
-            ))
-        }))
+        Arc::clone(self.topic_ref(type_id))
     }
 
-    /// Runs `f` on the topic of `type_id`, creating the topic on first use. On the common path
-    /// `f` runs under the table's read lock, which spares the publish path an `Arc` clone;
-    /// `f` must therefore be short and must not call back into the bus.
-    pub(crate) fn with_topic<R>(&self, type_id: u16, f: impl FnOnce(&Topic) -> R) -> R {
-        if let Some(topic) = self.inner.topics.read().get(&type_id) {
-            return f(topic);
+    /// The topic of `type_id`, made on first use; borrowed from the table, which never drops
+    /// one.
+    fn topic_ref(&self, type_id: u16) -> &Arc<Topic> {
+        if let Some(topic) = self.inner.topics.get(type_id) {
+            return topic;
         }
-        f(&self.topic(type_id))
+        self.inner.topics.get_or_insert_with(type_id, || {
+            Topic::new(type_id, Arc::clone(&self.inner.subscription_changes))
+        })
+    }
+
+    /// Runs `f` on the topic of `type_id`, creating the topic on first use.
+    pub(crate) fn with_topic<R>(&self, type_id: u16, f: impl FnOnce(&Topic) -> R) -> R {
+        f(self.topic_ref(type_id))
     }
 
     /// Subscribes to `type_id`. A spin longer than [`MAX_SPIN`] is shortened to it.
@@ -202,8 +198,7 @@ impl MessageBus {
     pub fn subscriber_count(&self, type_id: u16) -> usize {
         self.inner
             .topics
-            .read()
-            .get(&type_id)
+            .get(type_id)
             .map_or(0, |topic| topic.subscriber_count())
     }
 
@@ -211,8 +206,7 @@ impl MessageBus {
     /// they subscribed. A socket bridge uses it to tell its own forwarding subscriptions apart
     /// from the local subscribers whose interest it propagates to peers.
     pub fn subscriber_ids(&self, type_id: u16) -> Vec<u64> {
-        let topics = self.inner.topics.read();
-        match topics.get(&type_id) {
+        match self.inner.topics.get(type_id) {
             Some(topic) => topic.subscribers().iter().map(|s| s.id).collect(),
             None => Vec::new(),
         }
@@ -235,8 +229,7 @@ impl MessageBus {
     /// end-of-stream. Publishers waiting on a full queue are released. Idempotent.
     pub fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
-        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
-        for topic in topics {
+        for topic in self.inner.topics.all() {
             for subscriber in topic.subscribers().iter() {
                 subscriber.close_queue();
             }
@@ -266,13 +259,13 @@ impl MessageBus {
         if let Some(name) = self.inner.type_names.read().get(&type_id) {
             return Some(name.clone());
         }
-        let topic = self.inner.topics.read().get(&type_id).cloned()?;
+        let topic = self.inner.topics.get(type_id)?;
         topic.learnt_name().map(str::to_owned)
     }
 
     /// Reads every counter into a plain snapshot.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let mut topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        let mut topics = self.inner.topics.all();
         topics.sort_by_key(|t| t.type_id);
         let names = self.inner.type_names.read().clone();
         let mut types = Vec::with_capacity(topics.len());

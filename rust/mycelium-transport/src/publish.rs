@@ -2,6 +2,7 @@
 //! policies.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mycelium_protocol::Message;
@@ -11,7 +12,6 @@ use crate::envelope::Envelope;
 use crate::error::PublishError;
 use crate::keys::TopicName;
 use crate::subscriber::{Offer, Sent, SubscriberShared};
-use crate::topic::SubscriberList;
 
 /// Called by a blocking publish around its waits for room in full
 /// [`Block`](crate::OverflowPolicy::Block) queues; see
@@ -36,11 +36,9 @@ pub trait WaitHooks {
     }
 }
 
-/// What a publish routes: the subscribers at the time of the publish and the envelope.
-struct Routed {
-    subscribers: SubscriberList,
-    envelope: Envelope,
-}
+/// A full [`Block`](crate::OverflowPolicy::Block) subscriber a publish must wait for, with its
+/// copy of the envelope.
+type Waiting = Vec<(Arc<SubscriberShared>, Envelope)>;
 
 /// Collects per-subscriber outcomes of one publish into its result.
 #[derive(Default)]
@@ -80,14 +78,14 @@ impl Outcome {
 }
 
 impl MessageBus {
-    fn route(
+    /// Checks a publish against the bus's state and limits and stamps its envelope.
+    fn prepare(
         &self,
         origin: u64,
         type_id: u16,
         payload: Bytes,
-        name: Option<&'static str>,
         topic: Option<TopicName>,
-    ) -> Result<Routed, PublishError> {
+    ) -> Result<Envelope, PublishError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PublishError::Closed);
         }
@@ -96,27 +94,34 @@ impl MessageBus {
         if len > max {
             return Err(PublishError::TooLarge { len, max });
         }
-        let key = topic;
-        let subscribers = self.with_topic(type_id, |topic| {
+        let mut envelope = Envelope::from_origin(origin, type_id, payload);
+        envelope.topic = topic;
+        Ok(envelope)
+    }
+
+    /// Offers `envelope` to every subscriber it routes to, without waiting; returns the full
+    /// `Block` subscribers the caller must wait for.
+    fn offer_routed(
+        &self,
+        envelope: &Envelope,
+        name: Option<&'static str>,
+        outcome: &mut Outcome,
+    ) -> Waiting {
+        self.with_topic(envelope.type_id, |topic| {
             if let Some(name) = name {
                 topic.learn_name(name);
             }
-            let subscribers = topic.route(key.as_ref());
-            // Counted after the subscriber list is taken, so an observer that sees the count
-            // knows which subscribers this publish routes to (tests rely on this to avoid
-            // sleeps).
-            topic.stats.published.fetch_add(1, Ordering::Relaxed);
-            topic
-                .stats
-                .published_bytes
-                .fetch_add(len as u64, Ordering::Relaxed);
-            subscribers
-        });
-        let mut envelope = Envelope::from_origin(origin, type_id, payload);
-        envelope.topic = key;
-        Ok(Routed {
-            subscribers,
-            envelope,
+            topic.with_route(envelope.topic.as_ref(), |subscribers| {
+                // Counted once the subscriber list is held, so an observer that sees the count
+                // knows which subscribers this publish routes to (tests rely on this to avoid
+                // sleeps): a subscribe waits for the list's write lock.
+                topic.stats.published.fetch_add(1, Ordering::Relaxed);
+                topic
+                    .stats
+                    .published_bytes
+                    .fetch_add(envelope.payload.len() as u64, Ordering::Relaxed);
+                offer_all(subscribers, envelope, outcome)
+            })
         })
     }
 
@@ -192,12 +197,9 @@ impl MessageBus {
         topic: Option<TopicName>,
         mut hooks: Option<&mut dyn WaitHooks>,
     ) -> Result<(), PublishError> {
-        let Routed {
-            subscribers,
-            envelope,
-        } = self.route(origin, type_id, payload, name, topic)?;
+        let envelope = self.prepare(origin, type_id, payload, topic)?;
         let mut outcome = Outcome::default();
-        let waiting = offer_all(&subscribers, &envelope, &mut outcome);
+        let waiting = self.offer_routed(&envelope, name, &mut outcome);
         if waiting.is_empty() {
             return outcome.finish(&self.inner);
         }
@@ -273,12 +275,10 @@ impl MessageBus {
         name: Option<&'static str>,
         topic: Option<TopicName>,
     ) -> Result<(), PublishError> {
-        let Routed {
-            subscribers,
-            envelope,
-        } = self.route(origin, type_id, payload, name, topic)?;
+        let envelope = self.prepare(origin, type_id, payload, topic)?;
         let mut outcome = Outcome::default();
-        for (subscriber, envelope) in offer_all(&subscribers, &envelope, &mut outcome) {
+        let waiting = self.offer_routed(&envelope, name, &mut outcome);
+        for (subscriber, envelope) in waiting {
             if !subscriber.send(envelope).await {
                 outcome.lost_while_waiting = true;
             }
@@ -408,19 +408,16 @@ impl MessageBus {
 /// The first pass of every publish, shared by the blocking and the async paths: offers the
 /// envelope to each subscriber without waiting and returns the full `Block` subscribers the
 /// caller must wait on (allocates only when there are some).
-fn offer_all<'a, S>(
-    subscribers: &'a [S],
+fn offer_all(
+    subscribers: &[Arc<SubscriberShared>],
     envelope: &Envelope,
     outcome: &mut Outcome,
-) -> Vec<(&'a S, Envelope)>
-where
-    S: std::ops::Deref<Target = SubscriberShared>,
-{
+) -> Waiting {
     let mut waiting = Vec::new();
     for subscriber in subscribers {
         match subscriber.offer(envelope.clone()) {
             Offer::Queued | Offer::Dropped => {}
-            Offer::MustWait(envelope) => waiting.push((subscriber, envelope)),
+            Offer::MustWait(envelope) => waiting.push((Arc::clone(subscriber), envelope)),
             Offer::Rejected => outcome.note_rejected(subscriber),
         }
     }

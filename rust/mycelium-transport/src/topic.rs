@@ -1,11 +1,9 @@
 //! One message type's routing entry: its current subscribers and its counters.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::keys::{PatternIndex, TopicName};
 use crate::metrics::TypeStats;
@@ -13,29 +11,68 @@ use crate::subscriber::SubscriberShared;
 
 pub(crate) type SubscriberList = Arc<[Arc<SubscriberShared>]>;
 
-/// Hashes a `u16` type id with one multiplication. SipHash's resistance to crafted keys buys
-/// nothing with at most 65 536 distinct ids, and every publish pays for the hash.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct TypeIdHasher(u64);
+/// Type id → topic, read without taking a lock: 256 pages of 256 slots, each page allocated the
+/// first time one of its ids is used, each slot set once. A publish reaches its topic with two
+/// loads; the `RwLock<HashMap>` it replaced cost two locked instructions on a line every
+/// publisher of every type shared (issue 16). Topics are never removed, so a `&Arc<Topic>`
+/// handed out stays valid for the table's life.
+pub(crate) struct TopicTable {
+    pages: Box<[OnceLock<Page>]>,
+    /// Every topic, in creation order: for the rare whole-bus walks (metrics, close).
+    all: Mutex<Vec<Arc<Topic>>>,
+}
 
-impl Hasher for TypeIdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
+const PAGE: usize = 256;
+
+/// `PAGE` slots, each set at most once.
+type Page = Box<[OnceLock<Arc<Topic>>]>;
+
+impl Default for TopicTable {
+    fn default() -> Self {
+        TopicTable {
+            pages: (0..(usize::from(u16::MAX) + 1) / PAGE)
+                .map(|_| OnceLock::new())
+                .collect(),
+            all: Mutex::new(Vec::new()),
         }
-    }
-
-    fn write_u16(&mut self, id: u16) {
-        self.0 = u64::from(id);
-    }
-
-    fn finish(&self) -> u64 {
-        // Fibonacci hashing spreads small ids over the high bits the table probes with.
-        self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 }
 
-pub(crate) type TopicTable = HashMap<u16, Arc<Topic>, BuildHasherDefault<TypeIdHasher>>;
+impl TopicTable {
+    fn slot(&self, type_id: u16) -> Option<&OnceLock<Arc<Topic>>> {
+        let id = usize::from(type_id);
+        Some(&self.pages[id / PAGE].get()?[id % PAGE])
+    }
+
+    pub(crate) fn get(&self, type_id: u16) -> Option<&Arc<Topic>> {
+        self.slot(type_id)?.get()
+    }
+
+    /// The topic of `type_id`, made by `make` if there is none yet (at most once per id).
+    pub(crate) fn get_or_insert_with(
+        &self,
+        type_id: u16,
+        make: impl FnOnce() -> Topic,
+    ) -> &Arc<Topic> {
+        let id = usize::from(type_id);
+        let page =
+            self.pages[id / PAGE].get_or_init(|| (0..PAGE).map(|_| OnceLock::new()).collect());
+        page[id % PAGE].get_or_init(|| {
+            let topic = Arc::new(make());
+            self.all.lock().push(Arc::clone(&topic));
+            topic
+        })
+    }
+
+    /// Every topic so far.
+    pub(crate) fn all(&self) -> Vec<Arc<Topic>> {
+        self.all.lock().clone()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.all.lock().len()
+    }
+}
 
 pub(crate) struct Topic {
     pub(crate) type_id: u16,
@@ -103,20 +140,28 @@ impl Topic {
         self.subscribers.read().len()
     }
 
-    /// The subscribers a publish routes to: those without a pattern, plus (for a publish with
-    /// a topic) those whose pattern matches it.
-    pub(crate) fn route(&self, topic: Option<&TopicName>) -> SubscriberList {
-        let plain = self.plain.read().clone();
+    /// Runs `f` on the subscribers a publish routes to: those without a pattern, plus (for a
+    /// publish with a topic) those whose pattern matches it. Without a topic, or with no
+    /// pattern subscribed, `f` runs under the plain list's read lock (no `Arc` clone, no
+    /// allocation), so it must not wait and must not call back into the bus.
+    pub(crate) fn with_route<R>(
+        &self,
+        topic: Option<&TopicName>,
+        f: impl FnOnce(&[Arc<SubscriberShared>]) -> R,
+    ) -> R {
+        let plain = self.plain.read();
         let Some(topic) = topic else {
-            return plain;
+            return f(&plain);
         };
         let patterns = self.patterns.read();
         if patterns.is_empty() {
-            return plain;
+            return f(&plain);
         }
         let mut all: Vec<_> = plain.iter().cloned().collect();
+        drop(plain);
         patterns.matches(topic.as_str(), &mut all);
-        all.into()
+        drop(patterns);
+        f(&all)
     }
 
     pub(crate) fn add(&self, subscriber: Arc<SubscriberShared>) {
