@@ -1,11 +1,11 @@
 //! How a thread blocked on an empty subscription queue is woken.
 //!
-//! async-channel wakes a blocked receiver through `event-listener`, which unparks the waiter
+//! async-channel woke a blocked receiver through `event-listener`, which unparks the waiter
 //! while it still holds its own list mutex. On two cores the woken thread lands on the waker's
 //! CPU, preempts it, and blocks on that mutex: two extra context switches per message, which
 //! set the floor of every round trip through the bus. Threads that block (`recv_blocking`,
 //! `recv_timeout`, and so every C ABI delivery thread and pull receiver) wait on a
-//! [`Doorbell`] instead; async receivers keep async-channel's wakers.
+//! [`Doorbell`] instead.
 //!
 //! The protocol is the classic "announce, re-check, sleep" against "push, check, wake":
 //! - a sleeper counts itself in `sleepers`, then (after a SeqCst fence) polls the queue once
@@ -17,14 +17,23 @@
 //! The fences pair up: either the publisher's read sees the sleeper's count, or the sleeper's
 //! re-check sees the pushed message. A publish with nobody asleep costs a fence and a load.
 //!
+//! A publisher that notifies also counts the wake-up in `woken`, and later publishers skip the
+//! lock and the notify while every sleeper already has one coming (`woken >= sleepers`). A
+//! woken thread on a VM takes tens of microseconds to run again; before this count, every
+//! publish in that window took the doorbell's lock (fighting the waking thread for it) and
+//! notified again: the C ABI benchmark's "slow mode", 3× slower in one run in four (issue 16).
+//! Every thread that returns from a wait takes one off `woken` (whether a notify, a timeout or
+//! a spurious wake-up ended it), so `woken` never exceeds the notifies actually pending and a
+//! skipped ring never leaves a sleeper without one; at worst a sleeper is notified twice.
+//!
 //! The doorbell also keeps its own `closed` flag, set by [`Doorbell::close`] with the same
 //! "store, fence, read `sleepers`" order as a push, and read by every poll of a sleeper after
 //! its fence. A sleeper therefore learns of a close from the doorbell itself, whatever the
 //! queue says: concurrent-queue 2.5's `force_push` could reopen a closed queue (issue 12
 //! item 7), and a sleeper that trusted the queue alone slept forever.
 //!
-//! `tests/loom.rs` model-checks this protocol (`scripts/test-loom.sh`); the `sync` shim below
-//! swaps in loom's types under `--cfg mycelium_loom`.
+//! `tests/loom.rs` model-checks this protocol (`scripts/test-loom.sh`); `crate::sync` swaps in
+//! loom's types under `--cfg mycelium_loom`.
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +41,12 @@ use crate::sync::{fence, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 
 #[derive(Default)]
 pub struct Doorbell {
+    /// Threads between their count-and-fence and their return from the wait; written under
+    /// `lock` only.
     sleepers: AtomicUsize,
+    /// Notifies sent that no waiting thread has accounted for yet (see the module comment);
+    /// at most `sleepers`; written under `lock` only.
+    woken: AtomicUsize,
     closed: AtomicBool,
     lock: Mutex<()>,
     bell: Condvar,
@@ -42,12 +56,22 @@ impl Doorbell {
     /// Wakes one sleeper, if any. Call after each message pushed onto the queue.
     pub fn ring(&self) {
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) == 0 {
+        // Acquire, paired with the Release of every write of `sleepers`: whoever wrote the
+        // count read here had updated `woken` first, so the pair is never a new count with a
+        // stale (too high) `woken`, which could skip a sleeper that needs this ring.
+        let sleepers = self.sleepers.load(Ordering::Acquire);
+        if sleepers == 0 || self.woken.load(Ordering::Relaxed) >= sleepers {
             return;
         }
-        // Empty critical section: it only waits until the sleeper has re-checked the queue
-        // and gone to sleep (which releases the lock), so the notify below cannot be lost.
-        drop(self.lock.lock());
+        // Taking the lock waits until the sleeper has re-checked the queue and gone to sleep
+        // (which releases the lock), so the notify below cannot be lost.
+        let guard = self.lock.lock();
+        let woken = self.woken.load(Ordering::Relaxed);
+        if woken >= self.sleepers.load(Ordering::Relaxed) {
+            return;
+        }
+        self.woken.store(woken + 1, Ordering::Relaxed);
+        drop(guard);
         self.bell.notify_one();
     }
 
@@ -71,10 +95,13 @@ impl Doorbell {
     /// Wakes every sleeper.
     fn ring_all(&self) {
         fence(Ordering::SeqCst);
-        if self.sleepers.load(Ordering::Relaxed) == 0 {
+        if self.sleepers.load(Ordering::Acquire) == 0 {
             return;
         }
-        drop(self.lock.lock());
+        let guard = self.lock.lock();
+        self.woken
+            .store(self.sleepers.load(Ordering::Relaxed), Ordering::Relaxed);
+        drop(guard);
         self.bell.notify_all();
     }
 
@@ -108,7 +135,7 @@ impl Doorbell {
                 return woken;
             }
             let mut guard = self.lock.lock();
-            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            self.sleepers.fetch_add(1, Ordering::Release);
             // Pairs with the fence in `ring`/`ring_all`: either they see this sleeper, or the
             // poll below sees their message or close.
             fence(Ordering::SeqCst);
@@ -121,7 +148,15 @@ impl Doorbell {
                 }
                 (None, Some(deadline)) => self.bell.wait_until(&mut guard, deadline).timed_out(),
             };
-            self.sleepers.fetch_sub(1, Ordering::Relaxed);
+            // `woken` before `sleepers` (Release): see `ring`.
+            let sleepers = self.sleepers.load(Ordering::Relaxed) - 1;
+            let mut woken = self.woken.load(Ordering::Relaxed);
+            if polled.is_none() {
+                // Back from a wait: one notify fewer pending, whatever ended it.
+                woken = woken.saturating_sub(1);
+            }
+            self.woken.store(woken.min(sleepers), Ordering::Relaxed);
+            self.sleepers.store(sleepers, Ordering::Release);
             drop(guard);
             if let Some(woken) = polled {
                 return woken;
