@@ -114,6 +114,32 @@ def py_to_py_callback(contracts: ModuleType, n: int) -> float:
     return n / elapsed
 
 
+def py_to_py_callback_batched(contracts: ModuleType, n: int, batch: int = 64) -> float:
+    """As the row above, publishing `batch` pre-encoded messages per call (publish_raw_many)."""
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
+    type_id = contracts.TradeTick.TYPE_ID
+    batches = [[(type_id, payloads[(j + k) & 1023]) for k in range(batch)] for j in range(0, 1024, batch)]
+    total = (n // batch) * batch
+    done = threading.Event()
+    count = 0
+
+    def on_tick(_tick: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == total:
+            done.set()
+
+    with Runtime(contracts) as rt:
+        rt.subscribe(contracts.TradeTick, on_tick, capacity=4096)
+        publish_raw_many = rt.publish_raw_many
+        start = time.perf_counter()
+        for i in range(n // batch):
+            publish_raw_many(batches[i % len(batches)])
+        assert done.wait(60)
+        elapsed = time.perf_counter() - start
+    return total / elapsed
+
+
 def py_to_py_pull(contracts: ModuleType, n: int, spin_us: int = 0) -> float:
     """The same two Python threads as pyzmq PUSH/PULL: the main thread publishes, a consumer
     thread takes each message from a pull queue (recv, decoded into a dataclass)."""
@@ -323,6 +349,7 @@ def main() -> None:
     rows["Python publish -> Rust subscriber (generated dataclasses)"] = rate(py_to_rust_dataclass)
     rows["Rust publish -> Python callback (decoded dataclasses)"] = rate(rust_to_py_callback)
     rows["Python publish -> Python callback (2 threads: main + library delivery thread)"] = rate(py_to_py_callback)
+    rows["Python publish_raw_many, 64 per call -> Python callback (same 2 threads)"] = rate(py_to_py_callback_batched)
     rows["Python publish -> Python pull queue (2 threads: main + consumer thread)"] = rate(py_to_py_pull)
     rows["Python send -> Python recv (pyzmq inproc PUSH/PULL, 2 threads: main + consumer thread)"] = rate(zmq_py_to_py)
     rows["Round trip, mycelium, echo in a callback (main + delivery thread), p50 / p99"] = latency(py_round_trip)

@@ -4,7 +4,7 @@ The public, documented API is ``mycelium_native.Runtime`` and friends; these cla
 building blocks. Checked against the built module by ``stubtest`` in scripts/test-python.sh.
 """
 
-from typing import Callable, List, Optional, Tuple, final
+from typing import Callable, Iterable, List, Optional, Tuple, final
 
 __all__ = [
     "NativeRuntime",
@@ -39,6 +39,7 @@ class NativeRuntime:
     def schema_digest(self) -> str: ...
     def schema_description(self) -> str: ...
     def publish(self, type_id: int, payload: bytes, topic: Optional[str] = None) -> None: ...
+    def publish_many(self, items: Iterable[Tuple[int, bytes]], topic: Optional[str] = None) -> int: ...
     def serve(
         self,
         request_type: int,

@@ -15,6 +15,7 @@ from typing import (
     ClassVar,
     Dict,
     Generic,
+    Iterable,
     Iterator,
     List,
     Optional,
@@ -297,6 +298,26 @@ class Runtime:
         if cls not in self._checked:
             self._check_class(cls)
         self._native.publish(cls.TYPE_ID, message.to_bytes(), topic)
+
+    def publish_many(self, messages: Iterable[Message], *, topic: Optional[str] = None) -> int:
+        """Publishes ``messages`` in order, crossing into the library once for the whole batch
+        instead of once per message: each is encoded here, then validated, routed and (with
+        BLOCK) waited for exactly as by ``publish``. Messages may be of different types.
+
+        Returns how many were published. On the first failure it stops and raises that error;
+        the messages before it stay published, and their number is the exception's
+        ``published`` attribute."""
+        items = []
+        for message in messages:
+            cls = type(message)
+            if cls not in self._checked:
+                self._check_class(cls)
+            items.append((cls.TYPE_ID, message.to_bytes()))
+        return self._native.publish_many(items, topic)
+
+    def publish_raw_many(self, items: Iterable[Tuple[int, bytes]], *, topic: Optional[str] = None) -> int:
+        """``publish_many`` for already encoded ``(type_id, payload)`` pairs (as ``publish_raw``)."""
+        return self._native.publish_many(items, topic)
 
     def publish_raw(self, type_id: int, payload: bytes, *, topic: Optional[str] = None) -> None:
         """Publishes an already encoded TLV payload (no frame header) of ``type_id``; it is

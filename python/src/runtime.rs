@@ -284,69 +284,37 @@ impl NativeRuntime {
         payload: &[u8],
         topic: Option<&str>,
     ) -> PyResult<()> {
-        let topic = topic
-            .map(|t| {
-                CString::new(t)
-                    .map_err(|_| PyValueError::new_err("topic must not contain NUL characters"))
-            })
-            .transpose()?;
-        let result = (|| {
-            let g = self.core.enter()?;
-            let mut wait = PublishWait {
-                saved: std::ptr::null_mut(),
-                core: &*self.core,
-            };
-            let hooks = mycelium_wait_hooks {
-                context: (&mut wait as *mut PublishWait).cast(),
-                before_wait: Some(release_gil),
-                after_wait: Some(reacquire_gil),
-                keep_waiting: Some(check_signals),
-                ..mycelium_wait_hooks::default()
-            };
-            // SAFETY: `payload` is borrowed from an immutable bytes object held by the caller's
-            // frame, valid even while the hooks release the GIL; `hooks` and `wait` outlive the
-            // call; this thread holds the GIL, as `release_gil` requires.
-            let status = match &topic {
-                // SAFETY: as above; `topic` is NUL-terminated and outlives the call.
-                Some(topic) => unsafe {
-                    mycelium_publish_topic(
-                        g.ptr(),
-                        type_id,
-                        topic.as_ptr(),
-                        payload.as_ptr(),
-                        payload.len(),
-                        &hooks,
-                    )
-                },
-                // SAFETY: as above.
-                None => unsafe {
-                    mycelium_publish_with_hooks(
-                        g.ptr(),
-                        type_id,
-                        payload.as_ptr(),
-                        payload.len(),
-                        &hooks,
-                    )
-                },
-            };
-            match check(status) {
-                Err(Failure::Status { code, .. })
-                    if code == mycelium_status::MYCELIUM_ERR_TIMEOUT as u32
-                        && self.core.is_closed() =>
-                {
-                    Err(Failure::Closed(
-                        "the runtime was closed while this publish waited for room",
-                    ))
-                }
-                other => other,
+        let topic = topic_cstring(topic)?;
+        self.publish_one(py, type_id, payload, topic.as_ref())
+    }
+
+    /// Publishes `(type_id, payload)` pairs in order in one call: the same checks and waits
+    /// as `publish` for each, without a return to Python between messages. Stops at the first
+    /// failure and raises it, with the number published before it in the exception's
+    /// `published` attribute (those stay published). Returns how many were published.
+    #[pyo3(signature = (items, topic=None))]
+    fn publish_many(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+        topic: Option<&str>,
+    ) -> PyResult<usize> {
+        let topic = topic_cstring(topic)?;
+        let mut published = 0usize;
+        for item in items.try_iter()? {
+            let result = item.and_then(|item| {
+                let (type_id, payload): (u16, Bound<'_, PyBytes>) = item.extract()?;
+                // `payload` is an owned reference: the bytes stay alive even if the hooks
+                // release the GIL and another thread empties the caller's list.
+                self.publish_one(py, type_id, payload.as_bytes(), topic.as_ref())
+            });
+            if let Err(error) = result {
+                let _ = error.value(py).setattr("published", published);
+                return Err(error);
             }
-        })();
-        // The exception `check_signals` left set (KeyboardInterrupt, or whatever a signal
-        // handler raised) explains the interrupted wait better than the status does.
-        if let Some(interrupt) = PyErr::take(py) {
-            return Err(interrupt);
+            published += 1;
         }
-        result.py_err(py)
+        Ok(published)
     }
 
     /// Runs `callback(decoder(payload))` (or `callback(payload)`) on a delivery thread.
@@ -720,4 +688,83 @@ pub(crate) unsafe extern "C" fn reacquire_gil(context: *mut c_void) {
     // SAFETY: per the contract above; the pair is always called together (C ABI contract).
     unsafe { pyo3::ffi::PyEval_RestoreThread(*context.cast::<*mut pyo3::ffi::PyThreadState>()) };
     drop(token);
+}
+
+/// A topic for the C ABI: NUL-terminated, refused if it holds a NUL.
+fn topic_cstring(topic: Option<&str>) -> PyResult<Option<CString>> {
+    topic
+        .map(|t| {
+            CString::new(t)
+                .map_err(|_| PyValueError::new_err("topic must not contain NUL characters"))
+        })
+        .transpose()
+}
+
+impl NativeRuntime {
+    /// One publish (see `publish`), with the GIL held by the caller.
+    fn publish_one(
+        &self,
+        py: Python<'_>,
+        type_id: u16,
+        payload: &[u8],
+        topic: Option<&CString>,
+    ) -> PyResult<()> {
+        let result = (|| {
+            let g = self.core.enter()?;
+            let mut wait = PublishWait {
+                saved: std::ptr::null_mut(),
+                core: &*self.core,
+            };
+            let hooks = mycelium_wait_hooks {
+                context: (&mut wait as *mut PublishWait).cast(),
+                before_wait: Some(release_gil),
+                after_wait: Some(reacquire_gil),
+                keep_waiting: Some(check_signals),
+                ..mycelium_wait_hooks::default()
+            };
+            // SAFETY: `payload` is borrowed from an immutable bytes object held by the caller's
+            // frame, valid even while the hooks release the GIL; `hooks` and `wait` outlive the
+            // call; this thread holds the GIL, as `release_gil` requires.
+            let status = match topic {
+                // SAFETY: as above; `topic` is NUL-terminated and outlives the call.
+                Some(topic) => unsafe {
+                    mycelium_publish_topic(
+                        g.ptr(),
+                        type_id,
+                        topic.as_ptr(),
+                        payload.as_ptr(),
+                        payload.len(),
+                        &hooks,
+                    )
+                },
+                // SAFETY: as above.
+                None => unsafe {
+                    mycelium_publish_with_hooks(
+                        g.ptr(),
+                        type_id,
+                        payload.as_ptr(),
+                        payload.len(),
+                        &hooks,
+                    )
+                },
+            };
+            match check(status) {
+                Err(Failure::Status { code, .. })
+                    if code == mycelium_status::MYCELIUM_ERR_TIMEOUT as u32
+                        && self.core.is_closed() =>
+                {
+                    Err(Failure::Closed(
+                        "the runtime was closed while this publish waited for room",
+                    ))
+                }
+                other => other,
+            }
+        })();
+        // The exception `check_signals` left set (KeyboardInterrupt, or whatever a signal
+        // handler raised) explains the interrupted wait better than the status does.
+        if let Some(interrupt) = PyErr::take(py) {
+            return Err(interrupt);
+        }
+        result.py_err(py)
+    }
 }

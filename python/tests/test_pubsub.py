@@ -188,3 +188,47 @@ def test_capacity_above_the_maximum_is_refused_naming_the_parameter_and_limit(
         s["capacity"] <= 1048576 for s in rt.metrics()["subscribers"]
     )
     calls[api](1048576).close()  # the maximum itself is accepted
+
+
+def test_publish_many_publishes_in_order_across_types(rt: Runtime, contracts: ModuleType) -> None:
+    got: List[Any] = []
+    rt.subscribe(contracts.TradeTick, got.append)
+    rt.subscribe(contracts.Heartbeat, got.append)
+    sent: List[Any] = []
+    for i in range(300):
+        sent.append(contracts.TradeTick(symbol=f"S{i}", price=i / 8, size=i, ts_ns=i, side=i % 2))
+        if i % 100 == 0:
+            sent.append(contracts.Heartbeat())
+    assert rt.publish_many(sent) == len(sent)
+    assert rt.publish_many([]) == 0
+    rt.flush(10)
+    assert [m for m in got if isinstance(m, contracts.TradeTick)] == [m for m in sent if isinstance(m, contracts.TradeTick)]
+    assert sum(isinstance(m, contracts.Heartbeat) for m in got) == 3
+    assert rt.metrics()["types"][0]["published"] + rt.metrics()["types"][1]["published"] == len(sent)
+
+
+def test_publish_many_stops_at_the_first_failure_and_says_how_many_went_out(rt: Runtime, contracts: ModuleType) -> None:
+    release = threading.Event()
+    # One message at a time, and the callback holds the delivery thread: the 2-slot FAIL queue
+    # refuses the third or fourth tick (third if the thread had not taken the first yet).
+    rt.subscribe(contracts.TradeTick, lambda _m: release.wait(10), capacity=2, policy=Policy.FAIL, max_batch=1)
+    ticks = [contracts.TradeTick(symbol="X", size=i) for i in range(50)]
+    try:
+        with pytest.raises(QueueFullError) as failure:
+            rt.publish_many(ticks)
+    finally:
+        release.set()
+    assert failure.value.published in (2, 3)  # type: ignore[attr-defined]
+
+
+def test_publish_many_refuses_a_malformed_item_and_keeps_what_went_before(rt: Runtime, contracts: ModuleType) -> None:
+    got: List[Any] = []
+    rt.subscribe(contracts.TradeTick, got.append)
+    good = contracts.TradeTick(symbol="ok").to_bytes()
+    with pytest.raises(DecodeError) as failure:
+        rt._native.publish_many([(contracts.TradeTick.TYPE_ID, good), (contracts.TradeTick.TYPE_ID, b"\xff\x01")], None)
+    assert failure.value.published == 1  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        rt._native.publish_many([("not an id", good)], None)
+    rt.flush(10)
+    assert got == [contracts.TradeTick(symbol="ok")]
