@@ -6,9 +6,9 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mycelium_transport::{Envelope, RawSubscription, RecvError, TryRecvError};
+use mycelium_transport::{Envelope, RawSubscription, RecvError, Stamp, TryRecvError};
 use parking_lot::{Condvar, Mutex};
 
 use crate::runtime::{live, mycelium_runtime_t};
@@ -139,7 +139,7 @@ pub(crate) fn recv(
     if max > 1 {
         raw.drain_into(&mut rest, max - 1);
     }
-    let now = Instant::now();
+    let now = Stamp::now();
     let lone;
     let many: Vec<mycelium_message>;
     let views: &[mycelium_message] = if rest.is_empty() {

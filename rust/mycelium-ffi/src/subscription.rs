@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{JoinHandle, ThreadId};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mycelium_transport::{
-    Envelope, OverflowPolicy, RawSubscription, SubscribeOptions, MAX_QUEUE_CAPACITY, MAX_SPIN,
+    Envelope, OverflowPolicy, RawSubscription, Stamp, SubscribeOptions, MAX_QUEUE_CAPACITY,
+    MAX_SPIN,
 };
 
 use crate::runtime::Core;
@@ -364,7 +365,7 @@ pub(crate) fn spawn_delivery(
 
 /// The C view of `env`, delivered at `now`: a batch is one delivery, so its messages share one
 /// clock read.
-pub(crate) fn to_message(env: &Envelope, now: Instant) -> mycelium_message {
+pub(crate) fn to_message(env: &Envelope, now: Stamp) -> mycelium_message {
     mycelium_message {
         type_id: env.type_id,
         payload: if env.payload.is_empty() {
@@ -412,7 +413,7 @@ fn deliver(
 ) {
     if let Some(call_batch) = closure.call_batch {
         views.clear();
-        let now = Instant::now();
+        let now = Stamp::now();
         views.extend(batch.iter().map(|env| to_message(env, now)));
         let (ptr, count, context) = (views.as_ptr(), views.len(), closure.context);
         // SAFETY: `views` holds `count` messages whose payload pointers borrow `batch`, which
@@ -430,7 +431,7 @@ fn deliver(
             if sub.cancelled.load(Ordering::Relaxed) {
                 break;
             }
-            let msg = to_message(env, Instant::now());
+            let msg = to_message(env, Stamp::now());
             let context = closure.context;
             // SAFETY: `msg` borrows `env.payload`, alive for the call; `call` is valid for
             // `context` by the C contract.

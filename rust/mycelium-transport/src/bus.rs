@@ -65,6 +65,7 @@ impl MessageBus {
 
     /// A bus with the given limits.
     pub fn with_config(config: BusConfig) -> Self {
+        crate::stamp::Stamp::calibrate();
         let subscription_changes = Arc::new(crate::topic::Changes::new());
         MessageBus {
             inner: Arc::new(BusInner {

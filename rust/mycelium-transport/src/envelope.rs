@@ -1,6 +1,6 @@
 //! The unit a subscriber's queue holds.
 
-use std::time::Instant;
+use crate::stamp::Stamp;
 
 use bytes::Bytes;
 
@@ -15,7 +15,7 @@ pub struct Envelope {
     /// Encoded payload (TLV, no frame header).
     pub payload: Bytes,
     /// When the publish started; the delivery-latency histogram measures from here.
-    pub published_at: Instant,
+    pub published_at: Stamp,
     /// Who published it: [`Envelope::LOCAL_ORIGIN`] for ordinary publishes, or the id given to
     /// [`MessageBus::publish_raw_from`](crate::MessageBus::publish_raw_from). A socket bridge
     /// tags what it receives from a peer with that connection's id, so its own forwarding
@@ -41,7 +41,7 @@ impl Envelope {
         Envelope {
             type_id,
             payload,
-            published_at: Instant::now(),
+            published_at: Stamp::now(),
             origin,
             topic: None,
         }

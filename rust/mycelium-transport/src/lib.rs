@@ -114,6 +114,7 @@ mod raw_subscription;
 mod request;
 mod service;
 mod services;
+mod stamp;
 mod subscriber;
 mod sync;
 mod topic;
@@ -139,6 +140,7 @@ pub use request::{Gathered, RequestError};
 pub use service::{
     IncomingRequest, RawResponder, ServeGuard, ServeOptions, Stopper, DEFAULT_SERVE_CAPACITY,
 };
+pub use stamp::Stamp;
 pub use subscriber::LATENCY_SAMPLE_EVERY;
 pub use typed::Subscription;
 

@@ -13,6 +13,7 @@ use crate::doorbell::{spin_poll, Woken};
 use crate::envelope::Envelope;
 use crate::error::{RecvError, TryRecvError};
 use crate::queue::{Popped, Taken};
+use crate::stamp::Stamp;
 use crate::subscriber::{sampled, ReadyListener, SubscriberShared};
 use crate::topic::Topic;
 
@@ -69,7 +70,7 @@ impl RawSubscription {
 
     fn taken(&self, envelope: Envelope, taken: Taken) -> Envelope {
         if sampled(taken.seq) {
-            self.shared.record_latency(&envelope, Instant::now());
+            self.shared.record_latency(&envelope, Stamp::now());
         }
         envelope
     }
@@ -231,7 +232,7 @@ impl RawSubscription {
             match self.pop() {
                 Popped::Item(envelope, taken) => {
                     if sampled(taken.seq) {
-                        let now = *now.get_or_insert_with(Instant::now);
+                        let now = *now.get_or_insert_with(Stamp::now);
                         self.shared.record_latency(&envelope, now);
                     }
                     out.push(envelope);

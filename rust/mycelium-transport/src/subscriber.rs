@@ -2,11 +2,11 @@
 //! counters. Topics hold these; a [`RawSubscription`](crate::RawSubscription) holds the other
 //! half (the queue's receiving end).
 
+use crate::stamp::Stamp;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use event_listener::{Event, EventListener, Listener};
 
@@ -137,7 +137,7 @@ impl SubscriberShared {
 
     /// Records the publish-to-dequeue latency of an envelope the receiving side took at `now`
     /// (for the takes [`sampled`] picks).
-    pub(crate) fn record_latency(&self, envelope: &Envelope, now: Instant) {
+    pub(crate) fn record_latency(&self, envelope: &Envelope, now: Stamp) {
         let nanos = now
             .saturating_duration_since(envelope.published_at)
             .as_nanos();
