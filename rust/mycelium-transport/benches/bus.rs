@@ -178,7 +178,7 @@ fn throughput(c: &mut Criterion) {
             // Nothing was delivered when a filter skipped this benchmark.
             if let Some(l) = l.filter(|l| l.count > 0) {
                 println!(
-                    "mycelium {}: cross-thread publish->dequeue p50 {} ns, p90 {} ns, p99 {} ns, max {} ns over {} deliveries",
+                    "mycelium {}: cross-thread publish->dequeue p50 {} ns, p90 {} ns, p99 {} ns, max {} ns over {} sampled deliveries (1 in 16 per subscriber)",
                     id(subs, size), l.p50_ns, l.p90_ns, l.p99_ns, l.max_ns, l.count
                 );
             }
