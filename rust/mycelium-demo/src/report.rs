@@ -261,8 +261,9 @@ pub fn table(f: &RunFacts, problems: &[String]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nlatency: from publish to the subscriber taking the message off its queue; RiskCheck is a \
-         service (Order -> OrderDecision), its row counts requests and replies."
+        "\nlatency: from publish to the subscriber taking the message off its queue, sampled (each \
+         subscriber's first message and every 16th); RiskCheck is a service (Order -> \
+         OrderDecision), its row counts requests and replies."
     );
     if problems.is_empty() {
         let _ = writeln!(
