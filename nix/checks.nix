@@ -55,13 +55,17 @@ let
       libs = [ rust.mycelium-ffi ];
       env = ffiEnv;
     };
+    # test_nats.py and the OCaml NATS test start nats-server processes too.
     python = {
-      native = [ pkgs.maturin ];
+      native = [
+        pkgs.maturin
+        pkgs.nats-server
+      ];
       env = pythonEnv;
     };
     ocaml = {
       # test-ocaml.sh runs the OCaml test executable under valgrind memcheck.
-      native = valgrind ++ ocamlTools;
+      native = valgrind ++ ocamlTools ++ [ pkgs.nats-server ];
       libs = ocamlLibs ++ [ rust.mycelium-ffi ];
       env = ffiEnv;
     };

@@ -7,6 +7,8 @@ cd "$MYCELIUM_ROOT"
 ensure_rust
 ensure_ocaml
 ensure_apt libyojson-ocaml-dev valgrind binutils gcc
+# test/test_nats.ml joins runtimes through a real NATS server on a loopback port
+ensure_apt nats-server
 
 # The stubs' runtime-lock code and ocaml/test/valgrind.supp are written for the OCaml 4 runtime
 # (CI: Debian's 4.13; the flake pins 4.14 with ocaml-ng.ocamlPackages_4_14). OCaml 5 is a

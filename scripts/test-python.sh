@@ -7,6 +7,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$MYCELIUM_ROOT"
 ensure_rust
 ensure_venv
+# tests/test_nats.py joins runtimes through real NATS servers on loopback ports
+ensure_apt nats-server
 
 py="$MYCELIUM_PY"
 contracts_dir="$MYCELIUM_ROOT/target/python-contracts"

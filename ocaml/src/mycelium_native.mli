@@ -179,7 +179,13 @@ module Runtime : sig
       reconnects with backoff after a cut (nothing is replayed across a cut, nothing is
       delivered twice). Use {!Bridge.wait} to wait for the session, and to learn that the peer
       refused it. Raises [Mycelium_error (Invalid_argument, _)] for a malformed address or
-      token. *)
+      token.
+
+      ["nats://host:port"] (or [tls://], or a comma-separated cluster list) joins the bus to a
+      NATS server instead: the first connection is made before this returns (runtime lock
+      released; [Mycelium_error (Bridge, _)] at once if the server is down or refuses the
+      credentials), [token] is the server's auth token, and {!Bridge.wait} then waits until
+      the server knows this bus's subscriptions. See docs/distributed.md. *)
 
   val close : t -> unit
   (** Ends every subscription and closes every bridge made through this runtime (waiting for

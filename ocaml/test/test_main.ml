@@ -33,4 +33,5 @@ let () =
           ("log", Test_log.tests);
           ("request-reply", Test_request_reply.tests);
           ("topics", Test_topics.tests);
+          ("nats", Test_nats.tests);
         ]

@@ -610,9 +610,16 @@ class Runtime:
         return Bridge(self._native.listen(address, token, mode))
 
     def connect(self, address: str, *, token: Optional[str] = None) -> "Bridge":
-        """Joins this bus with the process listening at ``address``. Returns at once; the
-        connection is made (and remade after a drop) in the background: call
-        :meth:`Bridge.wait` before relying on it."""
+        """Joins this bus with the process listening at ``address`` (``unix:PATH``,
+        ``tcp:HOST:PORT``). Returns at once; the connection is made (and remade after a drop)
+        in the background: call :meth:`Bridge.wait` before relying on it.
+
+        ``nats://HOST:PORT`` (or ``tls://``, or a comma-separated cluster list) joins the bus
+        to a NATS server instead: the first connection is made before this returns (GIL
+        released; BridgeError at once if the server is down or refuses the credentials),
+        ``token`` is the server's auth token (``nats://user:password@host`` works too), and
+        :meth:`Bridge.wait` then waits until the server knows this bus's subscriptions.
+        See docs/distributed.md."""
         return Bridge(self._native.connect(address, token))
 
     def close(self) -> None:
@@ -870,7 +877,9 @@ class MessageStream(Generic[M]):
 class Bridge:
     """A socket bridge (from :meth:`Runtime.listen` or :meth:`Runtime.connect`): messages
     published on either bus reach the other side's subscribers, for the message types the other
-    side subscribes to. Closed by :meth:`close`, a ``with`` block, or the runtime's close."""
+    side subscribes to. Closed by :meth:`close`, a ``with`` block, or the runtime's close.
+    A NATS join (``connect("nats://...")``) is one too: its :meth:`stats` are the join's
+    counters (``sent``, ``received``, ``refused``, ``reconnects``, ``slow_consumer``...)."""
 
     def __init__(self, native: _native.NativeBridge) -> None:
         self._native = native

@@ -230,7 +230,7 @@ fn unsubscribe_publish(i: u64) {
                 }
             });
         }
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             thread::yield_now();
         }
         ok(unsubscribe(rt, id), "mycelium_unsubscribe");
@@ -284,7 +284,7 @@ fn close_sleepers(i: u64) {
         for r in receivers {
             s.spawn(move || receive_until_closed(rt, r, u32::MAX));
         }
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             thread::sleep(Duration::from_micros(50));
         }
         // SAFETY: a live handle.
@@ -337,7 +337,7 @@ fn destroy_callbacks(i: u64) {
     for n in 0..8 {
         publish(rt, i * 8 + n);
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         while ctxs[0].calls.load(SeqCst) == 0 {
             thread::yield_now();
         }

@@ -109,6 +109,15 @@ pub(crate) fn listen(
     address: &str,
     opts: Option<&mycelium_bridge_options>,
 ) -> FfiResult<u64> {
+    if crate::nats::is_nats(address) {
+        return Err(FfiError::new(
+            MYCELIUM_ERR_INVALID_ARGUMENT,
+            format!(
+                "{} is a NATS server: join it with mycelium_bridge_connect (a bus does not listen for NATS)",
+                mycelium_nats::redact_url(address)
+            ),
+        ));
+    }
     let h = live(rt)?;
     let o = resolve(opts)?;
     let mut config = ListenConfig::new([endpoint(address)?]);
@@ -136,6 +145,9 @@ pub(crate) fn connect(
     address: &str,
     opts: Option<&mycelium_bridge_options>,
 ) -> FfiResult<u64> {
+    if crate::nats::is_nats(address) {
+        return crate::nats::connect(rt, address, opts);
+    }
     let h = live(rt)?;
     let o = resolve(opts)?;
     let mut config = ConnectConfig::new(endpoint(address)?);
@@ -162,6 +174,9 @@ pub(crate) fn wait(
     timeout_ms: u32,
 ) -> FfiResult {
     let h = live(rt)?;
+    if let Some(joined) = crate::nats::find(&h, id) {
+        return crate::nats::wait(&h, id, &joined, sessions, timeout_ms);
+    }
     let io = io_runtime(&h.core)?;
     let bridge = h
         .bridges
@@ -212,6 +227,9 @@ pub(crate) fn wait(
 
 pub(crate) fn stats_json(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult<String> {
     let h = live(rt)?;
+    if let Some(joined) = crate::nats::find(&h, id) {
+        return Ok(crate::nats::stats_json(&joined));
+    }
     let bridge = h
         .bridges
         .lock()
@@ -226,6 +244,9 @@ pub(crate) fn stats_json(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiRe
 
 pub(crate) fn close(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult {
     let h = live(rt)?;
+    if crate::nats::close(&h, id)? {
+        return Ok(());
+    }
     let bridge = h.bridges.lock().remove(&id).ok_or_else(|| unknown(id))?;
     let io = io_runtime(&h.core)?;
     close_and_join(io, bridge);
@@ -275,5 +296,7 @@ pub(crate) fn prometheus(h: &crate::runtime::Handle) -> String {
         .into_iter()
         .map(|(_, name, stats)| (name, stats))
         .collect();
-    mycelium_bridge::bridges_prometheus(&named)
+    let mut text = mycelium_bridge::bridges_prometheus(&named);
+    text.push_str(&crate::nats::prometheus(h));
+    text
 }

@@ -668,7 +668,8 @@ pub unsafe extern "C" fn mycelium_bridge_options_init_sized(
 ///
 /// - `opts` may be NULL for the defaults. `*out_id` receives the bridge id.
 /// - Errors: `MYCELIUM_ERR_INVALID_ARGUMENT` (bad address, non-loopback TCP without
-///   `allow_remote`), `MYCELIUM_ERR_BRIDGE` (cannot bind, ...).
+///   `allow_remote`, a `nats://` address: NATS is joined with `mycelium_bridge_connect`),
+///   `MYCELIUM_ERR_BRIDGE` (cannot bind, ...).
 /// - Threads: any. Blocks: until the socket is bound. Calls back: no. Starts the handle's I/O
 ///   thread on first use.
 ///
@@ -693,9 +694,20 @@ pub unsafe extern "C" fn mycelium_bridge_listen(
 /// (at most once delivery: nothing is replayed). Publish and subscribe on `rt` as usual; use
 /// `mycelium_bridge_wait` to wait for the connection.
 ///
+/// A `"nats://host:port"` (or `tls://`, or a comma-separated list of one cluster's servers)
+/// address joins the bus to a NATS deployment instead (core NATS, at most once; subjects
+/// `mycelium.<schema>.<Message>`; docs/distributed.md). Differences: the first connection is
+/// made before this returns (a server that is down is `MYCELIUM_ERR_BRIDGE` at once; later
+/// cuts are retried with backoff); `token` is the server's auth token (or put
+/// `user:password@` in the URL); `max_frame` does not apply (the server's `max_payload` does).
+/// The id works with every other `mycelium_bridge_*` function.
+///
 /// - `opts` may be NULL (`token` is the only field a connector uses besides `max_frame`).
 ///   `*out_id` receives the bridge id.
-/// - Threads: any. Blocks: no (returns before connecting). Calls back: no.
+/// - Errors: `MYCELIUM_ERR_INVALID_ARGUMENT` (bad address or token), `MYCELIUM_ERR_BRIDGE`
+///   (NATS: cannot connect, credentials refused; never retried, the message has no secrets).
+/// - Threads: any. Blocks: no for a socket bridge (returns before connecting); for NATS,
+///   until connected or refused (release the GIL / OCaml runtime lock). Calls back: no.
 ///
 /// # Safety
 /// Every pointer must be NULL or valid for the access described above for the duration of the
@@ -714,7 +726,9 @@ pub unsafe extern "C" fn mycelium_bridge_connect(
 }
 
 /// Waits until the bridge has at least `sessions` open sessions (for a connector, 1 means
-/// "connected and handshake done"), up to `timeout_ms`.
+/// "connected and handshake done"), up to `timeout_ms`. For a NATS join, any `sessions` > 0
+/// means: connected, and the server has every subscription the bus had when the wait began
+/// (so a message published elsewhere after this returns reaches those subscribers).
 ///
 /// - Errors: `MYCELIUM_ERR_TIMEOUT` (not yet; the last error says why: the peer's last refusal,
 ///   or the address and reason of the last failed connection attempt, e.g. "No such file or
@@ -762,7 +776,9 @@ pub unsafe extern "C" fn mycelium_bridge_close(
 
 /// Writes the bridge's counters as JSON into `buf` (frames and bytes in/out, sessions,
 /// reconnects, recent refusals and closed sessions with reasons). Size protocol as for
-/// `mycelium_schema_description`.
+/// `mycelium_schema_description`. A NATS join writes `{"endpoints": [url], "kind": "nats",
+/// "connected": bool, "stats": {...}}` with its own counters (sent, received, refused,
+/// reconnects, slow_consumer...; docs/distributed.md), credentials removed from the URL.
 ///
 /// - Threads: any. Blocks: no. Calls back: no.
 ///

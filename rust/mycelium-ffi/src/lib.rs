@@ -17,6 +17,7 @@ pub mod exports;
 mod log;
 pub mod log_forward;
 pub mod metrics;
+mod nats;
 pub mod receiver;
 pub mod runtime;
 pub mod service;

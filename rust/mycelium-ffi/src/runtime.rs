@@ -185,6 +185,9 @@ pub(crate) struct Handle {
     /// Socket bridges started through this handle (`bridge.rs`).
     /// Shared so that a `mycelium_bridge_wait` holds its bridge, not the map, while it waits.
     pub bridges: Mutex<HashMap<u64, Arc<mycelium_bridge::BridgeHandle>>>,
+    /// NATS joins (`nats.rs`): `mycelium_bridge_connect` with a `nats://` address. Same id
+    /// space and sharing as `bridges`.
+    pub nats: Mutex<HashMap<u64, Arc<crate::nats::Joined>>>,
     /// Responders started with `mycelium_serve` (`service.rs`); ids from the same counter.
     pub responders: Mutex<HashMap<u64, crate::service::ResponderEntry>>,
 }
@@ -210,6 +213,7 @@ impl Handle {
             subs: Mutex::new(HashMap::new()),
             receivers: Mutex::new(HashMap::new()),
             bridges: Mutex::new(HashMap::new()),
+            nats: Mutex::new(HashMap::new()),
             responders: Mutex::new(HashMap::new()),
         })
     }
@@ -230,10 +234,14 @@ impl Handle {
 
     fn unsubscribe_all(&self) {
         let bridges: Vec<_> = self.bridges.lock().drain().map(|(_, b)| b).collect();
-        if !bridges.is_empty() {
+        let joins: Vec<_> = self.nats.lock().drain().map(|(_, j)| j).collect();
+        if !bridges.is_empty() || !joins.is_empty() {
             if let Ok(io) = self.core.io_runtime() {
                 for b in bridges {
                     crate::bridge::close_and_join(io, b);
+                }
+                for j in joins {
+                    crate::nats::close_and_join(io, j);
                 }
             }
         }

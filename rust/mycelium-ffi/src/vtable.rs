@@ -293,7 +293,7 @@ pub(crate) fn probe_handle(rt: *const Rt) -> FfiResult {
         ));
     }
     let word = std::mem::size_of::<usize>();
-    if addr % std::mem::align_of::<*const Vtable>() != 0 {
+    if !addr.is_multiple_of(std::mem::align_of::<*const Vtable>()) {
         return Err(not_handle("the address is not aligned"));
     }
     let mut first = [0u8; 8];

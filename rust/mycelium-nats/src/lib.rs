@@ -16,6 +16,7 @@
 
 mod metrics;
 mod stats;
+mod url;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -80,7 +81,10 @@ impl std::fmt::Debug for NatsAuth {
 /// How to join a bus to NATS. `Debug` redacts the credentials, also those in the URL.
 #[derive(Clone)]
 pub struct NatsConfig {
-    /// `nats://host:port` (`nats://user:password@host:port` works too; prefer [`NatsAuth`]).
+    /// `nats://host:port`, or a comma-separated list of servers of one cluster.
+    /// `nats://user:password@host:port` and `nats://token@host:port` work too (taken out of
+    /// the URL and sent as [`NatsAuth`]; %-escape reserved characters); giving credentials
+    /// both there and in `auth` is a configuration error.
     pub url: String,
     /// Credentials, if the server wants them.
     pub auth: NatsAuth,
@@ -209,7 +213,17 @@ impl NatsBridge {
         let stats = Arc::new(NatsStats::default());
         let events = Arc::clone(&stats);
         let shown_url = redact_url(&config.url);
-        let options = match &config.auth {
+        let (server_url, url_auth) = url::split_credentials(&config.url)?;
+        let auth = match (&config.auth, url_auth) {
+            (NatsAuth::None, from_url) => from_url,
+            (given, NatsAuth::None) => given.clone(),
+            _ => {
+                return Err(NatsError::Config(format!(
+                    "credentials given twice: in the URL {shown_url} and in the configuration"
+                )))
+            }
+        };
+        let options = match &auth {
             NatsAuth::None => async_nats::ConnectOptions::new(),
             NatsAuth::UserPassword { user, password } => {
                 async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
@@ -223,7 +237,7 @@ impl NatsBridge {
                 let stats = Arc::clone(&events);
                 async move { stats.record_event(&event) }
             })
-            .connect(config.url.as_str())
+            .connect(server_url.as_str())
             .await
             .map_err(|e| match e.kind() {
                 // async-nats does not retry these either: the same credentials fail again.
@@ -292,6 +306,12 @@ impl NatsBridge {
     /// The origin messages from NATS carry on the local bus.
     pub fn origin(&self) -> u64 {
         self.shared.origin
+    }
+
+    /// Whether the client is connected to a server at this moment (it reconnects by itself
+    /// after a loss).
+    pub fn is_connected(&self) -> bool {
+        self.shared.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Ids of this join's own forwarding subscriptions on the bus.

@@ -60,7 +60,7 @@ fn counters_reconcile_exactly_under_concurrent_load() {
         while block.recv_blocking().is_some() {
             n += 1;
             // Take from the lossy queues now and then so all outcomes occur.
-            if n % 7 == 0 {
+            if n.is_multiple_of(7) {
                 let _ = newest.try_recv();
                 let _ = strict.try_recv();
             }
