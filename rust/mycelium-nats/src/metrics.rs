@@ -21,6 +21,11 @@ pub struct NatsSnapshot {
     pub disconnects: u64,
     pub reconnects: u64,
     pub slow_consumer: u64,
+    pub js_acked: u64,
+    pub js_ack_duplicates: u64,
+    pub js_redelivered: u64,
+    pub js_skipped_duplicates: u64,
+    pub js_publish_failed: u64,
 }
 
 impl NatsStats {
@@ -39,6 +44,11 @@ impl NatsStats {
             disconnects: self.disconnects.get(),
             reconnects: self.reconnects.get(),
             slow_consumer: self.slow_consumer.get(),
+            js_acked: self.js_acked.get(),
+            js_ack_duplicates: self.js_ack_duplicates.get(),
+            js_redelivered: self.js_redelivered.get(),
+            js_skipped_duplicates: self.js_skipped_duplicates.get(),
+            js_publish_failed: self.js_publish_failed.get(),
         }
     }
 }
@@ -49,7 +59,7 @@ impl NatsStats {
 pub fn nats_prometheus(joins: &[(String, NatsSnapshot)]) -> String {
     use std::fmt::Write;
     type Get = fn(&NatsSnapshot) -> u64;
-    let series: [(&str, &str, &str, Get); 12] = [
+    let series: [(&str, &str, &str, Get); 17] = [
         (
             "sent_total",
             "counter",
@@ -119,6 +129,36 @@ pub fn nats_prometheus(joins: &[(String, NatsSnapshot)]) -> String {
             "Slow-consumer reports (messages dropped for a subscription; a lower bound).",
             |s| s.slow_consumer,
         ),
+        (
+            "js_acked_total",
+            "counter",
+            "JetStream publishes acknowledged by the stream.",
+            |s| s.js_acked,
+        ),
+        (
+            "js_ack_duplicates_total",
+            "counter",
+            "JetStream publish acks flagged duplicate (the stream already had that message id).",
+            |s| s.js_ack_duplicates,
+        ),
+        (
+            "js_redelivered_total",
+            "counter",
+            "JetStream messages received again (delivery count above 1).",
+            |s| s.js_redelivered,
+        ),
+        (
+            "js_skipped_duplicates_total",
+            "counter",
+            "JetStream redeliveries already delivered locally, not published again.",
+            |s| s.js_skipped_duplicates,
+        ),
+        (
+            "js_publish_failed_total",
+            "counter",
+            "JetStream publish attempts that failed or timed out (each retried).",
+            |s| s.js_publish_failed,
+        ),
     ];
     let mut out = String::new();
     if joins.is_empty() {
@@ -146,6 +186,7 @@ mod tests {
         let a = NatsSnapshot {
             reconnects: 3,
             slow_consumer: 5,
+            js_ack_duplicates: 4,
             ..Default::default()
         };
         let b = NatsSnapshot {
@@ -162,6 +203,8 @@ mod tests {
             text.contains("mycelium_nats_slow_consumer_total{nats=\"nats://127.0.0.1:4222\"} 5\n")
         );
         assert!(text.contains("mycelium_nats_sent_total{nats=\"nats://\\\"odd\\\"\"} 2\n"));
+        assert!(text
+            .contains("mycelium_nats_js_ack_duplicates_total{nats=\"nats://127.0.0.1:4222\"} 4\n"));
         assert!(text.contains("# TYPE mycelium_nats_subscribed gauge\n"));
         assert_eq!(
             text.matches("# TYPE mycelium_nats_reconnects_total counter")
@@ -177,11 +220,14 @@ mod tests {
         stats.sent.inc();
         stats.reconnects.inc();
         stats.reconnects.inc();
+        stats.js_skipped_duplicates.inc();
         let snapshot = stats.snapshot();
         assert_eq!((snapshot.sent, snapshot.reconnects), (1, 2));
+        assert_eq!(snapshot.js_skipped_duplicates, 1);
         let json = serde_json::to_value(&snapshot).expect("json");
         assert_eq!(json["reconnects"], 2);
         assert_eq!(json["slow_consumer"], 0);
-        assert_eq!(json.as_object().expect("object").len(), 12);
+        assert_eq!(json["js_skipped_duplicates"], 1);
+        assert_eq!(json.as_object().expect("object").len(), 17);
     }
 }

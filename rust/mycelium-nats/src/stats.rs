@@ -29,7 +29,8 @@ const BURST_GAP: Duration = Duration::from_secs(1);
 /// Counters of one NATS join.
 #[derive(Debug, Default)]
 pub struct NatsStats {
-    /// Messages published to NATS.
+    /// Messages published to NATS (JetStream mode: once per message, at the first attempt the
+    /// client took, whatever its ack).
     pub sent: Counter,
     /// Messages from NATS published on the local bus.
     pub received: Counter,
@@ -39,7 +40,8 @@ pub struct NatsStats {
     pub invalid: Counter,
     /// Local messages larger than the server's max_payload (not sent).
     pub too_large: Counter,
-    /// Publishes to NATS that failed (connection gone).
+    /// Publishes to NATS that failed (connection gone). Core mode; JetStream mode retries and
+    /// counts in `js_publish_failed`.
     pub send_failed: Counter,
     /// Messages from NATS the local bus refused.
     pub publish_failed: Counter,
@@ -57,6 +59,20 @@ pub struct NatsStats {
     /// consumer. A lower bound of the drops: async-nats discards reports when its own event
     /// queue (128) is full.
     pub slow_consumer: Counter,
+    /// JetStream: publishes the stream acknowledged (once per message, however many attempts).
+    pub js_acked: Counter,
+    /// JetStream: of those, acks flagged duplicate: the stream already had that message id (a
+    /// resend whose earlier attempt was stored after all), so it was not stored twice.
+    pub js_ack_duplicates: Counter,
+    /// JetStream: messages the consumer received again (delivery count above 1: an ack that
+    /// did not reach the server in time, a restart).
+    pub js_redelivered: Counter,
+    /// JetStream: redelivered messages not published locally again, because this process had
+    /// already delivered their stream sequence for that durable.
+    pub js_skipped_duplicates: Counter,
+    /// JetStream: publish attempts that failed or were not acked in time (each is retried
+    /// with the same message id until acked).
+    pub js_publish_failed: Counter,
     /// When the last slow-consumer report came (bursts are logged once).
     last_slow_report: Mutex<Option<Instant>>,
 }
