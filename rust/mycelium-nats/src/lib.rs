@@ -342,12 +342,30 @@ impl NatsBridge {
 
 impl Shared {
     async fn send(&self, envelope: Envelope) {
-        if envelope.origin == self.origin {
-            return; // came from NATS through this connection: no echo
-        }
-        let Some((subject, fingerprint)) = self.types.get(&envelope.type_id) else {
+        let Some((subject, fingerprint)) = self.outgoing(&envelope) else {
             return;
         };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(FINGERPRINT_HEADER, fingerprint);
+        headers.insert(DIGEST_HEADER, self.digest.as_str());
+        match self
+            .client
+            .publish_with_headers(subject.to_string(), headers, envelope.payload)
+            .await
+        {
+            Ok(()) => self.stats.sent.inc(),
+            Err(_) => self.stats.send_failed.inc(),
+        }
+    }
+
+    /// The subject and fingerprint a local message goes out with, or `None` when it must not
+    /// go out: it came from NATS through this join (no echo), its type is not the schema's,
+    /// or it is larger than the server takes (counted and logged once per type).
+    fn outgoing(&self, envelope: &Envelope) -> Option<(&str, &str)> {
+        if envelope.origin == self.origin {
+            return None; // came from NATS through this connection: no echo
+        }
+        let (subject, fingerprint) = self.types.get(&envelope.type_id)?;
         let limit = self.client.server_info().max_payload;
         if envelope.payload.len() > limit {
             self.stats.too_large.inc();
@@ -362,22 +380,14 @@ impl Shared {
                     "message not sent to NATS (logged once per type; counted in too_large)"
                 );
             }
-            return;
+            return None;
         }
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(FINGERPRINT_HEADER, fingerprint.as_str());
-        headers.insert(DIGEST_HEADER, self.digest.as_str());
-        match self
-            .client
-            .publish_with_headers(subject.clone(), headers, envelope.payload)
-            .await
-        {
-            Ok(()) => self.stats.sent.inc(),
-            Err(_) => self.stats.send_failed.inc(),
-        }
+        Some((subject.as_str(), fingerprint.as_str()))
     }
 
-    async fn receive(&self, type_id: u16, message: async_nats::Message) {
+    /// A message from NATS (core or JetStream): checked against the schema (fingerprint
+    /// header, else validation), then published locally; every refusal is counted.
+    async fn receive(&self, type_id: u16, message: &async_nats::Message) {
         if let Some(headers) = &message.headers {
             let theirs = headers.get(FINGERPRINT_HEADER).map(|v| v.as_str());
             let ours = self.types.get(&type_id).map(|t| t.1.as_str());
@@ -402,7 +412,7 @@ impl Shared {
                 }
             }
         }
-        let payload: Bytes = message.payload;
+        let payload: Bytes = message.payload.clone();
         if self.validator.validate(type_id, &payload).is_err() {
             self.stats.invalid.inc();
             return;
@@ -441,7 +451,7 @@ async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
                 let inner = Arc::clone(&shared);
                 let task = tokio::spawn(async move {
                     while let Some(message) = nats_sub.next().await {
-                        inner.receive(type_id, message).await;
+                        inner.receive(type_id, &message).await;
                     }
                 });
                 active.insert(type_id, AbortOnDrop(task));
