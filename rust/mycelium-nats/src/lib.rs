@@ -11,9 +11,12 @@
 //!   per (peer digest, message). Payloads without headers are validated like any publish.
 //! - A payload larger than the server's `max_payload` is refused with
 //!   [`NatsError::PayloadTooLarge`] semantics and counted.
+//! - JetStream mode ([`NatsConfig::with_jetstream`], at least once): acked publishes with a
+//!   stable `Nats-Msg-Id`, a durable consumer per subscribing bus (`jetstream.rs`).
 //!
 //! See `docs/distributed.md` for what is built and what is not.
 
+mod jetstream;
 mod metrics;
 mod stats;
 mod url;
@@ -28,6 +31,7 @@ use mycelium_transport::{Envelope, MessageBus, SubscribeOptions};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
+pub use jetstream::{DeliverFrom, JetStreamOptions, MSG_ID_HEADER};
 pub use metrics::{nats_prometheus, NatsSnapshot};
 pub use stats::NatsStats;
 
@@ -51,6 +55,12 @@ pub enum NatsError {
     Config(String),
     #[error("payload of {size} bytes exceeds the NATS server's max_payload of {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
+    /// JetStream mode asked of a server (or account) without JetStream.
+    #[error("the NATS server at {url} has no JetStream for us (enable it in the server's configuration: jetstream {{ store_dir: ... }}): {reason}")]
+    JetStreamNotEnabled { url: String, reason: String },
+    /// A JetStream request at connect (stream, consumer) failed.
+    #[error("JetStream at {url}: {reason}")]
+    JetStream { url: String, reason: String },
 }
 
 /// Credentials for the server. Never logged: `Debug` shows the kind and the user, not the
@@ -95,6 +105,9 @@ pub struct NatsConfig {
     /// Messages the NATS client buffers per subscription before it drops them (counted in
     /// `slow_consumer`); async-nats's default is 65 536.
     pub subscription_capacity: usize,
+    /// JetStream mode (at least once, durable) instead of core NATS (at most once, the
+    /// default).
+    pub jetstream: Option<JetStreamOptions>,
 }
 
 impl NatsConfig {
@@ -105,6 +118,7 @@ impl NatsConfig {
             prefix: DEFAULT_PREFIX.to_string(),
             queue_capacity: 4096,
             subscription_capacity: 65_536,
+            jetstream: None,
         }
     }
 
@@ -134,6 +148,13 @@ impl NatsConfig {
         self.prefix = prefix.into();
         self
     }
+
+    /// JetStream mode: publishes go to `options.stream` and wait for their acks; with a
+    /// durable, the bus consumes the stream through it.
+    pub fn with_jetstream(mut self, options: JetStreamOptions) -> Self {
+        self.jetstream = Some(options);
+        self
+    }
 }
 
 impl std::fmt::Debug for NatsConfig {
@@ -144,6 +165,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("prefix", &self.prefix)
             .field("queue_capacity", &self.queue_capacity)
             .field("subscription_capacity", &self.subscription_capacity)
+            .field("jetstream", &self.jetstream)
             .finish()
     }
 }
@@ -175,6 +197,8 @@ struct Shared {
     logged: Mutex<HashSet<(String, u16)>>,
     /// Types already logged as too large for the server (once each, not per message).
     logged_too_large: Mutex<HashSet<u16>>,
+    /// JetStream mode's state; `None` in core mode.
+    js: Option<jetstream::JetStream>,
 }
 
 /// A running join between a bus and NATS; [`close`](Self::close) ends it.
@@ -182,7 +206,14 @@ pub struct NatsBridge {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
     forwarder_ids: Arc<HashSet<u64>>,
+    /// JetStream mode's consumer loop, stopped gracefully by `close`.
+    consumer: Option<JoinHandle<()>>,
 }
+
+/// How long `flush` waits for JetStream acks.
+const FLUSH_ACKS_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long `close` waits for the JetStream consumer's batch and for publish acks.
+const CLOSE_CONSUMER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Origins handed to NATS connections: high range, far from bridge session ids.
 static NEXT_ORIGIN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 48);
@@ -212,6 +243,7 @@ impl NatsBridge {
         }
         let stats = Arc::new(NatsStats::default());
         let events = Arc::clone(&stats);
+        let (connections, connections_rx) = tokio::sync::watch::channel(0u64);
         let shown_url = redact_url(&config.url);
         let (server_url, url_auth) = url::split_credentials(&config.url)?;
         let auth = match (&config.auth, url_auth) {
@@ -235,6 +267,9 @@ impl NatsBridge {
             .subscription_capacity(config.subscription_capacity)
             .event_callback(move |event| {
                 let stats = Arc::clone(&events);
+                if let async_nats::Event::Connected = event {
+                    connections.send_modify(|n| *n += 1);
+                }
                 async move { stats.record_event(&event) }
             })
             .connect(server_url.as_str())
@@ -260,6 +295,19 @@ impl NatsBridge {
                 (m.type_id, (subject, fingerprint))
             })
             .collect::<HashMap<_, _>>();
+        let js = match &config.jetstream {
+            Some(options) => Some(
+                jetstream::JetStream::setup(
+                    &client,
+                    options,
+                    format!("{}.{}.>", config.prefix, schema.name),
+                    &shown_url,
+                    connections_rx,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             bus: bus.clone(),
             client,
@@ -270,6 +318,7 @@ impl NatsBridge {
             stats,
             logged: Mutex::new(HashSet::new()),
             logged_too_large: Mutex::new(HashSet::new()),
+            js,
         });
         let mut tasks = Vec::new();
         let mut ids = HashSet::new();
@@ -281,20 +330,32 @@ impl NatsBridge {
             ids.insert(sub.id());
             let shared = Arc::clone(&shared);
             tasks.push(tokio::spawn(async move {
+                if shared.js.is_some() {
+                    return jetstream::forward(shared, sub).await;
+                }
                 while let Some(envelope) = sub.recv().await {
                     shared.send(envelope).await;
                 }
             }));
         }
         let forwarder_ids = Arc::new(ids);
-        tasks.push(tokio::spawn(interest(
-            Arc::clone(&shared),
-            Arc::clone(&forwarder_ids),
-        )));
+        let mut consumer = None;
+        if shared.js.is_some() {
+            consumer = Some(tokio::spawn(jetstream::consume(
+                Arc::clone(&shared),
+                Arc::clone(&forwarder_ids),
+            )));
+        } else {
+            tasks.push(tokio::spawn(interest(
+                Arc::clone(&shared),
+                Arc::clone(&forwarder_ids),
+            )));
+        }
         Ok(NatsBridge {
             shared,
             tasks,
             forwarder_ids,
+            consumer,
         })
     }
 
@@ -319,7 +380,9 @@ impl NatsBridge {
         &self.forwarder_ids
     }
 
-    /// Waits until everything published so far reached the server.
+    /// Waits until everything published so far reached the server; in JetStream mode, also
+    /// until every message handed to NATS is acked (retries included; up to the ack timeout
+    /// per message in flight, then an error).
     pub async fn flush(&self) -> Result<(), NatsError> {
         self.shared
             .client
@@ -328,11 +391,32 @@ impl NatsBridge {
             .map_err(|e| NatsError::Connect {
                 url: String::new(),
                 reason: e.to_string(),
-            })
+            })?;
+        if let Some(js) = &self.shared.js {
+            if !js.wait_for_acks(FLUSH_ACKS_LIMIT).await {
+                return Err(NatsError::JetStream {
+                    url: String::new(),
+                    reason: "publishes still not acked".to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
-    /// Stops forwarding both ways and drains the connection.
-    pub async fn close(self) {
+    /// Stops forwarding both ways and drains the connection. In JetStream mode it first lets
+    /// the consumer finish its pull in progress (so nothing handed to us is left unacked, to
+    /// come back only after `ack_wait`) and waits for the acks of what was sent, each bounded.
+    pub async fn close(mut self) {
+        if let Some(js) = &self.shared.js {
+            js.stop();
+            if let Some(consumer) = &mut self.consumer {
+                let _ = tokio::time::timeout(CLOSE_CONSUMER_LIMIT, consumer).await;
+            }
+            js.wait_for_acks(CLOSE_CONSUMER_LIMIT).await;
+        }
+        if let Some(consumer) = &self.consumer {
+            consumer.abort();
+        }
         for task in &self.tasks {
             task.abort();
         }
