@@ -17,6 +17,21 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server; `extra_config` is appended to its config file.
     pub fn start(extra_config: &str) -> NatsServer {
+        Self::start_with(|_| extra_config.to_string())
+    }
+
+    /// Starts a server with JetStream, storing in its own temp dir (kept across `restart`,
+    /// removed on drop).
+    pub fn start_jetstream() -> NatsServer {
+        Self::start_with(|dir| {
+            format!(
+                "jetstream {{ store_dir: \"{}\" }}",
+                dir.join("jetstream").display()
+            )
+        })
+    }
+
+    fn start_with(extra_config: impl FnOnce(&Path) -> String) -> NatsServer {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("mycelium-nats-{}-{}", std::process::id(), port));
@@ -24,7 +39,7 @@ impl NatsServer {
         let config = dir.join("server.conf");
         std::fs::write(
             &config,
-            format!("listen: 127.0.0.1:{port}\n{extra_config}\n"),
+            format!("listen: 127.0.0.1:{port}\n{}\n", extra_config(&dir)),
         )
         .expect("config");
         let child = Command::new(server_binary())
