@@ -187,8 +187,8 @@ pub(crate) struct JetStream {
     consumer: Option<PullConsumer>,
     batch: usize,
     delivered: Arc<Mutex<Delivered>>,
-    /// Moves on every (re)connection: a pull request does not survive its connection.
-    connections: watch::Receiver<u64>,
+    /// Moves on every reconnection: a pull request does not survive its connection.
+    reconnections: watch::Receiver<u64>,
     /// Set by `close`: finish the batch in progress, then stop.
     stop: watch::Sender<bool>,
     /// A publish failure is logged once until a publish succeeds again.
@@ -202,7 +202,7 @@ impl JetStream {
         options: &JetStreamOptions,
         subjects: String,
         shown_url: &str,
-        connections: watch::Receiver<u64>,
+        reconnections: watch::Receiver<u64>,
     ) -> Result<JetStream, NatsError> {
         options.validate()?;
         let context = async_nats::jetstream::ContextBuilder::new()
@@ -302,7 +302,7 @@ impl JetStream {
             consumer,
             batch: options.batch,
             delivered,
-            connections,
+            reconnections,
             // `send_replace` stores the flag even before the loop subscribes.
             stop: watch::channel(false).0,
             failing: AtomicBool::new(false),
@@ -540,7 +540,7 @@ pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) 
         .collect();
     let mut stop = js.stop.subscribe();
     let mut changes = shared.bus.watch_subscriptions();
-    let mut connections = js.connections.clone();
+    let mut reconnections = js.reconnections.clone();
     let mut backoff = Duration::from_millis(10);
     loop {
         if *stop.borrow_and_update() {
@@ -562,7 +562,7 @@ pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) 
             }
             continue;
         }
-        connections.borrow_and_update();
+        reconnections.borrow_and_update();
         let batch = consumer
             .batch()
             .max_messages(js.batch)
@@ -590,7 +590,7 @@ pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) 
                     }
                     None => break,
                 },
-                _ = connections.changed() => {
+                _ = reconnections.changed() => {
                     // The pull request died with the old connection: take what arrived on
                     // it and ask again rather than wait for the request to time out.
                     while let Some(Some(Ok(message))) = batch.next().now_or_never() {
@@ -658,4 +658,45 @@ async fn handle(
     }
     // Lost acks are harmless: the redelivery is skipped above.
     let _ = message.ack().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_keeps_a_floor_and_the_sequences_above_a_gap() {
+        let mut d = Delivered::default();
+        for s in [1, 2, 4, 5] {
+            d.insert(s);
+        }
+        assert_eq!(d.floor, 2, "3 is missing");
+        assert!(d.contains(1) && d.contains(4) && !d.contains(3) && !d.contains(6));
+        d.insert(3);
+        assert_eq!((d.floor, d.above.len()), (5, 0));
+        d.insert(9);
+        // The server's ack floor covers the gap (6..8 deleted from the stream, say).
+        d.raise_floor(8);
+        assert_eq!((d.floor, d.above.len()), (9, 0));
+        d.raise_floor(4);
+        assert_eq!(d.floor, 9, "a stale ack floor does not lower ours");
+        d.insert(7);
+        assert_eq!((d.floor, d.above.len()), (9, 0));
+    }
+
+    #[test]
+    fn options_refuse_names_jetstream_would_refuse() {
+        assert!(JetStreamOptions::new("TICKS").validate().is_ok());
+        for bad in ["", "a.b", "a b", "a*", "a>"] {
+            assert!(JetStreamOptions::new(bad).validate().is_err(), "{bad:?}");
+            assert!(JetStreamOptions::new("S")
+                .with_durable(bad)
+                .validate()
+                .is_err());
+        }
+        assert!(JetStreamOptions::new("S")
+            .with_max_in_flight_acks(0)
+            .validate()
+            .is_err());
+    }
 }

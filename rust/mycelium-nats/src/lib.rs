@@ -243,7 +243,10 @@ impl NatsBridge {
         }
         let stats = Arc::new(NatsStats::default());
         let events = Arc::clone(&stats);
-        let (connections, connections_rx) = tokio::sync::watch::channel(0u64);
+        // Moves on every reconnection (not the first connection, which may be reported after
+        // JetStream mode's consumer started pulling).
+        let (reconnections, reconnections_rx) = tokio::sync::watch::channel(0u64);
+        let first_connection = std::sync::atomic::AtomicBool::new(true);
         let shown_url = redact_url(&config.url);
         let (server_url, url_auth) = url::split_credentials(&config.url)?;
         let auth = match (&config.auth, url_auth) {
@@ -268,7 +271,9 @@ impl NatsBridge {
             .event_callback(move |event| {
                 let stats = Arc::clone(&events);
                 if let async_nats::Event::Connected = event {
-                    connections.send_modify(|n| *n += 1);
+                    if !first_connection.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                        reconnections.send_modify(|n| *n += 1);
+                    }
                 }
                 async move { stats.record_event(&event) }
             })
@@ -302,7 +307,7 @@ impl NatsBridge {
                     options,
                     format!("{}.{}.>", config.prefix, schema.name),
                     &shown_url,
-                    connections_rx,
+                    reconnections_rx,
                 )
                 .await?,
             ),
