@@ -5,6 +5,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{eventually, schema, NatsServer};
@@ -170,25 +172,27 @@ async fn a_server_restart_mid_stream_loses_and_repeats_nothing() {
     .expect("connect b");
     eventually("b consumes", || jb.stats().subscribed.get() == 1).await;
     const N: u64 = 2000;
+    let published = Arc::new(AtomicU64::new(0));
     let publisher = {
-        let a = a.clone();
+        let (a, published) = (a.clone(), Arc::clone(&published));
         tokio::spawn(async move {
             for i in 0..N {
                 a.publish_async(&tick(i)).await.expect("publish");
+                published.fetch_add(1, Ordering::Relaxed);
                 if i % 20 == 0 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
         })
     };
-    let mut seen = Vec::new();
-    collect_until(&sub, &mut seen, "a third before the restart", |s| {
-        s.len() as u64 >= N / 3
+    eventually("a third published", || {
+        published.load(Ordering::Relaxed) >= N / 3
     })
     .await;
     server.restart();
     let restarted = Instant::now();
     publisher.await.expect("publisher");
+    let mut seen = Vec::new();
     collect_until(&sub, &mut seen, "every message", |s| {
         s.iter().copied().collect::<BTreeSet<_>>().len() as u64 == N
     })
@@ -315,8 +319,8 @@ async fn late_joiners_replay_from_a_sequence_or_a_time() {
         a.publish(&tick(i)).expect("publish");
     }
     eventually("first half acked", || ja.stats().js_acked.get() == 100).await;
+    // The first half was stored (acked) before this, the second is published after it.
     let middle = SystemTime::now();
-    tokio::time::sleep(Duration::from_millis(5)).await;
     for i in 100..200 {
         a.publish(&tick(i)).expect("publish");
     }
