@@ -113,8 +113,58 @@ let errors () =
   check_contains "names the server" ~sub:(string_of_int closed) msg;
   ignore port
 
+(* `mycelium bridge --nats` (Rust, another process) publishes ticks to this bus and counts the
+   texts this bus publishes; both sides' counts reconcile. *)
+let rust_cli_peer () =
+  let module P = Test_bridge_process in
+  let module C = Contracts in
+  let cli = P.cli () in
+  with_server @@ fun _ url ->
+  with_runtime @@ fun rt ->
+  let ticks = Inbox.create () in
+  let _ = M.subscribe rt (module C.TradeTick) (Inbox.add ticks) in
+  let join = M.Runtime.connect rt url in
+  (* Ready before the peer starts: core NATS delivers only to subscribers already there. *)
+  M.Bridge.wait ~timeout_ms:30_000 join;
+  let n_ticks = 300 and n_texts = 120 in
+  let child =
+    P.Child.spawn cli
+      [|
+        "bridge"; "--schema"; Filename.concat (Lazy.force root) "contracts.yaml"; "--nats"; url;
+        "--publish-json"; "TradeTick"; {|{"symbol": "RS", "price": 2.5, "size": {i}, "ts_ns": 7, "side": 1}|};
+        "--count"; string_of_int n_ticks; "--subscribe"; "TextMessage"; "--expect"; string_of_int n_texts; "--stats";
+      |]
+  in
+  Fun.protect ~finally:(fun () -> P.Child.cleanup child) @@ fun () ->
+  let deadline = Unix.gettimeofday () +. 60. in
+  (match P.Child.read_line child ~deadline with
+  | Some l when l = "joined " ^ url -> ()
+  | l -> Alcotest.failf "expected 'joined %s', the peer printed %s; stderr:\n%s" url (Option.value ~default:"nothing" l) (P.Child.stderr child));
+  List.iter
+    (fun i -> M.publish rt (module C.TextMessage) { C.TextMessage.sender = "ocaml"; body = Printf.sprintf "t%d" i; sent_at_ns = Int64.of_int i })
+    (List.init n_texts Fun.id);
+  Test_bridge.within ~what:"the Rust peer's ticks" (fun () -> Inbox.length ticks >= n_ticks);
+  Alcotest.(check (list int)) "ticks: every {i}, in order, once" (List.init n_ticks Fun.id)
+    (List.map (fun t -> t.C.TradeTick.size) (Inbox.contents ticks));
+  let lines = P.Child.read_all child ~deadline [] in
+  (match P.Child.wait_exit child ~deadline with
+  | Unix.WEXITED 0 -> ()
+  | _ -> Alcotest.failf "the peer failed; stdout:\n%s\nstderr:\n%s" (String.concat "\n" lines) (P.Child.stderr child));
+  Alcotest.(check bool) "the peer received every text" true (List.mem (Printf.sprintf "received %d" n_texts) lines);
+  let peer =
+    match List.filter (P.starts_with ~prefix:"stats ") lines with
+    | [ l ] -> Yojson.Safe.(from_string (P.after ~prefix:"stats " l) |> Util.member "stats")
+    | l -> Alcotest.failf "expected one stats line, got %d" (List.length l)
+  in
+  let count name = Yojson.Safe.Util.(peer |> member name |> to_int) in
+  Alcotest.(check int) "peer: sent" n_ticks (count "sent");
+  Alcotest.(check int) "peer: received" n_texts (count "received");
+  Alcotest.(check int) "ours: received" n_ticks (stat join "received");
+  Alcotest.(check int) "ours: sent" n_texts (stat join "sent")
+
 let tests =
   [
+    Alcotest.test_case "a Rust peer process (mycelium bridge --nats), counts reconciled" `Quick rust_cli_peer;
     Alcotest.test_case "two runtimes through one NATS server, counts reconciled" `Quick two_runtimes;
     Alcotest.test_case "token refused, listen refused, server down" `Quick errors;
   ]

@@ -4,10 +4,11 @@
 //! The `mycelium` CLI and the crate's own `mycelium-bridge` binary share this code.
 //!
 //! Standard output carries machine-readable lines: `listening <endpoint>` per bound
-//! endpoint, one JSON object per received message (unless `--quiet`), `published N`,
-//! `received N`, and with `--stats` one `stats <json>` line per bridge at exit. With `--json`
-//! every line is a JSON object with an `event` field instead (`listening`, `message`,
-//! `published`, `received`, `stats`).
+//! endpoint, `joined <url>` per extra join (`mycelium bridge --nats`) once the server has the
+//! `--subscribe` subscription, one JSON object per received message (unless `--quiet`),
+//! `published N`, `received N`, and with `--stats` one `stats <json>` line per bridge and join
+//! at exit. With `--json` every line is a JSON object with an `event` field instead
+//! (`listening`, `joined`, `message`, `published`, `received`, `stats`).
 //!
 //! Exit codes: 0 done (or a relay interrupted), 1 an error, 2 bad arguments (clap), 3 an
 //! expectation not met: interrupted, or a bridge stopped, before `--count` messages were
@@ -124,6 +125,42 @@ pub struct BridgeArgs {
     pub json: bool,
 }
 
+/// A join to something other than a socket peer that `mycelium bridge` runs beside its bridges.
+/// The `mycelium` CLI adds NATS joins through this (`--nats URL`), so this crate stays free of
+/// the NATS client and the layering stays one-way.
+pub trait ExtraJoin: Send {
+    /// Where it is joined, for the `joined` line (no credentials).
+    fn name(&self) -> String;
+    /// Stops it (sending what it was handed first) and returns its final counters, which
+    /// `--stats` prints.
+    fn close(self: Box<Self>) -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>>;
+}
+
+/// What [`ExtraJoins::start`] returns.
+pub type ExtraJoinsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Box<dyn ExtraJoin>>, CliError>> + Send + 'a>>;
+
+/// The extra joins of one `mycelium bridge` run (see [`ExtraJoin`]).
+pub trait ExtraJoins: Sync {
+    /// Whether there is anything to join (then bridges are not required).
+    fn is_empty(&self) -> bool;
+    /// Joins `bus`; resolves once each join is ready to carry the bus's subscriptions (the
+    /// `--subscribe` one is made before this is called).
+    fn start<'a>(&'a self, bus: &'a MessageBus, schema: &'a Schema) -> ExtraJoinsFuture<'a>;
+}
+
+/// No extra joins: plain `mycelium-bridge`.
+pub struct NoExtraJoins;
+
+impl ExtraJoins for NoExtraJoins {
+    fn is_empty(&self) -> bool {
+        true
+    }
+    fn start<'a>(&'a self, _: &'a MessageBus, _: &'a Schema) -> ExtraJoinsFuture<'a> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
 /// Exit code of `mycelium bridge` when `--count` or `--expect` was not reached.
 pub const EXIT_UNMET: u8 = 3;
 
@@ -160,6 +197,9 @@ pub enum CliError {
     /// A recording could not be read or written (`mycelium record`/`replay`).
     #[error("{0}")]
     Recording(#[from] crate::recording::RecordingError),
+    /// An [`ExtraJoin`] could not start (e.g. the NATS server is down or refused us).
+    #[error("{0}")]
+    Join(String),
 }
 
 impl CliError {
@@ -201,6 +241,11 @@ pub fn init_logging() {
 
 /// Runs `mycelium bridge` to completion.
 pub fn run(args: BridgeArgs) -> Result<(), CliError> {
+    run_with(args, &NoExtraJoins)
+}
+
+/// Runs `mycelium bridge` with joins a crate above this one adds (see [`ExtraJoin`]).
+pub fn run_with(args: BridgeArgs, extra: &dyn ExtraJoins) -> Result<(), CliError> {
     init_logging();
     let topology = topology_from(&args)?;
     let schema_path = args
@@ -214,9 +259,9 @@ pub fn run(args: BridgeArgs) -> Result<(), CliError> {
             )
         })?;
     let schema = Schema::from_path(&schema_path)?;
-    if topology.listen.is_empty() && topology.connect.is_empty() {
+    if topology.listen.is_empty() && topology.connect.is_empty() && extra.is_empty() {
         return Err(CliError::Usage(
-            "nothing to bridge: give --listen and/or --connect, or a --config that has them".into(),
+            "nothing to bridge: give --listen and/or --connect (or --nats), or a --config that has them".into(),
         ));
     }
     let publish = match &args.publish_json {
@@ -231,7 +276,9 @@ pub fn run(args: BridgeArgs) -> Result<(), CliError> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async_main(args, topology, schema, publish, subscribe))
+    runtime.block_on(async_main(
+        args, topology, schema, publish, subscribe, extra,
+    ))
 }
 
 fn topology_from(args: &BridgeArgs) -> Result<Topology, CliError> {
@@ -355,6 +402,7 @@ async fn async_main(
     schema: Schema,
     publish: Option<Publisher>,
     subscribe: Option<MessageDef>,
+    extra: &dyn ExtraJoins,
 ) -> Result<(), CliError> {
     let interrupt = interrupted();
     let bus = MessageBus::new();
@@ -366,6 +414,16 @@ async fn async_main(
         bus.subscribe_raw(m.type_id, options)
     });
     let handles = topology.start(&bus, &schema).await?;
+    let extras = match extra.start(&bus, &schema).await {
+        Ok(extras) => extras,
+        Err(e) => {
+            for handle in handles {
+                handle.close();
+                let _ = handle.join().await;
+            }
+            return Err(e);
+        }
+    };
     // Topology::start puts the listener, if any, first.
     if let Some(listener) = handles.first().filter(|_| !topology.listen.is_empty()) {
         for endpoint in listener.endpoints() {
@@ -376,6 +434,10 @@ async fn async_main(
                 endpoint.to_string().into(),
             )?;
         }
+    }
+    // Printed once the join carries the bus's subscriptions: a peer may start publishing.
+    for join in &extras {
+        report(args.json, "joined", "endpoint", join.name().into())?;
     }
     // Counted outside the tasks, so an interruption still reports how far they got.
     let published = Progress::default();
@@ -448,6 +510,16 @@ async fn async_main(
         }
         if let Err(e) = result {
             failure.get_or_insert(e.into());
+        }
+    }
+    for join in extras {
+        let stats = join.close().await;
+        if args.stats {
+            if args.json {
+                report(true, "stats", "stats", stats)?;
+            } else {
+                say(&format!("stats {stats}"))?;
+            }
         }
     }
     match failure {

@@ -91,8 +91,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Connect buses across processes over Unix sockets or TCP (see docs/bridges.md).
-    Bridge(Box<mycelium_bridge::cli::BridgeArgs>),
+    /// Connect buses across processes over Unix sockets or TCP (see docs/bridges.md), or
+    /// through NATS with --nats (docs/distributed.md).
+    Bridge(Box<crate::nats_join::BridgeCommand>),
     /// Print every message of one type on a bus as a JSON line (through a socket bridge).
     Echo(Box<mycelium_bridge::tools::EchoArgs>),
     /// Show the rate of one message type on a bus, and its latency if it carries a time.
@@ -222,7 +223,7 @@ fn execute(command: Command) -> Result<(), CliError> {
             decode(&schema, joined.as_deref())
         }
         Command::Vectors { schema, out } => write_vectors(&schema, out.as_deref()),
-        Command::Bridge(args) => Ok(mycelium_bridge::cli::run(*args)?),
+        Command::Bridge(args) => Ok(args.run()?),
         Command::Echo(args) => Ok(mycelium_bridge::tools::echo(*args)?),
         Command::Hz(args) => Ok(mycelium_bridge::tools::hz(*args)?),
         Command::Record(args) => Ok(mycelium_bridge::tools::record(*args)?),

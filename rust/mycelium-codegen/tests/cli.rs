@@ -510,6 +510,50 @@ fn bridge_connects_two_processes_through_a_unix_socket() {
     assert!(stderr.contains("no schema"), "{stderr}");
 }
 
+/// `--nats` errors a user can make, without a server (the NATS suites test the joins):
+/// nobody listening, credentials shown redacted, a token file without `--nats`.
+#[test]
+fn bridge_nats_errors_are_clear() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://alice:pw-42@127.0.0.1:{port}");
+    let stderr = run_invalid(
+        &[
+            "bridge",
+            "--schema",
+            SCHEMA,
+            "--nats",
+            &url,
+            "--subscribe",
+            "TradeTick",
+        ],
+        None,
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to NATS at nats://<redacted>@127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-42"), "no secret in errors: {stderr}");
+    let stderr = run_invalid(
+        &[
+            "bridge",
+            "--schema",
+            SCHEMA,
+            "--listen",
+            "unix:/tmp/unused.sock",
+            "--nats-token-file",
+            "/nonexistent",
+        ],
+        None,
+    );
+    assert!(stderr.contains("--nats-token-file"), "{stderr}");
+}
+
 #[test]
 fn check_refuses_what_any_generator_refuses_so_ok_means_codegen_works() {
     let dir = scratch("check-generators");

@@ -89,27 +89,6 @@ impl Joined {
             join,
         }
     }
-
-    /// Connected, and the server has every subscription the bus wants now (types with a
-    /// local subscriber other than this join's own forwarders).
-    fn ready(&self, core: &Core) -> bool {
-        if !self.join.is_connected() {
-            return false;
-        }
-        let forwarders = self.join.forwarder_ids();
-        let wanted = core
-            .schema
-            .messages
-            .iter()
-            .filter(|m| {
-                core.bus
-                    .subscriber_ids(m.type_id)
-                    .iter()
-                    .any(|i| !forwarders.contains(i))
-            })
-            .count() as u64;
-        self.join.stats().subscribed.get() >= wanted
-    }
 }
 
 /// The NATS join `id` of `h`, if there is one.
@@ -118,7 +97,7 @@ pub(crate) fn find(h: &Handle, id: u64) -> Option<Arc<Joined>> {
 }
 
 /// `mycelium_bridge_wait` for a NATS join: `sessions` 0 returns at once; otherwise waits
-/// until [`Joined::ready`].
+/// until [`NatsBridge::is_ready`].
 pub(crate) fn wait(
     h: &Handle,
     id: u64,
@@ -131,7 +110,7 @@ pub(crate) fn wait(
     }
     let deadline = Instant::now() + Duration::from_millis(timeout_ms as u64);
     loop {
-        if joined.ready(&h.core) {
+        if joined.join.is_ready() {
             return Ok(());
         }
         if !h.nats.lock().contains_key(&id) {

@@ -407,31 +407,55 @@ fn delivered_for(
 /// A forwarder in JetStream mode: each local message is published with its id; its ack is
 /// awaited (and the publish retried until acked) beside the loop, at most
 /// `max_in_flight_acks` at a time over the join.
-pub(crate) async fn forward(shared: Arc<Shared>, sub: RawSubscription) {
+pub(crate) async fn forward(
+    shared: Arc<Shared>,
+    sub: RawSubscription,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
     let mut acks = JoinSet::new();
     loop {
         tokio::select! {
             Some(_) = acks.join_next(), if !acks.is_empty() => {}
             envelope = sub.recv() => match envelope {
                 Some(envelope) => {
-                    if let Some(outgoing) = Outgoing::new(&shared, envelope) {
-                        let js = shared.js.as_ref().expect("JetStream mode");
-                        let Ok(permit) = Arc::clone(&js.in_flight).acquire_owned().await else {
-                            return;
-                        };
-                        let first = outgoing.publish(js).await;
-                        let shared = Arc::clone(&shared);
-                        acks.spawn(async move {
-                            outgoing.confirm(&shared, first).await;
-                            drop(permit);
-                        });
+                    if !publish_one(&shared, envelope, &mut acks).await {
+                        return;
                     }
                 }
                 None => break,
             },
+            // Closing (only ever set to true, or the sender dropped): what local publishers
+            // already handed over still goes, then its acks are awaited (bounded by `close`).
+            _ = stopping.changed() => {
+                while let Ok(envelope) = sub.try_recv() {
+                    if !publish_one(&shared, envelope, &mut acks).await {
+                        return;
+                    }
+                }
+                break;
+            }
         }
     }
     while acks.join_next().await.is_some() {}
+}
+
+/// Publishes one local message and queues the wait for its ack; false once the join is
+/// shutting down (the in-flight semaphore closed).
+async fn publish_one(shared: &Arc<Shared>, envelope: Envelope, acks: &mut JoinSet<()>) -> bool {
+    let Some(outgoing) = Outgoing::new(shared, envelope) else {
+        return true;
+    };
+    let js = shared.js.as_ref().expect("JetStream mode");
+    let Ok(permit) = Arc::clone(&js.in_flight).acquire_owned().await else {
+        return false;
+    };
+    let first = outgoing.publish(js).await;
+    let shared = Arc::clone(shared);
+    acks.spawn(async move {
+        outgoing.confirm(&shared, first).await;
+        drop(permit);
+    });
+    true
 }
 
 /// One local message on its way to the stream.

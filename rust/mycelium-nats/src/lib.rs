@@ -201,10 +201,17 @@ struct Shared {
     js: Option<jetstream::JetStream>,
 }
 
+/// How long [`NatsBridge::close`] keeps sending what local publishers already handed over.
+pub const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A running join between a bus and NATS; [`close`](Self::close) ends it.
 pub struct NatsBridge {
     shared: Arc<Shared>,
+    /// The interest task (and with it the inbound subscriptions).
     tasks: Vec<JoinHandle<()>>,
+    /// One per type: local bus -> NATS. Told to finish by `stop` so a close loses nothing.
+    forwarders: Vec<JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
     forwarder_ids: Arc<HashSet<u64>>,
     /// JetStream mode's consumer loop, stopped gracefully by `close`.
     consumer: Option<JoinHandle<()>>,
@@ -325,8 +332,9 @@ impl NatsBridge {
             logged_too_large: Mutex::new(HashSet::new()),
             js,
         });
-        let mut tasks = Vec::new();
+        let mut forwarders = Vec::new();
         let mut ids = HashSet::new();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         for &type_id in shared.types.keys() {
             let options = SubscribeOptions::default()
                 .with_label(format!("nats:{shown_url}"))
@@ -334,16 +342,32 @@ impl NatsBridge {
             let sub = bus.subscribe_raw(type_id, options);
             ids.insert(sub.id());
             let shared = Arc::clone(&shared);
-            tasks.push(tokio::spawn(async move {
+            let mut stopping = stopping.clone();
+            forwarders.push(tokio::spawn(async move {
                 if shared.js.is_some() {
-                    return jetstream::forward(shared, sub).await;
+                    return jetstream::forward(shared, sub, stopping).await;
                 }
-                while let Some(envelope) = sub.recv().await {
-                    shared.send(envelope).await;
+                loop {
+                    tokio::select! {
+                        biased;
+                        envelope = sub.recv() => match envelope {
+                            Some(envelope) => shared.send(envelope).await,
+                            None => break,
+                        },
+                        // Only ever set to true (or the sender dropped): either way, stop.
+                        _ = stopping.changed() => {
+                            // Closing: what local publishers already handed over still goes.
+                            while let Ok(envelope) = sub.try_recv() {
+                                shared.send(envelope).await;
+                            }
+                            break;
+                        }
+                    }
                 }
             }));
         }
         let forwarder_ids = Arc::new(ids);
+        let mut tasks = Vec::new();
         let mut consumer = None;
         if shared.js.is_some() {
             consumer = Some(tokio::spawn(jetstream::consume(
@@ -359,6 +383,8 @@ impl NatsBridge {
         Ok(NatsBridge {
             shared,
             tasks,
+            forwarders,
+            stop,
             forwarder_ids,
             consumer,
         })
@@ -367,6 +393,12 @@ impl NatsBridge {
     /// Counters of this connection.
     pub fn stats(&self) -> &NatsStats {
         &self.shared.stats
+    }
+
+    /// The same counters, shared: they outlive the join, for the final figures after
+    /// [`close`](Self::close).
+    pub fn stats_handle(&self) -> Arc<NatsStats> {
+        Arc::clone(&self.shared.stats)
     }
 
     /// The origin messages from NATS carry on the local bus.
@@ -378,6 +410,44 @@ impl NatsBridge {
     /// after a loss).
     pub fn is_connected(&self) -> bool {
         self.shared.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Connected, and the server has a subscription for every type the bus has a local
+    /// subscriber of (other than this join's forwarders): from then on a message published
+    /// elsewhere on NATS reaches those subscribers.
+    pub fn is_ready(&self) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        let bus = &self.shared.bus;
+        let wanted = self
+            .shared
+            .types
+            .keys()
+            .filter(|&&t| {
+                bus.subscriber_ids(t)
+                    .iter()
+                    .any(|id| !self.forwarder_ids.contains(id))
+            })
+            .count() as u64;
+        let subscribed = self.shared.stats.subscribed.get();
+        if self.shared.js.is_some() {
+            // One durable consumer carries every type; it keeps what arrives meanwhile anyway.
+            return wanted == 0 || subscribed > 0;
+        }
+        subscribed >= wanted
+    }
+
+    /// Waits until [`is_ready`](Self::is_ready), up to `timeout`; false if it never was.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        true
     }
 
     /// Ids of this join's own forwarding subscriptions on the bus.
@@ -408,10 +478,25 @@ impl NatsBridge {
         Ok(())
     }
 
-    /// Stops forwarding both ways and drains the connection. In JetStream mode it first lets
-    /// the consumer finish its pull in progress (so nothing handed to us is left unacked, to
-    /// come back only after `ack_wait`) and waits for the acks of what was sent, each bounded.
+    /// Stops forwarding both ways and drains the connection. Messages local publishers had
+    /// already handed to the join are sent first, for up to [`CLOSE_DRAIN`] (a server that is
+    /// gone must not hold a close forever; what is left then is counted in `send_failed`). In
+    /// JetStream mode it also lets the consumer finish its pull in progress (so nothing handed
+    /// to us is left unacked, to come back only after `ack_wait`) and waits for the acks of
+    /// what was sent, each bounded.
     pub async fn close(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + CLOSE_DRAIN;
+        for forwarder in std::mem::take(&mut self.forwarders) {
+            let abort = forwarder.abort_handle();
+            if tokio::time::timeout_at(deadline, forwarder).await.is_err() {
+                abort.abort();
+                self.shared.stats.send_failed.inc();
+            }
+        }
         if let Some(js) = &self.shared.js {
             js.stop();
             if let Some(consumer) = &mut self.consumer {
@@ -422,9 +507,7 @@ impl NatsBridge {
         if let Some(consumer) = &self.consumer {
             consumer.abort();
         }
-        for task in &self.tasks {
-            task.abort();
-        }
+        let _ = tokio::time::timeout_at(deadline, self.shared.client.flush()).await;
         let _ = self.shared.client.drain().await;
     }
 }

@@ -226,3 +226,43 @@ async fn a_server_restart_is_counted_and_forwarding_resumes() {
     ja.close().await;
     jb.close().await;
 }
+
+/// Closing right after a burst of local publishes still sends the burst: the forwarders finish
+/// what local publishers handed over before the connection drains. And `is_ready` means the
+/// server has the subscriber's interest (nothing published after it is missed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_sends_what_was_already_published() {
+    let server = NatsServer::start("");
+    let schema = schema();
+    let (a, b) = (MessageBus::new(), MessageBus::new());
+    let sub = b.subscribe::<TradeTick>(SubscribeOptions::default().with_capacity(1 << 16));
+    let jb = NatsBridge::connect(&b, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect b");
+    assert!(
+        jb.wait_ready(std::time::Duration::from_secs(30)).await,
+        "b ready"
+    );
+    assert!(jb.is_ready());
+    let ja = NatsBridge::connect(&a, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect a");
+    assert!(
+        ja.is_ready(),
+        "a has no local subscriber: ready once connected"
+    );
+    const N: u64 = 3000;
+    for i in 0..N {
+        a.publish(&tick(i)).expect("publish");
+    }
+    ja.close().await;
+    for i in 0..N {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(30), sub.recv())
+            .await
+            .expect("every message before the close arrives")
+            .expect("message");
+        assert_eq!(got.size as u64, i);
+    }
+    assert_eq!(jb.stats().received.get(), N);
+    jb.close().await;
+}

@@ -1,0 +1,135 @@
+//! `mycelium bridge --nats URL`: joins the CLI's bus to NATS beside its socket bridges, through
+//! the bridge CLI's [`ExtraJoins`] hook (mycelium-bridge does not depend on the NATS client).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use mycelium_bridge::cli::{CliError, ExtraJoin, ExtraJoins, ExtraJoinsFuture};
+use mycelium_nats::{redact_url, NatsBridge, NatsConfig};
+use mycelium_protocol::Schema;
+use mycelium_transport::MessageBus;
+
+/// How long a join may take to connect and hand the server the bus's subscriptions.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `mycelium bridge`'s flags plus the NATS ones.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BridgeCommand {
+    #[command(flatten)]
+    pub bridge: mycelium_bridge::cli::BridgeArgs,
+    /// Join a NATS server (nats://HOST:PORT, tls://..., or a comma-separated cluster list;
+    /// nats://USER:PASSWORD@HOST:PORT for user/password auth). Repeatable. Core NATS, subjects
+    /// <prefix>.<schema>.<Message> (docs/distributed.md). A publisher's --wait-subscribers does
+    /// not see NATS subscribers: start them first and wait for their `joined` line.
+    #[arg(long, value_name = "URL")]
+    pub nats: Vec<String>,
+    /// File holding the NATS server's auth token.
+    #[arg(long, value_name = "FILE")]
+    pub nats_token_file: Option<PathBuf>,
+    /// First subject token(s) (default mycelium).
+    #[arg(long, value_name = "PREFIX")]
+    pub nats_prefix: Option<String>,
+}
+
+impl BridgeCommand {
+    pub fn run(self) -> Result<(), CliError> {
+        let token = match &self.nats_token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        CliError::Usage(format!("cannot read --nats-token-file {path:?}: {e}"))
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            None => None,
+        };
+        if token.is_some() && self.nats.is_empty() {
+            return Err(CliError::Usage(
+                "--nats-token-file without --nats".to_string(),
+            ));
+        }
+        let joins = NatsJoins {
+            configs: self
+                .nats
+                .iter()
+                .map(|url| {
+                    let mut config = NatsConfig::new(url.clone());
+                    if let Some(token) = &token {
+                        config = config.with_token(token.clone());
+                    }
+                    if let Some(prefix) = &self.nats_prefix {
+                        config = config.with_prefix(prefix.clone());
+                    }
+                    config
+                })
+                .collect(),
+        };
+        mycelium_bridge::cli::run_with(self.bridge, &joins)
+    }
+}
+
+struct NatsJoins {
+    configs: Vec<NatsConfig>,
+}
+
+impl ExtraJoins for NatsJoins {
+    fn is_empty(&self) -> bool {
+        self.configs.is_empty()
+    }
+
+    fn start<'a>(&'a self, bus: &'a MessageBus, schema: &'a Schema) -> ExtraJoinsFuture<'a> {
+        Box::pin(async move {
+            let mut joins: Vec<Box<dyn ExtraJoin>> = Vec::new();
+            for config in &self.configs {
+                let url = redact_url(&config.url);
+                let join = match NatsBridge::connect(bus, schema, config.clone()).await {
+                    Ok(join) => join,
+                    Err(e) => {
+                        for j in joins {
+                            let _ = j.close().await;
+                        }
+                        return Err(CliError::Join(e.to_string()));
+                    }
+                };
+                if !join.wait_ready(READY_TIMEOUT).await {
+                    join.close().await;
+                    for j in joins {
+                        let _ = j.close().await;
+                    }
+                    return Err(CliError::Join(format!(
+                        "NATS at {url}: not ready after {} s (connected, but the subscriptions did not reach the server)",
+                        READY_TIMEOUT.as_secs()
+                    )));
+                }
+                joins.push(Box::new(Joined { url, join }));
+            }
+            Ok(joins)
+        })
+    }
+}
+
+struct Joined {
+    url: String,
+    join: NatsBridge,
+}
+
+impl ExtraJoin for Joined {
+    fn name(&self) -> String {
+        self.url.clone()
+    }
+
+    fn close(self: Box<Self>) -> Pin<Box<dyn Future<Output = serde_json::Value> + Send>> {
+        Box::pin(async move {
+            let stats = self.join.stats_handle();
+            self.join.close().await;
+            serde_json::json!({
+                "endpoints": [self.url],
+                "kind": "nats",
+                "stats": stats.snapshot(),
+            })
+        })
+    }
+}
