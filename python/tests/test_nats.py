@@ -195,21 +195,24 @@ def test_a_rust_cli_peer_over_nats(nats: NatsServer, contracts: ModuleType) -> N
         # Ready before the peer starts: core NATS delivers only to subscribers already there.
         join.wait(timeout=30)
         tick_json = '{"symbol": "RS", "price": 2.5, "size": {i}, "ts_ns": 7, "side": 1}'
+        # Its debug log (stderr) is shown if the test fails.
         child = Child(
             [
+                "env", "MYCELIUM_LOG=info,mycelium_nats=debug",
                 cli(), "bridge", "--schema", str(CONTRACTS_YAML), "--nats", nats.url,
                 "--publish-json", "TradeTick", tick_json, "--count", str(ticks_from_rust),
                 "--subscribe", "TextMessage", "--expect", str(texts_to_rust), "--stats",
             ]
         )
         try:
-            deadline = time.monotonic() + 60
+            # Inside pytest-timeout's 60 s, so a hang fails here with the peer's stderr.
+            deadline = time.monotonic() + 40
             first = child.read_line(deadline)
             assert first == f"joined {nats.url}", f"the peer printed {first!r}; stderr:\n{child.stderr()}"
             bodies = [f"from python {i}" for i in range(texts_to_rust)]
             for i, body in enumerate(bodies):
                 rt.publish(contracts.TextMessage(sender="python", body=body, sent_at_ns=i))
-            within("the Rust peer's ticks", lambda: len(ticks) >= ticks_from_rust)
+            within("the Rust peer's ticks", lambda: len(ticks) >= ticks_from_rust, seconds=20)
             assert [t.size for t in ticks.items] == list(range(ticks_from_rust)), "every {i}, in order, once"
             lines = child.read_all(deadline)
             code = child.wait_exit(deadline)

@@ -548,6 +548,13 @@ impl Outgoing {
     }
 }
 
+impl JetStream {
+    /// Whether this join consumes (has a durable consumer) or only publishes.
+    pub(crate) fn consumes(&self) -> bool {
+        self.consumer.is_some()
+    }
+}
+
 /// The durable consumer's loop: pulls while the bus has a local subscriber of a schema type
 /// (other than our forwarders), until `close`.
 pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {

@@ -22,6 +22,7 @@ mod stats;
 mod url;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -199,6 +200,11 @@ struct Shared {
     logged_too_large: Mutex<HashSet<u16>>,
     /// JetStream mode's state; `None` in core mode.
     js: Option<jetstream::JetStream>,
+    /// The server's max_payload, as read after connection number `limit_read_at`.
+    limit: AtomicUsize,
+    limit_read_at: AtomicU64,
+    /// type id -> subject, shared bytes: cloning one per publish costs no allocation.
+    subjects: HashMap<u16, async_nats::Subject>,
 }
 
 /// How long [`NatsBridge::close`] keeps sending what local publishers already handed over.
@@ -320,6 +326,11 @@ impl NatsBridge {
             ),
             None => None,
         };
+        let subjects = types
+            .iter()
+            .map(|(&type_id, (subject, _))| (type_id, async_nats::Subject::from(subject.as_str())))
+            .collect();
+        let max_payload = client.server_info().max_payload;
         let shared = Arc::new(Shared {
             bus: bus.clone(),
             client,
@@ -331,6 +342,9 @@ impl NatsBridge {
             logged: Mutex::new(HashSet::new()),
             logged_too_large: Mutex::new(HashSet::new()),
             js,
+            limit: AtomicUsize::new(max_payload),
+            limit_read_at: AtomicU64::new(u64::MAX),
+            subjects,
         });
         let mut forwarders = Vec::new();
         let mut ids = HashSet::new();
@@ -431,9 +445,10 @@ impl NatsBridge {
             })
             .count() as u64;
         let subscribed = self.shared.stats.subscribed.get();
-        if self.shared.js.is_some() {
-            // One durable consumer carries every type; it keeps what arrives meanwhile anyway.
-            return wanted == 0 || subscribed > 0;
+        if let Some(js) = &self.shared.js {
+            // One durable consumer carries every type (and keeps what arrives meanwhile);
+            // without a durable the join only publishes: nothing to wait for.
+            return !js.consumes() || wanted == 0 || subscribed > 0;
         }
         subscribed >= wanted
     }
@@ -508,7 +523,14 @@ impl NatsBridge {
             consumer.abort();
         }
         let _ = tokio::time::timeout_at(deadline, self.shared.client.flush()).await;
-        let _ = self.shared.client.drain().await;
+        tracing::debug!("NATS join closing: forwarders done, draining the connection");
+        // Bounded too: dropping the client closes the connection anyway.
+        if tokio::time::timeout(CLOSE_DRAIN, self.shared.client.drain())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS connection drain took over {CLOSE_DRAIN:?}; closed without it");
+        }
     }
 }
 
@@ -520,14 +542,31 @@ impl Shared {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(FINGERPRINT_HEADER, fingerprint);
         headers.insert(DIGEST_HEADER, self.digest.as_str());
+        let subject = match self.subjects.get(&envelope.type_id) {
+            Some(subject) => subject.clone(),
+            None => subject.into(),
+        };
         match self
             .client
-            .publish_with_headers(subject.to_string(), headers, envelope.payload)
+            .publish_with_headers(subject, headers, envelope.payload)
             .await
         {
             Ok(()) => self.stats.sent.inc(),
             Err(_) => self.stats.send_failed.inc(),
         }
+    }
+
+    /// The server's `max_payload`. `Client::server_info` clones the whole server description
+    /// (strings, URL lists) on every call, a large part of a publish's cost, so the limit is
+    /// read again only after a (re)connection, when the server may be another one.
+    fn max_payload(&self) -> usize {
+        let connections = self.stats.connections.get();
+        if self.limit_read_at.load(Ordering::Relaxed) != connections {
+            self.limit
+                .store(self.client.server_info().max_payload, Ordering::Relaxed);
+            self.limit_read_at.store(connections, Ordering::Relaxed);
+        }
+        self.limit.load(Ordering::Relaxed)
     }
 
     /// The subject and fingerprint a local message goes out with, or `None` when it must not
@@ -538,7 +577,7 @@ impl Shared {
             return None; // came from NATS through this connection: no echo
         }
         let (subject, fingerprint) = self.types.get(&envelope.type_id)?;
-        let limit = self.client.server_info().max_payload;
+        let limit = self.max_payload();
         if envelope.payload.len() > limit {
             self.stats.too_large.inc();
             let error = NatsError::PayloadTooLarge {
@@ -632,13 +671,29 @@ async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
                 active.remove(&type_id);
             }
         }
-        // Make sure the server knows our subscriptions before anyone waits on them.
-        let _ = shared.client.flush().await;
+        // Make sure the server has our subscriptions before `is_ready` says so.
+        server_round_trip(&shared.client).await;
         shared.stats.subscribed.set(active.len() as u64);
         if changes.changed().await.is_err() {
             break;
         }
     }
+}
+
+/// Returns once the server has processed everything this connection sent before, e.g. new
+/// subscriptions. async-nats's `flush` only empties the socket buffer: a peer publishing
+/// through another connection right after it could still reach the server first and find
+/// nobody subscribed (seen: one run in 40 under load lost every message). The server handles
+/// a connection's commands in order, and answers a request to a subject nobody serves with
+/// "no responders" at once: that answer is the round trip. Bounded, in case the connection
+/// is down (then async-nats subscribes again itself after reconnecting).
+async fn server_round_trip(client: &async_nats::Client) {
+    let subject = format!("_MYCELIUM.ping.{}", nuid::next());
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.request(subject, Bytes::new()),
+    )
+    .await;
 }
 
 /// A task aborted when its handle is dropped.
