@@ -22,7 +22,6 @@ mod stats;
 mod url;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -200,11 +199,6 @@ struct Shared {
     logged_too_large: Mutex<HashSet<u16>>,
     /// JetStream mode's state; `None` in core mode.
     js: Option<jetstream::JetStream>,
-    /// The server's max_payload, as read after connection number `limit_read_at`.
-    limit: AtomicUsize,
-    limit_read_at: AtomicU64,
-    /// type id -> subject, shared bytes: cloning one per publish costs no allocation.
-    subjects: HashMap<u16, async_nats::Subject>,
 }
 
 /// How long [`NatsBridge::close`] keeps sending what local publishers already handed over.
@@ -326,11 +320,6 @@ impl NatsBridge {
             ),
             None => None,
         };
-        let subjects = types
-            .iter()
-            .map(|(&type_id, (subject, _))| (type_id, async_nats::Subject::from(subject.as_str())))
-            .collect();
-        let max_payload = client.server_info().max_payload;
         let shared = Arc::new(Shared {
             bus: bus.clone(),
             client,
@@ -342,9 +331,6 @@ impl NatsBridge {
             logged: Mutex::new(HashSet::new()),
             logged_too_large: Mutex::new(HashSet::new()),
             js,
-            limit: AtomicUsize::new(max_payload),
-            limit_read_at: AtomicU64::new(u64::MAX),
-            subjects,
         });
         let mut forwarders = Vec::new();
         let mut ids = HashSet::new();
@@ -542,31 +528,14 @@ impl Shared {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(FINGERPRINT_HEADER, fingerprint);
         headers.insert(DIGEST_HEADER, self.digest.as_str());
-        let subject = match self.subjects.get(&envelope.type_id) {
-            Some(subject) => subject.clone(),
-            None => subject.into(),
-        };
         match self
             .client
-            .publish_with_headers(subject, headers, envelope.payload)
+            .publish_with_headers(subject.to_string(), headers, envelope.payload)
             .await
         {
             Ok(()) => self.stats.sent.inc(),
             Err(_) => self.stats.send_failed.inc(),
         }
-    }
-
-    /// The server's `max_payload`. `Client::server_info` clones the whole server description
-    /// (strings, URL lists) on every call, a large part of a publish's cost, so the limit is
-    /// read again only after a (re)connection, when the server may be another one.
-    fn max_payload(&self) -> usize {
-        let connections = self.stats.connections.get();
-        if self.limit_read_at.load(Ordering::Relaxed) != connections {
-            self.limit
-                .store(self.client.server_info().max_payload, Ordering::Relaxed);
-            self.limit_read_at.store(connections, Ordering::Relaxed);
-        }
-        self.limit.load(Ordering::Relaxed)
     }
 
     /// The subject and fingerprint a local message goes out with, or `None` when it must not
@@ -577,7 +546,7 @@ impl Shared {
             return None; // came from NATS through this connection: no echo
         }
         let (subject, fingerprint) = self.types.get(&envelope.type_id)?;
-        let limit = self.max_payload();
+        let limit = self.client.server_info().max_payload;
         if envelope.payload.len() > limit {
             self.stats.too_large.inc();
             let error = NatsError::PayloadTooLarge {
