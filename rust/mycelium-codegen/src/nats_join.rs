@@ -63,6 +63,13 @@ impl BridgeCommand {
                     if let Some(prefix) = &self.nats_prefix {
                         config = config.with_prefix(prefix.clone());
                     }
+                    // The bridge flags for per-connection queues set the outgoing buffer too.
+                    if let Some(capacity) = self.bridge.queue_capacity {
+                        config.queue_capacity = capacity;
+                    }
+                    if let Some(overflow) = self.bridge.overflow {
+                        config.queue_overflow = overflow;
+                    }
                     config
                 })
                 .collect(),

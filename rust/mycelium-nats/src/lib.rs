@@ -27,7 +27,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mycelium_protocol::{Schema, Validator};
-use mycelium_transport::{Envelope, MessageBus, SubscribeOptions};
+use mycelium_transport::{Envelope, MessageBus, OverflowPolicy, SubscribeOptions};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -100,8 +100,16 @@ pub struct NatsConfig {
     pub auth: NatsAuth,
     /// First subject token(s); default [`DEFAULT_PREFIX`].
     pub prefix: String,
-    /// Queue capacity of each forwarding subscription on the local bus.
+    /// Queue capacity of each forwarding subscription on the local bus: the outgoing buffer
+    /// per type. While the server is unreachable the client stops taking publishes once its
+    /// own buffer is full, and this queue fills; then `queue_overflow` decides.
     pub queue_capacity: usize,
+    /// What a full outgoing buffer does while NATS does not take messages: `Block` (the
+    /// default: local publishers of that type wait, nothing is lost), `DropOldest` (they go on,
+    /// the oldest queued message is dropped), `DropNewest`, or `Fail` (their publish returns
+    /// `QueueFull`). Drops are counted on the forwarding subscription (bus metrics, label
+    /// `nats:<url>`), as for any subscriber.
+    pub queue_overflow: OverflowPolicy,
     /// Messages the NATS client buffers per subscription before it drops them (counted in
     /// `slow_consumer`); async-nats's default is 65 536.
     pub subscription_capacity: usize,
@@ -117,6 +125,7 @@ impl NatsConfig {
             auth: NatsAuth::None,
             prefix: DEFAULT_PREFIX.to_string(),
             queue_capacity: 4096,
+            queue_overflow: OverflowPolicy::Block,
             subscription_capacity: 65_536,
             jetstream: None,
         }
@@ -144,6 +153,13 @@ impl NatsConfig {
         self
     }
 
+    /// The outgoing buffer per type and what it does when full (see `queue_overflow`).
+    pub fn with_outgoing_queue(mut self, capacity: usize, overflow: OverflowPolicy) -> Self {
+        self.queue_capacity = capacity;
+        self.queue_overflow = overflow;
+        self
+    }
+
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -164,6 +180,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("auth", &self.auth)
             .field("prefix", &self.prefix)
             .field("queue_capacity", &self.queue_capacity)
+            .field("queue_overflow", &self.queue_overflow)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("jetstream", &self.jetstream)
             .finish()
@@ -336,9 +353,8 @@ impl NatsBridge {
         let mut ids = HashSet::new();
         let (stop, stopping) = tokio::sync::watch::channel(false);
         for &type_id in shared.types.keys() {
-            let options = SubscribeOptions::default()
-                .with_label(format!("nats:{shown_url}"))
-                .with_capacity(config.queue_capacity);
+            let options = SubscribeOptions::new(config.queue_capacity, config.queue_overflow)
+                .with_label(format!("nats:{shown_url}"));
             let sub = bus.subscribe_raw(type_id, options);
             ids.insert(sub.id());
             let shared = Arc::clone(&shared);

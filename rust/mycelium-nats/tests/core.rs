@@ -266,3 +266,69 @@ async fn close_sends_what_was_already_published() {
     assert_eq!(jb.stats().received.get(), N);
     jb.close().await;
 }
+
+/// While the server is down the outgoing buffer is bounded and follows its policy: with
+/// DropOldest local publishers never wait, the overflow is counted as drops on the forwarding
+/// subscription, and once the server is back messages flow again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_outgoing_buffer_while_the_server_is_down() {
+    use mycelium_transport::OverflowPolicy;
+    let mut server = NatsServer::start("");
+    let schema = schema();
+    let (a, b) = (MessageBus::new(), MessageBus::new());
+    let sub = b.subscribe::<TradeTick>(SubscribeOptions::default().with_capacity(1 << 16));
+    let jb = NatsBridge::connect(&b, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect b");
+    let ja = NatsBridge::connect(
+        &a,
+        &schema,
+        NatsConfig::new(server.url()).with_outgoing_queue(64, OverflowPolicy::DropOldest),
+    )
+    .await
+    .expect("connect a");
+    assert!(jb.wait_ready(std::time::Duration::from_secs(30)).await);
+    server.kill();
+    eventually("a notices the outage", || !ja.is_connected()).await;
+    // Far more than the client's own buffer (2 048 commands) plus our 64: without a bound
+    // these publishes would wait for the server (Block) or grow memory.
+    const N: u64 = 20_000;
+    let publisher = {
+        let a = a.clone();
+        tokio::task::spawn_blocking(move || {
+            for i in 0..N {
+                a.publish(&tick(i)).expect("DropOldest never refuses");
+            }
+        })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), publisher)
+        .await
+        .expect("publishers do not wait for the server")
+        .unwrap();
+    let dropped: u64 = a
+        .metrics()
+        .subscribers
+        .iter()
+        .filter(|s| s.label.as_deref().is_some_and(|l| l.starts_with("nats:")))
+        .map(|s| s.dropped)
+        .sum();
+    assert!(
+        dropped >= N - 2048 - 64 - 1,
+        "the overflow is counted as drops: {dropped} of {N}"
+    );
+    server.start_again();
+    eventually("a reconnects", || ja.stats().reconnects.get() >= 1).await;
+    eventually("b reconnects", || jb.stats().reconnects.get() >= 1).await;
+    assert!(jb.wait_ready(std::time::Duration::from_secs(30)).await);
+    a.publish(&tick(N)).expect("publish");
+    let mut last = None;
+    while last != Some(N) {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(30), sub.recv())
+            .await
+            .expect("messages flow again after the outage")
+            .expect("message");
+        last = Some(got.size as u64);
+    }
+    ja.close().await;
+    jb.close().await;
+}

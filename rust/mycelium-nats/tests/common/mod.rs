@@ -54,10 +54,20 @@ impl NatsServer {
         server
     }
 
-    /// Kills the server and starts it again on the same port with the same configuration.
-    pub fn restart(&mut self) {
+    /// Kills the server (an outage); `start_again` brings it back on the same port.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the server and starts it again on the same port with the same configuration.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_again();
+    }
+
+    /// Starts the server again after `kill`, on the same port with the same configuration.
+    pub fn start_again(&mut self) {
         self.child = Command::new(server_binary())
             .arg("-c")
             .arg(self.dir.join("server.conf"))
