@@ -23,7 +23,7 @@ from typing import Iterator, List, Optional
 
 import pytest
 
-from mycelium_native import BridgeError, ClosedError, InvalidArgumentError, Runtime
+from mycelium_native import BridgeError, ClosedError, InvalidArgumentError, Runtime, TimedOutError
 
 from conftest import CONTRACTS_YAML
 from test_bridge import Inbox, text, tick, within
@@ -52,7 +52,7 @@ class NatsServer:
         self.dir = tempfile.mkdtemp(prefix="myc-nats-")
         config = os.path.join(self.dir, "server.conf")
         with open(config, "w") as f:
-            f.write(f"listen: 127.0.0.1:{self.port}\n{extra_config}\n")
+            f.write(f"listen: 127.0.0.1:{self.port}\n{extra_config.replace('{dir}', self.dir)}\n")
         self._log = open(os.path.join(self.dir, "server.log"), "wb")
         self.proc = subprocess.Popen([nats_binary(), "-c", config], stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -228,6 +228,42 @@ def test_a_rust_cli_peer_over_nats(nats: NatsServer, contracts: ModuleType) -> N
             assert ours["received"] == ticks_from_rust and ours["sent"] == texts_to_rust, ours
         finally:
             child.cleanup()
+
+
+def test_jetstream_through_url_options(contracts: ModuleType) -> None:
+    """`?jetstream=STREAM&durable=NAME` makes the join durable: what is published while the
+    subscriber's join is closed is delivered, once, when it joins again with its durable."""
+    server = NatsServer('jetstream { store_dir: "{dir}/js" }')
+    try:
+        with Runtime(contracts) as a, Runtime(contracts) as b:
+            queue = b.subscription(contracts.TradeTick)
+            ja = a.connect(server.url + "?jetstream=PYTICKS")  # publishes only: no durable
+            durable = server.url + "?jetstream=PYTICKS&durable=py-b&deliver=all"
+            jb = b.connect(durable)
+            jb.wait(timeout=30)
+            first = [tick(contracts, i) for i in range(100)]
+            for t in first:
+                a.publish(t)
+            assert [queue.recv(timeout=30) for _ in first] == first
+            jb.close()
+            # Published while b's join is closed: kept in the stream for its durable.
+            later = [tick(contracts, 100 + i) for i in range(50)]
+            for t in later:
+                a.publish(t)
+            a.flush(timeout=30)
+            within("the stream acks every publish", lambda: ja.stats()["js_acked"] == 150)
+            jb2 = b.connect(durable)
+            assert [queue.recv(timeout=30) for _ in later] == later, "resumed where it stopped"
+            time.sleep(0.3)
+            with pytest.raises(TimedOutError):
+                queue.recv(timeout=0.2)  # nothing delivered twice
+            assert ja.stats()["js_publish_failed"] == 0
+            jb2.close()
+        with Runtime(contracts) as c:
+            with pytest.raises(InvalidArgumentError, match="colour"):
+                c.connect(server.url + "?colour=red")
+    finally:
+        server.stop()
 
 
 def test_token_auth(contracts: ModuleType) -> None:

@@ -21,7 +21,8 @@ pub struct BridgeCommand {
     pub bridge: mycelium_bridge::cli::BridgeArgs,
     /// Join a NATS server (nats://HOST:PORT, tls://..., or a comma-separated cluster list;
     /// nats://USER:PASSWORD@HOST:PORT for user/password auth). Repeatable. Core NATS, subjects
-    /// <prefix>.<schema>.<Message> (docs/distributed.md). A publisher's --wait-subscribers does
+    /// <prefix>.<schema>.<Message> (docs/distributed.md); options after `?`: jetstream=STREAM,
+    /// durable=NAME, deliver=all|new|SEQ, prefix=P, outgoing=N, overflow=POLICY. A publisher's --wait-subscribers does
     /// not see NATS subscribers: start them first and wait for their `joined` line.
     #[arg(long, value_name = "URL")]
     pub nats: Vec<String>,
@@ -56,7 +57,8 @@ impl BridgeCommand {
                 .nats
                 .iter()
                 .map(|url| {
-                    let mut config = NatsConfig::new(url.clone());
+                    let mut config = NatsConfig::from_url(url)
+                        .map_err(|e| CliError::Usage(format!("--nats: {e}")))?;
                     if let Some(token) = &token {
                         config = config.with_token(token.clone());
                     }
@@ -70,9 +72,9 @@ impl BridgeCommand {
                     if let Some(overflow) = self.bridge.overflow {
                         config.queue_overflow = overflow;
                     }
-                    config
+                    Ok(config)
                 })
-                .collect(),
+                .collect::<Result<_, CliError>>()?,
         };
         mycelium_bridge::cli::run_with(self.bridge, &joins)
     }

@@ -52,7 +52,7 @@ pub(crate) fn connect(
 ) -> FfiResult<u64> {
     let h = live(rt)?;
     let o = opts.copied().unwrap_or_default();
-    let mut config = NatsConfig::new(address);
+    let mut config = NatsConfig::from_url(address).map_err(nats_error)?;
     if !o.token.is_null() {
         // SAFETY: a non-NULL token is a NUL-terminated string valid for the call (C contract).
         let token = unsafe { std::ffi::CStr::from_ptr(o.token) };

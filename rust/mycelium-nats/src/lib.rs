@@ -19,7 +19,7 @@
 mod jetstream;
 mod metrics;
 mod stats;
-mod url;
+pub mod url;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -106,7 +106,7 @@ pub struct NatsConfig {
     pub queue_capacity: usize,
     /// What a full outgoing buffer does while NATS does not take messages: `Block` (the
     /// default: local publishers of that type wait, nothing is lost), `DropOldest` (they go on,
-    /// the oldest queued message is dropped), `DropNewest`, or `Fail` (their publish returns
+    /// the oldest queued message is dropped) or `FailPublish` (their publish returns
     /// `QueueFull`). Drops are counted on the forwarding subscription (bus metrics, label
     /// `nats:<url>`), as for any subscriber.
     pub queue_overflow: OverflowPolicy,
@@ -129,6 +129,15 @@ impl NatsConfig {
             subscription_capacity: 65_536,
             jetstream: None,
         }
+    }
+
+    /// A configuration from one address string, for callers that have nothing else (the C
+    /// ABI's, Python's and OCaml's `connect`, the CLI's `--nats`): options after `?`, e.g.
+    /// `nats://host:4222?jetstream=ORDERS&durable=risk&deliver=all`, or
+    /// `?outgoing=1024&overflow=drop_oldest&prefix=prod`. See [`url::URL_OPTIONS`]; an unknown
+    /// option or a bad value is a [`NatsError::Config`] naming it.
+    pub fn from_url(address: &str) -> Result<NatsConfig, NatsError> {
+        url::config_from_url(address)
     }
 
     pub fn with_user_password(

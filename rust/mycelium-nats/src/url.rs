@@ -5,7 +5,80 @@
 //! believes it authenticated. So the join takes them out of the URL and passes them as
 //! [`NatsAuth`], the way every other NATS client treats them.
 
-use crate::{NatsAuth, NatsError};
+use crate::{DeliverFrom, JetStreamOptions, NatsAuth, NatsConfig, NatsError};
+use mycelium_transport::OverflowPolicy;
+
+/// The options a URL may carry after `?`, for callers that have only an address string.
+pub const URL_OPTIONS: &str =
+    "prefix, jetstream, durable, deliver (all, new or a stream sequence), outgoing, overflow";
+
+/// [`NatsConfig::from_url`]: the address without its `?options`, and the configuration they
+/// describe. Options after the last `?` of the whole string (one set for a cluster list).
+pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
+    let (url, query) = match address.rsplit_once('?') {
+        Some((url, query)) => (url, query),
+        None => (address, ""),
+    };
+    let mut config = NatsConfig::new(url);
+    let mut jetstream: Option<JetStreamOptions> = None;
+    let mut durable = None;
+    let mut deliver = None;
+    let bad = |name: &str, why: String| {
+        NatsError::Config(format!("URL option {name}: {why} (options: {URL_OPTIONS})"))
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).map_err(|_| bad(name, "malformed %-escape".into()))?;
+        if value.is_empty() {
+            return Err(bad(name, "needs a value".into()));
+        }
+        match name {
+            "prefix" => config.prefix = value,
+            "jetstream" => jetstream = Some(JetStreamOptions::new(value)),
+            "durable" => durable = Some(value),
+            "deliver" => {
+                deliver = Some(match value.as_str() {
+                    "all" => DeliverFrom::All,
+                    "new" => DeliverFrom::New,
+                    seq => DeliverFrom::Sequence(seq.parse().map_err(|_| {
+                        bad(
+                            name,
+                            format!("{seq:?} is not all, new or a stream sequence"),
+                        )
+                    })?),
+                })
+            }
+            "outgoing" => {
+                config.queue_capacity = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0)
+                    .ok_or_else(|| bad(name, format!("{value:?} is not a positive count")))?
+            }
+            "overflow" => {
+                config.queue_overflow = OverflowPolicy::from_name(&value)
+                    .map_err(|e| bad(name, e))?
+                    .0
+            }
+            other => return Err(bad(other, "unknown".into())),
+        }
+    }
+    match jetstream {
+        Some(mut js) => {
+            js.durable = durable;
+            js.deliver = deliver.unwrap_or_default();
+            config.jetstream = Some(js);
+        }
+        None if durable.is_some() || deliver.is_some() => {
+            return Err(bad(
+                "durable/deliver",
+                "only with jetstream=<stream>".into(),
+            ))
+        }
+        None => {}
+    }
+    Ok(config)
+}
 
 /// `url` (one server, or a comma-separated list) without credentials, and the credentials
 /// found in it ([`NatsAuth::None`] if none). Every server of a list must carry the same ones.
@@ -115,6 +188,37 @@ mod tests {
             split("nats://a:b@h1:1, nats://a:b@h2:2"),
             ("nats://h1:1,nats://h2:2".into(), "user a / b".into())
         );
+    }
+
+    #[test]
+    fn url_options_configure_the_join() {
+        let c = config_from_url(
+            "nats://h:1?jetstream=ORDERS&durable=risk&deliver=7&prefix=p.q&outgoing=64&overflow=drop_oldest",
+        )
+        .unwrap();
+        assert_eq!(c.url, "nats://h:1");
+        assert_eq!(c.prefix, "p.q");
+        assert_eq!(c.queue_capacity, 64);
+        assert_eq!(c.queue_overflow, OverflowPolicy::DropOldest);
+        let js = c.jetstream.unwrap();
+        assert_eq!(js.stream, "ORDERS");
+        assert_eq!(js.durable.as_deref(), Some("risk"));
+        assert_eq!(js.deliver, DeliverFrom::Sequence(7));
+        let plain = config_from_url("nats://a:pw@h:1,nats://h:2").unwrap();
+        assert_eq!(plain.url, "nats://a:pw@h:1,nats://h:2");
+        assert!(plain.jetstream.is_none());
+        assert_eq!(plain.queue_overflow, OverflowPolicy::Block);
+        for (url, names) in [
+            ("nats://h:1?colour=red", "colour"),
+            ("nats://h:1?durable=x", "only with jetstream"),
+            ("nats://h:1?jetstream=S&deliver=soon", "\"soon\""),
+            ("nats://h:1?outgoing=0", "positive"),
+            ("nats://h:1?overflow=maybe", "maybe"),
+            ("nats://h:1?prefix=", "needs a value"),
+        ] {
+            let err = config_from_url(url).unwrap_err().to_string();
+            assert!(err.contains(names), "{url}: {err}");
+        }
     }
 
     #[test]
