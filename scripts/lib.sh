@@ -107,3 +107,24 @@ install_python_extension() {
   (cd "$MYCELIUM_ROOT/python" && VIRTUAL_ENV="$MYCELIUM_VENV" PATH="$MYCELIUM_VENV/bin:$PATH" \
     "$MYCELIUM_VENV/bin/maturin" develop --release --locked -q)
 }
+
+# free_port: prints a TCP port that is free on 127.0.0.1 now (for a server a script starts).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: waits up to 20 s until something accepts connections on 127.0.0.1:PORT.
+wait_port() {
+  python3 - "$1" <<'PY' || die "nothing listens on 127.0.0.1:$1 after 20 s"
+import socket, sys, time
+deadline = time.monotonic() + 20
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.05)
+PY
+}

@@ -76,6 +76,17 @@ for sample in pubsub.py pull_and_asyncio.py bridge.py request_reply.py; do
   PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" "examples/python/$sample"
 done
 
+step "sample examples/python/nats.py against a nats-server on a free loopback port"
+nats_port=$(free_port)
+nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+"$nats_bin" -a 127.0.0.1 -p "$nats_port" >/dev/null 2>&1 &
+nats_pid=$!
+trap 'kill "$nats_pid" 2>/dev/null || true' EXIT
+wait_port "$nats_port"
+PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" examples/python/nats.py "nats://127.0.0.1:$nats_port"
+kill "$nats_pid" 2>/dev/null || true
+trap - EXIT
+
 step "README.md's Python snippet (scripts/readme_snippet.py python)"
 readme_py="$MYCELIUM_ROOT/target/readme.py"
 python3 scripts/readme_snippet.py python > "$readme_py"
