@@ -4,21 +4,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::{eventually, schema, NatsServer};
+use common::{eventually, schema, tick, NatsServer};
 use mycelium_contracts::TradeTick;
 use mycelium_nats::{NatsBridge, NatsConfig, DIGEST_HEADER, FINGERPRINT_HEADER};
 use mycelium_protocol::Message;
 use mycelium_transport::{MessageBus, SubscribeOptions};
-
-fn tick(i: u64) -> TradeTick {
-    TradeTick {
-        symbol: "BTC-USD".into(),
-        price: 1.0 + i as f64,
-        size: i as u32,
-        ts_ns: i,
-        side: 0,
-    }
-}
 
 fn subject() -> String {
     format!("mycelium.{}.TradeTick", schema().name)

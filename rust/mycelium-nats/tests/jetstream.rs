@@ -9,21 +9,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{eventually, schema, NatsServer};
+use common::{eventually, schema, tick, NatsServer};
 use mycelium_contracts::TradeTick;
 use mycelium_nats::{DeliverFrom, JetStreamOptions, NatsBridge, NatsConfig, NatsError};
 use mycelium_transport::{MessageBus, SubscribeOptions, Subscription};
 
 const STREAM: &str = "TICKS";
 
-fn tick(i: u64) -> TradeTick {
-    TradeTick {
-        symbol: "BTC-USD".into(),
-        price: 1.0 + i as f64,
-        size: i as u32,
-        ts_ns: i,
-        side: 0,
-    }
+/// Joins `bus` in JetStream mode; panics with `what` if that fails.
+async fn js_join(
+    bus: &MessageBus,
+    schema: &mycelium_protocol::Schema,
+    url: String,
+    options: JetStreamOptions,
+    what: &str,
+) -> NatsBridge {
+    NatsBridge::connect(bus, schema, js_config(url, options))
+        .await
+        .expect(what)
 }
 
 fn js_config(url: String, options: JetStreamOptions) -> NatsConfig {
@@ -80,26 +83,22 @@ async fn two_buses_every_message_once_in_order() {
     // Bus a publishes and also consumes the stream: its own messages must not come back.
     let sub_a = big_subscription(&a);
     let sub_b = big_subscription(&b);
-    let ja = NatsBridge::connect(
+    let ja = js_join(
         &a,
         &schema,
-        js_config(
-            server.url(),
-            JetStreamOptions::new(STREAM).with_durable("a"),
-        ),
+        server.url(),
+        JetStreamOptions::new(STREAM).with_durable("a"),
+        "connect a",
     )
-    .await
-    .expect("connect a");
-    let jb = NatsBridge::connect(
+    .await;
+    let jb = js_join(
         &b,
         &schema,
-        js_config(
-            server.url(),
-            JetStreamOptions::new(STREAM).with_durable("b"),
-        ),
+        server.url(),
+        JetStreamOptions::new(STREAM).with_durable("b"),
+        "connect b",
     )
-    .await
-    .expect("connect b");
+    .await;
     eventually("b consumes", || jb.stats().subscribed.get() == 1).await;
     const N: u64 = 2000;
     let started = Instant::now();
@@ -147,29 +146,24 @@ async fn a_server_restart_mid_stream_loses_and_repeats_nothing() {
     let schema = schema();
     let (a, b) = (MessageBus::new(), MessageBus::new());
     let sub = big_subscription(&b);
-    let ja = NatsBridge::connect(
+    let ja = js_join(
         &a,
         &schema,
-        js_config(
-            server.url(),
-            JetStreamOptions::new(STREAM).with_ack_timeout(Duration::from_secs(1)),
-        ),
+        server.url(),
+        JetStreamOptions::new(STREAM).with_ack_timeout(Duration::from_secs(1)),
+        "connect a",
     )
-    .await
-    .expect("connect a");
-    let jb = NatsBridge::connect(
+    .await;
+    let jb = js_join(
         &b,
         &schema,
-        js_config(
-            server.url(),
-            // Messages handed out just before the kill and never acked come back after this.
-            JetStreamOptions::new(STREAM)
-                .with_durable("b")
-                .with_ack_wait(Duration::from_secs(2)),
-        ),
+        server.url(), // Messages handed out just before the kill and never acked come back after this.
+        JetStreamOptions::new(STREAM)
+            .with_durable("b")
+            .with_ack_wait(Duration::from_secs(2)),
+        "connect b",
     )
-    .await
-    .expect("connect b");
+    .await;
     eventually("b consumes", || jb.stats().subscribed.get() == 1).await;
     const N: u64 = 2000;
     let published = Arc::new(AtomicU64::new(0));
@@ -233,17 +227,16 @@ async fn a_join_closed_and_made_again_resumes_where_it_stopped() {
     let schema = schema();
     let (a, b) = (MessageBus::new(), MessageBus::new());
     let sub = big_subscription(&b);
-    let ja = NatsBridge::connect(
+    let ja = js_join(
         &a,
         &schema,
-        js_config(server.url(), JetStreamOptions::new(STREAM)),
+        server.url(),
+        JetStreamOptions::new(STREAM),
+        "connect a",
     )
-    .await
-    .expect("connect a");
+    .await;
     let options = JetStreamOptions::new(STREAM).with_durable("resume");
-    let jb1 = NatsBridge::connect(&b, &schema, js_config(server.url(), options.clone()))
-        .await
-        .expect("connect b");
+    let jb1 = js_join(&b, &schema, server.url(), options.clone(), "connect b").await;
     eventually("b consumes", || jb1.stats().subscribed.get() == 1).await;
     const N: u64 = 1000;
     let publisher = {
@@ -275,9 +268,7 @@ async fn a_join_closed_and_made_again_resumes_where_it_stopped() {
         (during_close as u64) < N,
         "the close did not stop consumption"
     );
-    let jb2 = NatsBridge::connect(&b, &schema, js_config(server.url(), options))
-        .await
-        .expect("connect b again");
+    let jb2 = js_join(&b, &schema, server.url(), options, "connect b again").await;
     collect_until(&sub, &mut seen, "the rest", |s| s.len() as u64 >= N).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -307,13 +298,14 @@ async fn late_joiners_replay_from_a_sequence_or_a_time() {
     let server = NatsServer::start_jetstream();
     let schema = schema();
     let a = MessageBus::new();
-    let ja = NatsBridge::connect(
+    let ja = js_join(
         &a,
         &schema,
-        js_config(server.url(), JetStreamOptions::new(STREAM)),
+        server.url(),
+        JetStreamOptions::new(STREAM),
+        "connect a",
     )
-    .await
-    .expect("connect a");
+    .await;
     // Published before anyone consumes.
     for i in 0..100 {
         a.publish(&tick(i)).expect("publish");
@@ -337,18 +329,16 @@ async fn late_joiners_replay_from_a_sequence_or_a_time() {
     {
         let b = MessageBus::new();
         let sub = big_subscription(&b);
-        let jb = NatsBridge::connect(
+        let jb = js_join(
             &b,
             &schema,
-            js_config(
-                server.url(),
-                JetStreamOptions::new(STREAM)
-                    .with_durable(durable)
-                    .with_deliver(from),
-            ),
+            server.url(),
+            JetStreamOptions::new(STREAM)
+                .with_durable(durable)
+                .with_deliver(from),
+            "connect late joiner",
         )
-        .await
-        .expect("connect late joiner");
+        .await;
         // A marker after the join: when it arrives, everything before it was replayed. The
         // earlier joiners' markers are in the stream too (1000, 1001, ...).
         let marker = 1000 + k as u64;
@@ -376,34 +366,30 @@ async fn a_resent_message_id_is_stored_once_and_counted() {
     let schema = schema();
     let b = MessageBus::new();
     let sub = big_subscription(&b);
-    let jb = NatsBridge::connect(
+    let jb = js_join(
         &b,
         &schema,
-        js_config(
-            server.url(),
-            JetStreamOptions::new(STREAM)
-                .with_durable("b")
-                .with_deliver(DeliverFrom::All),
-        ),
+        server.url(),
+        JetStreamOptions::new(STREAM)
+            .with_durable("b")
+            .with_deliver(DeliverFrom::All),
+        "connect b",
     )
-    .await
-    .expect("connect b");
+    .await;
     const N: u64 = 10;
     // A publisher that restarts and sends its messages again, with a stable publisher id:
     // the same ids, so the server drops the second copies and says so in the acks.
     let mut acks = Vec::new();
     for _ in 0..2 {
         let a = MessageBus::new();
-        let ja = NatsBridge::connect(
+        let ja = js_join(
             &a,
             &schema,
-            js_config(
-                server.url(),
-                JetStreamOptions::new(STREAM).with_publisher_id("replayer"),
-            ),
+            server.url(),
+            JetStreamOptions::new(STREAM).with_publisher_id("replayer"),
+            "connect a",
         )
-        .await
-        .expect("connect a");
+        .await;
         for i in 0..N {
             a.publish(&tick(i)).expect("publish");
         }
@@ -418,13 +404,14 @@ async fn a_resent_message_id_is_stored_once_and_counted() {
     );
     // Another publisher's message after them: when it arrives, everything before it did.
     let c = MessageBus::new();
-    let jc = NatsBridge::connect(
+    let jc = js_join(
         &c,
         &schema,
-        js_config(server.url(), JetStreamOptions::new(STREAM)),
+        server.url(),
+        JetStreamOptions::new(STREAM),
+        "connect c",
     )
-    .await
-    .expect("connect c");
+    .await;
     c.publish(&tick(99)).expect("marker");
     let mut seen = Vec::new();
     collect_until(&sub, &mut seen, "the marker", |s| s.last() == Some(&99)).await;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mycelium_contracts::TradeTick;
 use mycelium_protocol::Schema;
 
 pub struct NatsServer {
@@ -127,5 +128,16 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A tick whose `size` and `ts_ns` carry `i`, to check order and completeness.
+pub fn tick(i: u64) -> TradeTick {
+    TradeTick {
+        symbol: "BTC-USD".into(),
+        price: 1.0 + i as f64,
+        size: i as u32,
+        ts_ns: i,
+        side: 0,
     }
 }
