@@ -638,12 +638,34 @@ pub(crate) struct PublishWait {
     pub(crate) core: *const RuntimeCore,
 }
 
+impl PublishWait {
+    pub(crate) fn new(core: &RuntimeCore) -> PublishWait {
+        PublishWait {
+            saved: std::ptr::null_mut(),
+            core,
+        }
+    }
+
+    /// Hooks for a C ABI call that may wait (a publish on a full Block queue, a request): the
+    /// GIL is released while it waits, and Ctrl-C or the runtime's close end the wait. `self`
+    /// must stay in place until that call returns.
+    pub(crate) fn hooks(&mut self) -> mycelium_wait_hooks {
+        mycelium_wait_hooks {
+            context: (self as *mut PublishWait).cast(),
+            before_wait: Some(release_gil),
+            after_wait: Some(reacquire_gil),
+            keep_waiting: Some(check_signals),
+            ..mycelium_wait_hooks::default()
+        }
+    }
+}
+
 /// `before_wait` of `publish`: releases the GIL, keeping the thread state in `context`.
 ///
 /// # Safety
 /// `context` points to the publishing frame's `PublishWait`; the calling thread
 /// holds the GIL (the library calls it on the publishing thread, before it waits).
-pub(crate) unsafe extern "C" fn release_gil(context: *mut c_void) {
+unsafe extern "C" fn release_gil(context: *mut c_void) {
     // SAFETY: per the contract above; `reacquire_gil` restores the state before `publish`
     // returns to Python code, and nothing touches Python objects in between.
     unsafe { *context.cast::<*mut pyo3::ffi::PyThreadState>() = pyo3::ffi::PyEval_SaveThread() };
@@ -657,7 +679,7 @@ pub(crate) unsafe extern "C" fn release_gil(context: *mut c_void) {
 /// # Safety
 /// `context` is the `PublishWait` `release_gil` filled on this same thread, which holds no GIL
 /// now.
-pub(crate) unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
+unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
     let wait = context.cast::<PublishWait>();
     // SAFETY: `core` points to the runtime core `publish` borrows for the whole call.
     if unsafe { &*(*wait).core }.is_closed() {
@@ -681,7 +703,7 @@ pub(crate) unsafe extern "C" fn check_signals(context: *mut c_void) -> c_int {
 ///
 /// # Safety
 /// `context` is the slot `release_gil` filled on this same thread.
-pub(crate) unsafe extern "C" fn reacquire_gil(context: *mut c_void) {
+unsafe extern "C" fn reacquire_gil(context: *mut c_void) {
     // After exit began, taking the GIL here would let CPython end this (daemon) thread inside
     // the library's frames, which aborts the process: the gate parks it instead.
     let token = retake_or_hang();
@@ -711,17 +733,8 @@ impl NativeRuntime {
     ) -> PyResult<()> {
         let result = (|| {
             let g = self.core.enter()?;
-            let mut wait = PublishWait {
-                saved: std::ptr::null_mut(),
-                core: &*self.core,
-            };
-            let hooks = mycelium_wait_hooks {
-                context: (&mut wait as *mut PublishWait).cast(),
-                before_wait: Some(release_gil),
-                after_wait: Some(reacquire_gil),
-                keep_waiting: Some(check_signals),
-                ..mycelium_wait_hooks::default()
-            };
+            let mut wait = PublishWait::new(&self.core);
+            let hooks = wait.hooks();
             // SAFETY: `payload` is borrowed from an immutable bytes object held by the caller's
             // frame, valid even while the hooks release the GIL; `hooks` and `wait` outlive the
             // call; this thread holds the GIL, as `release_gil` requires.

@@ -19,7 +19,7 @@ use mycelium_ffi::exports::{
     mycelium_serve,
 };
 use mycelium_ffi::service::{mycelium_reply_writer, mycelium_service_closure};
-use mycelium_ffi::{mycelium_message, mycelium_status, mycelium_wait_hooks};
+use mycelium_ffi::{mycelium_message, mycelium_status};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -28,7 +28,7 @@ use crate::callback::release_python_objects;
 use crate::core::RuntimeCore;
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
 use crate::lifecycle::{detach, may_retake, python_unavailable};
-use crate::runtime::{check_signals, reacquire_gil, release_gil, PublishWait};
+use crate::runtime::PublishWait;
 use crate::thread_state::{keep_thread_state, release_thread_state};
 
 /// What a responder's C closure owns.
@@ -297,17 +297,8 @@ pub(crate) fn request(
     let timeout_ms = timeout_ms(timeout)?;
     let result = (|| -> CallResult<(Vec<Vec<u8>>, usize, usize)> {
         let g = core.enter()?;
-        let mut wait = PublishWait {
-            saved: std::ptr::null_mut(),
-            core,
-        };
-        let hooks = mycelium_wait_hooks {
-            context: (&mut wait as *mut PublishWait).cast(),
-            before_wait: Some(release_gil),
-            after_wait: Some(reacquire_gil),
-            keep_waiting: Some(check_signals),
-            ..mycelium_wait_hooks::default()
-        };
+        let mut wait = PublishWait::new(core);
+        let hooks = wait.hooks();
         let mut replies: Vec<Vec<u8>> = Vec::new();
         let context = (&mut replies as *mut Vec<Vec<u8>>).cast::<c_void>();
         let (mut failed, mut unanswered) = (0usize, 0usize);
