@@ -266,6 +266,10 @@ class Sim:
             # check runs with only its inputs, not to repeat that search (~1 min of CI).
             # A derivation that sets PROPTEST_CASES itself keeps its value.
             "PROPTEST_CASES": os.environ.get("MYCELIUM_NIX_SIM_PROPTEST_CASES", "1000"),
+            # test-all.sh builds target/ with CARGO_INCREMENTAL=0; the same here, or every
+            # workspace crate is rebuilt into the overlay (crane's cargoArtifacts are reused
+            # as they were built, too).
+            **({"CARGO_INCREMENTAL": os.environ["CARGO_INCREMENTAL"]} if "CARGO_INCREMENTAL" in os.environ else {}),
             **check["env"],
             "PATH": self.path_of(native),
             "HOME": "/homeless-shelter",
