@@ -131,6 +131,25 @@ def test_two_runtimes_through_one_nats_server(nats: NatsServer, contracts: Modul
     assert jb.closed, "closing the runtime closes its NATS joins"
 
 
+def test_topics_cross_nats_and_the_server_filters_by_pattern(nats: NatsServer, contracts: ModuleType) -> None:
+    """A topic travels as NATS subject tokens; b's pattern becomes its NATS subscription, so
+    the server sends b only the matching topic (b's join counts what it received)."""
+    with Runtime(contracts) as a, Runtime(contracts) as b:
+        btc = b.subscription(contracts.TradeTick, pattern="ticks/BTC-USD")
+        ja = a.connect(nats.url)
+        jb = b.connect(nats.url)
+        jb.wait(timeout=30)
+        for i in range(50):
+            a.publish(tick(contracts, i), topic="ticks/ETH-USD")
+            a.publish(tick(contracts, i))
+        wanted = [tick(contracts, 1000 + i) for i in range(5)]
+        for t in wanted:
+            a.publish(t, topic="ticks/BTC-USD")
+        assert [btc.recv(timeout=30) for _ in wanted] == wanted, "in publish order"
+        assert jb.stats()["received"] == 5, "the server filtered the 100 others"
+        assert ja.stats()["sent"] >= 105
+
+
 def test_a_python_process_relays_through_nats(nats: NatsServer, contracts: ModuleType, contracts_dir: Path) -> None:
     """Two processes, each with its own bus: ticks from here reach the child, which answers each
     with a TextMessage naming it; both sides' counts reconcile."""

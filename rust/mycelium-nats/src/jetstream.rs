@@ -564,11 +564,6 @@ pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) 
     let Some(consumer) = js.consumer.clone() else {
         return;
     };
-    let by_subject: HashMap<String, u16> = shared
-        .types
-        .iter()
-        .map(|(&type_id, (subject, _))| (subject.clone(), type_id))
-        .collect();
     let mut stop = js.stop.subscribe();
     let mut changes = shared.bus.watch_subscriptions();
     let mut reconnections = js.reconnections.clone();
@@ -612,7 +607,7 @@ pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) 
         loop {
             tokio::select! {
                 next = batch.next() => match next {
-                    Some(Ok(message)) => handle(&shared, js, &by_subject, message).await,
+                    Some(Ok(message)) => handle(&shared, js, message).await,
                     Some(Err(e)) => {
                         // E.g. 503 while the server's JetStream is still starting.
                         tracing::debug!(error = %e, "JetStream pull ended with an error; retrying");
@@ -625,7 +620,7 @@ pub(crate) async fn consume(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) 
                     // The pull request died with the old connection: take what arrived on
                     // it and ask again rather than wait for the request to time out.
                     while let Some(Some(Ok(message))) = batch.next().now_or_never() {
-                        handle(&shared, js, &by_subject, message).await;
+                        handle(&shared, js, message).await;
                     }
                     break;
                 }
@@ -656,12 +651,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, backoff: &mut Duration) {
     *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
 
-async fn handle(
-    shared: &Shared,
-    js: &JetStream,
-    by_subject: &HashMap<String, u16>,
-    message: async_nats::jetstream::Message,
-) {
+async fn handle(shared: &Shared, js: &JetStream, message: async_nats::jetstream::Message) {
     let (sequence, redelivered) = match message.info() {
         Ok(info) => (info.stream_sequence, info.delivered > 1),
         Err(e) => {
@@ -677,14 +667,8 @@ async fn handle(
     } else if js.delivered.lock().contains(sequence) {
         shared.stats.js_skipped_duplicates.inc();
     } else {
-        match by_subject.get(message.message.subject.as_str()) {
-            Some(&type_id) => shared.receive(type_id, &message.message).await,
-            None => {
-                // A message of the schema's namespace we do not know: another schema version.
-                shared.stats.refused.inc();
-                tracing::debug!(subject = %message.message.subject, "refused a JetStream message of an unknown type");
-            }
-        }
+        // Routes by subject (type and topic); an unknown subject is refused and counted.
+        shared.receive(&message.message).await;
         js.delivered.lock().insert(sequence);
     }
     // Lost acks are harmless: the redelivery is skipped above.

@@ -5,8 +5,11 @@
 //! - Messages from NATS are validated against the schema and published locally with this
 //!   connection's origin, so the forwarder skips them: nothing echoes back to NATS, and two
 //!   buses joined through one server never loop. The connection also sets `no_echo`.
+//! - Named topics are subject tokens: a publish on `ticks/BTC-USD` goes to
+//!   `<prefix>.<schema>.<Message>.ticks.BTC-USD`, and a local subscription's pattern becomes
+//!   the subject the join subscribes to, so the server filters (`subjects.rs`).
 //! - Interest-based: the bus subscribes to a subject only while it has a local subscriber of
-//!   that type other than its own forwarders.
+//!   that type (and topic pattern) other than its own forwarders.
 //! - A message whose fingerprint header differs from ours is refused and counted, logged once
 //!   per (peer digest, message). Payloads without headers are validated like any publish.
 //! - A payload larger than the server's `max_payload` is refused with
@@ -19,21 +22,25 @@
 mod jetstream;
 mod metrics;
 mod stats;
+mod subjects;
 pub mod url;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use mycelium_protocol::{Schema, Validator};
-use mycelium_transport::{Envelope, MessageBus, OverflowPolicy, SubscribeOptions};
+use mycelium_transport::{Envelope, MessageBus, OverflowPolicy, SubscribeOptions, TopicName};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
 pub use jetstream::{DeliverFrom, JetStreamOptions, MSG_ID_HEADER};
 pub use metrics::{nats_prometheus, NatsSnapshot};
 pub use stats::NatsStats;
+pub use subjects::MAX_PATTERN_SUBJECTS;
 
 /// NATS header carrying the message's schema fingerprint.
 pub const FINGERPRINT_HEADER: &str = "Mycelium-Fingerprint";
@@ -218,6 +225,13 @@ struct Shared {
     origin: u64,
     /// type id -> (subject, fingerprint).
     types: HashMap<u16, (String, String)>,
+    /// `<prefix>.<schema>.`: what every subject of ours starts with.
+    subject_root: String,
+    /// Message name -> type id, to route a subject back to its type.
+    by_name: HashMap<String, u16>,
+    /// One more than the bus's subscription generation whose subjects the server has (core
+    /// mode; 0: none yet). `is_ready` compares it with the bus's current generation.
+    handled_generation: AtomicU64,
     stats: Arc<NatsStats>,
     /// (peer digest, message) pairs already logged as mismatching.
     logged: Mutex<HashSet<(String, u16)>>,
@@ -333,6 +347,11 @@ impl NatsBridge {
                 (m.type_id, (subject, fingerprint))
             })
             .collect::<HashMap<_, _>>();
+        let by_name = schema
+            .messages
+            .iter()
+            .map(|m| (m.name.clone(), m.type_id))
+            .collect();
         let js = match &config.jetstream {
             Some(options) => Some(
                 jetstream::JetStream::setup(
@@ -353,6 +372,9 @@ impl NatsBridge {
             digest: schema.digest(),
             origin: NEXT_ORIGIN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             types,
+            subject_root: format!("{}.{}.", config.prefix, schema.name),
+            by_name,
+            handled_generation: AtomicU64::new(0),
             stats,
             logged: Mutex::new(HashSet::new()),
             logged_too_large: Mutex::new(HashSet::new()),
@@ -437,31 +459,30 @@ impl NatsBridge {
         self.shared.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Connected, and the server has a subscription for every type the bus has a local
-    /// subscriber of (other than this join's forwarders): from then on a message published
-    /// elsewhere on NATS reaches those subscribers.
+    /// Connected, and the server has the subscriptions for every type and topic pattern the
+    /// bus has a local subscriber of (other than this join's forwarders): from then on a
+    /// message published elsewhere on NATS reaches those subscribers.
     pub fn is_ready(&self) -> bool {
         if !self.is_connected() {
             return false;
         }
         let bus = &self.shared.bus;
-        let wanted = self
-            .shared
-            .types
-            .keys()
-            .filter(|&&t| {
-                bus.subscriber_ids(t)
-                    .iter()
-                    .any(|id| !self.forwarder_ids.contains(id))
-            })
-            .count() as u64;
-        let subscribed = self.shared.stats.subscribed.get();
+        let wanted = self.shared.types.keys().any(|&t| {
+            bus.subscriber_ids(t)
+                .iter()
+                .any(|id| !self.forwarder_ids.contains(id))
+        });
+        if !wanted {
+            return true; // nobody here to receive anything: nothing to wait for
+        }
         if let Some(js) = &self.shared.js {
             // One durable consumer carries every type (and keeps what arrives meanwhile);
             // without a durable the join only publishes: nothing to wait for.
-            return !js.consumes() || wanted == 0 || subscribed > 0;
+            return !js.consumes() || self.shared.stats.subscribed.get() > 0;
         }
-        subscribed >= wanted
+        // Every subscription change so far (a new pattern included) is on the server.
+        let current = *bus.watch_subscriptions().borrow();
+        self.shared.handled_generation.load(Ordering::Acquire) == current.wrapping_add(1)
     }
 
     /// Waits until [`is_ready`](Self::is_ready), up to `timeout`; false if it never was.
@@ -555,7 +576,7 @@ impl Shared {
         headers.insert(DIGEST_HEADER, self.digest.as_str());
         match self
             .client
-            .publish_with_headers(subject.to_string(), headers, envelope.payload)
+            .publish_with_headers(subject.into_owned(), headers, envelope.payload)
             .await
         {
             Ok(()) => self.stats.sent.inc(),
@@ -563,10 +584,11 @@ impl Shared {
         }
     }
 
-    /// The subject and fingerprint a local message goes out with, or `None` when it must not
-    /// go out: it came from NATS through this join (no echo), its type is not the schema's,
-    /// or it is larger than the server takes (counted and logged once per type).
-    fn outgoing(&self, envelope: &Envelope) -> Option<(&str, &str)> {
+    /// The subject (its topic's tokens included) and fingerprint a local message goes out
+    /// with, or `None` when it must not go out: it came from NATS through this join (no
+    /// echo), its type is not the schema's, or it is larger than the server takes (counted
+    /// and logged once per type).
+    fn outgoing(&self, envelope: &Envelope) -> Option<(Cow<'_, str>, &str)> {
         if envelope.origin == self.origin {
             return None; // came from NATS through this connection: no echo
         }
@@ -587,12 +609,39 @@ impl Shared {
             }
             return None;
         }
-        Some((subject.as_str(), fingerprint.as_str()))
+        Some((
+            subjects::subject_for(subject, envelope.topic.as_ref()),
+            fingerprint.as_str(),
+        ))
     }
 
-    /// A message from NATS (core or JetStream): checked against the schema (fingerprint
-    /// header, else validation), then published locally; every refusal is counted.
-    async fn receive(&self, type_id: u16, message: &async_nats::Message) {
+    /// The type and topic a subject of ours carries: `<root><Message>[.<topic tokens>]`.
+    /// `None` for a subject outside our namespace, an unknown message (another schema
+    /// version) or a tail that is no valid topic.
+    fn route(&self, subject: &str) -> Option<(u16, Option<TopicName>)> {
+        let rest = subject.strip_prefix(self.subject_root.as_str())?;
+        let (name, tail) = match rest.split_once('.') {
+            Some((name, tail)) => (name, Some(tail)),
+            None => (rest, None),
+        };
+        let type_id = *self.by_name.get(name)?;
+        match tail {
+            None => Some((type_id, None)),
+            Some(tail) => Some((type_id, Some(subjects::topic_of_tail(tail)?))),
+        }
+    }
+
+    /// A message from NATS (core or JetStream): routed by its subject to a type and topic,
+    /// checked against the schema (fingerprint header, else validation), then published
+    /// locally on its topic; every refusal is counted.
+    async fn receive(&self, message: &async_nats::Message) {
+        let Some((type_id, topic)) = self.route(message.subject.as_str()) else {
+            // A subject of the namespace we cannot read: another schema version's message,
+            // or a topic no bus could have published.
+            self.stats.refused.inc();
+            tracing::debug!(subject = %message.subject, "refused a NATS message whose subject names no type and topic of ours");
+            return;
+        };
         if let Some(headers) = &message.headers {
             let theirs = headers.get(FINGERPRINT_HEADER).map(|v| v.as_str());
             let ours = self.types.get(&type_id).map(|t| t.1.as_str());
@@ -626,7 +675,7 @@ impl Shared {
         // Async: a full Block queue on the local bus must not block a tokio worker.
         if self
             .bus
-            .publish_raw_from_async(self.origin, type_id, payload)
+            .publish_raw_on_from_async(self.origin, type_id, topic, payload)
             .await
             .is_err()
         {
@@ -635,39 +684,54 @@ impl Shared {
     }
 }
 
-/// Subscribes to a type's subject while the bus has a local subscriber of that type other
-/// than our forwarders, and unsubscribes when the last one goes.
+/// Subscribes to the subjects the bus's local subscribers want (their types, and their topic
+/// patterns as NATS wildcards: `subjects::filters`), other than our forwarders, and
+/// unsubscribes from those no longer wanted.
 async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
     let mut changes = shared.bus.watch_subscriptions();
     // Aborted when dropped, also when this task itself is aborted by `close`: a receiver
-    // blocked on a full local queue must not outlive the join.
-    let mut active: HashMap<u16, AbortOnDrop> = HashMap::new();
+    // blocked on a full local queue must not outlive the join. Keyed by subject.
+    let mut active: HashMap<String, AbortOnDrop> = HashMap::new();
     loop {
-        for (&type_id, (subject, _)) in &shared.types {
-            let wanted = shared
+        let generation = *changes.borrow_and_update();
+        let mut wanted = HashSet::new();
+        for (&type_id, (base, _)) in &shared.types {
+            let patterns: Vec<_> = shared
                 .bus
-                .subscriber_ids(type_id)
-                .iter()
-                .any(|id| !forwarders.contains(id));
-            if wanted && !active.contains_key(&type_id) {
-                let Ok(mut nats_sub) = shared.client.subscribe(subject.clone()).await else {
-                    continue;
-                };
-                let inner = Arc::clone(&shared);
-                let task = tokio::spawn(async move {
-                    while let Some(message) = nats_sub.next().await {
-                        inner.receive(type_id, &message).await;
-                    }
-                });
-                active.insert(type_id, AbortOnDrop(task));
-            } else if !wanted {
-                // Dropping the task (and its subscriber) unsubscribes from the server.
-                active.remove(&type_id);
+                .subscriber_patterns(type_id)
+                .into_iter()
+                .filter(|(id, _)| !forwarders.contains(id))
+                .map(|(_, pattern)| pattern)
+                .collect();
+            wanted.extend(subjects::filters(base, &patterns));
+        }
+        // Dropping a task (and its subscriber) unsubscribes from the server.
+        active.retain(|subject, _| wanted.contains(subject));
+        let mut complete = true;
+        for subject in wanted {
+            if active.contains_key(&subject) {
+                continue;
             }
+            let Ok(mut nats_sub) = shared.client.subscribe(subject.clone()).await else {
+                complete = false;
+                continue;
+            };
+            let inner = Arc::clone(&shared);
+            let task = tokio::spawn(async move {
+                while let Some(message) = nats_sub.next().await {
+                    inner.receive(&message).await;
+                }
+            });
+            active.insert(subject, AbortOnDrop(task));
         }
         // Make sure the server has our subscriptions before `is_ready` says so.
         server_round_trip(&shared.client).await;
         shared.stats.subscribed.set(active.len() as u64);
+        if complete {
+            shared
+                .handled_generation
+                .store(generation.wrapping_add(1), Ordering::Release);
+        }
         if changes.changed().await.is_err() {
             break;
         }

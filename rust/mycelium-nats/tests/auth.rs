@@ -33,7 +33,7 @@ async fn forwards(config: NatsConfig) {
         .await
         .expect("right credentials join");
     let sub = b.subscribe::<TradeTick>(SubscribeOptions::default());
-    eventually("subscribed", || jb.stats().subscribed.get() == 1).await;
+    eventually("subscribed", || jb.is_ready()).await;
     a.publish(&tick()).expect("publish");
     ja.flush().await.expect("flush");
     assert_eq!(sub.recv().await.expect("forwarded").size, 9);

@@ -68,7 +68,7 @@ async fn slow_consumer_drops_are_counted_and_logged_once_per_burst() {
             .with_capacity(1)
             .with_policy(OverflowPolicy::Block),
     );
-    eventually("subscribed", || join.stats().subscribed.get() == 1).await;
+    eventually("subscribed", || join.is_ready()).await;
 
     let publisher = async_nats::connect(server.url())
         .await

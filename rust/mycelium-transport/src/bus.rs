@@ -213,6 +213,20 @@ impl MessageBus {
         }
     }
 
+    /// The live subscriptions to `type_id` as (id, topic pattern) pairs, in the order they
+    /// subscribed; `None`: the subscription sees every message of its type. The NATS join
+    /// turns the patterns into the subjects it subscribes to, so the server filters by topic.
+    pub fn subscriber_patterns(&self, type_id: u16) -> Vec<(u64, Option<crate::TopicPattern>)> {
+        match self.inner.topics.get(type_id) {
+            Some(topic) => topic
+                .subscribers()
+                .iter()
+                .map(|s| (s.id, s.pattern.clone()))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// A receiver that is notified whenever the set of subscriptions changes (any subscribe or
     /// unsubscribe, of any type, and any responder that starts or stops serving) and when the
     /// bus closes. The value is a generation counter
