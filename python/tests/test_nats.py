@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import pytest
 
@@ -148,6 +148,36 @@ def test_topics_cross_nats_and_the_server_filters_by_pattern(nats: NatsServer, c
         assert [btc.recv(timeout=30) for _ in wanted] == wanted, "in publish order"
         assert jb.stats()["received"] == 5, "the server filtered the 100 others"
         assert ja.stats()["sent"] >= 105
+
+
+def test_request_reply_across_nats(nats: NatsServer, contracts: ModuleType) -> None:
+    """b serves RiskCheck with a Python handler; a, on another bus, requests through NATS. A
+    handler's exception comes back as the reason; nobody serving is a failure at once."""
+    from mycelium_native import ResponderFailedError
+
+    def decide(o: Any) -> Any:
+        if o.qty > 10:
+            raise ValueError(f"order {o.order_id} too big")
+        return contracts.OrderDecision(order_id=o.order_id, approved=True, reason="", ts_ns=1)
+
+    def order(i: int, qty: int = 1) -> Any:
+        return contracts.Order(order_id=i, symbol="BTC-USD", side=0, qty=qty, limit_price=1.0, ts_ns=i)
+
+    with Runtime(contracts) as a, Runtime(contracts) as b:
+        ja = a.connect(nats.url)
+        started = time.monotonic()
+        with pytest.raises(ResponderFailedError, match="no responder serves RiskCheck"):
+            a.request(order(0), contracts.OrderDecision, timeout=30)
+        assert time.monotonic() - started < 25, "at once, not at the timeout"
+        with b.serve(contracts.Order, contracts.OrderDecision, decide):
+            jb = b.connect(nats.url)
+            jb.wait(timeout=30)
+            for i in range(1, 21):
+                assert a.request(order(i), contracts.OrderDecision, timeout=30).order_id == i
+            with pytest.raises(ResponderFailedError, match="order 99 too big"):
+                a.request(order(99, qty=50), contracts.OrderDecision, timeout=30)
+        assert ja.stats()["requests_sent"] == 22
+        assert jb.stats()["requests_served"] == 20
 
 
 def test_a_python_process_relays_through_nats(nats: NatsServer, contracts: ModuleType, contracts_dir: Path) -> None:

@@ -21,6 +21,7 @@
 
 mod jetstream;
 mod metrics;
+mod services;
 mod stats;
 mod subjects;
 pub mod url;
@@ -39,6 +40,7 @@ use tokio::task::JoinHandle;
 
 pub use jetstream::{DeliverFrom, JetStreamOptions, MSG_ID_HEADER};
 pub use metrics::{nats_prometheus, NatsSnapshot};
+pub use services::{DEFAULT_REMOTE_TIMEOUT, ERROR_HEADER, TIMEOUT_HEADER};
 pub use stats::NatsStats;
 pub use subjects::MAX_PATTERN_SUBJECTS;
 
@@ -229,6 +231,13 @@ struct Shared {
     subject_root: String,
     /// Message name -> type id, to route a subject back to its type.
     by_name: HashMap<String, u16>,
+    /// `<prefix>._svc.<schema>.`: what every service subject starts with (outside the
+    /// messages' namespace, so a JetStream stream of them never stores requests).
+    service_root: String,
+    /// The schema's declared services (those a proxy responder carries to NATS).
+    declared: Vec<services::ServiceRoute>,
+    /// Label of the join's subscriptions and responders on the bus (`nats:<url>`).
+    label: String,
     /// One more than the bus's subscription generation whose subjects the server has (core
     /// mode; 0: none yet). `is_ready` compares it with the bus's current generation.
     handled_generation: AtomicU64,
@@ -240,6 +249,9 @@ struct Shared {
     /// JetStream mode's state; `None` in core mode.
     js: Option<jetstream::JetStream>,
 }
+
+/// How long [`NatsBridge::connect`] waits for the bus's current interest to be on the server.
+const CONNECT_INTEREST_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long [`NatsBridge::close`] keeps sending what local publishers already handed over.
 pub const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -347,7 +359,7 @@ impl NatsBridge {
                 (m.type_id, (subject, fingerprint))
             })
             .collect::<HashMap<_, _>>();
-        let by_name = schema
+        let by_name: HashMap<String, u16> = schema
             .messages
             .iter()
             .map(|m| (m.name.clone(), m.type_id))
@@ -365,6 +377,18 @@ impl NatsBridge {
             ),
             None => None,
         };
+        let service_root = format!("{}._svc.{}.", config.prefix, schema.name);
+        let declared = schema
+            .services
+            .iter()
+            .filter_map(|s| {
+                Some(services::ServiceRoute {
+                    key: (*by_name.get(&s.request)?, *by_name.get(&s.reply)?),
+                    name: s.name.clone(),
+                    subject: format!("{service_root}{}.{}", s.request, s.reply),
+                })
+            })
+            .collect();
         let shared = Arc::new(Shared {
             bus: bus.clone(),
             client,
@@ -374,6 +398,9 @@ impl NatsBridge {
             types,
             subject_root: format!("{}.{}.", config.prefix, schema.name),
             by_name,
+            service_root,
+            declared,
+            label: format!("nats:{shown_url}"),
             handled_generation: AtomicU64::new(0),
             stats,
             logged: Mutex::new(HashSet::new()),
@@ -385,7 +412,7 @@ impl NatsBridge {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         for &type_id in shared.types.keys() {
             let options = SubscribeOptions::new(config.queue_capacity, config.queue_overflow)
-                .with_label(format!("nats:{shown_url}"));
+                .with_label(shared.label.clone());
             let sub = bus.subscribe_raw(type_id, options);
             ids.insert(sub.id());
             let shared = Arc::clone(&shared);
@@ -421,11 +448,18 @@ impl NatsBridge {
                 Arc::clone(&shared),
                 Arc::clone(&forwarder_ids),
             )));
-        } else {
-            tasks.push(tokio::spawn(interest(
-                Arc::clone(&shared),
-                Arc::clone(&forwarder_ids),
-            )));
+        }
+        // Services in both modes; message subscriptions in core mode only.
+        tasks.push(tokio::spawn(interest(
+            Arc::clone(&shared),
+            Arc::clone(&forwarder_ids),
+        )));
+        // Return with the bus's current interest (and the service proxies) in place, so a
+        // request made right after connect finds its proxy; bounded: a lost connection
+        // catches up by itself later.
+        let deadline = tokio::time::Instant::now() + CONNECT_INTEREST_LIMIT;
+        while !shared.interest_is_current() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         Ok(NatsBridge {
             shared,
@@ -459,30 +493,28 @@ impl NatsBridge {
         self.shared.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Connected, and the server has the subscriptions for every type and topic pattern the
-    /// bus has a local subscriber of (other than this join's forwarders): from then on a
-    /// message published elsewhere on NATS reaches those subscribers.
+    /// Connected, and the join has caught up with every subscription change of the bus: the
+    /// server has the subscriptions for every type and topic pattern the bus has a local
+    /// subscriber of (other than this join's forwarders) and for every service served here,
+    /// and the proxies of the services nobody here serves exist. From then on a message
+    /// published (or a request made) elsewhere on NATS reaches them. `connect` returns in
+    /// this state (unless catching up took over 10 s).
     pub fn is_ready(&self) -> bool {
-        if !self.is_connected() {
+        if !self.is_connected() || !self.shared.interest_is_current() {
             return false;
-        }
-        let bus = &self.shared.bus;
-        let wanted = self.shared.types.keys().any(|&t| {
-            bus.subscriber_ids(t)
-                .iter()
-                .any(|id| !self.forwarder_ids.contains(id))
-        });
-        if !wanted {
-            return true; // nobody here to receive anything: nothing to wait for
         }
         if let Some(js) = &self.shared.js {
             // One durable consumer carries every type (and keeps what arrives meanwhile);
             // without a durable the join only publishes: nothing to wait for.
-            return !js.consumes() || self.shared.stats.subscribed.get() > 0;
+            let bus = &self.shared.bus;
+            let wanted = self.shared.types.keys().any(|&t| {
+                bus.subscriber_ids(t)
+                    .iter()
+                    .any(|id| !self.forwarder_ids.contains(id))
+            });
+            return !js.consumes() || !wanted || self.shared.stats.subscribed.get() > 0;
         }
-        // Every subscription change so far (a new pattern included) is on the server.
-        let current = *bus.watch_subscriptions().borrow();
-        self.shared.handled_generation.load(Ordering::Acquire) == current.wrapping_add(1)
+        true
     }
 
     /// Waits until [`is_ready`](Self::is_ready), up to `timeout`; false if it never was.
@@ -567,6 +599,13 @@ impl NatsBridge {
 }
 
 impl Shared {
+    /// Whether the interest task has handled every subscription change of the bus so far:
+    /// the server has the subscriptions (messages, patterns, services) and the proxies exist.
+    fn interest_is_current(&self) -> bool {
+        let current = *self.bus.watch_subscriptions().borrow();
+        self.handled_generation.load(Ordering::Acquire) == current.wrapping_add(1)
+    }
+
     async fn send(&self, envelope: Envelope) {
         let Some((subject, fingerprint)) = self.outgoing(&envelope) else {
             return;
@@ -684,31 +723,58 @@ impl Shared {
     }
 }
 
-/// Subscribes to the subjects the bus's local subscribers want (their types, and their topic
-/// patterns as NATS wildcards: `subjects::filters`), other than our forwarders, and
-/// unsubscribes from those no longer wanted.
+/// What one NATS subscription of the join is for.
+enum Wanted {
+    /// Messages of the schema (core mode).
+    Messages,
+    /// Requests of a service a local responder serves.
+    Service(services::ServiceRoute),
+}
+
+/// Keeps the join's NATS subscriptions and proxy responders in step with the bus:
+/// - core mode: the subjects the local subscribers want (their types, and their topic
+///   patterns as NATS wildcards: `subjects::filters`), other than our forwarders;
+/// - both modes: the subject of each service a local responder serves, and a proxy
+///   responder for each declared service nobody here serves (`services.rs`).
 async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
     let mut changes = shared.bus.watch_subscriptions();
     // Aborted when dropped, also when this task itself is aborted by `close`: a receiver
     // blocked on a full local queue must not outlive the join. Keyed by subject.
     let mut active: HashMap<String, AbortOnDrop> = HashMap::new();
+    let mut proxies: HashMap<(u16, u16), services::Proxy> = HashMap::new();
     loop {
         let generation = *changes.borrow_and_update();
-        let mut wanted = HashSet::new();
-        for (&type_id, (base, _)) in &shared.types {
-            let patterns: Vec<_> = shared
-                .bus
-                .subscriber_patterns(type_id)
-                .into_iter()
-                .filter(|(id, _)| !forwarders.contains(id))
-                .map(|(_, pattern)| pattern)
-                .collect();
-            wanted.extend(subjects::filters(base, &patterns));
+        let mut wanted: HashMap<String, Wanted> = HashMap::new();
+        if shared.js.is_none() {
+            for (&type_id, (base, _)) in &shared.types {
+                let patterns: Vec<_> = shared
+                    .bus
+                    .subscriber_patterns(type_id)
+                    .into_iter()
+                    .filter(|(id, _)| !forwarders.contains(id))
+                    .map(|(_, pattern)| pattern)
+                    .collect();
+                for subject in subjects::filters(base, &patterns) {
+                    wanted.insert(subject, Wanted::Messages);
+                }
+            }
+        }
+        // Served here by anyone but our own proxies.
+        let served: HashSet<(u16, u16)> = shared.bus.served(shared.origin).into_iter().collect();
+        for route in served.iter().filter_map(|&key| shared.service_route(key)) {
+            wanted.insert(route.subject.clone(), Wanted::Service(route));
+        }
+        proxies.retain(|key, _| !served.contains(key));
+        for route in &shared.declared {
+            if !served.contains(&route.key) && !proxies.contains_key(&route.key) {
+                let proxy = services::proxy(&shared, route.clone(), shared.label.clone());
+                proxies.insert(route.key, proxy);
+            }
         }
         // Dropping a task (and its subscriber) unsubscribes from the server.
-        active.retain(|subject, _| wanted.contains(subject));
+        active.retain(|subject, _| wanted.contains_key(subject));
         let mut complete = true;
-        for subject in wanted {
+        for (subject, what) in wanted {
             if active.contains_key(&subject) {
                 continue;
             }
@@ -716,17 +782,24 @@ async fn interest(shared: Arc<Shared>, forwarders: Arc<HashSet<u64>>) {
                 complete = false;
                 continue;
             };
-            let inner = Arc::clone(&shared);
-            let task = tokio::spawn(async move {
-                while let Some(message) = nats_sub.next().await {
-                    inner.receive(&message).await;
+            let task = match what {
+                Wanted::Messages => {
+                    let inner = Arc::clone(&shared);
+                    AbortOnDrop(tokio::spawn(async move {
+                        while let Some(message) = nats_sub.next().await {
+                            inner.receive(&message).await;
+                        }
+                    }))
                 }
-            });
-            active.insert(subject, AbortOnDrop(task));
+                Wanted::Service(route) => services::serve_on_nats(&shared, route, nats_sub),
+            };
+            active.insert(subject, task);
         }
         // Make sure the server has our subscriptions before `is_ready` says so.
         server_round_trip(&shared.client).await;
-        shared.stats.subscribed.set(active.len() as u64);
+        if shared.js.is_none() {
+            shared.stats.subscribed.set(active.len() as u64);
+        }
         if complete {
             shared
                 .handled_generation

@@ -26,6 +26,9 @@ pub struct NatsSnapshot {
     pub js_redelivered: u64,
     pub js_skipped_duplicates: u64,
     pub js_publish_failed: u64,
+    pub requests_sent: u64,
+    pub requests_served: u64,
+    pub request_failures: u64,
 }
 
 impl NatsStats {
@@ -49,6 +52,9 @@ impl NatsStats {
             js_redelivered: self.js_redelivered.get(),
             js_skipped_duplicates: self.js_skipped_duplicates.get(),
             js_publish_failed: self.js_publish_failed.get(),
+            requests_sent: self.requests_sent.get(),
+            requests_served: self.requests_served.get(),
+            request_failures: self.request_failures.get(),
         }
     }
 }
@@ -59,7 +65,25 @@ impl NatsStats {
 pub fn nats_prometheus(joins: &[(String, NatsSnapshot)]) -> String {
     use std::fmt::Write;
     type Get = fn(&NatsSnapshot) -> u64;
-    let series: [(&str, &str, &str, Get); 17] = [
+    let series: [(&str, &str, &str, Get); 20] = [
+        (
+            "requests_sent_total",
+            "counter",
+            "Requests of the local bus sent to NATS.",
+            |s| s.requests_sent,
+        ),
+        (
+            "requests_served_total",
+            "counter",
+            "Requests from NATS answered by a local responder.",
+            |s| s.requests_served,
+        ),
+        (
+            "request_failures_total",
+            "counter",
+            "Requests that failed across NATS, either way (no responder, error answer, bad reply).",
+            |s| s.request_failures,
+        ),
         (
             "sent_total",
             "counter",
@@ -228,6 +252,6 @@ mod tests {
         assert_eq!(json["reconnects"], 2);
         assert_eq!(json["slow_consumer"], 0);
         assert_eq!(json["js_skipped_duplicates"], 1);
-        assert_eq!(json.as_object().expect("object").len(), 17);
+        assert_eq!(json.as_object().expect("object").len(), 20);
     }
 }

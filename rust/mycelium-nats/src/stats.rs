@@ -73,6 +73,14 @@ pub struct NatsStats {
     /// JetStream: publish attempts that failed or were not acked in time (each is retried
     /// with the same message id until acked).
     pub js_publish_failed: Counter,
+    /// Requests of the local bus sent to NATS (no local responder served the service).
+    pub requests_sent: Counter,
+    /// Requests from NATS answered with a reply by a local responder.
+    pub requests_served: Counter,
+    /// Requests that failed across NATS, either way: nobody on NATS serves the service, an
+    /// error answer, a reply that does not validate, a request from NATS the local bus failed.
+    /// (A timeout is the requester's own, counted in the bus's service metrics.)
+    pub request_failures: Counter,
     /// When the last slow-consumer report came (bursts are logged once).
     last_slow_report: Mutex<Option<Instant>>,
 }
