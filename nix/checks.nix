@@ -69,8 +69,12 @@ let
       libs = ocamlLibs ++ [ rust.mycelium-ffi ];
       env = ffiEnv;
     };
+    # test-demo.sh runs the demo over NATS too (--over-nats starts a nats-server).
     demo = {
-      native = valgrind ++ ocamlTools ++ [ pkgs.maturin ];
+      native = valgrind ++ ocamlTools ++ [
+        pkgs.maturin
+        pkgs.nats-server
+      ];
       libs = ocamlLibs ++ [ rust.mycelium-ffi ];
       env = ffiEnv // pythonEnv;
     };

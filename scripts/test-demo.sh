@@ -24,6 +24,10 @@ MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-demo --test polyglot -- --
 step "the demo binary with its defaults, briefly (it exits non-zero unless the counts reconcile)"
 MYCELIUM_VENV="$MYCELIUM_VENV" cargo run -q -p mycelium-demo -- --duration 1
 
+step "the demo over NATS: Python strategy in one process, OCaml risk in another (run_demo_over_nats; both must reconcile)"
+cargo build -q -p mycelium-demo
+(run_demo_over_nats "$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/mycelium-demo" --duration 1 --quiet)
+
 step "the demo's rate: --rate 10 --duration 1 publishes exactly 10 ticks (was 9: off by one)"
 published=$(cargo run -q -p mycelium-demo -- --rate 10 --duration 1 --strategy rust --risk rust \
   --json --quiet | python3 -c 'import json, sys; print(json.load(sys.stdin)["market"]["published"])')

@@ -54,6 +54,23 @@ pub struct Args {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Join this demo's bus to a NATS server (e.g. nats://127.0.0.1:4222; docs/distributed.md),
+    /// for running its parts in two processes with --part. `bash scripts/demo.sh --over-nats`
+    /// starts a server and both processes.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Which part of the pipeline this process runs: all of it (default); front (market,
+    /// strategy and book, the RiskCheck service asked over --nats); risk (only the risk
+    /// service, answering over --nats until Ctrl-C or SIGTERM).
+    #[arg(long, value_enum, default_value_t = Part::All, requires_if("front", "nats"), requires_if("risk", "nats"))]
+    pub part: Part,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    Front,
+    Risk,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +181,7 @@ mod tests {
         assert!(args
             .python_strategy
             .ends_with("examples/python/strategy.py"));
+        assert_eq!((args.part, args.nats), (Part::All, None));
     }
 
     #[test]

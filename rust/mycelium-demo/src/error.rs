@@ -37,6 +37,10 @@ pub enum DemoError {
         #[source]
         source: mycelium_transport::TopicError,
     },
+    #[error("--nats: {0}\n(start a server with `nats-server -p 4222`, or run `bash scripts/demo.sh --over-nats`, which starts one)")]
+    Nats(#[from] mycelium_nats::NatsError),
+    #[error("--nats: {0}")]
+    NatsRuntime(String),
     #[error("the {0} thread panicked")]
     StagePanicked(&'static str),
     #[error(

@@ -11,11 +11,13 @@
 //! `mycelium_native.Runtime.attach`, OCaml with `Runtime.of_handle`, both given the address of
 //! the host's handle. `--strategy rust` and `--risk rust` swap either guest for Rust code that
 //! applies the same rules. `bash scripts/demo.sh` builds everything and runs it.
+//! `--nats URL --part front|risk` splits it into two processes joined over NATS (`nats.rs`).
 
 mod cli;
 mod clock;
 mod error;
 mod market;
+mod nats;
 mod pipeline;
 mod progress;
 mod report;
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use crate::cli::Args;
+use crate::cli::{Args, Part};
 use crate::error::DemoError;
 use crate::market::Market;
 use crate::pipeline::Pipeline;
@@ -51,6 +53,11 @@ fn main() {
 
 /// Runs the pipeline and prints the report; returns whether the counts reconciled.
 fn run(args: &Args) -> Result<bool, DemoError> {
+    if args.part == Part::Risk {
+        signals::install();
+        let url = args.nats.as_deref().unwrap_or_default(); // clap requires --nats here
+        return nats::serve_risk(args, &pipeline::schema()?, url);
+    }
     let mut pipeline = Pipeline::start(args)?;
     signals::install();
     let mut progress = Progress::new(!args.quiet);

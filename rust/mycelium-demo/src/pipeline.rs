@@ -6,8 +6,9 @@ use mycelium_contracts::{Order, OrderDecision, TradeTick};
 use mycelium_protocol::{Message, Schema};
 use mycelium_transport::{MessageBus, MetricsSnapshot};
 
-use crate::cli::{Args, RiskLang, StrategyLang};
+use crate::cli::{Args, Part, RiskLang, StrategyLang};
 use crate::error::DemoError;
+use crate::nats::{NatsJoin, RemoteRisk};
 use crate::stages::ocaml::{self, OcamlRisk};
 use crate::stages::python::PythonStrategy;
 use crate::stages::rust::{self, RustStage};
@@ -64,6 +65,8 @@ pub struct Pipeline {
     strategy: Box<dyn Stage>,
     risk: Box<dyn Stage>,
     book: RustStage<OrderDecision>,
+    /// `--nats`: the bus's join (closed before the bus).
+    nats: Option<NatsJoin>,
     handle: mycelium_ffi::Runtime,
     bus: MessageBus,
 }
@@ -73,11 +76,10 @@ impl Pipeline {
     /// subscriber exists.
     pub fn start(args: &Args) -> Result<Pipeline, DemoError> {
         // Fail before starting anything when a part is missing from this build.
-        if args.risk == RiskLang::Ocaml {
+        if args.risk == RiskLang::Ocaml && args.part == Part::All {
             ocaml::check_linked()?;
         }
-        let schema =
-            Schema::from_yaml_str(CONTRACTS_YAML).map_err(|e| DemoError::Schema(e.to_string()))?;
+        let schema = schema()?;
         let bus = MessageBus::new();
         // The C ABI handle the guests attach to (they clone it, and check their generated code
         // against its schema).
@@ -87,9 +89,15 @@ impl Pipeline {
             policy: args.policy,
         };
         let book = rust::book(&bus, queue)?;
-        let risk: Box<dyn Stage> = match args.risk {
-            RiskLang::Ocaml => Box::new(OcamlRisk::start(handle.address(), queue)?),
-            RiskLang::Rust => Box::new(rust::risk(&bus)),
+        // Before the strategy: a front's requests need the join's RiskCheck proxy.
+        let nats = match &args.nats {
+            Some(url) => Some(NatsJoin::connect(&bus, &schema, url)?),
+            None => None,
+        };
+        let risk: Box<dyn Stage> = match (args.part, &nats, args.risk) {
+            (Part::Front, Some(join), _) => Box::new(RemoteRisk::new(join)),
+            (_, _, RiskLang::Ocaml) => Box::new(OcamlRisk::start(handle.address(), queue)?),
+            (_, _, RiskLang::Rust) => Box::new(rust::risk(&bus)),
         };
         let strategy: Box<dyn Stage> = match args.strategy {
             StrategyLang::Python => Box::new(PythonStrategy::start(
@@ -105,6 +113,7 @@ impl Pipeline {
             strategy,
             risk,
             book,
+            nats,
             handle,
             bus,
         })
@@ -165,10 +174,18 @@ impl Pipeline {
                 first_error.get_or_insert(e);
             }
         }
+        if let Some(join) = self.nats.as_mut() {
+            join.close();
+        }
         self.bus.close();
         drop(self.handle);
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The schema built into the demo (contracts.yaml).
+pub fn schema() -> Result<Schema, DemoError> {
+    Schema::from_yaml_str(CONTRACTS_YAML).map_err(|e| DemoError::Schema(e.to_string()))
 }
 
 /// Messages of the stage's input type it is done with: handled, failed, undecodable or dropped.

@@ -231,7 +231,10 @@ pub fn table(f: &RunFacts, problems: &[String]) -> String {
                 .stages
                 .iter()
                 .find(|st| st.label == label)
-                .map_or("?", |st| st.language.name());
+                .map(|st| st.language.name())
+                // The NATS join's forwarder (--nats): it sends the type out to NATS.
+                .or_else(|| label.starts_with("nats:").then_some("nats"))
+                .unwrap_or("?");
             let _ = writeln!(
                 out,
                 "{name:<14} {published:>10}  {label:<16} {lang:<6} {:>10} {:>8} {:>7} {:>9} {:>9} {:>9}",

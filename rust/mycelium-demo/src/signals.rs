@@ -1,5 +1,5 @@
-//! Ctrl-C ends the run early but cleanly: the market stops, the pipeline drains, the report is
-//! printed. A second Ctrl-C kills the process as usual.
+//! Ctrl-C (or SIGTERM) ends the run early but cleanly: the market stops, the pipeline drains,
+//! the report is printed. A second one kills the process as usual.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,8 +10,8 @@ extern "C" fn on_interrupt(_signal: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-/// Installs the SIGINT handler (once; later Ctrl-Cs get the default action, SA_RESETHAND).
-/// Returns false if the system refused, in which case Ctrl-C simply kills the demo.
+/// Installs the SIGINT and SIGTERM handler (once; later signals get the default action,
+/// SA_RESETHAND). Returns false if the system refused, in which case they simply kill the demo.
 pub fn install() -> bool {
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only does
     // an atomic store, which is async-signal-safe; the pointers passed live across the call.
@@ -21,5 +21,6 @@ pub fn install() -> bool {
         action.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut()) == 0
+            && libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut()) == 0
     }
 }

@@ -17,6 +17,8 @@ pub enum Language {
     Python,
     #[serde(rename = "ocaml")]
     OCaml,
+    /// Served by another process, over NATS (`--part front`).
+    Remote,
 }
 
 impl Language {
@@ -25,6 +27,7 @@ impl Language {
             Language::Rust => "rust",
             Language::Python => "python",
             Language::OCaml => "ocaml",
+            Language::Remote => "remote",
         }
     }
 }
