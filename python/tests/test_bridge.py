@@ -113,6 +113,10 @@ def test_two_runtimes_over_a_unix_socket(pair: tuple[Runtime, Runtime], contract
     assert listener.stats()["messages_in"] == 300
     assert listener.stats()["messages_out"] == 120
     assert listener.stats()["sessions"] == 1
+    # The bridge's counters are in the metrics JSON too, by id.
+    [conn] = a.metrics()["connections"]
+    assert (conn["id"], conn["kind"], conn["endpoints"]) == (listener.id, "socket", listener.endpoints)
+    assert conn["stats"] == listener.stats()
 
     # Closing is idempotent, and a closed bridge says so and refuses further use.
     with connector:

@@ -122,6 +122,10 @@ def test_two_runtimes_through_one_nats_server(nats: NatsServer, contracts: Modul
         assert len(ticks) == 300, "nothing delivered twice"
         prom = a.metrics_prometheus()
         assert f'mycelium_nats_received_total{{nats="{nats.url}"}} 300' in prom, prom[-2000:]
+        # The same counters in the metrics JSON, next to the bus's own.
+        [conn] = a.metrics()["connections"]
+        assert (conn["id"], conn["kind"], conn["endpoints"]) == (ja.id, "nats", [nats.url])
+        assert conn["stats"]["received"] == 300 and conn["stats"]["sent"] >= 120, conn
 
         ja.close()
         assert ja.closed

@@ -649,7 +649,9 @@ enum mycelium_status mycelium_unsubscribe(const mycelium_runtime_t *rt, uint64_t
 enum mycelium_status mycelium_flush(const mycelium_runtime_t *rt, uint32_t timeout_ms);
 
 // Writes a JSON snapshot of the bus metrics (per type: published, delivered, dropped, bytes,
-// latency percentiles; per subscriber: queue depth, drops, handler errors) into `buf`.
+// latency percentiles; per subscriber: queue depth, drops, handler errors) into `buf`, with
+// `connections`: the handle's socket bridges and NATS joins by `id`, each as
+// `mycelium_bridge_stats_json` shows it (`endpoints`, `kind` "socket" or "nats", `stats`).
 //
 // - Size protocol as for `mycelium_schema_description`. Threads: any. Blocks: no. Calls back: no.
 //

@@ -228,7 +228,7 @@ pub(crate) fn wait(
 pub(crate) fn stats_json(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult<String> {
     let h = live(rt)?;
     if let Some(joined) = crate::nats::find(&h, id) {
-        return Ok(crate::nats::stats_json(&joined));
+        return Ok(crate::nats::doc(&joined).to_string());
     }
     let bridge = h
         .bridges
@@ -236,10 +236,35 @@ pub(crate) fn stats_json(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiRe
         .get(&id)
         .cloned()
         .ok_or_else(|| unknown(id))?;
+    Ok(doc(&bridge).to_string())
+}
+
+/// A socket bridge as `mycelium_bridge_stats_json` and the metrics JSON's `connections` show it.
+fn doc(bridge: &mycelium_bridge::BridgeHandle) -> serde_json::Value {
     // The bound endpoints come first: with TCP port 0 they are how a caller learns the port.
     let endpoints: Vec<String> = bridge.endpoints().iter().map(|e| e.to_string()).collect();
-    let doc = serde_json::json!({ "endpoints": endpoints, "stats": bridge.stats() });
-    Ok(doc.to_string())
+    serde_json::json!({ "endpoints": endpoints, "kind": "socket", "stats": bridge.stats() })
+}
+
+/// The handle's socket bridges and NATS joins, by id, each as its stats JSON plus `"id"`: what
+/// `mycelium_metrics_json` puts under `connections`.
+pub(crate) fn connections_json(h: &crate::runtime::Handle) -> serde_json::Value {
+    let bridges: Vec<(u64, Arc<mycelium_bridge::BridgeHandle>)> = h
+        .bridges
+        .lock()
+        .iter()
+        .map(|(id, b)| (*id, Arc::clone(b)))
+        .collect();
+    let mut all: Vec<(u64, serde_json::Value)> =
+        bridges.iter().map(|(id, b)| (*id, doc(b))).collect();
+    all.extend(crate::nats::docs(h));
+    all.sort_by_key(|(id, _)| *id);
+    all.into_iter()
+        .map(|(id, mut doc)| {
+            doc["id"] = id.into();
+            doc
+        })
+        .collect()
 }
 
 pub(crate) fn close(rt: *const crate::mycelium_runtime_t, id: u64) -> FfiResult {

@@ -532,7 +532,9 @@ pub unsafe extern "C" fn mycelium_flush(
 }
 
 /// Writes a JSON snapshot of the bus metrics (per type: published, delivered, dropped, bytes,
-/// latency percentiles; per subscriber: queue depth, drops, handler errors) into `buf`.
+/// latency percentiles; per subscriber: queue depth, drops, handler errors) into `buf`, with
+/// `connections`: the handle's socket bridges and NATS joins by `id`, each as
+/// `mycelium_bridge_stats_json` shows it (`endpoints`, `kind` "socket" or "nats", `stats`).
 ///
 /// - Size protocol as for `mycelium_schema_description`. Threads: any. Blocks: no. Calls back: no.
 ///

@@ -137,14 +137,25 @@ pub(crate) fn wait(
     }
 }
 
-pub(crate) fn stats_json(joined: &Joined) -> String {
-    let doc = serde_json::json!({
+/// A join as `mycelium_bridge_stats_json` and the metrics JSON's `connections` show it.
+pub(crate) fn doc(joined: &Joined) -> serde_json::Value {
+    serde_json::json!({
         "endpoints": [joined.url],
         "kind": "nats",
         "connected": joined.join.is_connected(),
         "stats": joined.join.stats().snapshot(),
-    });
-    doc.to_string()
+    })
+}
+
+/// Every join of the handle as (id, `doc`).
+pub(crate) fn docs(h: &Handle) -> Vec<(u64, serde_json::Value)> {
+    let joins: Vec<(u64, Arc<Joined>)> = h
+        .nats
+        .lock()
+        .iter()
+        .map(|(id, j)| (*id, Arc::clone(j)))
+        .collect();
+    joins.into_iter().map(|(id, j)| (id, doc(&j))).collect()
 }
 
 /// Closes a join: stops forwarding both ways and drains the connection (bounded by the

@@ -622,7 +622,16 @@ unsafe extern "C" fn vt_metrics_json(
 ) -> Status {
     vguard("mycelium_metrics_json", || {
         let h = runtime::live(rt)?;
-        runtime::write_text(&h.core.bus.metrics().to_json(), buf, len, needed)
+        // The bus's metrics plus its connections (socket bridges and NATS joins, with their
+        // counters): one document for everything the handle carries.
+        let mut doc = serde_json::to_value(h.core.bus.metrics()).unwrap_or_default();
+        if let Some(map) = doc.as_object_mut() {
+            map.insert(
+                "connections".into(),
+                crate::bridge::connections_json(&h),
+            );
+        }
+        runtime::write_text(&doc.to_string(), buf, len, needed)
     })
 }
 
