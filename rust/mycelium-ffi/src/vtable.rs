@@ -626,10 +626,7 @@ unsafe extern "C" fn vt_metrics_json(
         // counters): one document for everything the handle carries.
         let mut doc = serde_json::to_value(h.core.bus.metrics()).unwrap_or_default();
         if let Some(map) = doc.as_object_mut() {
-            map.insert(
-                "connections".into(),
-                crate::bridge::connections_json(&h),
-            );
+            map.insert("connections".into(), crate::bridge::connections_json(&h));
         }
         runtime::write_text(&doc.to_string(), buf, len, needed)
     })
