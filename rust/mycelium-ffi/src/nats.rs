@@ -144,6 +144,8 @@ pub(crate) fn doc(joined: &Joined) -> serde_json::Value {
         "kind": "nats",
         "connected": joined.join.is_connected(),
         "stats": joined.join.stats().snapshot(),
+        // Why peers' messages were refused, fields named (`NatsBridge::schema_mismatches`).
+        "schema_mismatches": joined.join.schema_mismatches(),
     })
 }
 

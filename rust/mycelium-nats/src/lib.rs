@@ -21,6 +21,7 @@
 
 mod jetstream;
 mod metrics;
+mod mismatch;
 mod services;
 mod stats;
 mod subjects;
@@ -244,6 +245,12 @@ struct Shared {
     stats: Arc<NatsStats>,
     /// (peer digest, message) pairs already logged as mismatching.
     logged: Mutex<HashSet<(String, u16)>>,
+    /// What differed, one line per logged mismatch (`mismatch.rs`).
+    mismatches: Arc<Mutex<Vec<String>>>,
+    /// Our schema's canonical description, for peers that ask (`mismatch.rs`).
+    canonical: Arc<str>,
+    /// The configured subject prefix.
+    prefix: String,
     /// Types already logged as too large for the server (once each, not per message).
     logged_too_large: Mutex<HashSet<u16>>,
     /// JetStream mode's state; `None` in core mode.
@@ -404,6 +411,9 @@ impl NatsBridge {
             handled_generation: AtomicU64::new(0),
             stats,
             logged: Mutex::new(HashSet::new()),
+            mismatches: Arc::new(Mutex::new(Vec::new())),
+            canonical: schema.canonical_description().into(),
+            prefix: config.prefix.clone(),
             logged_too_large: Mutex::new(HashSet::new()),
             js,
         });
@@ -449,6 +459,19 @@ impl NatsBridge {
                 Arc::clone(&forwarder_ids),
             )));
         }
+        // Our schema's description, for peers explaining a mismatch (both modes).
+        let describe = shared
+            .client
+            .subscribe(mismatch::subject(&shared.prefix, &shared.digest))
+            .await
+            .map_err(|e| NatsError::Connect {
+                url: shown_url.clone(),
+                reason: format!("cannot subscribe: {e}"),
+            })?;
+        tasks.push(tokio::spawn(mismatch::describe(
+            describe,
+            Arc::clone(&shared),
+        )));
         // Services in both modes; message subscriptions in core mode only.
         tasks.push(tokio::spawn(interest(
             Arc::clone(&shared),
@@ -527,6 +550,13 @@ impl NatsBridge {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         true
+    }
+
+    /// Why messages from peers were refused, one line per (peer schema, message), naming the
+    /// fields that differ when the peer could describe its schema, e.g. `TradeTick: field
+    /// size u32 -> u64`. Logged once each as well; the last 64 are kept.
+    pub fn schema_mismatches(&self) -> Vec<String> {
+        self.shared.mismatches.lock().clone()
     }
 
     /// Ids of this join's own forwarding subscriptions on the bus.
@@ -691,15 +721,8 @@ impl Shared {
                         .get(DIGEST_HEADER)
                         .map(|v| v.as_str().to_string())
                         .unwrap_or_default();
-                    let name = self.validator.message_name(type_id).unwrap_or("?");
                     if self.logged.lock().insert((peer.clone(), type_id)) {
-                        tracing::warn!(
-                            message = name,
-                            peer_digest = %peer,
-                            ours,
-                            theirs,
-                            "refused NATS messages: the peer's definition of this message differs"
-                        );
+                        mismatch::explain(self, &peer, type_id, ours, theirs);
                     }
                     return;
                 }

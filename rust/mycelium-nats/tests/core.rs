@@ -324,3 +324,46 @@ async fn a_bounded_outgoing_buffer_while_the_server_is_down() {
     ja.close().await;
     jb.close().await;
 }
+
+/// Two buses whose TradeTick differs in one field: each refuses the other's ticks, and each
+/// names the field (it asks the peer for its schema's description), ours -> theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_mismatch_is_refused_with_the_field_named_on_both_sides() {
+    let server = NatsServer::start("");
+    let ours = schema();
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contracts.yaml"),
+    )
+    .expect("contracts.yaml");
+    let changed = yaml.replacen("- size: u32", "- size: u64", 1);
+    assert_ne!(changed, yaml, "the test's edit applies");
+    let theirs = mycelium_protocol::Schema::from_yaml_str(&changed).expect("edited schema");
+    let (a, b) = (MessageBus::new(), MessageBus::new());
+    let ja = NatsBridge::connect(&a, &ours, NatsConfig::new(server.url()))
+        .await
+        .expect("connect a");
+    let jb = NatsBridge::connect(&b, &theirs, NatsConfig::new(server.url()))
+        .await
+        .expect("connect b");
+    let _sa = a.subscribe::<TradeTick>(SubscribeOptions::default());
+    let _sb = b.subscribe::<TradeTick>(SubscribeOptions::default());
+    assert!(ja.wait_ready(std::time::Duration::from_secs(30)).await);
+    assert!(jb.wait_ready(std::time::Duration::from_secs(30)).await);
+    for i in 0..3 {
+        a.publish(&tick(i)).expect("publish");
+        b.publish(&tick(i)).expect("publish");
+    }
+    eventually("both refuse", || {
+        ja.stats().refused.get() == 3 && jb.stats().refused.get() == 3
+    })
+    .await;
+    eventually("both explain", || {
+        !ja.schema_mismatches().is_empty() && !jb.schema_mismatches().is_empty()
+    })
+    .await;
+    assert_eq!(ja.schema_mismatches(), ["TradeTick: field size u32 -> u64"]);
+    assert_eq!(jb.schema_mismatches(), ["TradeTick: field size u64 -> u32"]);
+    assert_eq!(ja.stats().received.get() + jb.stats().received.get(), 0);
+    ja.close().await;
+    jb.close().await;
+}
