@@ -32,6 +32,25 @@ impl NatsServer {
         })
     }
 
+    /// Three servers in one cluster (routes between them on loopback ports), each with its
+    /// own client port.
+    pub fn start_cluster() -> [NatsServer; 3] {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let node = |i: usize| {
+            let peers: Vec<String> = (0..3)
+                .filter(|&j| j != i)
+                .map(|j| format!("\"nats-route://127.0.0.1:{}\"", routes[j]))
+                .collect();
+            let config = format!(
+                "server_name: node{i}\ncluster {{\n  name: mycelium-test\n  listen: 127.0.0.1:{}\n  routes: [{}]\n}}",
+                routes[i],
+                peers.join(", ")
+            );
+            Self::start_with(|_| config)
+        };
+        [node(0), node(1), node(2)]
+    }
+
     fn start_with(extra_config: impl FnOnce(&Path) -> String) -> NatsServer {
         let port = free_port();
         let dir =
@@ -112,7 +131,7 @@ fn server_binary() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
