@@ -43,11 +43,13 @@ let
   matrix = {
     # The CLI and bridge tests stop child processes with kill(1), which
     # stdenv's coreutils may not install; procps does.
-    # rust/mycelium-nats's tests start nats-server processes.
+    # rust/mycelium-nats's tests start nats-server processes and make TLS
+    # test certificates with openssl.
     rust = {
       native = [
         pkgs.procps
         pkgs.nats-server
+        pkgs.openssl
       ];
     };
     ffi = {

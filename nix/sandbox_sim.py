@@ -85,6 +85,7 @@ HOST_TOOLS: dict[str, list[str]] = {
     "procps": ["kill", "ps", "pgrep", "pkill"],
     # Debian installs it in /usr/sbin
     "nats-server": ["/usr/sbin/nats-server"],
+    "openssl": ["openssl"],
     "ocamlPackages.findlib": ["ocamlfind"],
     "ocamlPackages.dune_3": ["dune"],
     # libraries: found through findlib (OCAMLPATH), no binaries

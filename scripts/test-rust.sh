@@ -8,6 +8,8 @@ ensure_rust
 ensure_ocaml
 # rust/mycelium-nats's tests start real NATS servers on loopback ports (Debian: /usr/sbin)
 ensure_apt nats-server
+# tests/auth.rs makes its TLS test certificates with openssl
+ensure_apt openssl
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"

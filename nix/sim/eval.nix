@@ -73,6 +73,7 @@ let
     git = pkg "git";
     procps = pkg "procps";
     nats-server = pkg "nats-server";
+    openssl = pkg "openssl";
     python3 = pythonLike "python3";
     stdenv = {
       hostPlatform = { };

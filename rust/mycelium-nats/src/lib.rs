@@ -61,6 +61,10 @@ pub enum NatsError {
     /// again. `url` has any credentials replaced by `<redacted>`.
     #[error("the NATS server at {url} refused our credentials: {reason}")]
     Auth { url: String, reason: String },
+    /// The TLS handshake failed (e.g. the server's certificate is not signed by a trusted CA,
+    /// or the server does not speak TLS). Not retried.
+    #[error("TLS with the NATS server at {url} failed: {reason}")]
+    Tls { url: String, reason: String },
     #[error("invalid NATS configuration: {0}")]
     Config(String),
     #[error("payload of {size} bytes exceeds the NATS server's max_payload of {limit} bytes")]
@@ -84,6 +88,9 @@ pub enum NatsAuth {
         password: String,
     },
     Token(String),
+    /// An nkey seed (`SU...`): the server knows the public key; the seed signs its challenge
+    /// and never leaves the process.
+    Nkey(String),
 }
 
 impl std::fmt::Debug for NatsAuth {
@@ -94,6 +101,7 @@ impl std::fmt::Debug for NatsAuth {
                 write!(f, "UserPassword {{ user: {user:?}, password: <redacted> }}")
             }
             NatsAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            NatsAuth::Nkey(_) => f.write_str("Nkey(<redacted>)"),
         }
     }
 }
@@ -126,6 +134,26 @@ pub struct NatsConfig {
     /// JetStream mode (at least once, durable) instead of core NATS (at most once, the
     /// default).
     pub jetstream: Option<JetStreamOptions>,
+    /// TLS: which certificate authorities to trust and our own certificate, if any.
+    pub tls: NatsTls,
+}
+
+/// TLS settings. A `tls://` URL, or any of these set, makes the connection require TLS;
+/// without a CA file the system's roots are trusted.
+#[derive(Clone, Debug, Default)]
+pub struct NatsTls {
+    /// PEM file of the certificate authorities to trust (e.g. a private CA's).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM certificate and key files of this client, for servers that verify clients.
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Require TLS even with a `nats://` URL.
+    pub required: bool,
+}
+
+impl NatsTls {
+    fn any(&self) -> bool {
+        self.required || self.ca_file.is_some() || self.client_cert.is_some()
+    }
 }
 
 impl NatsConfig {
@@ -138,6 +166,7 @@ impl NatsConfig {
             queue_overflow: OverflowPolicy::Block,
             subscription_capacity: 65_536,
             jetstream: None,
+            tls: NatsTls::default(),
         }
     }
 
@@ -164,6 +193,28 @@ impl NatsConfig {
 
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.auth = NatsAuth::Token(token.into());
+        self
+    }
+
+    /// Authenticates with an nkey seed (`SU...`; see [`NatsAuth::Nkey`]).
+    pub fn with_nkey(mut self, seed: impl Into<String>) -> Self {
+        self.auth = NatsAuth::Nkey(seed.into());
+        self
+    }
+
+    /// Trusts the certificate authorities in this PEM file, and requires TLS.
+    pub fn with_tls_ca(mut self, ca_file: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_file = Some(ca_file.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM certificate and key files), and requires TLS.
+    pub fn with_client_certificate(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some((cert.into(), key.into()));
         self
     }
 
@@ -202,6 +253,7 @@ impl std::fmt::Debug for NatsConfig {
             .field("queue_overflow", &self.queue_overflow)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("jetstream", &self.jetstream)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -330,7 +382,29 @@ impl NatsBridge {
                 async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
             }
             NatsAuth::Token(token) => async_nats::ConnectOptions::with_token(token.clone()),
+            NatsAuth::Nkey(seed) => {
+                // Checked here: async-nats would only fail at the server's challenge.
+                nkeys::KeyPair::from_seed(seed)
+                    .map_err(|e| NatsError::Config(format!("the nkey seed is not valid: {e}")))?;
+                async_nats::ConnectOptions::with_nkey(seed.clone())
+            }
         };
+        let mut options = options;
+        if config.tls.any() {
+            options = options.require_tls(true);
+            if let Some(ca) = &config.tls.ca_file {
+                if !ca.is_file() {
+                    return Err(NatsError::Config(format!(
+                        "TLS CA file {} does not exist",
+                        ca.display()
+                    )));
+                }
+                options = options.add_root_certificates(ca.clone());
+            }
+            if let Some((cert, key)) = &config.tls.client_cert {
+                options = options.add_client_certificate(cert.clone(), key.clone());
+            }
+        }
         let client = options
             .no_echo()
             .subscription_capacity(config.subscription_capacity)
@@ -352,6 +426,15 @@ impl NatsBridge {
                     url: shown_url.clone(),
                     reason: e.to_string(),
                 },
+                // async-nats reports a refused server certificate as an I/O error.
+                kind if kind == async_nats::ConnectErrorKind::Tls
+                    || e.to_string().contains("certificate") =>
+                {
+                    NatsError::Tls {
+                        url: shown_url.clone(),
+                        reason: e.to_string(),
+                    }
+                }
                 _ => NatsError::Connect {
                     url: shown_url.clone(),
                     reason: e.to_string(),

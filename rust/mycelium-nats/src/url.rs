@@ -10,7 +10,9 @@ use mycelium_transport::OverflowPolicy;
 
 /// The options a URL may carry after `?`, for callers that have only an address string.
 pub const URL_OPTIONS: &str =
-    "prefix, jetstream, durable, deliver (all, new or a stream sequence), outgoing, overflow";
+    "prefix, jetstream, durable, deliver (all, new or a stream sequence), outgoing, overflow, \
+     ca (a PEM file), cert and key (PEM files, together), nkey_seed_file (a file holding an \
+     nkey seed)";
 
 /// [`NatsConfig::from_url`]: the address without its `?options`, and the configuration they
 /// describe. Options after the last `?` of the whole string (one set for a cluster list).
@@ -23,6 +25,8 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
     let mut jetstream: Option<JetStreamOptions> = None;
     let mut durable = None;
     let mut deliver = None;
+    let mut cert = None;
+    let mut key = None;
     let bad = |name: &str, why: String| {
         NatsError::Config(format!("URL option {name}: {why} (options: {URL_OPTIONS})"))
     };
@@ -60,8 +64,23 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
                     .map_err(|e| bad(name, e))?
                     .0
             }
+            "ca" => config.tls.ca_file = Some(value.into()),
+            "cert" => cert = Some(std::path::PathBuf::from(value)),
+            "key" => key = Some(std::path::PathBuf::from(value)),
+            // A file, not the seed itself: an address gets printed and logged (redacted only
+            // where it holds user:password@).
+            "nkey_seed_file" => {
+                let seed = std::fs::read_to_string(&value)
+                    .map_err(|e| bad(name, format!("cannot read {value}: {e}")))?;
+                config.auth = crate::NatsAuth::Nkey(seed.trim().to_string());
+            }
             other => return Err(bad(other, "unknown".into())),
         }
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => config.tls.client_cert = Some((cert, key)),
+        (None, None) => {}
+        _ => return Err(bad("cert/key", "give both or neither".into())),
     }
     match jetstream {
         Some(mut js) => {

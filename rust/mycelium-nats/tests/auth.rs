@@ -1,10 +1,10 @@
-//! User/password and token authentication against real nats-server processes: the right
-//! credentials join, wrong ones give a typed error at once (not retried), and no secret shows
-//! up in errors or in the configuration's Debug output.
+//! User/password, token and nkey authentication, and TLS, against real nats-server
+//! processes: the right credentials (or CA) join, wrong ones give a typed error at once (not
+//! retried), and no secret shows up in errors or in the configuration's Debug output.
 
 mod common;
 
-use common::{eventually, schema, NatsServer};
+use common::{eventually, schema, scratch_dir, test_certificates, NatsServer};
 use mycelium_contracts::TradeTick;
 use mycelium_nats::{redact_url, NatsBridge, NatsConfig, NatsError};
 use mycelium_transport::{MessageBus, SubscribeOptions};
@@ -90,4 +90,79 @@ async fn token_right_joins_wrong_is_a_typed_error() {
     )
     .await;
     assert!(!format!("{:?}", NatsConfig::new("nats://x").with_token(TOKEN)).contains(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nkey_known_joins_unknown_is_a_typed_error() {
+    let user = nkeys::KeyPair::new_user();
+    let seed = user.seed().expect("seed");
+    let server = NatsServer::start(&format!(
+        "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}",
+        user.public_key()
+    ));
+    forwards(NatsConfig::new(server.url()).with_nkey(seed.clone())).await;
+    // The seed from a file named in the address (C, Python, OCaml and the CLI use this).
+    let dir = scratch_dir("nkey");
+    let seed_file = dir.join("user.nk");
+    std::fs::write(&seed_file, format!("{seed}\n")).expect("seed file");
+    let address = format!("{}?nkey_seed_file={}", server.url(), seed_file.display());
+    forwards(NatsConfig::from_url(&address).expect("address")).await;
+    let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
+    refused(
+        NatsConfig::new(server.url()).with_nkey(stranger.clone()),
+        &stranger,
+    )
+    .await;
+    // Not a seed at all: a configuration error before any connection.
+    let err = NatsBridge::connect(
+        &MessageBus::new(),
+        &schema(),
+        NatsConfig::new(server.url()).with_nkey("SUnot-a-seed"),
+    )
+    .await
+    .err()
+    .expect("bad seed refused");
+    assert!(matches!(err, NatsError::Config(_)), "{err:?}");
+    assert!(!format!("{err}").contains("SUnot-a-seed"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_right_ca_joins_a_wrong_ca_is_a_typed_error() {
+    let dir = scratch_dir("tls");
+    let (ca, cert, key) = test_certificates(&dir.join("good"));
+    let (other_ca, _, _) = test_certificates(&dir.join("other"));
+    let server = NatsServer::start(&format!(
+        "tls {{ cert_file: \"{}\", key_file: \"{}\" }}",
+        cert.display(),
+        key.display()
+    ));
+    let url = format!("tls://127.0.0.1:{}", server.port);
+    forwards(NatsConfig::new(url.clone()).with_tls_ca(&ca)).await;
+    // The same from an address string, on a nats:// URL (the CA option requires TLS).
+    forwards(
+        NatsConfig::from_url(&format!("{}?ca={}", server.url(), ca.display())).expect("address"),
+    )
+    .await;
+    for wrong in [
+        NatsConfig::new(url.clone()).with_tls_ca(&other_ca),
+        // No CA: the system's roots do not know our test CA either.
+        NatsConfig::new(url.clone()),
+    ] {
+        let err = NatsBridge::connect(&MessageBus::new(), &schema(), wrong)
+            .await
+            .err()
+            .expect("an untrusted certificate is refused");
+        assert!(matches!(err, NatsError::Tls { .. }), "typed: {err:?}");
+    }
+    let err = NatsBridge::connect(
+        &MessageBus::new(),
+        &schema(),
+        NatsConfig::new(url).with_tls_ca(dir.join("missing.pem")),
+    )
+    .await
+    .err()
+    .expect("a missing CA file");
+    assert!(matches!(err, NatsError::Config(_)), "{err:?}");
+    let _ = std::fs::remove_dir_all(dir);
 }
