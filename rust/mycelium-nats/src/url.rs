@@ -185,6 +185,7 @@ mod tests {
             NatsAuth::None => "none".to_string(),
             NatsAuth::UserPassword { user, password } => format!("user {user} / {password}"),
             NatsAuth::Token(t) => format!("token {t}"),
+            NatsAuth::Nkey(seed) => format!("nkey {seed}"),
         };
         (clean, auth)
     }
