@@ -224,6 +224,20 @@ mod tests {
         assert_eq!(js.stream, "ORDERS");
         assert_eq!(js.durable.as_deref(), Some("risk"));
         assert_eq!(js.deliver, DeliverFrom::Sequence(7));
+        let t = config_from_url("nats://h:1?ca=/c.pem&cert=/me.pem&key=/me.key").unwrap();
+        assert_eq!(
+            t.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/c.pem"))
+        );
+        assert_eq!(
+            t.tls.client_cert,
+            Some(("/me.pem".into(), "/me.key".into()))
+        );
+        assert!(
+            config_from_url("nats://h:1?cert=/me.pem").is_err(),
+            "cert without key"
+        );
+        assert!(config_from_url("nats://h:1?nkey_seed_file=/no/such/file").is_err());
         let plain = config_from_url("nats://a:pw@h:1,nats://h:2").unwrap();
         assert_eq!(plain.url, "nats://a:pw@h:1,nats://h:2");
         assert!(plain.jetstream.is_none());
