@@ -10,7 +10,8 @@ use mycelium_transport::OverflowPolicy;
 
 /// The options a URL may carry after `?`, for callers that have only an address string.
 pub const URL_OPTIONS: &str =
-    "prefix, jetstream, durable, deliver (all, new or a stream sequence), outgoing, overflow, \
+    "prefix, jetstream, durable, deliver (all, new or a stream sequence), replicas (1 to 5), \
+     outgoing, overflow, \
      ca (a PEM file), cert and key (PEM files, together), nkey_seed_file (a file holding an \
      nkey seed)";
 
@@ -25,6 +26,7 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
     let mut jetstream: Option<JetStreamOptions> = None;
     let mut durable = None;
     let mut deliver = None;
+    let mut replicas = None;
     let mut cert = None;
     let mut key = None;
     let bad = |name: &str, why: String| {
@@ -40,6 +42,20 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
             "prefix" => config.prefix = value,
             "jetstream" => jetstream = Some(JetStreamOptions::new(value)),
             "durable" => durable = Some(value),
+            "replicas" => {
+                replicas = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|&n: &usize| (1..=5).contains(&n))
+                        .ok_or_else(|| {
+                            bad(
+                                name,
+                                format!("{value:?} is not a replica count from 1 to 5"),
+                            )
+                        })?,
+                )
+            }
             "deliver" => {
                 deliver = Some(match value.as_str() {
                     "all" => DeliverFrom::All,
@@ -86,11 +102,12 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
         Some(mut js) => {
             js.durable = durable;
             js.deliver = deliver.unwrap_or_default();
+            js.replicas = replicas.unwrap_or(1);
             config.jetstream = Some(js);
         }
-        None if durable.is_some() || deliver.is_some() => {
+        None if durable.is_some() || deliver.is_some() || replicas.is_some() => {
             return Err(bad(
-                "durable/deliver",
+                "durable/deliver/replicas",
                 "only with jetstream=<stream>".into(),
             ))
         }
@@ -237,6 +254,13 @@ mod tests {
             config_from_url("nats://h:1?cert=/me.pem").is_err(),
             "cert without key"
         );
+        let r = config_from_url("nats://h:1?jetstream=S&replicas=3").unwrap();
+        assert_eq!(r.jetstream.unwrap().replicas, 3);
+        assert!(
+            config_from_url("nats://h:1?replicas=3").is_err(),
+            "replicas without a stream"
+        );
+        assert!(config_from_url("nats://h:1?jetstream=S&replicas=9").is_err());
         assert!(config_from_url("nats://h:1?nkey_seed_file=/no/such/file").is_err());
         let plain = config_from_url("nats://a:pw@h:1,nats://h:2").unwrap();
         assert_eq!(plain.url, "nats://a:pw@h:1,nats://h:2");

@@ -35,6 +35,16 @@ impl NatsServer {
     /// Three servers in one cluster (routes between them on loopback ports), each with its
     /// own client port.
     pub fn start_cluster() -> [NatsServer; 3] {
+        Self::cluster(false)
+    }
+
+    /// [`start_cluster`](Self::start_cluster) with JetStream on every node (each storing in
+    /// its own temp dir).
+    pub fn start_jetstream_cluster() -> [NatsServer; 3] {
+        Self::cluster(true)
+    }
+
+    fn cluster(jetstream: bool) -> [NatsServer; 3] {
         let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let node = |i: usize| {
             let peers: Vec<String> = (0..3)
@@ -46,7 +56,16 @@ impl NatsServer {
                 routes[i],
                 peers.join(", ")
             );
-            Self::start_with(|_| config)
+            Self::start_with(|dir| {
+                if jetstream {
+                    format!(
+                        "{config}\njetstream {{ store_dir: \"{}\" }}",
+                        dir.join("jetstream").display()
+                    )
+                } else {
+                    config
+                }
+            })
         };
         [node(0), node(1), node(2)]
     }
