@@ -283,6 +283,40 @@ def test_a_rust_cli_peer_over_nats(nats: NatsServer, contracts: ModuleType) -> N
             child.cleanup()
 
 
+def test_a_topology_file_declares_a_nats_join_with_its_secret_in_a_file(contracts: ModuleType, tmp_path: Path) -> None:
+    """`mycelium bridge --config FILE` makes the file's `nats:` joins, reading the token from
+    the file it names (relative to the topology file); the ticks it publishes reach this bus."""
+    server = NatsServer('authorization { token: "topo-tok-31" }')
+    try:
+        (tmp_path / "nats.token").write_text("topo-tok-31\n")
+        topology = tmp_path / "topology.yaml"
+        topology.write_text(
+            f"schema: {CONTRACTS_YAML}\n"
+            f"nats:\n  - url: {server.url}\n    token_file: nats.token\n"
+        )
+        with Runtime(contracts) as rt:
+            queue = rt.subscription(contracts.TradeTick)
+            join = rt.connect(server.url, token="topo-tok-31")
+            join.wait(timeout=30)
+            tick_json = '{"symbol": "TP", "price": 1.0, "size": {i}, "ts_ns": 1, "side": 0}'
+            done = subprocess.run(
+                [cli(), "bridge", "--config", str(topology), "--publish-json", "TradeTick", tick_json, "--count", "5"],
+                capture_output=True, text=True, timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert f"joined {server.url}" in done.stdout.splitlines()
+            assert [queue.recv(timeout=30).size for _ in range(5)] == list(range(5))
+            assert "topo-tok-31" not in done.stdout + done.stderr
+        # A misspelt key of a nats: entry is refused and named, not ignored.
+        wrong = topology.with_name("wrong.yaml")
+        wrong.write_text(f"schema: {CONTRACTS_YAML}\nnats:\n  - url: {server.url}\n    tokn_file: x\n")
+        bad = subprocess.run([cli(), "bridge", "--config", str(wrong), "--publish-json", "TradeTick", tick_json],
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and "tokn_file" in bad.stderr, bad.stderr
+    finally:
+        server.stop()
+
+
 def test_jetstream_through_url_options(contracts: ModuleType) -> None:
     """`?jetstream=STREAM&durable=NAME` makes the join durable: what is published while the
     subscriber's join is closed is delivered, once, when it joins again with its durable."""

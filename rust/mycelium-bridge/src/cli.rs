@@ -144,6 +144,10 @@ pub type ExtraJoinsFuture<'a> =
 pub trait ExtraJoins: Sync {
     /// Whether there is anything to join (then bridges are not required).
     fn is_empty(&self) -> bool;
+    /// Whether it makes the topology file's `nats:` joins (the mycelium CLI's does).
+    fn joins_nats(&self) -> bool {
+        false
+    }
     /// Joins `bus`; resolves once each join is ready to carry the bus's subscriptions (the
     /// `--subscribe` one is made before this is called).
     fn start<'a>(&'a self, bus: &'a MessageBus, schema: &'a Schema) -> ExtraJoinsFuture<'a>;
@@ -259,6 +263,11 @@ pub fn run_with(args: BridgeArgs, extra: &dyn ExtraJoins) -> Result<(), CliError
             )
         })?;
     let schema = Schema::from_path(&schema_path)?;
+    if !topology.nats.is_empty() && !extra.joins_nats() {
+        return Err(CliError::Usage(
+            "the topology file has `nats:` joins, which this binary cannot make: run `mycelium bridge --config FILE` (the mycelium CLI has the NATS client)".into(),
+        ));
+    }
     if topology.listen.is_empty() && topology.connect.is_empty() && extra.is_empty() {
         return Err(CliError::Usage(
             "nothing to bridge: give --listen and/or --connect (or --nats), or a --config that has them".into(),

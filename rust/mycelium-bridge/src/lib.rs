@@ -83,4 +83,4 @@ pub use endpoint::Endpoint;
 pub use error::BridgeError;
 pub use handle::{Bridge, BridgeHandle};
 pub use stats::{bridges_prometheus, BridgeStats, ClosedSession, Rejection};
-pub use topology::Topology;
+pub use topology::{NatsJoinSpec, Topology};

@@ -40,6 +40,34 @@ pub struct Topology {
     pub retry_refused: bool,
     /// Per-connection limits and timeouts.
     pub limits: Limits,
+    /// NATS joins (`nats:`). This crate only reads them: `mycelium bridge` (the mycelium CLI,
+    /// which has the NATS client) makes them; plain `mycelium-bridge` refuses a file with any.
+    pub nats: Vec<NatsJoinSpec>,
+}
+
+/// One NATS join of a topology file. Secrets come from files, never from the file itself;
+/// relative paths are relative to the topology file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsJoinSpec {
+    /// Server address, options after `?` as for `--nats` (docs/distributed.md).
+    pub url: String,
+    /// File holding the server's auth token.
+    pub token_file: Option<PathBuf>,
+    /// User name, with `password_file`.
+    pub user: Option<String>,
+    /// File holding the user's password.
+    pub password_file: Option<PathBuf>,
+    /// File holding an nkey seed.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// PEM file of the certificate authorities to trust (requires TLS).
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, with `key`.
+    pub cert: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    pub key: Option<PathBuf>,
+    /// First subject token(s) (default mycelium).
+    pub prefix: Option<String>,
 }
 
 impl Default for Topology {
@@ -56,6 +84,7 @@ impl Default for Topology {
             backoff: Backoff::default(),
             retry_refused: false,
             limits: Limits::default(),
+            nats: Vec::new(),
         }
     }
 }
@@ -76,6 +105,8 @@ struct TopologyFile {
     backoff: Option<BackoffFile>,
     retry_refused: Option<bool>,
     limits: Option<LimitsFile>,
+    #[serde(default)]
+    nats: Vec<NatsJoinSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +228,31 @@ impl Topology {
             backoff,
             retry_refused: file.retry_refused.unwrap_or(defaults.retry_refused),
             limits,
+            nats: file
+                .nats
+                .into_iter()
+                .map(|spec| {
+                    if spec.user.is_some() != spec.password_file.is_some() {
+                        return Err(format!(
+                            "nats {}: give user and password_file together",
+                            spec.url
+                        ));
+                    }
+                    if spec.cert.is_some() != spec.key.is_some() {
+                        return Err(format!("nats {}: give cert and key together", spec.url));
+                    }
+                    let at = |p: Option<PathBuf>| p.map(|p| base.join(p));
+                    Ok(NatsJoinSpec {
+                        token_file: at(spec.token_file),
+                        password_file: at(spec.password_file),
+                        nkey_seed_file: at(spec.nkey_seed_file),
+                        ca: at(spec.ca),
+                        cert: at(spec.cert),
+                        key: at(spec.key),
+                        ..spec
+                    })
+                })
+                .collect::<Result<_, String>>()?,
         };
         Ok(topology)
     }
@@ -324,11 +380,38 @@ limits:
             ("limits: { overflow: sometimes }", "limits.overflow"),
             ("limits: { queue_capacity: 0 }", "queue_capacity"),
             ("limits: { idle_timeout_ms: 1 }", "idle_timeout"),
+            (
+                "nats: [{ url: nats://h, user: u }]",
+                "user and password_file together",
+            ),
+            (
+                "nats: [{ url: nats://h, cert: c.pem }]",
+                "cert and key together",
+            ),
+            (
+                "nats: [{ url: nats://h, password: x }]",
+                "unknown field `password`",
+            ),
         ];
         for (yaml, expected) in cases {
             let error = Topology::from_yaml_str(yaml, Path::new(".")).unwrap_err();
             assert!(error.contains(expected), "{yaml}: {error}");
         }
+    }
+
+    #[test]
+    fn nats_joins_are_read_with_their_files_relative_to_the_topology() {
+        let yaml = "nats:\n  - url: nats://10.0.0.5:4222?jetstream=S\n    nkey_seed_file: keys/me.nk\n    ca: ca.pem\n    prefix: prod\n  - url: nats://10.0.0.6:4222\n";
+        let t = Topology::from_yaml_str(yaml, Path::new("/etc/myc")).unwrap();
+        assert_eq!(t.nats.len(), 2);
+        assert_eq!(t.nats[0].url, "nats://10.0.0.5:4222?jetstream=S");
+        assert_eq!(
+            t.nats[0].nkey_seed_file.as_deref(),
+            Some(Path::new("/etc/myc/keys/me.nk"))
+        );
+        assert_eq!(t.nats[0].ca.as_deref(), Some(Path::new("/etc/myc/ca.pem")));
+        assert_eq!(t.nats[0].prefix.as_deref(), Some("prod"));
+        assert_eq!(t.nats[1].token_file, None);
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub struct BridgeCommand {
     /// Join a NATS server (nats://HOST:PORT, tls://..., or a comma-separated cluster list;
     /// nats://USER:PASSWORD@HOST:PORT for user/password auth). Repeatable. Core NATS, subjects
     /// <prefix>.<schema>.<Message> (docs/distributed.md); options after `?`: jetstream=STREAM,
-    /// durable=NAME, deliver=all|new|SEQ, prefix=P, outgoing=N, overflow=POLICY. A publisher's --wait-subscribers does
+    /// durable=NAME, deliver=all|new|SEQ, replicas=N, prefix=P, outgoing=N, overflow=POLICY,
+    /// ca=PEM, cert=PEM&key=PEM, nkey_seed_file=PATH. A topology file (--config) can list joins
+    /// under `nats:` (docs/bridges.md). A publisher's --wait-subscribers does
     /// not see NATS subscribers: start them first and wait for their `joined` line.
     #[arg(long, value_name = "URL")]
     pub nats: Vec<String>,
@@ -52,16 +54,33 @@ impl BridgeCommand {
                 "--nats-token-file without --nats".to_string(),
             ));
         }
-        let joins = NatsJoins {
-            configs: self
+        // The topology file's `nats:` joins, then the flags'.
+        let from_file = match &self.bridge.config {
+            Some(path) => mycelium_bridge::Topology::from_path(path)
+                .map_err(|e| CliError::Usage(e.to_string()))?
                 .nats
                 .iter()
-                .map(|url| {
-                    let mut config = NatsConfig::from_url(url)
-                        .map_err(|e| CliError::Usage(format!("--nats: {e}")))?;
-                    if let Some(token) = &token {
-                        config = config.with_token(token.clone());
-                    }
+                .map(config_from_spec)
+                .collect::<Result<Vec<_>, CliError>>()?,
+            None => Vec::new(),
+        };
+        let from_flags = self
+            .nats
+            .iter()
+            .map(|url| {
+                let mut config = NatsConfig::from_url(url)
+                    .map_err(|e| CliError::Usage(format!("--nats: {e}")))?;
+                if let Some(token) = &token {
+                    config = config.with_token(token.clone());
+                }
+                Ok(config)
+            })
+            .collect::<Result<Vec<_>, CliError>>()?;
+        let joins = NatsJoins {
+            configs: from_file
+                .into_iter()
+                .chain(from_flags)
+                .map(|mut config| {
                     if let Some(prefix) = &self.nats_prefix {
                         config = config.with_prefix(prefix.clone());
                     }
@@ -80,6 +99,37 @@ impl BridgeCommand {
     }
 }
 
+/// A topology file's `nats:` entry as a join configuration (secrets read from their files).
+fn config_from_spec(spec: &mycelium_bridge::NatsJoinSpec) -> Result<NatsConfig, CliError> {
+    let shown = redact_url(&spec.url);
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| CliError::Usage(format!("nats {shown}: cannot read {what} {path:?}: {e}")))
+    };
+    let mut config = NatsConfig::from_url(&spec.url)
+        .map_err(|e| CliError::Usage(format!("nats {shown} in the topology file: {e}")))?;
+    if let Some(path) = &spec.token_file {
+        config = config.with_token(read("token_file", path)?);
+    }
+    if let (Some(user), Some(path)) = (&spec.user, &spec.password_file) {
+        config = config.with_user_password(user.clone(), read("password_file", path)?);
+    }
+    if let Some(path) = &spec.nkey_seed_file {
+        config = config.with_nkey(read("nkey_seed_file", path)?.trim().to_string());
+    }
+    if let Some(ca) = &spec.ca {
+        config = config.with_tls_ca(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&spec.cert, &spec.key) {
+        config = config.with_client_certificate(cert.clone(), key.clone());
+    }
+    if let Some(prefix) = &spec.prefix {
+        config = config.with_prefix(prefix.clone());
+    }
+    Ok(config)
+}
+
 struct NatsJoins {
     configs: Vec<NatsConfig>,
 }
@@ -87,6 +137,10 @@ struct NatsJoins {
 impl ExtraJoins for NatsJoins {
     fn is_empty(&self) -> bool {
         self.configs.is_empty()
+    }
+
+    fn joins_nats(&self) -> bool {
+        true
     }
 
     fn start<'a>(&'a self, bus: &'a MessageBus, schema: &'a Schema) -> ExtraJoinsFuture<'a> {
