@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::{NatsError, Shared, DIGEST_HEADER, FINGERPRINT_HEADER};
+use crate::{NatsError, Shared};
 
 /// The header JetStream de-duplicates on.
 pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -485,9 +485,7 @@ impl Outgoing {
         let (subject, fingerprint) = shared.outgoing(&envelope)?;
         let js = shared.js.as_ref()?;
         let n = js.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(FINGERPRINT_HEADER, fingerprint);
-        headers.insert(DIGEST_HEADER, shared.digest.as_str());
+        let mut headers = shared.schema_headers(fingerprint);
         headers.insert(MSG_ID_HEADER, format!("{}-{n}", js.publisher_id).as_str());
         Some(Outgoing {
             subject: subject.to_string(),

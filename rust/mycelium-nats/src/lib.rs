@@ -719,13 +719,32 @@ impl Shared {
         self.handled_generation.load(Ordering::Acquire) == current.wrapping_add(1)
     }
 
+    /// The headers every message, request and reply of ours carries: the message's
+    /// fingerprint and our schema digest.
+    fn schema_headers(&self, fingerprint: &str) -> async_nats::HeaderMap {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(FINGERPRINT_HEADER, fingerprint);
+        headers.insert(DIGEST_HEADER, self.digest.as_str());
+        headers
+    }
+
+    /// (ours, theirs) when `message` carries a fingerprint for `type_id` that is not ours; a
+    /// message without one (a non-Mycelium publisher) is validated instead.
+    fn fingerprint_mismatch<'m>(
+        &'m self,
+        type_id: u16,
+        message: &'m async_nats::Message,
+    ) -> Option<(&'m str, &'m str)> {
+        let theirs = message.headers.as_ref()?.get(FINGERPRINT_HEADER)?.as_str();
+        let ours = self.types.get(&type_id)?.1.as_str();
+        (theirs != ours).then_some((ours, theirs))
+    }
+
     async fn send(&self, envelope: Envelope) {
         let Some((subject, fingerprint)) = self.outgoing(&envelope) else {
             return;
         };
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(FINGERPRINT_HEADER, fingerprint);
-        headers.insert(DIGEST_HEADER, self.digest.as_str());
+        let headers = self.schema_headers(fingerprint);
         match self
             .client
             .publish_with_headers(subject.into_owned(), headers, envelope.payload)
@@ -794,22 +813,18 @@ impl Shared {
             tracing::debug!(subject = %message.subject, "refused a NATS message whose subject names no type and topic of ours");
             return;
         };
-        if let Some(headers) = &message.headers {
-            let theirs = headers.get(FINGERPRINT_HEADER).map(|v| v.as_str());
-            let ours = self.types.get(&type_id).map(|t| t.1.as_str());
-            if let (Some(theirs), Some(ours)) = (theirs, ours) {
-                if theirs != ours {
-                    self.stats.refused.inc();
-                    let peer = headers
-                        .get(DIGEST_HEADER)
-                        .map(|v| v.as_str().to_string())
-                        .unwrap_or_default();
-                    if self.logged.lock().insert((peer.clone(), type_id)) {
-                        mismatch::explain(self, &peer, type_id, ours, theirs);
-                    }
-                    return;
-                }
+        if let Some((ours, theirs)) = self.fingerprint_mismatch(type_id, message) {
+            self.stats.refused.inc();
+            let peer = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(DIGEST_HEADER))
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default();
+            if self.logged.lock().insert((peer.clone(), type_id)) {
+                mismatch::explain(self, &peer, type_id, ours, theirs);
             }
+            return;
         }
         let payload: Bytes = message.payload.clone();
         if self.validator.validate(type_id, &payload).is_err() {

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use mycelium_transport::{IncomingRequest, RawResponder, RequestError, ServeOptions, Stopper};
 
-use crate::{AbortOnDrop, Shared, DIGEST_HEADER, FINGERPRINT_HEADER};
+use crate::{AbortOnDrop, Shared};
 
 /// NATS header with the requester's remaining time, in milliseconds.
 pub const TIMEOUT_HEADER: &str = "Mycelium-Timeout-Ms";
@@ -70,24 +70,11 @@ impl Shared {
         })
     }
 
+    /// `schema_headers` for a request or reply of `type_id` (a schema type: routes only
+    /// carry those).
     fn headers(&self, type_id: u16) -> async_nats::HeaderMap {
-        let mut headers = async_nats::HeaderMap::new();
-        if let Some((_, fingerprint)) = self.types.get(&type_id) {
-            headers.insert(FINGERPRINT_HEADER, fingerprint.as_str());
-        }
-        headers.insert(DIGEST_HEADER, self.digest.as_str());
-        headers
-    }
-
-    /// Whether a message's fingerprint header (if any) differs from ours for `type_id`.
-    fn mismatched(&self, type_id: u16, message: &async_nats::Message) -> bool {
-        let theirs = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(FINGERPRINT_HEADER))
-            .map(|v| v.as_str());
-        let ours = self.types.get(&type_id).map(|t| t.1.as_str());
-        matches!((theirs, ours), (Some(t), Some(o)) if t != o)
+        let fingerprint = self.types.get(&type_id).map_or("", |t| t.1.as_str());
+        self.schema_headers(fingerprint)
     }
 }
 
@@ -113,7 +100,10 @@ async fn answer(shared: &Shared, route: &ServiceRoute, message: async_nats::Mess
         return;
     };
     let (request_type, reply_type) = route.key;
-    let refused = if shared.mismatched(request_type, &message) {
+    let refused = if shared
+        .fingerprint_mismatch(request_type, &message)
+        .is_some()
+    {
         Some(format!(
             "the requester's definition of {} differs from the server's",
             route.name
@@ -231,7 +221,7 @@ async fn forward(shared: &Shared, route: &ServiceRoute, request: IncomingRequest
         shared.stats.request_failures.inc();
         return request.fail(format!("{} (answered over NATS)", error.as_str()));
     }
-    if shared.mismatched(reply_type, &message) {
+    if shared.fingerprint_mismatch(reply_type, &message).is_some() {
         shared.stats.request_failures.inc();
         return request.fail(format!(
             "the reply over NATS comes from a bus whose definition of {} differs",
