@@ -96,19 +96,24 @@ async fn a_node_killed_mid_stream_loses_only_what_core_nats_can_lose() {
 
 /// JetStream across the same kind of cluster, the stream kept on all three nodes: node 1 (where
 /// one subscriber's bus is connected) is killed a quarter into the stream. Both subscribers'
-/// durables deliver every message exactly once, in order: the one on node 1 after it
-/// reconnected to another node and its durable resumed there.
-// Found failing: a clean-clone CI run lost ticks 700..715 of 3000 at node 2's durable (the
-// other 4 runs passed). A real loss to find (issue 15), not a test to loosen; run it with
-// `cargo test -p mycelium-nats --test cluster -- --ignored`.
-#[ignore = "lost 16 of 3000 in 1 of 5 runs: JetStream R3 node-kill loss under investigation (issue 15)"]
+/// durables deliver every message exactly once: the one on node 1 after it reconnected to
+/// another node and its durable resumed there.
+///
+/// Not in order: publishes in flight to a stream leader that dies time out and are retried
+/// (same message id) after later ones were stored by the new leader, so the stream itself
+/// holds them late (seen here: 253 of 3 000 behind a later one, the same at both durables).
+/// An earlier version asserted publish order and failed in one CI run of five, which read as
+/// "ticks 700..715 lost"; they were stored after 716... The test checks that any disorder
+/// comes with a retried publish or a redelivery, the two causes the docs name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_replicated_over_three_nodes_loses_and_duplicates_nothing() {
     use mycelium_nats::JetStreamOptions;
     let [n0, mut n1, n2] = NatsServer::start_jetstream_cluster();
     let schema = schema();
     let options = |durable: Option<&str>| {
-        let o = JetStreamOptions::new("CLUSTER_TICKS").with_replicas(3);
+        let o = JetStreamOptions::new("CLUSTER_TICKS")
+            .with_replicas(3)
+            .with_ack_wait(Duration::from_secs(2));
         match durable {
             Some(d) => o.with_durable(d),
             None => o,
@@ -159,16 +164,42 @@ async fn jetstream_replicated_over_three_nodes_loses_and_duplicates_nothing() {
         }
     }
     ja.flush().await.expect("every publish acked");
-    for (name, sub) in [("node 2", &sc), ("node 1", &sb)] {
-        for i in 0..N {
+    // What was on its way to a subscriber through the killed node comes again after
+    // `ack_wait`, behind later messages: every tick once, not necessarily in order.
+    for (name, sub, join) in [("node 2", &sc, &jc), ("node 1", &sb, &jb)] {
+        let mut seen = vec![0u32; N as usize];
+        let (mut missing, mut late, mut newest) = (N, 0u64, None::<u64>);
+        while missing > 0 {
             let got = tokio::time::timeout(Duration::from_secs(60), sub.recv())
                 .await
-                .unwrap_or_else(|_| panic!("{name}: tick {i} never came"))
-                .expect("tick");
-            assert_eq!(got.size as u64, i, "{name}: every tick once, in order");
+                .unwrap_or_else(|_| panic!("{name}: {missing} ticks never came"))
+                .expect("tick")
+                .size as u64;
+            assert!(got < N, "{name}: tick {got} was never published");
+            seen[got as usize] += 1;
+            assert_eq!(seen[got as usize], 1, "{name}: tick {got} twice");
+            missing -= 1;
+            if newest.is_some_and(|n| got < n) {
+                late += 1;
+            }
+            newest = newest.max(Some(got));
         }
+        let (retried, redelivered) = (
+            ja.stats().js_publish_failed.get(),
+            join.stats().js_redelivered.get(),
+        );
+        eprintln!(
+            "{name}: all {N} ticks once, {late} after a later one; publishes retried {retried}, \
+             redelivered {redelivered}, skipped as duplicates {}",
+            join.stats().js_skipped_duplicates.get()
+        );
+        assert!(
+            late == 0 || retried > 0 || redelivered > 0,
+            "{name}: {late} ticks out of order with no retried publish and no redelivery"
+        );
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Longer than `ack_wait`: a redelivery of something already delivered would show now.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(
         sb.try_recv().is_err() && sc.try_recv().is_err(),
         "nothing twice"
