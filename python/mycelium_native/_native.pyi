@@ -63,6 +63,7 @@ class NativeRuntime:
         label: Optional[str] = None,
         spin_us: int = 0,
         pattern: Optional[str] = None,
+        with_topic: bool = False,
     ) -> NativeSubscription: ...
     def open_receiver(
         self,

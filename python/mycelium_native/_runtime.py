@@ -18,6 +18,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Literal,
     Optional,
     Protocol,
     Set,
@@ -25,6 +26,7 @@ from typing import (
     Type,
     TypeVar,
     Union,
+    overload,
 )
 
 from . import _native
@@ -326,6 +328,7 @@ class Runtime:
 
     # ---- receiving -----------------------------------------------------------------------
 
+    @overload
     def subscribe(
         self,
         message_type: Type[M],
@@ -337,6 +340,36 @@ class Runtime:
         label: Optional[str] = None,
         spin_us: int = 0,
         pattern: Optional[str] = None,
+        with_topic: Literal[False] = False,
+    ) -> "Subscription": ...
+
+    @overload
+    def subscribe(
+        self,
+        message_type: Type[M],
+        callback: Callable[[M, Optional[str]], object],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        max_batch: Optional[int] = None,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: Literal[True],
+    ) -> "Subscription": ...
+
+    def subscribe(
+        self,
+        message_type: Type[M],
+        callback: Callable[..., object],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        max_batch: Optional[int] = None,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: bool = False,
     ) -> "Subscription":
         """Calls ``callback(message)`` for each message of ``message_type``, in order, on a
         delivery thread of this subscription (never inside ``publish``). An exception in the
@@ -353,7 +386,11 @@ class Runtime:
         ``pattern`` (e.g. ``"ticks/*"``, see docs/topics.md): only messages published with a
         matching ``topic``; ``*`` matches one ``/``-separated segment, a final ``>`` one or
         more. Without one (the default) every message of the type arrives, with a topic or
-        without. The same parameter exists on :meth:`subscription` and :meth:`stream`."""
+        without. The same parameter exists on :meth:`subscription` and :meth:`stream`.
+
+        ``with_topic=True`` calls ``callback(message, topic)`` instead, ``topic`` being the
+        ``str`` the message was published with, or ``None``: which symbol a ``"ticks/*"``
+        subscriber just got, say."""
         if not callable(callback):
             raise TypeError(
                 f"callback must be callable (a function taking the message), not {type(callback).__name__}"
@@ -370,9 +407,11 @@ class Runtime:
             label,
             _spin(spin_us),
             pattern,
+            bool(with_topic),
         )
         return Subscription(self, native, message_type.NAME)
 
+    @overload
     def subscribe_raw(
         self,
         type_id: int,
@@ -384,8 +423,39 @@ class Runtime:
         label: Optional[str] = None,
         spin_us: int = 0,
         pattern: Optional[str] = None,
+        with_topic: Literal[False] = False,
+    ) -> "Subscription": ...
+
+    @overload
+    def subscribe_raw(
+        self,
+        type_id: int,
+        callback: Callable[[bytes, Optional[str]], object],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        max_batch: Optional[int] = None,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: Literal[True],
+    ) -> "Subscription": ...
+
+    def subscribe_raw(
+        self,
+        type_id: int,
+        callback: Callable[..., object],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        max_batch: Optional[int] = None,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: bool = False,
     ) -> "Subscription":
-        """Like :meth:`subscribe`, but ``callback`` receives the payload bytes undecoded."""
+        """Like :meth:`subscribe`, but ``callback`` receives the payload bytes undecoded (and,
+        with ``with_topic=True``, the topic as a second argument)."""
         if not callable(callback):
             raise TypeError(
                 f"callback must be callable (a function taking the message), not {type(callback).__name__}"
@@ -400,6 +470,7 @@ class Runtime:
             label,
             _spin(spin_us),
             pattern,
+            bool(with_topic),
         )
         name = self._fingerprints.get(type_id, (str(type_id), ""))[0]
         return Subscription(self, native, name)

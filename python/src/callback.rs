@@ -10,6 +10,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use mycelium_ffi::runtime::mycelium_runtime_t;
 use mycelium_ffi::{mycelium_closure, mycelium_message};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -36,6 +37,10 @@ pub(crate) struct CallbackContext {
     /// Set when the subscription is closed; checked before each message of a batch so that a
     /// callback closing its own subscription sees no further call.
     closed: Arc<AtomicBool>,
+    /// `with_topic=True`: the handle (its address) to ask `mycelium_message_topic` with, and
+    /// the callback gets the topic as a second argument. A handle's header is never freed by
+    /// the library (destroyed ones are kept), so asking with it stays safe after a close.
+    topics_from: Option<usize>,
 }
 
 impl CallbackContext {
@@ -48,7 +53,15 @@ impl CallbackContext {
             callback,
             decoder,
             closed,
+            topics_from: None,
         }
+    }
+
+    /// Hands the callback each message's topic (`None` for none) as a second argument, asked of
+    /// the library through the handle at `rt`.
+    pub(crate) fn with_topics_from(mut self, rt: Option<*mut mycelium_runtime_t>) -> Self {
+        self.topics_from = rt.map(|rt| rt as usize);
+        self
     }
 
     /// The C closure owning `self`; the library calls `drop` exactly once after a successful
@@ -81,13 +94,16 @@ impl CallbackContext {
                 break;
             }
             let data = PyBytes::new(py, payload(m));
-            let outcome = match &self.decoder {
-                Some(decode) => decode
-                    .bind(py)
-                    .call1((data,))
-                    .and_then(|msg| callback.call1((msg,))),
-                None => callback.call1((data,)),
-            };
+            let outcome = (|| {
+                let arg = match &self.decoder {
+                    Some(decode) => decode.bind(py).call1((data,))?,
+                    None => data.into_any(),
+                };
+                match self.topics_from {
+                    Some(rt) => callback.call1((arg, topic_of(py, rt, m)?)),
+                    None => callback.call1((arg,)),
+                }
+            })();
             if let Err(err) = outcome {
                 // Nobody up the stack could handle it (we are on a delivery thread), so it goes
                 // where Python reports such errors; the count shows up as handler errors.
@@ -97,6 +113,32 @@ impl CallbackContext {
         }
         failed
     }
+}
+
+/// The topic of `m`, a message of the batch being delivered on this thread (`None`: published
+/// without one). Shared with the pull receivers, whose visit function asks the same way.
+pub(crate) fn topic_of<'py>(
+    py: Python<'py>,
+    rt: usize,
+    m: &mycelium_message,
+) -> PyResult<Option<Bound<'py, pyo3::types::PyString>>> {
+    let mut ptr: *const std::ffi::c_char = std::ptr::null();
+    let mut len = 0usize;
+    // SAFETY: `rt` is a handle's address (headers are never freed), `m` one of the messages the
+    // library is handing this thread now, and both out pointers are writable locals.
+    let status = unsafe {
+        mycelium_ffi::exports::mycelium_message_topic(rt as *const _, m, &mut ptr, &mut len)
+    };
+    crate::failure::check(status).map_err(|failure| failure.into_pyerr(py))?;
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: on success `ptr` points to `len` bytes of UTF-8 valid until this delivery returns;
+    // they are copied into a Python str right here.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("topic not UTF-8: {e}")))?;
+    Ok(Some(pyo3::types::PyString::new(py, text)))
 }
 
 fn payload(m: &mycelium_message) -> &[u8] {

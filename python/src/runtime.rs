@@ -318,7 +318,7 @@ impl NativeRuntime {
     }
 
     /// Runs `callback(decoder(payload))` (or `callback(payload)`) on a delivery thread.
-    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None, spin_us=0, pattern=None))]
+    #[pyo3(signature = (type_id, callback, decoder=None, capacity=0, policy=0, max_batch=0, label=None, spin_us=0, pattern=None, with_topic=false))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         &self,
@@ -332,15 +332,21 @@ impl NativeRuntime {
         label: Option<&str>,
         spin_us: u32,
         pattern: Option<&str>,
+        with_topic: bool,
     ) -> PyResult<NativeSubscription> {
         let settings = SubscribeSettings::new(capacity, policy, max_batch, spin_us, label)?
             .with_pattern(pattern)?;
+        let topics_from = match with_topic {
+            true => Some(self.core.enter().map_err(|f| f.into_pyerr(py))?.ptr()),
+            false => None,
+        };
         let closed = Arc::new(AtomicBool::new(false));
         let closure = CallbackContext::new(
             callback.unbind(),
             decoder.map(Bound::unbind),
             closed.clone(),
         )
+        .with_topics_from(topics_from)
         .into_closure();
         let result = (|| -> CallResult<u64> {
             let guard = self.core.enter()?;

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import ModuleType
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import pytest
 
@@ -65,3 +65,49 @@ def test_malformed_topics_and_patterns_say_why(rt: Runtime, contracts: ModuleTyp
         rt.subscription(contracts.TradeTick, pattern="a/>/b")
     with pytest.raises(InvalidArgumentError, match="inside a segment"):
         rt.subscribe(contracts.TradeTick, lambda t: None, pattern="ticks/BTC*")
+
+
+def test_with_topic_hands_each_callback_its_topic(rt: Runtime, contracts: ModuleType) -> None:
+    typed: List[Tuple[int, Optional[str]]] = []
+    raw: List[Tuple[bytes, Optional[str]]] = []
+    plain: List[int] = []
+    lock = threading.Lock()
+
+    def on_typed(t: Any, topic: Optional[str]) -> None:
+        with lock:
+            typed.append((t.ts_ns, topic))
+
+    def on_raw(payload: bytes, topic: Optional[str]) -> None:
+        with lock:
+            raw.append((payload, topic))
+
+    def on_plain(t: Any) -> None:
+        with lock:
+            plain.append(t.ts_ns)
+
+    rt.subscribe(contracts.TradeTick, on_typed, with_topic=True, max_batch=8)
+    rt.subscribe_raw(contracts.TradeTick.TYPE_ID, on_raw, pattern="ticks/*", with_topic=True)
+    rt.subscribe(contracts.TradeTick, on_plain)
+    rt.publish(tick(contracts, "BTC-USD", 1), topic="ticks/BTC-USD")
+    rt.publish(tick(contracts, "X", 2))
+    rt.publish(tick(contracts, "ETH-USD", 3), topic="ticks/ETH-USD")
+    rt.publish_many([tick(contracts, "Z", 4)], topic="z/é")
+    rt.flush()
+    assert typed == [(1, "ticks/BTC-USD"), (2, None), (3, "ticks/ETH-USD"), (4, "z/é")]
+    assert [topic for _, topic in raw] == ["ticks/BTC-USD", "ticks/ETH-USD"]
+    assert raw[0][0] == tick(contracts, "BTC-USD", 1).to_bytes()
+    assert plain == [1, 2, 3, 4], "without with_topic the callback still gets one argument"
+
+
+def test_a_callback_taking_one_argument_with_with_topic_is_a_counted_handler_error(
+    rt: Runtime, contracts: ModuleType, unraisable: List[Any]
+) -> None:
+    def one_argument(t: Any) -> None:
+        pass
+
+    rt.subscribe(contracts.TradeTick, one_argument, with_topic=True, label="one-arg")  # type: ignore[call-overload]
+    rt.publish(tick(contracts, "A", 1), topic="a")
+    rt.flush()
+    assert len(unraisable) == 1 and isinstance(unraisable[0].exc_value, TypeError)
+    (sub,) = [s for s in rt.metrics()["subscribers"] if s["label"] == "one-arg"]
+    assert sub["handler_errors"] == 1

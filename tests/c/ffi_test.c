@@ -922,6 +922,97 @@ static void test_topics(const char *yaml, size_t yaml_len) {
   CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
 }
 
+/* ---- the topic of a delivered message (ABI 1.5): mycelium_message_topic ---- */
+typedef struct {
+  mycelium_runtime_t *rt;
+  char topics[8][32]; /* "" = published without a topic */
+  size_t n;
+  int errors;        /* calls that failed where they should have answered */
+  int refused_copy;  /* a copy of a message is refused */
+  atomic_int done;
+} topics_seen_t;
+
+static void note_topic(topics_seen_t *t, const mycelium_message *m) {
+  const char *topic = (const char *)1;
+  size_t len = 99;
+  if (mycelium_message_topic(t->rt, m, &topic, &len) != MYCELIUM_OK) {
+    t->errors++;
+    return;
+  }
+  if (t->n < 8) {
+    if (topic == NULL && len == 0) {
+      t->topics[t->n][0] = '\0';
+    } else {
+      snprintf(t->topics[t->n], sizeof t->topics[0], "%.*s", (int)len, topic);
+    }
+    t->n++;
+  }
+  mycelium_message copy = *m;
+  if (mycelium_message_topic(t->rt, &copy, &topic, &len) == MYCELIUM_ERR_INVALID_ARGUMENT) t->refused_copy++;
+}
+
+static size_t topics_visit(void *ctx, const mycelium_message *msgs, size_t count) {
+  for (size_t i = 0; i < count; i++) note_topic(ctx, &msgs[i]);
+  return 0;
+}
+
+static int topics_call(void *ctx, const mycelium_message *m) {
+  topics_seen_t *t = ctx;
+  note_topic(t, m);
+  atomic_fetch_add(&t->done, 1);
+  return 0;
+}
+
+static void test_message_topic(const char *yaml, size_t yaml_len) {
+  mycelium_runtime_t *rt = NULL;
+  CHECK_STATUS(mycelium_runtime_create(yaml, yaml_len, &rt), MYCELIUM_OK);
+  CHECK(mycelium_abi_version() >= ((1u << 16) | 5u), "ABI %x is older than 1.5", mycelium_abi_version());
+  uint64_t rx = 0, sub = 0;
+  CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, NULL, &rx), MYCELIUM_OK);
+  topics_seen_t called = {.rt = rt};
+  mycelium_closure cl = {.context = &called, .call = topics_call};
+  CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl, &sub), MYCELIUM_OK);
+  uint8_t buf[64];
+  size_t n = encode_tick(buf, "BTC-USD", 1.0, 0, 1, 0);
+  CHECK_STATUS(mycelium_publish_topic(rt, TRADE_TICK, "ticks/BTC-USD", buf, n, NULL), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_publish(rt, TRADE_TICK, buf, n), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_publish_topic(rt, TRADE_TICK, "ticks/ETH-USD", buf, n, NULL), MYCELIUM_OK);
+
+  /* A pull receiver's visit function, the three in one batch. */
+  topics_seen_t pulled = {.rt = rt};
+  size_t got = 0;
+  CHECK_STATUS(mycelium_receiver_recv(rt, rx, 1000, 8, topics_visit, &pulled, &got), MYCELIUM_OK);
+  if (got < 3) {
+    size_t more = 0;
+    CHECK_STATUS(mycelium_receiver_recv(rt, rx, 1000, 8, topics_visit, &pulled, &more), MYCELIUM_OK);
+  }
+  CHECK(pulled.n == 3 && pulled.errors == 0, "visit: 3 topics read (%zu, %d errors)", pulled.n, pulled.errors);
+  CHECK(strcmp(pulled.topics[0], "ticks/BTC-USD") == 0 && pulled.topics[1][0] == '\0' &&
+            strcmp(pulled.topics[2], "ticks/ETH-USD") == 0,
+        "visit: topics in order: '%s' '%s' '%s'", pulled.topics[0], pulled.topics[1], pulled.topics[2]);
+  CHECK(pulled.refused_copy == 3, "a copy of a message is refused (%d of 3)", pulled.refused_copy);
+
+  /* A per-message callback on the delivery thread. */
+  CHECK_STATUS(mycelium_flush(rt, 5000), MYCELIUM_OK);
+  for (int i = 0; i < 500 && atomic_load(&called.done) < 3; i++) usleep(1000);
+  CHECK(called.n == 3 && called.errors == 0, "call: 3 topics read (%zu, %d errors)", called.n, called.errors);
+  CHECK(strcmp(called.topics[0], "ticks/BTC-USD") == 0 && called.topics[1][0] == '\0' &&
+            strcmp(called.topics[2], "ticks/ETH-USD") == 0,
+        "call: topics in order: '%s' '%s' '%s'", called.topics[0], called.topics[1], called.topics[2]);
+
+  /* Outside any delivery, and bad arguments. */
+  mycelium_message outside = {0};
+  const char *topic = NULL;
+  size_t len = 0;
+  CHECK_STATUS(mycelium_message_topic(rt, &outside, &topic, &len), MYCELIUM_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(mycelium_last_error(), "not inside a delivery") != NULL, "says why: %s", mycelium_last_error());
+  CHECK_STATUS(mycelium_message_topic(rt, NULL, &topic, &len), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_message_topic(rt, &outside, NULL, &len), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_message_topic(NULL, &outside, &topic, &len), MYCELIUM_ERR_NULL_POINTER);
+  CHECK_STATUS(mycelium_unsubscribe(rt, sub), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_runtime_destroy(rt), MYCELIUM_OK);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CONTRACTS_YAML\n", argv[0]);
@@ -943,6 +1034,7 @@ int main(int argc, char **argv) {
   test_bridges(yaml, len);
   test_bridge_close_ends_wait(yaml, len);
   test_topics(yaml, len);
+  test_message_topic(yaml, len);
   free(yaml);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;

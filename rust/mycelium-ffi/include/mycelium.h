@@ -41,7 +41,8 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
 // `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
 // 1.4: named topics: `mycelium_publish_topic`, `mycelium_subscribe_options.pattern`.
-#define MYCELIUM_ABI_VERSION_MINOR 4
+// 1.5: `mycelium_message_topic` (the topic of a message being delivered).
+#define MYCELIUM_ABI_VERSION_MINOR 5
 
 // Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
 #define MYCELIUM_MAX_TEXT_LEN ((16 * 1024) * 1024)
@@ -866,6 +867,32 @@ enum mycelium_status mycelium_publish_topic(const mycelium_runtime_t *rt,
                                             const uint8_t *payload,
                                             size_t len,
                                             const struct mycelium_wait_hooks *hooks);
+
+// The topic a message being delivered was published with (docs/topics.md). Since ABI 1.5.
+//
+// `mycelium_message` has no topic field (callers built against an older header walk batch
+// arrays with its old size), so a callback asks for it by the address of a message it was
+// handed: one of the `messages` of a `call_batch` or a receiver's `visit` function, or the
+// `message` of a `call`. Asking costs no allocation and no lock.
+//
+// - Ownership: on `MYCELIUM_OK`, `*out_topic` points to `*out_len` bytes of UTF-8 (**not**
+//   NUL-terminated) owned by the library and valid only until the callback returns (copy them
+//   to keep them); a message published without a topic gives `*out_topic = NULL`,
+//   `*out_len = 0`. On failure both are untouched.
+// - Threads: only the thread running the callback, during it. Blocks: no. Calls back: no.
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`; `MYCELIUM_ERR_INVALID_ARGUMENT` when this thread is
+//   not running a delivery callback or visit function of `rt`'s library, or `message` is not
+//   the address of one of the messages it was handed (a copy of the struct, or a message of
+//   an outer delivery while a nested `mycelium_receiver_recv` runs).
+//
+// # Safety
+// Every pointer must be NULL or valid for the access described above for the duration of the
+// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+// `message` is compared, never read.
+enum mycelium_status mycelium_message_topic(const mycelium_runtime_t *rt,
+                                            const struct mycelium_message *message,
+                                            const char **out_topic,
+                                            size_t *out_len);
 
 // Serves the service (`request_type`, `reply_type`): each request is handed to
 // `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.

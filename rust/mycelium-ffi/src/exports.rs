@@ -868,6 +868,40 @@ pub unsafe extern "C" fn mycelium_publish_topic(
     })
 }
 
+/// The topic a message being delivered was published with (docs/topics.md). Since ABI 1.5.
+///
+/// `mycelium_message` has no topic field (callers built against an older header walk batch
+/// arrays with its old size), so a callback asks for it by the address of a message it was
+/// handed: one of the `messages` of a `call_batch` or a receiver's `visit` function, or the
+/// `message` of a `call`. Asking costs no allocation and no lock.
+///
+/// - Ownership: on `MYCELIUM_OK`, `*out_topic` points to `*out_len` bytes of UTF-8 (**not**
+///   NUL-terminated) owned by the library and valid only until the callback returns (copy them
+///   to keep them); a message published without a topic gives `*out_topic = NULL`,
+///   `*out_len = 0`. On failure both are untouched.
+/// - Threads: only the thread running the callback, during it. Blocks: no. Calls back: no.
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`; `MYCELIUM_ERR_INVALID_ARGUMENT` when this thread is
+///   not running a delivery callback or visit function of `rt`'s library, or `message` is not
+///   the address of one of the messages it was handed (a copy of the struct, or a message of
+///   an outer delivery while a nested `mycelium_receiver_recv` runs).
+///
+/// # Safety
+/// Every pointer must be NULL or valid for the access described above for the duration of the
+/// call; a runtime pointer must come from this library (live or destroyed, never freed memory).
+/// `message` is compared, never read.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_message_topic(
+    rt: *const mycelium_runtime_t,
+    message: *const crate::subscription::mycelium_message,
+    out_topic: *mut *const c_char,
+    out_len: *mut usize,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_message_topic", |vt| unsafe {
+        (vt.message_topic)(rt, message, out_topic, out_len)
+    })
+}
+
 /// Serves the service (`request_type`, `reply_type`): each request is handed to
 /// `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.
 /// Since ABI 1.3.

@@ -16,6 +16,7 @@ pub mod bridge;
 pub mod exports;
 mod log;
 pub mod log_forward;
+pub mod message_topic;
 pub mod metrics;
 mod nats;
 pub mod receiver;

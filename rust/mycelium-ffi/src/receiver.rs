@@ -160,7 +160,11 @@ pub(crate) fn recv(
     };
     // SAFETY: `views` borrow `first` and `rest`, alive across the call; `visit` is valid for
     // `context` (C contract).
-    match catch(|| unsafe { visit(context, ptr, count) }) {
+    match catch(|| {
+        crate::message_topic::delivering(views, &first, &rest, || unsafe {
+            visit(context, ptr, count)
+        })
+    }) {
         Ok(failed) => (0..failed.min(count)).for_each(|_| raw.record_handler_error()),
         Err(panic) => {
             raw.record_handler_failure(format!("receiver visit function panicked: {panic}"))

@@ -416,9 +416,16 @@ fn deliver(
         let now = Stamp::now();
         views.extend(batch.iter().map(|env| to_message(env, now)));
         let (ptr, count, context) = (views.as_ptr(), views.len(), closure.context);
+        let (head, tail) = batch
+            .split_first()
+            .expect("a delivered batch is never empty");
         // SAFETY: `views` holds `count` messages whose payload pointers borrow `batch`, which
         // outlives the call; the C contract makes `call_batch` valid for `context`.
-        match catch(|| unsafe { call_batch(context, ptr, count) }) {
+        match catch(|| {
+            crate::message_topic::delivering(views, head, tail, || unsafe {
+                call_batch(context, ptr, count)
+            })
+        }) {
             Ok(failed) => (0..failed.min(count)).for_each(|_| sub.raw.record_handler_error()),
             Err(panic) => {
                 crate::log::callback_panicked(Some(sub.id), "the batch callback", &panic);
@@ -435,7 +442,11 @@ fn deliver(
             let context = closure.context;
             // SAFETY: `msg` borrows `env.payload`, alive for the call; `call` is valid for
             // `context` by the C contract.
-            match catch(|| unsafe { call(context, &msg) }) {
+            match catch(|| {
+                crate::message_topic::delivering(std::slice::from_ref(&msg), env, &[], || unsafe {
+                    call(context, &msg)
+                })
+            }) {
                 Ok(0) => {}
                 Ok(_) => sub.raw.record_handler_error(),
                 Err(panic) => {

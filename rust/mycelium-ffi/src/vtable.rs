@@ -16,7 +16,8 @@ use crate::status::{
     FfiError, FfiResult,
 };
 use crate::subscription::{
-    mycelium_call_batch_fn, mycelium_call_fn, mycelium_closure, mycelium_subscribe_options,
+    mycelium_call_batch_fn, mycelium_call_fn, mycelium_closure, mycelium_message,
+    mycelium_subscribe_options,
 };
 use crate::subscription_stats::mycelium_subscription_stats;
 use crate::version::{MYCELIUM_ABI_VERSION_MAJOR, MYCELIUM_ABI_VERSION_MINOR};
@@ -138,6 +139,13 @@ pub struct Vtable {
         usize,
         *const mycelium_wait_hooks,
     ) -> Status,
+    // ABI 1.5: the topic of a delivered message
+    pub message_topic: unsafe extern "C" fn(
+        *const Rt,
+        *const mycelium_message,
+        *mut *const c_char,
+        *mut usize,
+    ) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -172,6 +180,7 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     unserve: vt_unserve,
     request: vt_request,
     publish_topic: vt_publish_topic,
+    message_topic: vt_message_topic,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -580,6 +589,45 @@ unsafe extern "C" fn vt_publish_topic(
         // SAFETY: the caller guarantees `payload` points to `len` readable bytes until the
         // payload is copied, which happens before any hook runs.
         unsafe { runtime::publish_on(rt, type_id, Some(&topic), payload, len, hooks) }
+    })
+}
+
+unsafe extern "C" fn vt_message_topic(
+    _rt: *const Rt,
+    message: *const mycelium_message,
+    out_topic: *mut *const c_char,
+    out_len: *mut usize,
+) -> Status {
+    vguard("mycelium_message_topic", || {
+        if message.is_null() || out_topic.is_null() || out_len.is_null() {
+            return Err(FfiError::new(
+                MYCELIUM_ERR_NULL_POINTER,
+                "`message`, `out_topic` and `out_len` must not be NULL",
+            ));
+        }
+        use crate::message_topic::{topic_of, NotDelivering};
+        let found = topic_of(message).map_err(|why| {
+            FfiError::new(
+                MYCELIUM_ERR_INVALID_ARGUMENT,
+                match why {
+                    NotDelivering::Idle => {
+                        "mycelium_message_topic: this thread is not inside a delivery callback \
+                         or a receiver's visit function"
+                    }
+                    NotDelivering::Elsewhere => {
+                        "mycelium_message_topic: `message` is not one of the messages this \
+                         callback was handed (a copy of one, or a message of an outer delivery)"
+                    }
+                },
+            )
+        })?;
+        let (ptr, len) = found.unwrap_or((std::ptr::null(), 0));
+        // SAFETY: both out pointers are non-NULL and writable (C contract).
+        unsafe {
+            out_topic.write(ptr.cast());
+            out_len.write(len);
+        }
+        Ok(())
     })
 }
 
