@@ -68,6 +68,7 @@ _RUNTIME_NAMES = (
     "Runtime",
     "Service",
     "Subscription",
+    "TopicQueue",
 )
 
 __all__ = [
@@ -102,6 +103,7 @@ __all__ = [
     "Runtime",
     "Service",
     "Subscription",
+    "TopicQueue",
 ]
 
 try:
@@ -131,6 +133,7 @@ else:
         Runtime,
         Service,
         Subscription,
+        TopicQueue,
     )
 
     # Closes runtimes still open at interpreter exit, with the GIL released, before

@@ -475,6 +475,7 @@ class Runtime:
         name = self._fingerprints.get(type_id, (str(type_id), ""))[0]
         return Subscription(self, native, name)
 
+    @overload
     def subscription(
         self,
         message_type: Type[M],
@@ -484,7 +485,33 @@ class Runtime:
         label: Optional[str] = None,
         spin_us: int = 0,
         pattern: Optional[str] = None,
-    ) -> "MessageQueue[M]":
+        with_topic: Literal[False] = False,
+    ) -> "MessageQueue[M]": ...
+
+    @overload
+    def subscription(
+        self,
+        message_type: Type[M],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: Literal[True],
+    ) -> "TopicQueue[M]": ...
+
+    def subscription(
+        self,
+        message_type: Type[M],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: bool = False,
+    ) -> "Union[MessageQueue[M], TopicQueue[M]]":
         """A pull subscription: messages wait in the bus-side queue until a thread takes them
         with :meth:`MessageQueue.recv` (no delivery thread in between).
 
@@ -493,7 +520,10 @@ class Runtime:
         ``rt.metrics()["subscribers"]``), FAIL makes ``publish`` raise QueueFullError.
 
         ``spin_us`` (0 to 10 000, default 0): how long ``recv`` polls the empty queue (with the
-        GIL released) before its thread sleeps; see :meth:`subscribe`."""
+        GIL released) before its thread sleeps; see :meth:`subscribe`.
+
+        ``with_topic=True`` returns a :class:`TopicQueue`, whose ``recv`` gives
+        ``(message, topic)`` pairs (``topic`` ``None`` for a message published without one)."""
         self._check_class(message_type)
         native = self._native.open_receiver(
             message_type.TYPE_ID,
@@ -502,7 +532,10 @@ class Runtime:
             label,
             _spin(spin_us),
             pattern,
+            bool(with_topic),
         )
+        if with_topic:
+            return TopicQueue(self, native, message_type)
         return MessageQueue(self, native, message_type)
 
     def stream(
@@ -790,15 +823,12 @@ class Subscription:
         return f"<mycelium_native.Subscription {self.message_name} id={self.id}{' closed' if self.closed else ''}>"
 
 
-class MessageQueue(Generic[M]):
-    """A pull subscription (from :meth:`Runtime.subscription`). Iterating yields messages
-    until the subscription is closed and drained."""
+class _PullQueue:
+    """What every pull subscription has, whatever its ``recv`` returns."""
 
-    def __init__(self, runtime: Runtime, native: _native.NativeReceiver, message_type: Type[M]) -> None:
+    def __init__(self, runtime: Runtime, native: _native.NativeReceiver) -> None:
         self._runtime = runtime
         self._native = native
-        self.message_type = message_type
-        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
 
     @property
     def id(self) -> int:
@@ -816,6 +846,28 @@ class MessageQueue(Generic[M]):
         into the queue, where they stay readable). The same count appears per subscriber in
         ``rt.metrics()["subscribers"]`` while the queue is open."""
         return self._native.dropped
+
+    def __len__(self) -> int:
+        """Messages waiting (counted up to the queue's capacity)."""
+        return len(self._native)
+
+    def close(self) -> None:
+        """Ends the subscription; messages already queued can still be received, and a thread
+        waiting in ``recv`` on the empty queue is woken. Never waits: if another thread is
+        inside ``recv`` while messages of this type are queued, that thread completes the
+        close within its 100 ms wait slice (and may still receive messages published until
+        then)."""
+        self._native.close()
+
+
+class MessageQueue(_PullQueue, Generic[M]):
+    """A pull subscription (from :meth:`Runtime.subscription`). Iterating yields messages
+    until the subscription is closed and drained."""
+
+    def __init__(self, runtime: Runtime, native: _native.NativeReceiver, message_type: Type[M]) -> None:
+        super().__init__(runtime, native)
+        self.message_type = message_type
+        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
 
     def recv(self, timeout: Optional[float] = None) -> M:
         """The next message, waiting up to ``timeout`` seconds (forever if None) with the GIL
@@ -837,19 +889,48 @@ class MessageQueue(Generic[M]):
                 return
             yield self._decode(data)
 
-    def __len__(self) -> int:
-        """Messages waiting (counted up to the queue's capacity)."""
-        return len(self._native)
-
-    def close(self) -> None:
-        """Ends the subscription; messages already queued can still be received, and a thread
-        waiting in :meth:`recv` on the empty queue is woken. Never waits: if another thread is
-        inside :meth:`recv` while messages of this type are queued, that thread completes the
-        close within its 100 ms wait slice (and may still receive messages published until
-        then)."""
-        self._native.close()
-
     def __enter__(self) -> "MessageQueue[M]":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class TopicQueue(_PullQueue, Generic[M]):
+    """A pull subscription that keeps each message's topic (``Runtime.subscription(...,
+    with_topic=True)``): ``recv`` returns ``(message, topic)``, ``topic`` being the ``str`` the
+    message was published with or ``None``. Otherwise as :class:`MessageQueue`."""
+
+    def __init__(self, runtime: Runtime, native: _native.NativeReceiver, message_type: Type[M]) -> None:
+        super().__init__(runtime, native)
+        self.message_type = message_type
+        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+
+    def recv(self, timeout: Optional[float] = None) -> Tuple[M, Optional[str]]:
+        """The next message and its topic; waits, raises and honours Ctrl-C as
+        :meth:`MessageQueue.recv`."""
+        data, topic = self._native.recv_with_topic(timeout)
+        return self._decode(data), topic
+
+    def try_recv(self) -> Optional[Tuple[M, Optional[str]]]:
+        """The next message and its topic if one is queued, else None."""
+        got = self._native.try_recv_with_topic()
+        return None if got is None else (self._decode(got[0]), got[1])
+
+    def __iter__(self) -> Iterator[Tuple[M, Optional[str]]]:
+        while True:
+            try:
+                data, topic = self._native.recv_with_topic(None)
+            except ClosedError:
+                return
+            yield self._decode(data), topic
+
+    def __enter__(self) -> "TopicQueue[M]":
         return self
 
     def __exit__(

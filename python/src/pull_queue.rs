@@ -10,7 +10,7 @@ use pyo3::types::PyBytes;
 use crate::core::RuntimeCore;
 use crate::failure::{CallResult, Failure, IntoPyResult};
 use crate::lifecycle::detach;
-use crate::receiver::{PullReceiver, Received};
+use crate::receiver::{PullReceiver, Pulled, Received};
 use crate::runtime::{deadline_after, SIGNAL_SLICE};
 
 /// A pull subscription's queue.
@@ -27,6 +27,51 @@ impl NativeReceiver {
 
     fn finished_error() -> Failure {
         Failure::Closed("the subscription is closed and its queue is drained")
+    }
+
+    /// The next message, waiting up to `timeout` seconds (see `recv`).
+    fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Pulled> {
+        self.core.check_process().py_err(py)?;
+        let deadline = timeout.map(deadline_after).transpose()?;
+        // A message already buffered comes without releasing the GIL; so does one already
+        // queued on the bus while the consumer is behind (a GIL hand-off saved per batch).
+        if let Some(m) = self.receiver.pop_buffered() {
+            return Ok(m);
+        }
+        if self.receiver.is_behind() {
+            if let Received::Message(m) = self.receive_until(None).py_err(py)? {
+                return Ok(m);
+            }
+        }
+        loop {
+            let now = Instant::now();
+            let slice_end = match deadline {
+                Some(d) => d.min(now + SIGNAL_SLICE),
+                None => now + SIGNAL_SLICE,
+            };
+            match detach(py, || self.receive_until(Some(slice_end))).py_err(py)? {
+                Received::Message(m) => return Ok(m),
+                Received::Finished => return Err(Self::finished_error().into_pyerr(py)),
+                Received::Empty => {
+                    py.check_signals()?;
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        let waited = timeout.unwrap_or_default();
+                        return Err(Failure::Timeout(format!("no message within {waited} s"))
+                            .into_pyerr(py));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next message if one is queued (see `try_recv`).
+    fn try_next(&self, py: Python<'_>) -> PyResult<Option<Pulled>> {
+        self.core.check_process().py_err(py)?;
+        // A receive that does not wait can keep the GIL.
+        Ok(match self.receive_until(None).py_err(py)? {
+            Received::Message(m) => Some(m),
+            Received::Empty | Received::Finished => None,
+        })
     }
 
     /// One receive on the handle, waiting until `until` (`None`: not at all). Blocks when given
@@ -83,47 +128,35 @@ impl NativeReceiver {
     /// GIL in slices of at most 100 ms, checking for Ctrl-C in between.
     #[pyo3(signature = (timeout=None))]
     fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
-        self.core.check_process().py_err(py)?;
-        let deadline = timeout.map(deadline_after).transpose()?;
-        // A message already buffered comes without releasing the GIL; so does one already
-        // queued on the bus while the consumer is behind (a GIL hand-off saved per batch).
-        if let Some(m) = self.receiver.pop_buffered() {
-            return Ok(PyBytes::new(py, &m));
-        }
-        if self.receiver.is_behind() {
-            if let Received::Message(m) = self.receive_until(None).py_err(py)? {
-                return Ok(PyBytes::new(py, &m));
-            }
-        }
-        loop {
-            let now = Instant::now();
-            let slice_end = match deadline {
-                Some(d) => d.min(now + SIGNAL_SLICE),
-                None => now + SIGNAL_SLICE,
-            };
-            match detach(py, || self.receive_until(Some(slice_end))).py_err(py)? {
-                Received::Message(m) => return Ok(PyBytes::new(py, &m)),
-                Received::Finished => return Err(Self::finished_error().into_pyerr(py)),
-                Received::Empty => {
-                    py.check_signals()?;
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        let waited = timeout.unwrap_or_default();
-                        return Err(Failure::Timeout(format!("no message within {waited} s"))
-                            .into_pyerr(py));
-                    }
-                }
-            }
-        }
+        let m = self.next(py, timeout)?;
+        Ok(PyBytes::new(py, &m.payload))
+    }
+
+    /// `recv` with the message's topic (`None` without one): for a receiver opened with
+    /// `with_topic=True` (always `None` otherwise).
+    #[pyo3(signature = (timeout=None))]
+    fn recv_with_topic<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Option<String>)> {
+        let m = self.next(py, timeout)?;
+        Ok((PyBytes::new(py, &m.payload), m.topic))
     }
 
     /// The next payload if one is queued, else None (also once finished; see `finished`).
     fn try_recv<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        self.core.check_process().py_err(py)?;
-        // A receive that does not wait can keep the GIL.
-        Ok(match self.receive_until(None).py_err(py)? {
-            Received::Message(m) => Some(PyBytes::new(py, &m)),
-            Received::Empty | Received::Finished => None,
-        })
+        Ok(self.try_next(py)?.map(|m| PyBytes::new(py, &m.payload)))
+    }
+
+    /// `try_recv` with the message's topic (see `recv_with_topic`).
+    fn try_recv_with_topic<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<(Bound<'py, PyBytes>, Option<String>)>> {
+        Ok(self
+            .try_next(py)?
+            .map(|m| (PyBytes::new(py, &m.payload), m.topic)))
     }
 
     /// Ends the subscription; messages already queued can still be taken until `finished`.

@@ -38,9 +38,16 @@ use crate::failure::{check, CallResult};
 /// capacity no longer accounts for.
 pub(crate) const RECV_BATCH: usize = 64;
 
+/// One message taken from the bus: its payload, and its topic when the receiver was opened
+/// to keep topics (`None` otherwise, or when published without one).
+pub(crate) struct Pulled {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) topic: Option<String>,
+}
+
 /// What a receive got.
 pub(crate) enum Received {
-    Message(Vec<u8>),
+    Message(Pulled),
     /// Nothing arrived in time; more may come.
     Empty,
     /// Nothing is buffered and nothing more will come.
@@ -50,7 +57,9 @@ pub(crate) enum Received {
 pub(crate) struct PullReceiver {
     id: u64,
     /// Taken from the bus but not yet returned; always older than anything still on the bus.
-    buffered: Mutex<VecDeque<Vec<u8>>>,
+    buffered: Mutex<VecDeque<Pulled>>,
+    /// Ask each message's topic of the library while it is handed over (`with_topic=True`).
+    keep_topics: bool,
     /// Held while moving messages from the bus into `buffered` (see the module doc).
     receiving: Mutex<()>,
     /// Set by `close` (or the runtime's close): the subscription is to end once what is queued
@@ -68,6 +77,12 @@ pub(crate) struct PullReceiver {
     dropped_at_end: AtomicU64,
 }
 
+/// Where `copy_payloads` puts what it copies, and the handle to ask topics with (when kept).
+struct Copying<'a> {
+    out: &'a mut Vec<Pulled>,
+    topics_from: Option<*const mycelium_runtime_t>,
+}
+
 unsafe extern "C" fn copy_payloads(
     context: *mut c_void,
     messages: *const mycelium_message,
@@ -76,13 +91,34 @@ unsafe extern "C" fn copy_payloads(
     if messages.is_null() || count == 0 {
         return 0;
     }
-    // SAFETY: `context` is the `&mut Vec<Vec<u8>>` passed by `PullReceiver::receive_from_bus`,
+    // SAFETY: `context` is the `&mut Copying` passed by `PullReceiver::receive_from_bus`,
     // borrowed for the duration of the C call that invokes us on the same thread.
-    let out = unsafe { &mut *context.cast::<Vec<Vec<u8>>>() };
+    let copying = unsafe { &mut *context.cast::<Copying<'_>>() };
     // SAFETY: the C ABI passes `count` valid messages that live for the duration of this call.
     let batch = unsafe { std::slice::from_raw_parts(messages, count) };
-    out.extend(batch.iter().map(|m| payload(m).to_vec()));
+    let topics_from = copying.topics_from;
+    copying.out.extend(batch.iter().map(|m| Pulled {
+        payload: payload(m).to_vec(),
+        topic: topics_from.and_then(|rt| topic_of(rt, m)),
+    }));
     0
+}
+
+/// The topic of `m`, one of the messages being handed to `copy_payloads` now. An error (not
+/// expected: `m` is the library's own pointer, asked during the visit) reads as no topic.
+fn topic_of(rt: *const mycelium_runtime_t, m: &mycelium_message) -> Option<String> {
+    let mut ptr: *const std::ffi::c_char = std::ptr::null();
+    let mut len = 0usize;
+    // SAFETY: `rt` is the receiver's handle (valid for the enclosing receive), `m` a message
+    // the library is handing this thread now, and both out pointers are writable locals.
+    let status =
+        unsafe { mycelium_ffi::exports::mycelium_message_topic(rt, m, &mut ptr, &mut len) };
+    if status != mycelium_status::MYCELIUM_OK || ptr.is_null() {
+        return None;
+    }
+    // SAFETY: on success `ptr` points to `len` bytes valid until the visit returns; copied here.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
 fn payload(m: &mycelium_message) -> &[u8] {
@@ -105,10 +141,11 @@ fn timeout_ms(until: Instant) -> u32 {
 }
 
 impl PullReceiver {
-    pub(crate) fn new(id: u64, capacity: usize) -> PullReceiver {
+    pub(crate) fn new(id: u64, capacity: usize, keep_topics: bool) -> PullReceiver {
         PullReceiver {
             id,
             buffered: Mutex::new(VecDeque::with_capacity(RECV_BATCH)),
+            keep_topics,
             receiving: Mutex::new(()),
             closed: AtomicBool::new(false),
             bus_done: AtomicBool::new(false),
@@ -123,7 +160,7 @@ impl PullReceiver {
     }
 
     /// The oldest buffered message, if any; never blocks and needs no handle.
-    pub(crate) fn pop_buffered(&self) -> Option<Vec<u8>> {
+    pub(crate) fn pop_buffered(&self) -> Option<Pulled> {
         self.buffered.lock().pop_front()
     }
 
@@ -405,9 +442,13 @@ impl PullReceiver {
         rt: *const mycelium_runtime_t,
         timeout_ms: u32,
         max: usize,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut Vec<Pulled>,
     ) -> BusReceive {
         let mut count = 0usize;
+        let mut copying = Copying {
+            out,
+            topics_from: self.keep_topics.then_some(rt),
+        };
         // SAFETY: `rt` is valid per the contract; `out` outlives the call and `copy_payloads`
         // only uses it during the call, on this thread; `count` is writable.
         let status = unsafe {
@@ -417,7 +458,7 @@ impl PullReceiver {
                 timeout_ms,
                 max,
                 Some(copy_payloads),
-                (out as *mut Vec<Vec<u8>>).cast(),
+                (&mut copying as *mut Copying<'_>).cast(),
                 &mut count,
             )
         };
@@ -504,7 +545,7 @@ mod tests {
             }
             Fixture {
                 rt,
-                receiver: PullReceiver::new(id, capacity as usize),
+                receiver: PullReceiver::new(id, capacity as usize, false),
             }
         }
 
@@ -527,7 +568,7 @@ mod tests {
             let mut got = Vec::new();
             loop {
                 match self.receive(Some(Instant::now() + Duration::from_millis(20))) {
-                    Received::Message(m) => got.push(size_of(&m)),
+                    Received::Message(m) => got.push(size_of(&m.payload)),
                     Received::Empty => {}
                     Received::Finished => return got,
                 }
@@ -551,7 +592,7 @@ mod tests {
         (0..total).for_each(|i| f.publish(i));
         let got: Vec<u32> = (0..total)
             .map(|_| match f.receive(None) {
-                Received::Message(m) => size_of(&m),
+                Received::Message(m) => size_of(&m.payload),
                 Received::Empty | Received::Finished => u32::MAX,
             })
             .collect();

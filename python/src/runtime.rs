@@ -436,7 +436,7 @@ impl NativeRuntime {
 
     /// A pull subscription on a C ABI pull receiver: `recv` waits on the bus-side queue itself
     /// (no delivery thread), so `capacity` and `policy` apply to that one queue.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None))]
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None, with_topic=false))]
     #[allow(clippy::too_many_arguments)]
     fn open_receiver(
         &self,
@@ -447,6 +447,7 @@ impl NativeRuntime {
         label: Option<&str>,
         spin_us: u32,
         pattern: Option<&str>,
+        with_topic: bool,
     ) -> PyResult<NativeReceiver> {
         let settings =
             SubscribeSettings::new(capacity, policy, 0, spin_us, label)?.with_pattern(pattern)?;
@@ -462,7 +463,7 @@ impl NativeRuntime {
             // SAFETY: the guard keeps the handle valid; `opts` (and the label it points to) are
             // valid for the call; `id` is writable.
             check(unsafe { mycelium_receiver_open(guard.ptr(), type_id, &opts, &mut id) })?;
-            let receiver = Arc::new(PullReceiver::new(id, bound));
+            let receiver = Arc::new(PullReceiver::new(id, bound, with_topic));
             self.core.register_receiver(receiver.clone());
             Ok(receiver)
         })();

@@ -111,3 +111,26 @@ def test_a_callback_taking_one_argument_with_with_topic_is_a_counted_handler_err
     assert len(unraisable) == 1 and isinstance(unraisable[0].exc_value, TypeError)
     (sub,) = [s for s in rt.metrics()["subscribers"] if s["label"] == "one-arg"]
     assert sub["handler_errors"] == 1
+
+
+def test_a_pull_queue_with_topic_returns_message_topic_pairs(rt: Runtime, contracts: ModuleType) -> None:
+    pairs = rt.subscription(contracts.TradeTick, with_topic=True)
+    wildcard = rt.subscription(contracts.TradeTick, pattern="ticks/*", with_topic=True)
+    plain = rt.subscription(contracts.TradeTick)
+    rt.publish(tick(contracts, "BTC-USD", 1), topic="ticks/BTC-USD")
+    rt.publish(tick(contracts, "X", 2))
+    rt.publish(tick(contracts, "ETH-USD", 3), topic="ticks/ETH-USD")
+    first, topic = pairs.recv(timeout=5)
+    assert (first.ts_ns, topic) == (1, "ticks/BTC-USD")
+    second = pairs.try_recv()
+    assert second is not None and (second[0].ts_ns, second[1]) == (2, None)
+    third, topic = pairs.recv(timeout=5)
+    assert (third.ts_ns, topic) == (3, "ticks/ETH-USD")
+    assert pairs.try_recv() is None
+    assert [(t.ts_ns, topic) for t, topic in (wildcard.recv(timeout=5) for _ in range(2))] == [
+        (1, "ticks/BTC-USD"),
+        (3, "ticks/ETH-USD"),
+    ]
+    assert [plain.recv(timeout=5).ts_ns for _ in range(3)] == [1, 2, 3]
+    pairs.close()
+    assert list(pairs) == []
