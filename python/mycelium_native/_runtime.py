@@ -698,6 +698,17 @@ class Runtime:
         parsed: Dict[str, Any] = json.loads(self._native.metrics_json())
         return parsed
 
+    def enable_topic_metrics(self, max_topics: int = 1000) -> None:
+        """Counts publishes per topic (``published``, ``published_bytes``) in
+        :meth:`metrics`' ``"topics"`` list and the Prometheus ``mycelium_topic_*`` series, for
+        the first ``max_topics`` distinct (type, topic) pairs published from now on; publishes
+        under further topics are counted together in ``"topics_untracked"``. Off by default,
+        since topics can be unbounded in number; ``0`` turns it off and forgets the counts.
+        Bus-wide: every runtime attached to the bus sees the same counts."""
+        if not isinstance(max_topics, int) or isinstance(max_topics, bool) or not 0 <= max_topics <= 0xFFFFFFFF:
+            raise ValueError(f"max_topics must be an int from 0 to 4294967295, not {max_topics!r}")
+        self._native.enable_topic_metrics(max_topics)
+
     def metrics_prometheus(self) -> str:
         """The bus metrics in the Prometheus text exposition format."""
         return self._native.metrics_prometheus()

@@ -578,6 +578,18 @@ impl NativeRuntime {
         result.py_err(py)
     }
 
+    /// Counts publishes per topic in the metrics, up to `max_topics` topics (0: off).
+    fn enable_topic_metrics(&self, py: Python<'_>, max_topics: u32) -> PyResult<()> {
+        let result = (|| {
+            let guard = self.core.enter()?;
+            // SAFETY: the guard keeps the handle valid for the call.
+            check(unsafe {
+                mycelium_ffi::exports::mycelium_enable_topic_metrics(guard.ptr(), max_topics)
+            })
+        })();
+        result.py_err(py)
+    }
+
     /// The bus metrics in the Prometheus text format.
     fn metrics_prometheus(&self, py: Python<'_>) -> PyResult<String> {
         let result = (|| read_text(&self.core.enter()?, mycelium_metrics_prometheus))();

@@ -134,3 +134,21 @@ def test_a_pull_queue_with_topic_returns_message_topic_pairs(rt: Runtime, contra
     assert [plain.recv(timeout=5).ts_ns for _ in range(3)] == [1, 2, 3]
     pairs.close()
     assert list(pairs) == []
+
+
+def test_per_topic_metrics_are_opt_in_and_bounded(rt: Runtime, contracts: ModuleType) -> None:
+    rt.publish(tick(contracts, "A", 1), topic="ticks/A")
+    assert rt.metrics()["topics"] == [] and rt.metrics()["topics_untracked"] == 0
+    rt.enable_topic_metrics(1)
+    for symbol in ["A", "B", "A"]:
+        rt.publish(tick(contracts, symbol, 1), topic=f"ticks/{symbol}")
+    rt.publish(tick(contracts, "plain", 1))
+    m = rt.metrics()
+    assert [(t["name"], t["topic"], t["published"]) for t in m["topics"]] == [("TradeTick", "ticks/A", 2)]
+    assert m["topics"][0]["published_bytes"] == 2 * len(tick(contracts, "A", 1).to_bytes())
+    assert m["topics_untracked"] == 1
+    assert 'mycelium_topic_messages_published_total{type_id="' in rt.metrics_prometheus()
+    with pytest.raises(ValueError, match="max_topics"):
+        rt.enable_topic_metrics(-1)
+    rt.enable_topic_metrics(0)
+    assert rt.metrics()["topics"] == []

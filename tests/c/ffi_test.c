@@ -969,6 +969,8 @@ static void test_message_topic(const char *yaml, size_t yaml_len) {
   CHECK(mycelium_abi_version() >= ((1u << 16) | 5u), "ABI %x is older than 1.5", mycelium_abi_version());
   uint64_t rx = 0, sub = 0;
   CHECK_STATUS(mycelium_receiver_open(rt, TRADE_TICK, NULL, &rx), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_enable_topic_metrics(rt, 1), MYCELIUM_OK);
+  CHECK_STATUS(mycelium_enable_topic_metrics(NULL, 1), MYCELIUM_ERR_NULL_POINTER);
   topics_seen_t called = {.rt = rt};
   mycelium_closure cl = {.context = &called, .call = topics_call};
   CHECK_STATUS(mycelium_subscribe(rt, TRADE_TICK, NULL, &cl, &sub), MYCELIUM_OK);
@@ -991,6 +993,14 @@ static void test_message_topic(const char *yaml, size_t yaml_len) {
             strcmp(pulled.topics[2], "ticks/ETH-USD") == 0,
         "visit: topics in order: '%s' '%s' '%s'", pulled.topics[0], pulled.topics[1], pulled.topics[2]);
   CHECK(pulled.refused_copy == 3, "a copy of a message is refused (%d of 3)", pulled.refused_copy);
+
+  /* Per-topic metrics, limited to one topic: BTC counted by itself, ETH with the untracked. */
+  char json[8192];
+  size_t needed = 0;
+  CHECK_STATUS(mycelium_metrics_json(rt, json, sizeof json, &needed), MYCELIUM_OK);
+  CHECK(strstr(json, "\"topic\":\"ticks/BTC-USD\"") != NULL && strstr(json, "ticks/ETH-USD") == NULL &&
+            strstr(json, "\"topics_untracked\":1") != NULL,
+        "per-topic metrics: %.300s", strstr(json, "\"topics\"") ? strstr(json, "\"topics\"") : json);
 
   /* A per-message callback on the delivery thread. */
   CHECK_STATUS(mycelium_flush(rt, 5000), MYCELIUM_OK);

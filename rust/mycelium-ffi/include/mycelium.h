@@ -41,7 +41,8 @@ typedef struct mycelium_runtime_t mycelium_runtime_t;
 // `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
 // `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
 // 1.4: named topics: `mycelium_publish_topic`, `mycelium_subscribe_options.pattern`.
-// 1.5: `mycelium_message_topic` (the topic of a message being delivered).
+// 1.5: `mycelium_message_topic` (the topic of a message being delivered),
+// `mycelium_enable_topic_metrics`.
 #define MYCELIUM_ABI_VERSION_MINOR 5
 
 // Longest `(ptr, len)` text argument (schema text, schema descriptions): 16 MiB.
@@ -893,6 +894,22 @@ enum mycelium_status mycelium_message_topic(const mycelium_runtime_t *rt,
                                             const struct mycelium_message *message,
                                             const char **out_topic,
                                             size_t *out_len);
+
+// Counts publishes per topic in the metrics (`mycelium_metrics_json`'s `"topics"` list and
+// `topics_untracked`, `mycelium_metrics_prometheus`'s `mycelium_topic_*` series), for the
+// first `max_topics` distinct (type, topic) pairs published from now on; publishes under
+// further topics are counted together in `topics_untracked`. Off by default (topics can be
+// unbounded in number); 0 turns it off again and forgets the counts. Bus-wide: every handle
+// onto the bus sees the same counts. Since ABI 1.5.
+//
+// - Ownership: nothing is passed or returned but the status.
+// - Threads: any. Blocks: no (one short lock). Calls back: no.
+// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_CLOSED` (destroyed handle).
+//
+// # Safety
+// A runtime pointer must come from this library (live or destroyed, never freed memory).
+enum mycelium_status mycelium_enable_topic_metrics(const mycelium_runtime_t *rt,
+                                                   uint32_t max_topics);
 
 // Serves the service (`request_type`, `reply_type`): each request is handed to
 // `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.

@@ -902,6 +902,30 @@ pub unsafe extern "C" fn mycelium_message_topic(
     })
 }
 
+/// Counts publishes per topic in the metrics (`mycelium_metrics_json`'s `"topics"` list and
+/// `topics_untracked`, `mycelium_metrics_prometheus`'s `mycelium_topic_*` series), for the
+/// first `max_topics` distinct (type, topic) pairs published from now on; publishes under
+/// further topics are counted together in `topics_untracked`. Off by default (topics can be
+/// unbounded in number); 0 turns it off again and forgets the counts. Bus-wide: every handle
+/// onto the bus sees the same counts. Since ABI 1.5.
+///
+/// - Ownership: nothing is passed or returned but the status.
+/// - Threads: any. Blocks: no (one short lock). Calls back: no.
+/// - Errors: `MYCELIUM_ERR_NULL_POINTER`, `MYCELIUM_ERR_CLOSED` (destroyed handle).
+///
+/// # Safety
+/// A runtime pointer must come from this library (live or destroyed, never freed memory).
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_enable_topic_metrics(
+    rt: *const mycelium_runtime_t,
+    max_topics: u32,
+) -> mycelium_status {
+    // SAFETY: the table function has the same contract as this function.
+    dispatch(rt, "mycelium_enable_topic_metrics", |vt| unsafe {
+        (vt.enable_topic_metrics)(rt, max_topics)
+    })
+}
+
 /// Serves the service (`request_type`, `reply_type`): each request is handed to
 /// `handler->call` on a responder thread dedicated to it, one at a time, in arrival order.
 /// Since ABI 1.3.

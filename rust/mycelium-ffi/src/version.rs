@@ -12,7 +12,8 @@ pub const MYCELIUM_ABI_VERSION_MAJOR: u32 = 1;
 /// `mycelium_request_all`, `mycelium_reply_write`, `mycelium_reply_fail`, statuses
 /// `MYCELIUM_ERR_NO_RESPONDER` and `MYCELIUM_ERR_RESPONDER_FAILED`.
 /// 1.4: named topics: `mycelium_publish_topic`, `mycelium_subscribe_options.pattern`.
-/// 1.5: `mycelium_message_topic` (the topic of a message being delivered).
+/// 1.5: `mycelium_message_topic` (the topic of a message being delivered),
+/// `mycelium_enable_topic_metrics`.
 pub const MYCELIUM_ABI_VERSION_MINOR: u32 = 5;
 
 /// The ABI version of the loaded library as `(major << 16) | minor`.

@@ -139,13 +139,14 @@ pub struct Vtable {
         usize,
         *const mycelium_wait_hooks,
     ) -> Status,
-    // ABI 1.5: the topic of a delivered message
+    // ABI 1.5: the topic of a delivered message; per-topic metrics
     pub message_topic: unsafe extern "C" fn(
         *const Rt,
         *const mycelium_message,
         *mut *const c_char,
         *mut usize,
     ) -> Status,
+    pub enable_topic_metrics: unsafe extern "C" fn(*const Rt, u32) -> Status,
 }
 
 pub(crate) static OWN_VTABLE: Vtable = Vtable {
@@ -181,6 +182,7 @@ pub(crate) static OWN_VTABLE: Vtable = Vtable {
     request: vt_request,
     publish_topic: vt_publish_topic,
     message_topic: vt_message_topic,
+    enable_topic_metrics: vt_enable_topic_metrics,
 };
 
 /// Finds the table of the copy that owns `rt`, calls `f` with it, and brings that copy's
@@ -660,6 +662,16 @@ unsafe extern "C" fn vt_unsubscribe(rt: *const Rt, id: u64) -> Status {
 
 unsafe extern "C" fn vt_flush(rt: *const Rt, timeout_ms: u32) -> Status {
     vguard("mycelium_flush", || runtime::flush(rt, timeout_ms))
+}
+
+unsafe extern "C" fn vt_enable_topic_metrics(rt: *const Rt, max_topics: u32) -> Status {
+    vguard("mycelium_enable_topic_metrics", || {
+        runtime::live(rt)?
+            .core
+            .bus
+            .enable_topic_metrics(max_topics as usize);
+        Ok(())
+    })
 }
 
 unsafe extern "C" fn vt_metrics_json(

@@ -31,6 +31,8 @@ pub(crate) struct BusInner {
     /// Request/reply: responders per service and the inbox of pending requests
     /// (`services.rs`). An `Arc` so a request in a responder's queue can hold it weakly.
     pub(crate) services: Arc<crate::services::Services>,
+    /// Per-topic counters, off until `enable_topic_metrics`.
+    pub(crate) topic_stats: crate::metrics::TopicStats,
 }
 
 /// The in-process publish/subscribe bus. Cheap to clone; clones share one bus.
@@ -79,6 +81,7 @@ impl MessageBus {
                 ))),
                 subscription_changes,
                 refused: Default::default(),
+                topic_stats: Default::default(),
             }),
         }
     }
@@ -314,7 +317,24 @@ impl MessageBus {
                 self.type_name(id)
                     .or_else(|| self.inner.services.learnt_name(id))
             }),
+            topics: self.inner.topic_stats.snapshot(|id| self.type_name(id)),
+            topics_untracked: self.inner.topic_stats.untracked(),
         }
+    }
+
+    /// Counts publishes per topic (published, bytes) in [`metrics`](Self::metrics)'
+    /// `topics`, for the first `max_topics` distinct (type, topic) pairs seen from now on;
+    /// publishes under further topics are counted together in `topics_untracked`. Off by
+    /// default, because topics can be unbounded in number; `0` turns it off again and forgets
+    /// the counts. Costs a publish with a topic one uncontended lock while on; publishes
+    /// without a topic are never counted here.
+    pub fn enable_topic_metrics(&self, max_topics: usize) {
+        self.inner.topic_stats.set_limit(max_topics);
+    }
+
+    /// The limit given to [`enable_topic_metrics`](Self::enable_topic_metrics) (0: off).
+    pub fn topic_metrics_limit(&self) -> usize {
+        self.inner.topic_stats.limit()
     }
 
     /// Counts a publish refused before it reached the bus, e.g. by an adapter that validates

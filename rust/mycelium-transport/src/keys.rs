@@ -86,6 +86,14 @@ impl TopicName {
     }
 }
 
+/// Lets maps keyed by topic be searched by text, without building a `TopicName` (its `Hash`
+/// and `Eq` are those of the text).
+impl std::borrow::Borrow<str> for TopicName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for TopicName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)

@@ -132,7 +132,7 @@ pub use handler::HandlerHandle;
 pub use keys::{TopicError, TopicName, TopicPattern, MAX_TOPIC_LEN};
 pub use metrics::{
     prometheus_escape_label, MetricsSnapshot, RefusedReason, ServiceMetrics, SubscriberMetrics,
-    TypeMetrics,
+    TopicMetrics, TypeMetrics,
 };
 pub use publish::WaitHooks;
 pub use raw_subscription::RawSubscription;

@@ -120,6 +120,11 @@ impl MessageBus {
                     .stats
                     .published_bytes
                     .fetch_add(envelope.payload.len() as u64, Ordering::Relaxed);
+                if let Some(name) = &envelope.topic {
+                    self.inner
+                        .topic_stats
+                        .record(envelope.type_id, name, envelope.payload.len());
+                }
                 offer_all(subscribers, envelope, outcome)
             })
         })

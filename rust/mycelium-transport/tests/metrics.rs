@@ -353,3 +353,80 @@ fn refused_publishes_are_counted_by_reason() {
     assert_eq!(json["refused"]["queue_full"], 1);
     drop(strict);
 }
+
+/// Per-topic metrics (issue 14): off by default, then counted one by one up to the limit and
+/// together beyond it, in the snapshot, its JSON and Prometheus; plain publishes never count.
+#[test]
+fn per_topic_metrics_are_opt_in_and_bounded() {
+    use mycelium_transport::TopicName;
+    let bus = MessageBus::new();
+    bus.set_type_names(HashMap::from([(TYPE, "Tick".to_string())]));
+    let _sub = bus.subscribe_raw(TYPE, SubscribeOptions::default().with_capacity(64));
+    let topic = |t: &str| TopicName::new(t).unwrap();
+    bus.publish_raw_on(TYPE, &topic("ticks/BTC"), Bytes::from_static(b"123"))
+        .unwrap();
+    let off = bus.metrics();
+    assert!(off.topics.is_empty() && off.topics_untracked == 0);
+    assert!(!off.to_prometheus().contains("mycelium_topic_"));
+    assert_eq!(bus.topic_metrics_limit(), 0);
+
+    bus.enable_topic_metrics(2);
+    for (t, payload) in [
+        ("ticks/BTC", &b"12"[..]),
+        ("ticks/ETH", b"1"),
+        ("ticks/BTC", b"1234"),
+        ("ticks/SOL", b"1"),
+        ("ticks/XRP", b"1"),
+    ] {
+        bus.publish_raw_on(TYPE, &topic(t), Bytes::copy_from_slice(payload))
+            .unwrap();
+    }
+    bus.publish_raw(TYPE, Bytes::from_static(b"plain")).unwrap();
+    bus.publish_raw_on(OTHER, &topic("ticks/BTC"), Bytes::from_static(b"1"))
+        .unwrap();
+    let m = bus.metrics();
+    let rows: Vec<_> = m
+        .topics
+        .iter()
+        .map(|t| (t.type_id, t.topic.as_str(), t.published, t.published_bytes))
+        .collect();
+    assert_eq!(rows, [(TYPE, "ticks/BTC", 2, 6), (TYPE, "ticks/ETH", 1, 1)]);
+    assert_eq!(m.topics[0].name.as_deref(), Some("Tick"));
+    assert_eq!(
+        m.topics_untracked, 3,
+        "SOL, XRP and OTHER's topic came after the limit"
+    );
+    assert_eq!(
+        m.type_metrics(TYPE).unwrap().published,
+        7,
+        "per type as ever"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+    assert_eq!(json["topics"][0]["topic"], "ticks/BTC");
+    assert_eq!(json["topics"][0]["published_bytes"], 6);
+    assert_eq!(json["topics_untracked"], 3);
+
+    let text = m.to_prometheus();
+    let exp = check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let btc = [
+        ("type_id", "12"),
+        ("message", "Tick"),
+        ("topic", "ticks/BTC"),
+    ];
+    assert_eq!(
+        exp.value("mycelium_topic_messages_published_total", &btc),
+        2.0
+    );
+    assert_eq!(exp.value("mycelium_topic_published_bytes_total", &btc), 6.0);
+    assert_eq!(
+        exp.value("mycelium_topic_messages_untracked_total", &[]),
+        3.0
+    );
+
+    bus.enable_topic_metrics(0);
+    assert!(
+        bus.metrics().topics.is_empty(),
+        "off again, counts forgotten"
+    );
+}

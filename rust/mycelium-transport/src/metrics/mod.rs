@@ -8,6 +8,7 @@
 
 mod histogram;
 mod prometheus;
+mod topics;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -18,6 +19,8 @@ use crate::config::OverflowPolicy;
 pub(crate) use histogram::LatencyHistogram;
 pub use histogram::{HistogramBucket, LatencySummary};
 pub use prometheus::escape_label as prometheus_escape_label;
+pub(crate) use topics::TopicStats;
+pub use topics::TopicMetrics;
 
 /// Counters for one message type, shared by the topic and its subscriptions.
 ///
@@ -174,6 +177,12 @@ pub struct MetricsSnapshot {
     /// One entry per request/reply service ever served or requested, by ascending
     /// (request type, reply type).
     pub services: Vec<ServiceMetrics>,
+    /// Per-topic counters, by type id then topic: empty unless enabled with
+    /// [`MessageBus::enable_topic_metrics`](crate::MessageBus::enable_topic_metrics).
+    pub topics: Vec<TopicMetrics>,
+    /// Publishes under a topic that was not counted one by one because the limit given to
+    /// `enable_topic_metrics` was reached.
+    pub topics_untracked: u64,
 }
 
 /// Counters of one request/reply service (a request type and a reply type).

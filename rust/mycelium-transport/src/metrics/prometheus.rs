@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use super::{MetricsSnapshot, ServiceMetrics, SubscriberMetrics, TypeMetrics};
+use super::{MetricsSnapshot, ServiceMetrics, SubscriberMetrics, TopicMetrics, TypeMetrics};
 
 const NANOS_PER_SECOND: f64 = 1e9;
 
@@ -126,6 +126,44 @@ pub(super) fn render(snapshot: &MetricsSnapshot) -> String {
             let l = labels(&[("type_id", Some(&id)), ("message", message)]);
             sample(&mut out, name, &l, get(t));
         }
+    }
+
+    // Per topic only when enabled (`MessageBus::enable_topic_metrics`): a series per topic
+    // is what the limit exists to bound.
+    type TopicGetter = fn(&TopicMetrics) -> u64;
+    let topic_counters: [(&str, &str, TopicGetter); 2] = [
+        (
+            "mycelium_topic_messages_published_total",
+            "Publishes accepted, per message type and topic (opt-in, up to a limit of topics).",
+            |t| t.published,
+        ),
+        (
+            "mycelium_topic_published_bytes_total",
+            "Payload bytes of accepted publishes, per message type and topic (opt-in).",
+            |t| t.published_bytes,
+        ),
+    ];
+    if !snapshot.topics.is_empty() || snapshot.topics_untracked > 0 {
+        for (name, help, get) in topic_counters {
+            header(&mut out, name, "counter", help);
+            for t in &snapshot.topics {
+                let id = t.type_id.to_string();
+                let l = labels(&[
+                    ("type_id", Some(&id)),
+                    ("message", t.name.as_deref()),
+                    ("topic", Some(&t.topic)),
+                ]);
+                sample(&mut out, name, &l, get(t));
+            }
+        }
+        let untracked = "mycelium_topic_messages_untracked_total";
+        header(
+            &mut out,
+            untracked,
+            "counter",
+            "Publishes under a topic beyond the per-topic metrics' limit (counted together).",
+        );
+        sample(&mut out, untracked, "", snapshot.topics_untracked);
     }
 
     let hist = "mycelium_delivery_latency_seconds";
