@@ -29,9 +29,6 @@ pub mod subscription_stats;
 pub mod version;
 mod vtable;
 pub use vtable::MYCELIUM_MAX_TEXT_LEN;
-mod wait_graph;
-#[cfg(all(test, mycelium_loom))]
-mod wait_graph_loom;
 pub mod wait_hooks;
 
 pub use bridge::mycelium_bridge_options;

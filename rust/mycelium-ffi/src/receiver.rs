@@ -17,7 +17,7 @@ use crate::subscription::{
     mycelium_call_batch_fn, mycelium_message, mycelium_subscribe_options, resolve_options,
     to_message,
 };
-use crate::wait_graph::Waiting;
+use mycelium_wait_graph::Waiting;
 
 /// `timeout_ms` value of `mycelium_receiver_recv` that waits without limit.
 pub const MYCELIUM_WAIT_FOREVER: u32 = u32::MAX;
@@ -47,7 +47,7 @@ impl Receiver {
 
     /// Closes the queue (waking waiting `recv`s with `MYCELIUM_ERR_CLOSED`), so that no visit
     /// starts any more, then waits until no thread is inside `visit` — except the calling thread
-    /// itself and visitors that (transitively) wait for it (`wait_graph.rs`), which would
+    /// itself and visitors that (transitively) wait for it (the `mycelium-wait-graph` crate), which would
     /// otherwise never finish.
     pub fn close_and_wait(&self) {
         self.raw.close();

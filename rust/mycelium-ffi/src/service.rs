@@ -23,7 +23,7 @@ use mycelium_transport::{
 use crate::runtime::{self, mycelium_runtime_t, Core};
 use crate::status::{catch, mycelium_status, mycelium_status::*, FfiError, FfiResult};
 use crate::subscription::{mycelium_call_fn, mycelium_drop_fn, mycelium_message};
-use crate::wait_graph::Waiting;
+use mycelium_wait_graph::Waiting;
 
 /// Where a serve handler puts its answer. Library-owned and valid only during the handler
 /// call that received it; answer through its functions (or `mycelium_reply_write` /
@@ -191,7 +191,7 @@ pub(crate) struct ResponderEntry {
 impl ResponderEntry {
     /// Stops serving (queued requests fail at once), then waits for the handler call in
     /// progress and `drop` — unless that wait would close a cycle of callbacks waiting for
-    /// each other, or is made from the responder's own handler (`wait_graph.rs`).
+    /// each other, or is made from the responder's own handler (the `mycelium-wait-graph` crate).
     pub(crate) fn stop_and_join(mut self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.stopper.stop();

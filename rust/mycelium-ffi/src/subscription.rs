@@ -5,7 +5,7 @@
 //! thread, messages of one subscription are delivered in order, and a slow subscriber only slows
 //! itself. `mycelium_unsubscribe` joins the thread, which is what makes "when unsubscribe returns,
 //! the callback is not running and never runs again, and drop has run once" true — except where
-//! the join would close a cycle of callbacks waiting for each other (`wait_graph.rs`).
+//! the join would close a cycle of callbacks waiting for each other (the `mycelium-wait-graph` crate).
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
@@ -23,7 +23,7 @@ use mycelium_transport::{
 use crate::runtime::Core;
 use crate::sized::SizedOptions;
 use crate::status::{catch, mycelium_status::*, FfiError, FfiResult};
-use crate::wait_graph::Waiting;
+use mycelium_wait_graph::Waiting;
 
 /// One message handed to a callback. `payload` points to `len` bytes that stay valid only for
 /// the duration of the callback; copy them to keep them. `payload` may be NULL when `len` is 0.
@@ -298,7 +298,7 @@ impl SubEntry {
     /// `drop` — unless that wait would never end: when called from that thread itself, or from a
     /// thread the delivery thread (transitively) waits for, because its callback is itself
     /// blocked in an unsubscribe or destroy that waits for the caller's callback
-    /// (`wait_graph.rs`). Then it returns at once; the subscription's callback is never started
+    /// (the `mycelium-wait-graph` crate). Then it returns at once; the subscription's callback is never started
     /// again, and its current call and `drop` finish once the caller's callback has returned.
     pub fn cancel_and_join(mut self) {
         self.shared.cancelled.store(true, Ordering::SeqCst);

@@ -1,4 +1,4 @@
-//! Loom model of the subscription lifecycle that `wait_graph.rs` keeps free of deadlocks.
+//! Loom model of the subscription lifecycle that this crate keeps free of deadlocks.
 //!
 //! Delivery threads, OS joins and the handle's map of live subscriptions are mirrored with loom's
 //! primitives; the edges are the real [`Edges`] under a lock, as `Waiting::enter` holds them.
@@ -10,14 +10,14 @@
 //! - an unsubscribe made by a thread that runs no callback returns only once the target's
 //!   callback has returned and its `drop` has run (the promise documented in the header).
 //!
-//! Run: `RUSTFLAGS="--cfg mycelium_loom" cargo test -p mycelium-ffi --release --lib
-//! wait_graph_loom` (scripts/test-loom.sh, in a separate target dir).
+//! Run: `RUSTFLAGS="--cfg mycelium_loom" cargo test -p mycelium-wait-graph --release`
+//! (scripts/test-loom.sh, in a separate target dir).
 
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-use crate::wait_graph::Edges;
+use crate::Edges;
 
 /// How the application thread is named in the graph (delivery thread `i` is named `i`).
 const APP: usize = 100;

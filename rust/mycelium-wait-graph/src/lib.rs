@@ -23,11 +23,14 @@ use std::thread::ThreadId;
 
 use parking_lot::Mutex;
 
+#[cfg(all(test, mycelium_loom))]
+mod loom_model;
+
 static GRAPH: Mutex<Option<Edges<ThreadId>>> = Mutex::new(None);
 
 /// A registered wait; dropping it removes the edges.
 #[must_use = "the wait is registered only while this guard lives"]
-pub(crate) struct Waiting {
+pub struct Waiting {
     me: ThreadId,
     registered: bool,
 }
@@ -36,7 +39,7 @@ impl Waiting {
     /// Registers that the calling thread is about to wait for each of `targets`, and returns the
     /// guard plus the targets it may wait for: the calling thread itself and every target that
     /// (transitively) waits for the calling thread are left out.
-    pub(crate) fn enter(targets: &[ThreadId]) -> (Waiting, Vec<ThreadId>) {
+    pub fn enter(targets: &[ThreadId]) -> (Waiting, Vec<ThreadId>) {
         let me = std::thread::current().id();
         let allowed = GRAPH
             .lock()
