@@ -19,12 +19,18 @@ external schema_description : handle -> (string, error) result = "mycelium_ml_sc
 external publish : handle -> int -> string -> error option = "mycelium_ml_publish"
 external publish_topic : handle -> int -> string -> string -> error option = "mycelium_ml_publish_topic"
 
-external subscribe :
-  handle -> int -> int * int * int * string option * int * string option -> (string -> bool) -> (int, error) result
+type subscribe_options = int * int * int * string option * int * string option
+(** [(capacity, policy, max_batch, label, spin_us, pattern)]. *)
+
+external subscribe : handle -> int -> subscribe_options -> (string -> bool) -> (int, error) result
   = "mycelium_ml_subscribe"
-(** [subscribe h type_id (capacity, policy, max_batch, label, spin_us, pattern) handler]. [handler]
-    becomes a GC root until the subscription's [drop]; it must not capture the runtime (see
-    docs/ocaml.md). *)
+(** [subscribe h type_id options handler]. [handler] becomes a GC root until the subscription's
+    [drop]; it must not capture the runtime (see docs/ocaml.md). *)
+
+external subscribe_with_topic :
+  handle -> int -> subscribe_options -> (string -> string option -> bool) -> (int, error) result
+  = "mycelium_ml_subscribe_with_topic"
+(** [subscribe] whose handler also gets the topic each message was published with. *)
 
 external unsubscribe : handle -> int -> error option = "mycelium_ml_unsubscribe"
 

@@ -127,18 +127,26 @@ let () =
              msg)
     | _ -> None)
 
+(* Called first thing in an exception handler, while the backtrace is still the exception's. *)
+let handler_failed ~message_name exn =
+  let bt = Printexc.get_raw_backtrace () in
+  report ~message_name exn bt;
+  false
+
 (* The handler the delivery thread calls (runtime lock held): true when the message was handled,
    false when it counts as a handler error. It never raises. *)
 let make_handler ~message_name ~closed (deliver : string -> unit) : string -> bool =
  fun payload ->
   if Atomic.get closed then true
-  else
-    match deliver payload with
-    | () -> true
-    | exception exn ->
-        let bt = Printexc.get_raw_backtrace () in
-        report ~message_name exn bt;
-        false
+  else match deliver payload with () -> true | exception exn -> handler_failed ~message_name exn
+
+(* Its own function rather than [make_handler] over a pair, so that plain subscriptions allocate
+   nothing more per message. *)
+let make_topic_handler ~message_name ~closed (deliver : string -> string option -> unit) :
+    string -> string option -> bool =
+ fun payload topic ->
+  if Atomic.get closed then true
+  else match deliver payload topic with () -> true | exception exn -> handler_failed ~message_name exn
 
 (* ---- subscriptions ---- *)
 
@@ -329,8 +337,9 @@ let publish (type a) ?topic (rt : Runtime.t) (module M : MESSAGE with type t = a
 (* The bus's largest queue, MAX_QUEUE_CAPACITY in rust/mycelium-transport. *)
 let max_capacity = 1 lsl 20
 
-let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) ?pattern (rt : Runtime.t)
-    ~type_id ~name (f : string -> unit) =
+(* Checks the options, then registers the subscription [start] makes with them (a stub call
+   whose handler shares [closed]). *)
+let add_subscription ~capacity ~overflow ~max_batch ~label ~spin_us ~pattern (rt : Runtime.t) ~name ~closed start =
   if capacity < 0 then invalid_arg "Mycelium_native.subscribe: capacity must be >= 0";
   (* Refused here with the parameter's own name; the C ABI refuses it too (never clamps). *)
   if capacity > max_capacity then
@@ -340,13 +349,11 @@ let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(
   if max_batch < 0 then invalid_arg "Mycelium_native.subscribe: max_batch must be >= 0";
   (* The upper bound (10000) is the C ABI's: it raises Mycelium_error (Invalid_argument, _). *)
   if spin_us < 0 then invalid_arg "Mycelium_native.subscribe: spin_us must be >= 0";
-  let closed = Atomic.make false in
-  let handler = make_handler ~message_name:name ~closed f in
   (* The table lock is held across the stub call so that a concurrent Runtime.close either sees
      the new subscription or runs before it exists (and then the stub fails with Closed). *)
   with_lock rt.subs_lock (fun () ->
       let options = (capacity, overflow_code overflow, max_batch, label, spin_us, pattern) in
-      let id = ok (Ffi.subscribe rt.handle type_id options handler) in
+      let id = ok (start options) in
       let s =
         {
           id;
@@ -361,11 +368,31 @@ let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(
       Hashtbl.replace rt.subs id s;
       s)
 
+let subscribe_raw ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) ?pattern (rt : Runtime.t)
+    ~type_id ~name (f : string -> unit) =
+  let closed = Atomic.make false in
+  let handler = make_handler ~message_name:name ~closed f in
+  add_subscription ~capacity ~overflow ~max_batch ~label ~spin_us ~pattern rt ~name ~closed (fun options ->
+      Ffi.subscribe rt.handle type_id options handler)
+
+let subscribe_raw_with_topic ?(capacity = 0) ?(overflow = Block) ?(max_batch = 0) ?label ?(spin_us = 0) ?pattern
+    (rt : Runtime.t) ~type_id ~name (f : string -> string option -> unit) =
+  let closed = Atomic.make false in
+  let handler = make_topic_handler ~message_name:name ~closed f in
+  add_subscription ~capacity ~overflow ~max_batch ~label ~spin_us ~pattern rt ~name ~closed (fun options ->
+      Ffi.subscribe_with_topic rt.handle type_id options handler)
+
 let subscribe (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt
     (module M : MESSAGE with type t = a) (f : a -> unit) =
   let decode = M.decode in
   subscribe_raw ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt ~type_id:M.type_id ~name:M.name (fun payload ->
       match decode payload with Ok v -> f v | Error msg -> raise (Undecodable msg))
+
+let subscribe_with_topic (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt
+    (module M : MESSAGE with type t = a) (f : a -> string option -> unit) =
+  let decode = M.decode in
+  subscribe_raw_with_topic ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt ~type_id:M.type_id ~name:M.name
+    (fun payload topic -> match decode payload with Ok v -> f v topic | Error msg -> raise (Undecodable msg))
 
 let metrics rt (module M : MESSAGE) = Runtime.type_metrics rt M.type_id
 

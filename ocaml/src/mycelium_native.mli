@@ -277,6 +277,21 @@ val subscribe :
     above 1048576 (1 Mi messages: refused, never clamped), and
     [Mycelium_error (Invalid_argument, _)] naming [spin_us] for one above 10_000. *)
 
+val subscribe_with_topic :
+  ?capacity:int ->
+  ?overflow:overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  ?spin_us:int ->
+  ?pattern:string ->
+  Runtime.t ->
+  (module MESSAGE with type t = 'a) ->
+  ('a -> string option -> unit) ->
+  Subscription.t
+(** Like {!subscribe}, [f] also getting the topic each message was published with
+    ([Some "ticks/BTC-USD"], or [None] for a publish without one; docs/topics.md). The topic is
+    copied into a fresh string per message; {!subscribe} does not look it up at all. *)
+
 val metrics : Runtime.t -> (module MESSAGE) -> type_metrics
 
 (** {1 Payload level} *)
@@ -297,6 +312,20 @@ val subscribe_raw :
   (string -> unit) ->
   Subscription.t
 (** Like {!subscribe} with the raw payloads; [name] is used in error reports. *)
+
+val subscribe_raw_with_topic :
+  ?capacity:int ->
+  ?overflow:overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  ?spin_us:int ->
+  ?pattern:string ->
+  Runtime.t ->
+  type_id:int ->
+  name:string ->
+  (string -> string option -> unit) ->
+  Subscription.t
+(** Like {!subscribe_with_topic} with the raw payloads; [name] is used in error reports. *)
 
 (** {1 Diagnostics} *)
 

@@ -32,10 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Mirrors `MlPayload` in ocaml/stubs/src/delivery.rs. */
+/* Mirrors `MlPayload` in ocaml/stubs/src/delivery.rs. `topic` is NULL for a message published
+ * without one (and for every message of a handler that does not take topics). */
 typedef struct {
   const uint8_t *data;
   size_t len;
+  const uint8_t *topic;
+  size_t topic_len;
 } mycelium_ml_payload;
 
 /* ---- thread registration ---- */
@@ -231,29 +234,63 @@ static void report_escaped_exception(value exn)
   caml_stat_free(text);
 }
 
-/* Delivery thread, registered with the runtime (by the Rust side, first), runtime lock NOT held.
- * Calls the handler once per payload under one acquisition of the lock and returns how many
- * calls failed. */
-size_t mycelium_ml_deliver(void *root, const mycelium_ml_payload *payloads, size_t count)
+static value alloc_bytes(const uint8_t *data, size_t len)
 {
-  const value *cell = root;
+  return len == 0 ? caml_alloc_string(0) : caml_alloc_initialized_string(len, (const char *)data);
+}
+
+/* 1 when a handler call failed (raised, or answered false), else 0. */
+static size_t call_failed(value result)
+{
+  if (Is_exception_result(result)) {
+    report_escaped_exception(Extract_exception(result));
+    return 1;
+  }
+  return result == Val_false;
+}
+
+/* Runtime lock held. `string -> bool` handlers. */
+static size_t deliver_payloads(const value *cell, const mycelium_ml_payload *payloads, size_t count)
+{
   size_t failed = 0;
-  caml_acquire_runtime_system();
   for (size_t i = 0; i < count; i++) {
-    value payload = payloads[i].len == 0
-                        ? caml_alloc_string(0)
-                        : caml_alloc_initialized_string(payloads[i].len,
-                                                        (const char *)payloads[i].data);
+    value payload = alloc_bytes(payloads[i].data, payloads[i].len);
     /* Read the handler after the allocation: a minor GC may have moved it, and the root cell
      * always holds its current address. */
-    value result = caml_callback_exn(*cell, payload);
-    if (Is_exception_result(result)) {
-      report_escaped_exception(Extract_exception(result));
-      failed++;
-    } else if (result == Val_false) {
-      failed++;
-    }
+    failed += call_failed(caml_callback_exn(*cell, payload));
   }
+  return failed;
+}
+
+/* Runtime lock held: CAMLparam0 links these roots into the lock holder's local roots, so it must
+ * not run before the lock is taken. `string -> string option -> bool` handlers. The payload must
+ * survive the allocation of the topic string and of its `Some`, hence registered locals. */
+static size_t deliver_with_topics(const value *cell, const mycelium_ml_payload *payloads, size_t count)
+{
+  CAMLparam0();
+  CAMLlocal2(payload, topic);
+  size_t failed = 0;
+  for (size_t i = 0; i < count; i++) {
+    payload = alloc_bytes(payloads[i].data, payloads[i].len);
+    topic = Val_none;
+    if (payloads[i].topic != NULL) {
+      topic = alloc_bytes(payloads[i].topic, payloads[i].topic_len);
+      topic = caml_alloc_some(topic);
+    }
+    failed += call_failed(caml_callback2_exn(*cell, payload, topic));
+  }
+  CAMLreturnT(size_t, failed);
+}
+
+/* Delivery thread, registered with the runtime (by the Rust side, first), runtime lock NOT held.
+ * Calls the handler once per payload (and its topic, when `with_topics`) under one acquisition
+ * of the lock and returns how many calls failed. */
+size_t mycelium_ml_deliver(void *root, const mycelium_ml_payload *payloads, size_t count, int with_topics)
+{
+  const value *cell = root;
+  caml_acquire_runtime_system();
+  size_t failed = with_topics ? deliver_with_topics(cell, payloads, count)
+                              : deliver_payloads(cell, payloads, count);
   caml_release_runtime_system();
   return failed;
 }

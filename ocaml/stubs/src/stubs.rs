@@ -515,6 +515,33 @@ pub unsafe extern "C" fn mycelium_ml_subscribe(
     options: Raw,
     handler: Raw,
 ) -> Raw {
+    // SAFETY: per the function contract; the handler takes the payload only.
+    unsafe { subscribe(h, type_id, options, handler, false) }
+}
+
+/// `handle -> int -> options -> (string -> string option -> bool) -> (int, int * string)
+/// result`: as `mycelium_ml_subscribe`, the handler also getting each message's topic.
+///
+/// # Safety
+/// Only for OCaml, through its `external` in `ffi.ml` (which fixes the argument types), on a
+/// thread holding the runtime lock.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_ml_subscribe_with_topic(
+    h: Raw,
+    type_id: Raw,
+    options: Raw,
+    handler: Raw,
+) -> Raw {
+    // SAFETY: per the function contract; the handler takes the payload and the topic.
+    unsafe { subscribe(h, type_id, options, handler, true) }
+}
+
+/// The body of both subscribe stubs.
+///
+/// # Safety
+/// As for the stubs; `handler` is `string -> string option -> bool` when `with_topic`, else
+/// `string -> bool`.
+unsafe fn subscribe(h: Raw, type_id: Raw, options: Raw, handler: Raw, with_topic: bool) -> Raw {
     let result = catch_panics(|| {
         let type_id = type_id_arg(type_id)?;
         // SAFETY: `options` has the tuple type above; lock held.
@@ -532,8 +559,10 @@ pub unsafe extern "C" fn mycelium_ml_subscribe(
             pattern: o.pattern.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
             ..Default::default()
         };
-        // SAFETY: `handler` is a `string -> bool` closure (external's type); lock held.
-        let closure = unsafe { delivery::closure_for(handler) }.ok_or_else(|| {
+        let topics_from = with_topic.then(|| handle.as_ptr().cast_const());
+        // SAFETY: `handler` has the type `with_topic` says (external's type), `topics_from` is
+        // this live handle; lock held.
+        let closure = unsafe { delivery::closure_for(handler, topics_from) }.ok_or_else(|| {
             CallError::new(
                 MYCELIUM_ERR_INVALID_ARGUMENT,
                 "out of memory for the callback's GC root",

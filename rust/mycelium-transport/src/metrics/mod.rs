@@ -19,8 +19,8 @@ use crate::config::OverflowPolicy;
 pub(crate) use histogram::LatencyHistogram;
 pub use histogram::{HistogramBucket, LatencySummary};
 pub use prometheus::escape_label as prometheus_escape_label;
-pub(crate) use topics::TopicStats;
 pub use topics::TopicMetrics;
+pub(crate) use topics::TopicStats;
 
 /// Counters for one message type, shared by the topic and its subscriptions.
 ///
