@@ -69,6 +69,7 @@ _RUNTIME_NAMES = (
     "Service",
     "Subscription",
     "TopicQueue",
+    "TopicStream",
 )
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     "Service",
     "Subscription",
     "TopicQueue",
+    "TopicStream",
 ]
 
 try:
@@ -134,6 +136,7 @@ else:
         Service,
         Subscription,
         TopicQueue,
+        TopicStream,
     )
 
     # Closes runtimes still open at interpreter exit, with the GIL released, before

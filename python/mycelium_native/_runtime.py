@@ -66,6 +66,7 @@ class Message(Protocol):
 M = TypeVar("M", bound=Message)
 Req = TypeVar("Req", bound=Message)
 Rep = TypeVar("Rep", bound=Message)
+T = TypeVar("T")
 
 
 # A generated service class (``services:`` in the schema) is passed as ``Any``: it has
@@ -538,6 +539,7 @@ class Runtime:
             return TopicQueue(self, native, message_type)
         return MessageQueue(self, native, message_type)
 
+    @overload
     def stream(
         self,
         message_type: Type[M],
@@ -547,11 +549,38 @@ class Runtime:
         label: Optional[str] = None,
         spin_us: int = 0,
         pattern: Optional[str] = None,
-    ) -> "MessageStream[M]":
+        with_topic: Literal[False] = False,
+    ) -> "MessageStream[M]": ...
+
+    @overload
+    def stream(
+        self,
+        message_type: Type[M],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: Literal[True],
+    ) -> "TopicStream[M]": ...
+
+    def stream(
+        self,
+        message_type: Type[M],
+        *,
+        capacity: Optional[int] = None,
+        policy: PolicyLike = Policy.BLOCK,
+        label: Optional[str] = None,
+        spin_us: int = 0,
+        pattern: Optional[str] = None,
+        with_topic: bool = False,
+    ) -> "Union[MessageStream[M], TopicStream[M]]":
         """An asyncio stream: ``async for msg in rt.stream(Cls)``. The delivery thread wakes the
         event loop through a pipe watched with ``loop.add_reader``; no thread polls.
         ``spin_us`` applies to that delivery thread (see :meth:`subscribe`); the event loop's
-        own wake-up is unchanged."""
+        own wake-up is unchanged. ``with_topic=True`` returns a :class:`TopicStream` of
+        ``(message, topic)`` pairs."""
         self._check_class(message_type)
         native = self._native.subscribe_stream(
             message_type.TYPE_ID,
@@ -560,7 +589,10 @@ class Runtime:
             label,
             _spin(spin_us),
             pattern,
+            bool(with_topic),
         )
+        if with_topic:
+            return TopicStream(self, native, message_type)
         return MessageStream(self, native, message_type)
 
     # ---- request/reply -------------------------------------------------------------------
@@ -953,21 +985,18 @@ class TopicQueue(_PullQueue, Generic[M]):
         self.close()
 
 
-class MessageStream(Generic[M]):
-    """An asyncio stream of messages (from :meth:`Runtime.stream`).
+class _StreamBase(Generic[T]):
+    """The asyncio side of a stream: what ``async for`` needs, whatever the items are."""
 
-    ``async for msg in stream`` ends when the subscription is closed (by :meth:`close` or the
-    runtime's close) and drained. Use it from one event loop; close it from that loop's thread.
-    """
-
-    def __init__(self, runtime: Runtime, native: _native.NativeStream, message_type: Type[M]) -> None:
+    def __init__(self, runtime: Runtime, native: _native.NativeStream) -> None:
         self._runtime = runtime
         self._native = native
-        self.message_type = message_type
-        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiter: Optional["asyncio.Future[None]"] = None
-        self._buffer: List[bytes] = []
+        self._buffer: List[T] = []
+
+    def _fetch(self, max: int) -> List[T]:
+        raise NotImplementedError
 
     @property
     def dropped(self) -> int:
@@ -993,17 +1022,17 @@ class MessageStream(Generic[M]):
             self._loop.remove_reader(self._native.fileno())
             self._loop = None
 
-    def __aiter__(self) -> AsyncIterator[M]:
+    def __aiter__(self) -> AsyncIterator[T]:
         return self
 
-    async def __anext__(self) -> M:
+    async def __anext__(self) -> T:
         self._watch()
         while True:
             if not self._buffer:
-                self._buffer = self._native.recv_many(256)
+                self._buffer = self._fetch(256)
                 self._buffer.reverse()
             if self._buffer:
-                return self._decode(self._buffer.pop())
+                return self._buffer.pop()
             if self._native.finished:
                 self._unwatch()
                 raise StopAsyncIteration
@@ -1025,7 +1054,48 @@ class MessageStream(Generic[M]):
         self.close()
         self._unwatch()
 
+
+class MessageStream(_StreamBase[M]):
+    """An asyncio stream of messages (from :meth:`Runtime.stream`).
+
+    ``async for msg in stream`` ends when the subscription is closed (by :meth:`close` or the
+    runtime's close) and drained. Use it from one event loop; close it from that loop's thread.
+    """
+
+    def __init__(self, runtime: Runtime, native: _native.NativeStream, message_type: Type[M]) -> None:
+        super().__init__(runtime, native)
+        self.message_type = message_type
+        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+
+    def _fetch(self, max: int) -> List[M]:
+        return [self._decode(data) for data in self._native.recv_many(max)]
+
     async def __aenter__(self) -> "MessageStream[M]":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.aclose()
+
+
+class TopicStream(_StreamBase[Tuple[M, Optional[str]]]):
+    """An asyncio stream that keeps each message's topic (``Runtime.stream(...,
+    with_topic=True)``): ``async for msg, topic in stream``, ``topic`` being the ``str`` the
+    message was published with or ``None``. Otherwise as :class:`MessageStream`."""
+
+    def __init__(self, runtime: Runtime, native: _native.NativeStream, message_type: Type[M]) -> None:
+        super().__init__(runtime, native)
+        self.message_type = message_type
+        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+
+    def _fetch(self, max: int) -> List[Tuple[M, Optional[str]]]:
+        return [(self._decode(data), topic) for data, topic in self._native.recv_many_with_topic(max)]
+
+    async def __aenter__(self) -> "TopicStream[M]":
         return self
 
     async def __aexit__(

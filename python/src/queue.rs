@@ -15,13 +15,16 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use mycelium_ffi::{mycelium_closure, mycelium_message};
+use mycelium_ffi::{mycelium_closure, mycelium_message, mycelium_runtime_t};
 use parking_lot::{Condvar, Mutex};
 
 use crate::notify::Notifier;
 
+/// One queued message: its payload, and its topic when the stream keeps topics.
+pub(crate) type Item = (Vec<u8>, Option<String>);
+
 struct QueueState {
-    items: VecDeque<Vec<u8>>,
+    items: VecDeque<Item>,
     /// Set by the Python side (close, runtime close): the producer stops waiting and drops.
     consumer_closed: bool,
     /// Set when the subscription ended and its closure was dropped: nothing more will arrive.
@@ -35,10 +38,18 @@ pub(crate) struct QueueShared {
     drop_oldest: bool,
     dropped: AtomicU64,
     notifier: Notifier,
+    /// `with_topic=True`: the handle (its address) to ask each message's topic with while it
+    /// is handed over (a handle's header is never freed, so the address stays valid).
+    topics_from: Option<usize>,
 }
 
 impl QueueShared {
-    pub(crate) fn new(bound: usize, drop_oldest: bool, notifier: Notifier) -> Arc<QueueShared> {
+    pub(crate) fn new(
+        bound: usize,
+        drop_oldest: bool,
+        notifier: Notifier,
+        topics_from: Option<*const mycelium_runtime_t>,
+    ) -> Arc<QueueShared> {
         Arc::new(QueueShared {
             state: Mutex::new(QueueState {
                 items: VecDeque::with_capacity(bound.min(1024)),
@@ -50,6 +61,7 @@ impl QueueShared {
             drop_oldest,
             dropped: AtomicU64::new(0),
             notifier,
+            topics_from: topics_from.map(|rt| rt as usize),
         })
     }
 
@@ -90,7 +102,10 @@ impl QueueShared {
                 return;
             }
             let was_empty = state.items.is_empty();
-            state.items.push_back(payload(m).to_vec());
+            let topic = self
+                .topics_from
+                .and_then(|rt| crate::receiver::topic_of(rt as *const mycelium_runtime_t, m));
+            state.items.push_back((payload(m).to_vec(), topic));
             if was_empty {
                 self.notifier.ping();
             }
@@ -114,11 +129,11 @@ impl QueueShared {
     }
 
     /// Up to `max` queued messages without waiting.
-    pub(crate) fn take_many(&self, max: usize) -> Vec<Vec<u8>> {
+    pub(crate) fn take_many(&self, max: usize) -> Vec<Item> {
         let mut state = self.state.lock();
         let n = max.min(state.items.len());
         let was_full = state.items.len() >= self.bound;
-        let out: Vec<Vec<u8>> = state.items.drain(..n).collect();
+        let out: Vec<Item> = state.items.drain(..n).collect();
         if was_full && n > 0 {
             self.writable.notify_one();
         }
@@ -194,8 +209,12 @@ mod tests {
         assert_eq!(failed, 0);
     }
 
+    fn payloads(items: Vec<Item>) -> Vec<Vec<u8>> {
+        items.into_iter().map(|(payload, _)| payload).collect()
+    }
+
     fn queue(bound: usize, drop_oldest: bool) -> Arc<QueueShared> {
-        QueueShared::new(bound, drop_oldest, Notifier::new().expect("a pipe"))
+        QueueShared::new(bound, drop_oldest, Notifier::new().expect("a pipe"), None)
     }
 
     fn readable(shared: &QueueShared) -> bool {
@@ -211,7 +230,7 @@ mod tests {
     /// Waits (on the pipe, as the event loop would) until a message is queued.
     fn take_one(shared: &QueueShared) -> Vec<u8> {
         loop {
-            if let Some(m) = shared.take_many(1).pop() {
+            if let Some((m, _)) = shared.take_many(1).pop() {
                 return m;
             }
             let mut pfd = libc::pollfd {
@@ -236,8 +255,11 @@ mod tests {
             !shared.is_finished(),
             "queued messages are still readable after the end"
         );
-        assert_eq!(shared.take_many(2), vec![b"a".to_vec(), b"".to_vec()]);
-        assert_eq!(shared.take_many(10), vec![b"ccc".to_vec()]);
+        assert_eq!(
+            payloads(shared.take_many(2)),
+            vec![b"a".to_vec(), b"".to_vec()]
+        );
+        assert_eq!(payloads(shared.take_many(10)), vec![b"ccc".to_vec()]);
         assert!(shared.is_finished());
         assert!(shared.take_many(10).is_empty());
     }
@@ -247,7 +269,10 @@ mod tests {
         let shared = queue(2, true);
         deliver(&shared, &[b"1", b"2", b"3", b"4", b"5"]);
         assert_eq!(shared.dropped(), 3);
-        assert_eq!(shared.take_many(10), vec![b"4".to_vec(), b"5".to_vec()]);
+        assert_eq!(
+            payloads(shared.take_many(10)),
+            vec![b"4".to_vec(), b"5".to_vec()]
+        );
     }
 
     #[test]

@@ -104,9 +104,10 @@ unsafe extern "C" fn copy_payloads(
     0
 }
 
-/// The topic of `m`, one of the messages being handed to `copy_payloads` now. An error (not
-/// expected: `m` is the library's own pointer, asked during the visit) reads as no topic.
-fn topic_of(rt: *const mycelium_runtime_t, m: &mycelium_message) -> Option<String> {
+/// The topic of `m`, one of the messages being handed over on this thread now (a pull
+/// receiver's visit, a stream's delivery). An error (not expected: `m` is the library's own
+/// pointer, asked during the delivery) reads as no topic.
+pub(crate) fn topic_of(rt: *const mycelium_runtime_t, m: &mycelium_message) -> Option<String> {
     let mut ptr: *const std::ffi::c_char = std::ptr::null();
     let mut len = 0usize;
     // SAFETY: `rt` is the receiver's handle (valid for the enclosing receive), `m` a message

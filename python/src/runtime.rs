@@ -473,7 +473,7 @@ impl NativeRuntime {
 
     /// An asyncio stream's queue: a delivery thread fills a Rust-side queue and writes to a
     /// pipe whose read end (`fileno()`) becomes readable on new messages.
-    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None))]
+    #[pyo3(signature = (type_id, capacity=0, policy=0, label=None, spin_us=0, pattern=None, with_topic=false))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe_stream(
         &self,
@@ -484,6 +484,7 @@ impl NativeRuntime {
         label: Option<&str>,
         spin_us: u32,
         pattern: Option<&str>,
+        with_topic: bool,
     ) -> PyResult<NativeStream> {
         let settings =
             SubscribeSettings::new(capacity, policy, 0, spin_us, label)?.with_pattern(pattern)?;
@@ -495,7 +496,11 @@ impl NativeRuntime {
             capacity as usize
         };
         let drop_oldest = policy == mycelium_overflow_policy::MYCELIUM_OVERFLOW_DROP_OLDEST as u32;
-        let shared = QueueShared::new(bound, drop_oldest, notifier);
+        let topics_from = match with_topic {
+            true => Some(self.core.enter().map_err(|f| f.into_pyerr(py))?.ptr() as *const _),
+            false => None,
+        };
+        let shared = QueueShared::new(bound, drop_oldest, notifier, topics_from);
         let closure = shared.closure();
         let result = (|| -> CallResult<u64> {
             let guard = self.core.enter()?;

@@ -150,7 +150,24 @@ impl NativeStream {
     fn recv_many<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         self.core.check_process().py_err(py)?;
         let items = self.shared.take_many(max);
-        Ok(items.iter().map(|d| PyBytes::new(py, d)).collect())
+        Ok(items.iter().map(|(d, _)| PyBytes::new(py, d)).collect())
+    }
+
+    /// `recv_many` with each message's topic (`None` without one): for a stream opened with
+    /// `with_topic=True` (always `None` otherwise).
+    #[pyo3(signature = (max=256))]
+    #[allow(clippy::type_complexity)]
+    fn recv_many_with_topic<'py>(
+        &self,
+        py: Python<'py>,
+        max: usize,
+    ) -> PyResult<Vec<(Bound<'py, PyBytes>, Option<String>)>> {
+        self.core.check_process().py_err(py)?;
+        let items = self.shared.take_many(max);
+        Ok(items
+            .into_iter()
+            .map(|(d, topic)| (PyBytes::new(py, &d), topic))
+            .collect())
     }
 
     /// The read end of the wake-up pipe (for `loop.add_reader`).

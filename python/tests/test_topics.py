@@ -152,3 +152,19 @@ def test_per_topic_metrics_are_opt_in_and_bounded(rt: Runtime, contracts: Module
         rt.enable_topic_metrics(-1)
     rt.enable_topic_metrics(0)
     assert rt.metrics()["topics"] == []
+
+
+def test_an_asyncio_stream_with_topic_yields_message_topic_pairs(rt: Runtime, contracts: ModuleType) -> None:
+    async def main() -> List[Tuple[int, Optional[str]]]:
+        out: List[Tuple[int, Optional[str]]] = []
+        async with rt.stream(contracts.TradeTick, with_topic=True) as stream:
+            rt.publish(tick(contracts, "A", 1), topic="ticks/A")
+            rt.publish(tick(contracts, "X", 2))
+            rt.publish(tick(contracts, "B", 3), topic="ticks/B")
+            async for t, topic in stream:
+                out.append((t.ts_ns, topic))
+                if len(out) == 3:
+                    break
+        return out
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == [(1, "ticks/A"), (2, None), (3, "ticks/B")]
