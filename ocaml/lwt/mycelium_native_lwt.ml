@@ -13,8 +13,9 @@ let with_lock m f =
   Mutex.lock m;
   Fun.protect ~finally:(fun () -> Mutex.unlock m) f
 
-let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt
-    (module Msg : M.MESSAGE with type t = a) =
+(* A stream fed by the subscription [subscribe] makes with the function it is given, which the
+   delivery thread calls with each element. *)
+let stream_of_subscription (subscribe : ('a -> unit) -> M.Subscription.t) =
   let box = { lock = Mutex.create (); pending = Queue.create (); notified = false; ended = false } in
   let stream, push = Lwt_stream.create () in
   let notification = ref (-1) in
@@ -47,7 +48,7 @@ let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pa
   in
   let deliver v = wake_with (fun () -> Queue.push v box.pending) in
   let sub =
-    match M.subscribe ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt (module Msg) deliver with
+    match subscribe deliver with
     | sub -> sub
     | exception e ->
         (* Refused (e.g. spin_us above the limit): nothing will ever wake the notification. *)
@@ -57,8 +58,20 @@ let subscribe_stream (type a) ?capacity ?overflow ?max_batch ?label ?spin_us ?pa
   M.Subscription.on_close sub (fun () -> wake_with (fun () -> box.ended <- true));
   (stream, sub)
 
+let subscribe_stream ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m =
+  stream_of_subscription (M.subscribe ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m)
+
+(* The pair is made on the delivery thread, like the decoded message itself. *)
+let subscribe_stream_with_topic ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m =
+  stream_of_subscription (fun deliver ->
+      M.subscribe_with_topic ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m (fun v topic ->
+          deliver (v, topic)))
+
 let stream ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m =
   fst (subscribe_stream ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m)
+
+let stream_with_topic ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m =
+  fst (subscribe_stream_with_topic ?capacity ?overflow ?max_batch ?label ?spin_us ?pattern rt m)
 
 let recv s = Lwt.bind (Lwt_stream.get s) (function Some v -> Lwt.return v | None -> Lwt.fail End_of_file)
 

@@ -32,8 +32,35 @@ val stream :
 (** [subscribe_stream] for streams that live as long as the runtime: the stream ends when the
     runtime is closed. *)
 
+val subscribe_stream_with_topic :
+  ?capacity:int ->
+  ?overflow:Mycelium_native.overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  ?spin_us:int ->
+  ?pattern:string ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.MESSAGE with type t = 'a) ->
+  ('a * string option) Lwt_stream.t * Mycelium_native.Subscription.t
+(** [subscribe_stream] whose elements are [(message, topic)] pairs, [topic] being the one the
+    message was published with ([Some "ticks/BTC-USD"], or [None] for a publish without one),
+    as [Mycelium_native.subscribe_with_topic] hands it to its callback. *)
+
+val stream_with_topic :
+  ?capacity:int ->
+  ?overflow:Mycelium_native.overflow ->
+  ?max_batch:int ->
+  ?label:string ->
+  ?spin_us:int ->
+  ?pattern:string ->
+  Mycelium_native.Runtime.t ->
+  (module Mycelium_native.MESSAGE with type t = 'a) ->
+  ('a * string option) Lwt_stream.t
+(** [stream] of [(message, topic)] pairs: [subscribe_stream_with_topic] for streams that live as
+    long as the runtime. *)
+
 val recv : 'a Lwt_stream.t -> 'a Lwt.t
-(** The next message; fails with [End_of_file] once the stream has ended. *)
+(** The next element; fails with [End_of_file] once the stream has ended. *)
 
 (** {1 Request/reply} *)
 

@@ -47,6 +47,10 @@ external flush : handle -> int -> error option = "mycelium_ml_flush"
 external type_metrics : handle -> int -> (int array, error) result = "mycelium_ml_type_metrics"
 external metrics_json : handle -> (string, error) result = "mycelium_ml_metrics_json"
 external metrics_prometheus : handle -> (string, error) result = "mycelium_ml_metrics_prometheus"
+
+external enable_topic_metrics : handle -> int -> error option = "mycelium_ml_enable_topic_metrics"
+(** [enable_topic_metrics h max_topics]; [max_topics] 0..0xFFFF_FFFF (the stub refuses others). *)
+
 external deferred_destroys_pending : unit -> int = "mycelium_ml_deferred_destroys_pending"
 external abi_version : unit -> int = "mycelium_ml_abi_version"
 

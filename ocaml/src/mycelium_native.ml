@@ -323,6 +323,13 @@ module Runtime = struct
 
   let metrics_json t = ok (Ffi.metrics_json t.handle)
   let metrics_prometheus t = ok (Ffi.metrics_prometheus t.handle)
+
+  let enable_topic_metrics t max_topics =
+    (* The C ABI takes a uint32_t. *)
+    if max_topics < 0 || max_topics > 0xFFFF_FFFF then
+      invalid_arg "Mycelium_native.Runtime.enable_topic_metrics: max_topics must be from 0 to 4294967295";
+    check (Ffi.enable_topic_metrics t.handle max_topics)
+
   let address t = ok (Ffi.runtime_address t.handle)
 end
 

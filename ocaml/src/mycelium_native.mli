@@ -211,6 +211,17 @@ module Runtime : sig
   val metrics_json : t -> string
   val metrics_prometheus : t -> string
 
+  val enable_topic_metrics : t -> int -> unit
+  (** [enable_topic_metrics t max_topics] counts publishes per topic, for the first [max_topics]
+      distinct (type, topic) pairs published from now on: {!metrics_json} then has a ["topics"]
+      list of [{"type_id", "name", "topic", "published", "published_bytes"}], and
+      {!metrics_prometheus} the [mycelium_topic_*] series; publishes under further topics are
+      counted together in ["topics_untracked"]. Off by default, since topics can be unbounded in
+      number; [0] turns it off and forgets the counts. Publishes without a topic are never counted
+      per topic. Bus-wide: every handle onto the bus (a Rust host's included) sees the same counts
+      (docs/topics.md). Raises [Invalid_argument] for a [max_topics] below 0 or above
+      [0xFFFF_FFFF] (the C ABI's [uint32_t]), [Mycelium_error (Closed, _)] after {!close}. *)
+
   val address : t -> nativeint
   (** The C handle's address, valid until {!close}; for handing to another adapter in the
       process, which must clone it. *)

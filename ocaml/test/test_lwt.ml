@@ -1,4 +1,5 @@
-(* The Lwt interface: streams fed from delivery threads through Lwt_unix notifications. *)
+(* The Lwt interface: streams (of messages, or of (message, topic) pairs) fed from delivery
+   threads through Lwt_unix notifications. *)
 
 open Support
 module H = Handwritten
@@ -77,10 +78,59 @@ let stream_with_spin () =
           Alcotest.check status "spin_us 10001" M.Invalid_argument s;
           check_contains "the message names the option" ~sub:"spin_us" msg)
 
+(* subscribe_stream_with_topic: (message, topic) pairs in publish order, None for a publish
+   without a topic, published from another thread while the Lwt loop waits. *)
+let stream_with_topic_pairs () =
+  with_runtime (fun rt ->
+      let stream, sub = ML.subscribe_stream_with_topic rt (module H.TradeTick) in
+      let n = 300 in
+      let topic_of i = if i mod 3 = 0 then None else Some (Printf.sprintf "ticks/%d" (i mod 7)) in
+      let received =
+        Lwt_main.run
+          (let open Lwt.Syntax in
+           let publisher =
+             Thread.create
+               (fun () ->
+                 for i = 1 to n do
+                   M.publish ?topic:(topic_of i) rt (module H.TradeTick) (H.tick i)
+                 done)
+               ()
+           in
+           let* first = ML.recv stream in
+           let* rest = Lwt_stream.nget (n - 1) stream in
+           Thread.join publisher;
+           Lwt.return (first :: rest))
+      in
+      Alcotest.(check (list (pair int (option string))))
+        "every message with its topic, in order"
+        (List.init n (fun i -> (i + 1, topic_of (i + 1))))
+        (List.map (fun (t, topic) -> (t.H.TradeTick.size, topic)) received);
+      M.Subscription.close sub;
+      Alcotest.(check int) "nothing after the close" 0 (List.length (Lwt_main.run (Lwt_stream.to_list stream))))
+
+(* stream_with_topic ?pattern: only the matching topics, each with its topic; the stream ends
+   with the runtime. *)
+let stream_with_topic_pattern () =
+  let rt = runtime () in
+  let stream = ML.stream_with_topic ~pattern:"ticks/*" rt (module H.TradeTick) in
+  M.publish ~topic:"ticks/BTC-USD" rt (module H.TradeTick) (H.tick 1);
+  M.publish rt (module H.TradeTick) (H.tick 2);
+  M.publish ~topic:"ticks/ETH-USD" rt (module H.TradeTick) (H.tick 3);
+  M.publish ~topic:"quotes/BTC-USD" rt (module H.TradeTick) (H.tick 4);
+  M.Runtime.flush rt;
+  M.Runtime.close rt;
+  let all = Lwt_main.run (Lwt_stream.to_list stream) in
+  Alcotest.(check (list (pair int (option string))))
+    "the ticks/* messages with their topics, then the end"
+    [ (1, Some "ticks/BTC-USD"); (3, Some "ticks/ETH-USD") ]
+    (List.map (fun (t, topic) -> (t.H.TradeTick.size, topic)) all)
+
 let tests =
   [
     Alcotest.test_case "stream delivers in order across threads" `Quick stream_in_order;
     Alcotest.test_case "stream ends after Subscription.close" `Quick stream_ends_on_close;
     Alcotest.test_case "stream ends after Runtime.close" `Quick stream_ends_on_runtime_close;
     Alcotest.test_case "stream with ?spin_us receives delayed messages" `Quick stream_with_spin;
+    Alcotest.test_case "subscribe_stream_with_topic: (message, topic) pairs in order" `Quick stream_with_topic_pairs;
+    Alcotest.test_case "stream_with_topic ?pattern: matching topics only" `Quick stream_with_topic_pattern;
   ]

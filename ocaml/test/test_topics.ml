@@ -1,5 +1,6 @@
 (* Named topics from OCaml (docs/topics.md): publish ?topic, subscribe ?pattern, the reason given
-   for malformed ones, and the topic handed to subscribe_with_topic callbacks. *)
+   for malformed ones, the topic handed to subscribe_with_topic callbacks, and per-topic metrics
+   (Runtime.enable_topic_metrics). *)
 
 open Support
 module C = Contracts
@@ -99,10 +100,65 @@ let payloads_survive_collections_during_topic_allocation () =
           Alcotest.(check int) "delivered" n !next;
           Alcotest.(check int) "payloads or topics that differ from what was published" 0 !wrong))
 
+(* Runtime.metrics_json's per-topic part: (type_id, name, topic, published, published_bytes) per
+   entry of "topics", and "topics_untracked". *)
+let topic_metrics rt =
+  let open Yojson.Safe.Util in
+  let json = Yojson.Safe.from_string (M.Runtime.metrics_json rt) in
+  let entry t =
+    ( t |> member "type_id" |> to_int,
+      t |> member "name" |> to_string,
+      t |> member "topic" |> to_string,
+      t |> member "published" |> to_int,
+      t |> member "published_bytes" |> to_int )
+  in
+  (json |> member "topics" |> to_list |> List.map entry, json |> member "topics_untracked" |> to_int)
+
+let per_topic_metrics_are_opt_in_and_bounded () =
+  let entries = Alcotest.(list (pair (triple int string string) (pair int int))) in
+  let pack (id, name, topic, n, bytes) = ((id, name, topic), (n, bytes)) in
+  let check what want want_untracked (topics, untracked) =
+    Alcotest.check entries (what ^ ": topics") (List.map pack want) (List.map pack topics);
+    Alcotest.(check int) (what ^ ": topics_untracked") want_untracked untracked
+  in
+  with_runtime (fun rt ->
+      let publish ?topic symbol = M.publish ?topic rt (module C.TradeTick) (tick symbol 1) in
+      publish ~topic:"ticks/A" "A";
+      check "off by default" [] 0 (topic_metrics rt);
+      M.Runtime.enable_topic_metrics rt 1;
+      publish ~topic:"ticks/A" "A";
+      publish ~topic:"ticks/B" "B";
+      publish ~topic:"ticks/A" "A";
+      publish "plain";
+      let bytes = String.length (C.TradeTick.encode (tick "A" 1)) in
+      check "limit 1" [ (C.TradeTick.type_id, "TradeTick", "ticks/A", 2, 2 * bytes) ] 1 (topic_metrics rt);
+      check_contains "prometheus" ~sub:"mycelium_topic_messages_published_total{" (M.Runtime.metrics_prometheus rt);
+      let refused n =
+        match M.Runtime.enable_topic_metrics rt n with
+        | () -> Alcotest.failf "max_topics %d was accepted" n
+        | exception Invalid_argument msg -> check_contains (string_of_int n) ~sub:"max_topics" msg
+      in
+      List.iter refused [ -1; 0x1_0000_0000; max_int ];
+      check "unchanged by refused limits" [ (C.TradeTick.type_id, "TradeTick", "ticks/A", 2, 2 * bytes) ] 1
+        (topic_metrics rt);
+      M.Runtime.enable_topic_metrics rt 0;
+      check "0 turns it off and forgets" [] 0 (topic_metrics rt);
+      publish ~topic:"ticks/A" "A";
+      check "still off" [] 0 (topic_metrics rt);
+      (* The whole uint32_t range is accepted. *)
+      M.Runtime.enable_topic_metrics rt 0xFFFF_FFFF;
+      M.Runtime.enable_topic_metrics rt 0);
+  let rt = runtime () in
+  M.Runtime.close rt;
+  let s, _ = expect_error (fun () -> M.Runtime.enable_topic_metrics rt 1) in
+  Alcotest.check status "after Runtime.close" M.Closed s
+
 let tests =
   [
     Alcotest.test_case "patterns filter topics; bad ones say why" `Quick patterns_filter_topics;
     Alcotest.test_case "subscribe_with_topic: callbacks get each message's topic" `Quick callbacks_get_the_topic;
     Alcotest.test_case "subscribe_with_topic: payloads survive collections" `Quick
       payloads_survive_collections_during_topic_allocation;
+    Alcotest.test_case "Runtime.enable_topic_metrics: opt-in, bounded, 0 clears" `Quick
+      per_topic_metrics_are_opt_in_and_bounded;
   ]

@@ -699,6 +699,25 @@ pub unsafe extern "C" fn mycelium_ml_metrics_prometheus(h: Raw) -> Raw {
     result_reply(result)
 }
 
+/// `handle -> int -> (int * string) option`: counts publishes per topic in the metrics for the
+/// first `max_topics` distinct (type, topic) pairs published from now on (the rest together in
+/// `topics_untracked`); 0 turns it off and forgets the counts.
+///
+/// # Safety
+/// Only for OCaml, through its `external` in `ffi.ml` (which fixes the argument types), on a
+/// thread holding the runtime lock.
+#[no_mangle]
+pub unsafe extern "C" fn mycelium_ml_enable_topic_metrics(h: Raw, max_topics: Raw) -> Raw {
+    let result = catch_panics(|| {
+        let max_topics = u32_arg(max_topics, "max_topics")?;
+        // SAFETY: `h` is an Ffi.handle; lock held.
+        let handle = unsafe { live(h) }?;
+        // SAFETY: live handle; does not block (one short lock) and calls nothing back.
+        check(unsafe { mycelium_enable_topic_metrics(handle.as_ptr(), max_topics) })
+    });
+    unit_reply(result)
+}
+
 // ---- misc ----
 
 /// `unit -> int`: runtimes whose finaliser handed them to a background destroy not yet finished.
