@@ -88,6 +88,43 @@ pub struct JetStreamOptions {
     /// Copies of the stream a cluster keeps (set when the stream is created); default 1. With
     /// 3 on a 3-node cluster, losing one node loses no message.
     pub replicas: usize,
+    /// The stream's limits: the oldest messages go once the stream holds more than this many
+    /// messages, bytes, or messages older than this. `None` (the default) is no limit, and a
+    /// stream without any keeps every message on disk forever. Given ones are applied when the
+    /// stream is created, and to an existing stream whose limits differ (an update).
+    pub limits: StreamLimits,
+}
+
+/// A stream's retention limits ([`JetStreamOptions::limits`]); `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub max_messages: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub max_age: Option<Duration>,
+}
+
+impl StreamLimits {
+    fn any(&self) -> bool {
+        *self != StreamLimits::default()
+    }
+
+    /// Writes the given limits into `config` (JetStream's "unlimited" is -1 / zero age).
+    fn apply(&self, config: &mut async_nats::jetstream::stream::Config) {
+        let count = |n: Option<u64>| n.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        config.max_messages = count(self.max_messages);
+        config.max_bytes = count(self.max_bytes);
+        config.max_age = self.max_age.unwrap_or(Duration::ZERO);
+    }
+
+    /// Whether `config` already has exactly these limits (the server stores -1 for unlimited).
+    fn hold_in(&self, config: &async_nats::jetstream::stream::Config) -> bool {
+        let mut wanted = config.clone();
+        self.apply(&mut wanted);
+        let unlimited = |n: i64| if n <= 0 { -1 } else { n };
+        unlimited(wanted.max_messages) == unlimited(config.max_messages)
+            && unlimited(wanted.max_bytes) == unlimited(config.max_bytes)
+            && wanted.max_age == config.max_age
+    }
 }
 
 impl JetStreamOptions {
@@ -103,7 +140,14 @@ impl JetStreamOptions {
             duplicate_window: Duration::from_secs(120),
             publisher_id: None,
             replicas: 1,
+            limits: StreamLimits::default(),
         }
+    }
+
+    /// The stream's limits (see [`JetStreamOptions::limits`]).
+    pub fn with_limits(mut self, limits: StreamLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn with_replicas(mut self, replicas: usize) -> Self {
@@ -176,6 +220,16 @@ impl JetStreamOptions {
                     "publisher id {id:?} is not a valid message id prefix"
                 )));
             }
+        }
+        let StreamLimits {
+            max_messages,
+            max_bytes,
+            max_age,
+        } = self.limits;
+        if max_messages == Some(0) || max_bytes == Some(0) || max_age == Some(Duration::ZERO) {
+            return Err(NatsError::Config(
+                "stream limits must be positive (leave one out for no limit)".to_string(),
+            ));
         }
         if self.max_in_flight_acks == 0 || self.batch == 0 {
             return Err(NatsError::Config(
@@ -251,20 +305,41 @@ impl JetStream {
             }
             Err(e) => return Err(other(format!("account info: {e}"))),
         }
-        let stream = context
-            .get_or_create_stream(async_nats::jetstream::stream::Config {
-                name: options.stream.clone(),
-                subjects: vec![subjects.clone()],
-                storage: StorageType::File,
-                duplicate_window: options.duplicate_window,
-                num_replicas: options.replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| match e.kind() {
-                CreateStreamErrorKind::JetStreamUnavailable => unavailable(e.to_string()),
-                _ => other(format!("stream {:?}: {e}", options.stream)),
+        let mut config = async_nats::jetstream::stream::Config {
+            name: options.stream.clone(),
+            subjects: vec![subjects.clone()],
+            storage: StorageType::File,
+            duplicate_window: options.duplicate_window,
+            num_replicas: options.replicas,
+            ..Default::default()
+        };
+        options.limits.apply(&mut config);
+        let mut stream =
+            context
+                .get_or_create_stream(config)
+                .await
+                .map_err(|e| match e.kind() {
+                    CreateStreamErrorKind::JetStreamUnavailable => unavailable(e.to_string()),
+                    _ => other(format!("stream {:?}: {e}", options.stream)),
+                })?;
+        let existing = stream.cached_info().config.clone();
+        if options.limits.any() && !options.limits.hold_in(&existing) {
+            // Limits given in the configuration win over the ones a stream was made with: the
+            // place to change retention is the config file, not a one-off server command.
+            let mut updated = existing;
+            options.limits.apply(&mut updated);
+            context.update_stream(&updated).await.map_err(|e| {
+                other(format!(
+                    "stream {:?}: updating its limits: {e}",
+                    options.stream
+                ))
             })?;
+            tracing::info!(stream = %options.stream, limits = ?options.limits, "JetStream stream limits updated");
+            stream = context
+                .get_stream(&options.stream)
+                .await
+                .map_err(|e| other(format!("stream {:?}: {e}", options.stream)))?;
+        }
         let stream_subjects = &stream.cached_info().config.subjects;
         if !stream_subjects.contains(&subjects) {
             return Err(NatsError::Config(format!(

@@ -39,7 +39,7 @@ use mycelium_transport::{Envelope, MessageBus, OverflowPolicy, SubscribeOptions,
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
-pub use jetstream::{DeliverFrom, JetStreamOptions, MSG_ID_HEADER};
+pub use jetstream::{DeliverFrom, JetStreamOptions, StreamLimits, MSG_ID_HEADER};
 pub use metrics::{nats_prometheus, NatsSnapshot};
 pub use services::{DEFAULT_REMOTE_TIMEOUT, ERROR_HEADER, TIMEOUT_HEADER};
 pub use stats::NatsStats;

@@ -5,12 +5,13 @@
 //! believes it authenticated. So the join takes them out of the URL and passes them as
 //! [`NatsAuth`], the way every other NATS client treats them.
 
-use crate::{DeliverFrom, JetStreamOptions, NatsAuth, NatsConfig, NatsError};
+use crate::{DeliverFrom, JetStreamOptions, NatsAuth, NatsConfig, NatsError, StreamLimits};
 use mycelium_transport::OverflowPolicy;
 
 /// The options a URL may carry after `?`, for callers that have only an address string.
 pub const URL_OPTIONS: &str =
     "prefix, jetstream, durable, deliver (all, new or a stream sequence), replicas (1 to 5), \
+     max_msgs, max_bytes (a count, K/M/G suffixes allowed), max_age (e.g. 90s, 15m, 12h, 7d), \
      outgoing, overflow, \
      ca (a PEM file), cert and key (PEM files, together), nkey_seed_file (a file holding an \
      nkey seed)";
@@ -27,6 +28,7 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
     let mut durable = None;
     let mut deliver = None;
     let mut replicas = None;
+    let mut limits = StreamLimits::default();
     let mut cert = None;
     let mut key = None;
     let bad = |name: &str, why: String| {
@@ -55,6 +57,23 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
                             )
                         })?,
                 )
+            }
+            "max_msgs" | "max_bytes" => {
+                let n = count_with_suffix(&value)
+                    .ok_or_else(|| bad(name, format!("{value:?} is not a positive count")))?;
+                if name == "max_msgs" {
+                    limits.max_messages = Some(n);
+                } else {
+                    limits.max_bytes = Some(n);
+                }
+            }
+            "max_age" => {
+                limits.max_age = Some(duration(&value).ok_or_else(|| {
+                    bad(
+                        name,
+                        format!("{value:?} is not a positive duration such as 90s, 15m, 12h or 7d"),
+                    )
+                })?)
             }
             "deliver" => {
                 deliver = Some(match value.as_str() {
@@ -103,17 +122,50 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
             js.durable = durable;
             js.deliver = deliver.unwrap_or_default();
             js.replicas = replicas.unwrap_or(1);
+            js.limits = limits;
             config.jetstream = Some(js);
         }
-        None if durable.is_some() || deliver.is_some() || replicas.is_some() => {
+        None if durable.is_some()
+            || deliver.is_some()
+            || replicas.is_some()
+            || limits != StreamLimits::default() =>
+        {
             return Err(bad(
-                "durable/deliver/replicas",
+                "durable/deliver/replicas/max_*",
                 "only with jetstream=<stream>".into(),
             ))
         }
         None => {}
     }
     Ok(config)
+}
+
+/// `1000`, `64K`, `10M`, `2G` (powers of 1024 for K/M/G); positive.
+fn count_with_suffix(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, 'K' | 'k') => (&text[..i], 1u64 << 10),
+        (i, 'M' | 'm') => (&text[..i], 1 << 20),
+        (i, 'G' | 'g') => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n > 0)
+}
+
+/// `90s`, `15m`, `12h`, `7d`, or plain seconds; positive.
+fn duration(text: &str) -> Option<std::time::Duration> {
+    let (digits, seconds) = match text.char_indices().last()? {
+        (i, 's') => (&text[..i], 1u64),
+        (i, 'm') => (&text[..i], 60),
+        (i, 'h') => (&text[..i], 3600),
+        (i, 'd') => (&text[..i], 86_400),
+        _ => (text, 1),
+    };
+    let n = digits.parse::<u64>().ok()?.checked_mul(seconds)?;
+    (n > 0).then(|| std::time::Duration::from_secs(n))
 }
 
 /// `url` (one server, or a comma-separated list) without credentials, and the credentials
@@ -253,6 +305,34 @@ mod tests {
         assert!(
             config_from_url("nats://h:1?cert=/me.pem").is_err(),
             "cert without key"
+        );
+        let js = config_from_url("nats://h:1?jetstream=S&max_msgs=10K&max_bytes=1G&max_age=7d")
+            .unwrap()
+            .jetstream
+            .unwrap();
+        assert_eq!(
+            js.limits,
+            crate::StreamLimits {
+                max_messages: Some(10 * 1024),
+                max_bytes: Some(1 << 30),
+                max_age: Some(std::time::Duration::from_secs(7 * 86_400)),
+            }
+        );
+        for bad in [
+            "max_msgs=0",
+            "max_bytes=-1",
+            "max_age=0s",
+            "max_age=1w",
+            "max_msgs=1T",
+        ] {
+            assert!(
+                config_from_url(&format!("nats://h:1?jetstream=S&{bad}")).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            config_from_url("nats://h:1?max_age=1h").is_err(),
+            "limits without a stream"
         );
         let r = config_from_url("nats://h:1?jetstream=S&replicas=3").unwrap();
         assert_eq!(r.jetstream.unwrap().replicas, 3);

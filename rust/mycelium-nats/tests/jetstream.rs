@@ -455,3 +455,69 @@ async fn jetstream_mode_without_jetstream_is_a_typed_error() {
     .expect("bad stream name");
     assert!(matches!(err, NatsError::Config(_)), "{err:?}");
 }
+
+/// Stream limits from the configuration: a new stream gets them (the oldest messages go), and
+/// an existing stream whose limits differ is updated to the configured ones; a join that gives
+/// none leaves a stream's limits alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_limits_are_applied_and_updated_from_the_configuration() {
+    let server = NatsServer::start_jetstream();
+    let schema = schema();
+    let stored = |url: String| async move {
+        let client = async_nats::connect(url).await.expect("plain client");
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(STREAM).await.expect("stream");
+        let info = stream.info().await.expect("stream info");
+        (info.state.messages, info.config.max_messages)
+    };
+    let publish = |n: u64, limit: Option<u64>| {
+        let url = server.url();
+        let schema = schema.clone();
+        async move {
+            let a = MessageBus::new();
+            let mut options = JetStreamOptions::new(STREAM);
+            if let Some(max) = limit {
+                options = options.with_limits(mycelium_nats::StreamLimits {
+                    max_messages: Some(max),
+                    ..Default::default()
+                });
+            }
+            let ja = js_join(&a, &schema, url, options, "connect a").await;
+            for i in 0..n {
+                a.publish(&tick(i)).expect("publish");
+            }
+            eventually("acked", || ja.stats().js_acked.get() == n).await;
+            ja.close().await;
+        }
+    };
+    publish(10, Some(5)).await;
+    assert_eq!(
+        stored(server.url()).await,
+        (5, 5),
+        "created with max 5: the oldest went"
+    );
+    publish(10, Some(3)).await;
+    assert_eq!(stored(server.url()).await, (3, 3), "updated to max 3");
+    publish(10, None).await;
+    assert_eq!(
+        stored(server.url()).await,
+        (3, 3),
+        "no limits given: left alone"
+    );
+    let refused = NatsBridge::connect(
+        &MessageBus::new(),
+        &schema,
+        js_config(
+            server.url(),
+            JetStreamOptions::new(STREAM).with_limits(mycelium_nats::StreamLimits {
+                max_age: Some(Duration::ZERO),
+                ..Default::default()
+            }),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(NatsError::Config(_))),
+        "a zero limit is refused"
+    );
+}
