@@ -12,6 +12,8 @@ use mycelium_transport::OverflowPolicy;
 pub const URL_OPTIONS: &str =
     "prefix, jetstream, durable, deliver (all, new or a stream sequence), replicas (1 to 5), \
      max_msgs, max_bytes (a count, K/M/G suffixes allowed), max_age (e.g. 90s, 15m, 12h, 7d), \
+     ack_wait, ack_timeout, duplicate_window (durations), batch, max_in_flight (counts), \
+     publisher_id, \
      outgoing, overflow, \
      ca (a PEM file), cert and key (PEM files, together), nkey_seed_file (a file holding an \
      nkey seed)";
@@ -29,6 +31,8 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
     let mut deliver = None;
     let mut replicas = None;
     let mut limits = StreamLimits::default();
+    // JetStream tuning, applied once `jetstream=` is known (the options may come in any order).
+    let mut tuning = Tuning::default();
     let mut cert = None;
     let mut key = None;
     let bad = |name: &str, why: String| {
@@ -75,6 +79,31 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
                     )
                 })?)
             }
+            "ack_wait" | "ack_timeout" | "duplicate_window" => {
+                let d = duration(&value).ok_or_else(|| {
+                    bad(
+                        name,
+                        format!("{value:?} is not a positive duration such as 90s, 15m, 12h or 7d"),
+                    )
+                })?;
+                *match name {
+                    "ack_wait" => &mut tuning.ack_wait,
+                    "ack_timeout" => &mut tuning.ack_timeout,
+                    _ => &mut tuning.duplicate_window,
+                } = Some(d);
+            }
+            "batch" | "max_in_flight" => {
+                let n = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad(name, format!("{value:?} is not a positive count")))?;
+                *match name {
+                    "batch" => &mut tuning.batch,
+                    _ => &mut tuning.max_in_flight,
+                } = Some(n);
+            }
+            "publisher_id" => tuning.publisher_id = Some(value),
             "deliver" => {
                 deliver = Some(match value.as_str() {
                     "all" => DeliverFrom::All,
@@ -123,21 +152,45 @@ pub(crate) fn config_from_url(address: &str) -> Result<NatsConfig, NatsError> {
             js.deliver = deliver.unwrap_or_default();
             js.replicas = replicas.unwrap_or(1);
             js.limits = limits;
+            tuning.apply(&mut js);
             config.jetstream = Some(js);
         }
         None if durable.is_some()
             || deliver.is_some()
             || replicas.is_some()
-            || limits != StreamLimits::default() =>
+            || limits != StreamLimits::default()
+            || tuning != Tuning::default() =>
         {
             return Err(bad(
-                "durable/deliver/replicas/max_*",
+                "durable/deliver/replicas/max_*/ack_*/batch/max_in_flight/publisher_id/duplicate_window",
                 "only with jetstream=<stream>".into(),
             ))
         }
         None => {}
     }
     Ok(config)
+}
+
+/// JetStream options an address may set; `None`: the default.
+#[derive(Default, PartialEq)]
+struct Tuning {
+    ack_wait: Option<std::time::Duration>,
+    ack_timeout: Option<std::time::Duration>,
+    duplicate_window: Option<std::time::Duration>,
+    batch: Option<usize>,
+    max_in_flight: Option<usize>,
+    publisher_id: Option<String>,
+}
+
+impl Tuning {
+    fn apply(self, js: &mut JetStreamOptions) {
+        js.ack_wait = self.ack_wait.unwrap_or(js.ack_wait);
+        js.ack_timeout = self.ack_timeout.unwrap_or(js.ack_timeout);
+        js.duplicate_window = self.duplicate_window.unwrap_or(js.duplicate_window);
+        js.batch = self.batch.unwrap_or(js.batch);
+        js.max_in_flight_acks = self.max_in_flight.unwrap_or(js.max_in_flight_acks);
+        js.publisher_id = self.publisher_id.or(js.publisher_id.take());
+    }
 }
 
 /// `1000`, `64K`, `10M`, `2G` (powers of 1024 for K/M/G); positive.
@@ -318,12 +371,31 @@ mod tests {
                 max_age: Some(std::time::Duration::from_secs(7 * 86_400)),
             }
         );
+        let js = config_from_url(
+            "nats://h:1?ack_wait=2s&jetstream=S&ack_timeout=1m&duplicate_window=10m&batch=32\
+             &max_in_flight=8&publisher_id=feed-1",
+        )
+        .unwrap()
+        .jetstream
+        .unwrap();
+        assert_eq!(
+            js.ack_wait,
+            std::time::Duration::from_secs(2),
+            "before jetstream= too"
+        );
+        assert_eq!(js.ack_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(js.duplicate_window, std::time::Duration::from_secs(600));
+        assert_eq!((js.batch, js.max_in_flight_acks), (32, 8));
+        assert_eq!(js.publisher_id.as_deref(), Some("feed-1"));
         for bad in [
             "max_msgs=0",
             "max_bytes=-1",
             "max_age=0s",
             "max_age=1w",
             "max_msgs=1T",
+            "batch=0",
+            "max_in_flight=x",
+            "ack_wait=soon",
         ] {
             assert!(
                 config_from_url(&format!("nats://h:1?jetstream=S&{bad}")).is_err(),
@@ -333,6 +405,10 @@ mod tests {
         assert!(
             config_from_url("nats://h:1?max_age=1h").is_err(),
             "limits without a stream"
+        );
+        assert!(
+            config_from_url("nats://h:1?batch=8").is_err(),
+            "tuning without a stream"
         );
         let r = config_from_url("nats://h:1?jetstream=S&replicas=3").unwrap();
         assert_eq!(r.jetstream.unwrap().replicas, 3);
