@@ -71,8 +71,8 @@ step "stub check: mypy.stubtest mycelium_native, mypy --strict on the package"
 step "embedding: a Rust host runs the installed mycelium_native in-process (ignored tests, run here)"
 MYCELIUM_VENV="$MYCELIUM_VENV" cargo test -p mycelium-embed-python --test embed -- --ignored
 
-step "samples examples/python/{pubsub,pull_and_asyncio,bridge,request_reply}.py (each exits non-zero unless it received what it published)"
-for sample in pubsub.py pull_and_asyncio.py bridge.py request_reply.py; do
+step "samples examples/python/{pubsub,pull_and_asyncio,topics,bridge,request_reply}.py (each exits non-zero unless it received what it published)"
+for sample in pubsub.py pull_and_asyncio.py topics.py bridge.py request_reply.py; do
   PYTHONPATH="$contracts_dir${PYTHONPATH:+:$PYTHONPATH}" "$py" "examples/python/$sample"
 done
 
