@@ -100,7 +100,11 @@ impl CallbackContext {
                     None => data.into_any(),
                 };
                 match self.topics_from {
-                    Some(rt) => callback.call1((arg, topic_of(py, rt, m)?)),
+                    Some(rt) => {
+                        let topic = crate::receiver::topic_of(rt as *const _, m)
+                            .map_err(|failure| failure.into_pyerr(py))?;
+                        callback.call1((arg, topic))
+                    }
                     None => callback.call1((arg,)),
                 }
             })();
@@ -113,32 +117,6 @@ impl CallbackContext {
         }
         failed
     }
-}
-
-/// The topic of `m`, a message of the batch being delivered on this thread (`None`: published
-/// without one). Shared with the pull receivers, whose visit function asks the same way.
-pub(crate) fn topic_of<'py>(
-    py: Python<'py>,
-    rt: usize,
-    m: &mycelium_message,
-) -> PyResult<Option<Bound<'py, pyo3::types::PyString>>> {
-    let mut ptr: *const std::ffi::c_char = std::ptr::null();
-    let mut len = 0usize;
-    // SAFETY: `rt` is a handle's address (headers are never freed), `m` one of the messages the
-    // library is handing this thread now, and both out pointers are writable locals.
-    let status = unsafe {
-        mycelium_ffi::exports::mycelium_message_topic(rt as *const _, m, &mut ptr, &mut len)
-    };
-    crate::failure::check(status).map_err(|failure| failure.into_pyerr(py))?;
-    if ptr.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: on success `ptr` points to `len` bytes of UTF-8 valid until this delivery returns;
-    // they are copied into a Python str right here.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("topic not UTF-8: {e}")))?;
-    Ok(Some(pyo3::types::PyString::new(py, text)))
 }
 
 fn payload(m: &mycelium_message) -> &[u8] {

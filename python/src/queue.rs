@@ -102,9 +102,12 @@ impl QueueShared {
                 return;
             }
             let was_empty = state.items.is_empty();
-            let topic = self
-                .topics_from
-                .and_then(|rt| crate::receiver::topic_of(rt as *const mycelium_runtime_t, m));
+            let topic = self.topics_from.and_then(|rt| {
+                // An error (not expected) reads as no topic rather than losing the message.
+                crate::receiver::topic_of(rt as *const mycelium_runtime_t, m)
+                    .ok()
+                    .flatten()
+            });
             state.items.push_back((payload(m).to_vec(), topic));
             if was_empty {
                 self.notifier.ping();

@@ -99,27 +99,32 @@ unsafe extern "C" fn copy_payloads(
     let topics_from = copying.topics_from;
     copying.out.extend(batch.iter().map(|m| Pulled {
         payload: payload(m).to_vec(),
-        topic: topics_from.and_then(|rt| topic_of(rt, m)),
+        // An error (not expected: `m` is the library's own pointer, asked during the visit)
+        // reads as no topic rather than losing the message.
+        topic: topics_from.and_then(|rt| topic_of(rt, m).ok().flatten()),
     }));
     0
 }
 
-/// The topic of `m`, one of the messages being handed over on this thread now (a pull
-/// receiver's visit, a stream's delivery). An error (not expected: `m` is the library's own
-/// pointer, asked during the delivery) reads as no topic.
-pub(crate) fn topic_of(rt: *const mycelium_runtime_t, m: &mycelium_message) -> Option<String> {
+/// The topic of `m`, one of the messages being handed over on this thread now (a callback's
+/// batch, a pull receiver's visit, a stream's delivery), copied out; `None` for a message
+/// published without one. The one place the Python adapter asks `mycelium_message_topic`.
+pub(crate) fn topic_of(
+    rt: *const mycelium_runtime_t,
+    m: &mycelium_message,
+) -> CallResult<Option<String>> {
     let mut ptr: *const std::ffi::c_char = std::ptr::null();
     let mut len = 0usize;
-    // SAFETY: `rt` is the receiver's handle (valid for the enclosing receive), `m` a message
-    // the library is handing this thread now, and both out pointers are writable locals.
-    let status =
-        unsafe { mycelium_ffi::exports::mycelium_message_topic(rt, m, &mut ptr, &mut len) };
-    if status != mycelium_status::MYCELIUM_OK || ptr.is_null() {
-        return None;
+    // SAFETY: `rt` is a handle's address (the library never frees a header), `m` a message the
+    // library is handing this thread now, and both out pointers are writable locals.
+    check(unsafe { mycelium_ffi::exports::mycelium_message_topic(rt, m, &mut ptr, &mut len) })?;
+    if ptr.is_null() {
+        return Ok(None);
     }
-    // SAFETY: on success `ptr` points to `len` bytes valid until the visit returns; copied here.
+    // SAFETY: on success `ptr` points to `len` bytes of UTF-8 valid until the delivery returns;
+    // copied here.
     let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
-    Some(String::from_utf8_lossy(bytes).into_owned())
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn payload(m: &mycelium_message) -> &[u8] {
