@@ -116,14 +116,13 @@ impl StreamLimits {
         config.max_age = self.max_age.unwrap_or(Duration::ZERO);
     }
 
-    /// Whether `config` already has exactly these limits (the server stores -1 for unlimited).
+    /// Whether `config` already has exactly these limits (the server stores -1 or 0 for
+    /// unlimited).
     fn hold_in(&self, config: &async_nats::jetstream::stream::Config) -> bool {
-        let mut wanted = config.clone();
-        self.apply(&mut wanted);
-        let unlimited = |n: i64| if n <= 0 { -1 } else { n };
-        unlimited(wanted.max_messages) == unlimited(config.max_messages)
-            && unlimited(wanted.max_bytes) == unlimited(config.max_bytes)
-            && wanted.max_age == config.max_age
+        let count = |n: i64| u64::try_from(n).ok().filter(|&n| n > 0);
+        count(config.max_messages) == self.max_messages
+            && count(config.max_bytes) == self.max_bytes
+            && Some(config.max_age).filter(|a| !a.is_zero()) == self.max_age
     }
 }
 
