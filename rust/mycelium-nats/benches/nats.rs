@@ -11,7 +11,9 @@
 //!   `TradeTick`, A waits for it; p50 and p99.
 //!
 //! The bare pair publishes the same payload bytes on one subject with one client and counts
-//! them on another client's subscription: what NATS itself costs, for the overhead figure.
+//! them on another client's subscription: what NATS itself costs, for the overhead figure;
+//! twice more with headers: our schema header, and the two full-length headers joins sent
+//! before it (what one short header saves).
 //! `MYCELIUM_BENCH_MESSAGES`, `MYCELIUM_BENCH_TRIPS` and `MYCELIUM_BENCH_ROUNDS` change the
 //! sizes. Prints Markdown tables for docs/benchmarks.md.
 
@@ -27,9 +29,8 @@ use mycelium_nats::{JetStreamOptions, NatsBridge, NatsConfig};
 use mycelium_protocol::{Schema, Writer};
 use mycelium_transport::{MessageBus, OverflowPolicy, SubscribeOptions};
 
-/// Header values as long as a real fingerprint and digest, for the bare pair's header row.
-const FAKE_FINGERPRINT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-const FAKE_DIGEST: &str = "RIHS01_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// As long as a real fingerprint and digest (hex SHA-256), for the bare pair's header rows.
+const FAKE_SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const TEXT_MESSAGE: u16 = 2;
 const TRADE_TICK: u16 = 1;
 /// A round that has not finished after this is cut and reported with what arrived.
@@ -263,8 +264,24 @@ async fn round_trips(s: &Setup, mode: Mode, trips: usize, payload: &Bytes) -> Ve
 }
 
 /// The bare async-nats pair: messages per second from one client to another's subscription.
-/// With `headers`, each message carries two headers the size of ours (what HPUB costs).
-async fn bare_throughput(url: &str, n: usize, payload: &Bytes, headers: bool) -> (f64, usize) {
+/// What the bare pair's messages carry besides the payload.
+#[derive(Clone, Copy)]
+enum BareHeaders {
+    None,
+    /// Our schema header, cloned from one built up front as the join does.
+    Ours,
+    /// The two full-length headers joins sent before (`Mycelium-Fingerprint` and
+    /// `Mycelium-Digest`, 64 hex digits each), built per message: what one header saves.
+    TwoFull,
+}
+
+/// The bare async-nats pair: messages per second from one client to another's subscription.
+async fn bare_throughput(
+    url: &str,
+    n: usize,
+    payload: &Bytes,
+    headers: BareHeaders,
+) -> (f64, usize) {
     let publisher = async_nats::connect(url).await.unwrap();
     let subscriber = async_nats::ConnectOptions::new()
         .subscription_capacity(1 << 20)
@@ -285,21 +302,32 @@ async fn bare_throughput(url: &str, n: usize, payload: &Bytes, headers: bool) ->
     });
     let start = Instant::now();
     let subject = async_nats::Subject::from("bench.bare");
+    let mut ours = async_nats::HeaderMap::new();
+    ours.insert(
+        mycelium_nats::SCHEMA_HEADER,
+        mycelium_nats::schema_header_value(FAKE_SHA, FAKE_SHA).as_str(),
+    );
     for _ in 0..n {
-        if headers {
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(mycelium_nats::FINGERPRINT_HEADER, FAKE_FINGERPRINT);
-            h.insert(mycelium_nats::DIGEST_HEADER, FAKE_DIGEST);
-            publisher
-                .publish_with_headers(subject.clone(), h, payload.clone())
-                .await
-                .unwrap();
-        } else {
-            publisher
-                .publish(subject.clone(), payload.clone())
-                .await
-                .unwrap();
-        }
+        let h = match headers {
+            BareHeaders::None => {
+                publisher
+                    .publish(subject.clone(), payload.clone())
+                    .await
+                    .unwrap();
+                continue;
+            }
+            BareHeaders::Ours => ours.clone(),
+            BareHeaders::TwoFull => {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert("Mycelium-Fingerprint", FAKE_SHA);
+                h.insert("Mycelium-Digest", FAKE_SHA);
+                h
+            }
+        };
+        publisher
+            .publish_with_headers(subject.clone(), h, payload.clone())
+            .await
+            .unwrap();
     }
     publisher.flush().await.unwrap();
     let (got, end) = tokio::time::timeout(ROUND_LIMIT, consumer)
@@ -380,9 +408,10 @@ fn main() {
             Mode::NatsCore,
             Mode::NatsJetStream,
         ];
-        // rates[mode] per round; then the bare pair, then the bare pair with headers.
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len() + 2];
-        let mut lost: Vec<usize> = vec![0; modes.len() + 2];
+        // rates[mode] per round; then the bare pair with each of `bare`'s headers.
+        let bare = [BareHeaders::None, BareHeaders::Ours, BareHeaders::TwoFull];
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len() + bare.len()];
+        let mut lost: Vec<usize> = vec![0; modes.len() + bare.len()];
         let mut setup_round = 0;
         runtime.block_on(async {
             for _ in 0..rounds {
@@ -401,7 +430,7 @@ fn main() {
                     lost[i] += messages - got;
                     s.close().await;
                 }
-                for (j, headers) in [false, true].into_iter().enumerate() {
+                for (j, &headers) in bare.iter().enumerate() {
                     let (rate, got) =
                         bare_throughput(&core_server.url(), messages, &payload, headers).await;
                     rates[modes.len() + j].push(rate);
@@ -443,7 +472,8 @@ fn main() {
             .map(|m| m.name())
             .chain([
                 "bare async-nats pair",
-                "bare async-nats pair + our 2 headers",
+                "bare async-nats pair + our schema header",
+                "bare async-nats pair + 2 full-length headers (before)",
             ])
             .collect();
         for (i, name) in names.iter().enumerate() {
@@ -466,7 +496,7 @@ fn main() {
         let bare_headers = median(rates[modes.len() + 1].clone());
         println!(
             "NATS core through mycelium vs the bare async-nats pair: {:.1} % of its throughput \
-             ({:+.1} % overhead; vs the pair sending our two headers: {:+.1} %); per round: \
+             ({:+.1} % overhead; vs the pair sending our header: {:+.1} %); per round: \
              ours {:?}, bare {:?}, bare + headers {:?}",
             100.0 * core / bare,
             100.0 * (bare / core - 1.0),

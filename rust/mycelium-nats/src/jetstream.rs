@@ -556,10 +556,10 @@ impl Outgoing {
     /// `None` for what core mode would not send either (our own echo, an unknown type, too
     /// large; counted there).
     fn new(shared: &Shared, envelope: Envelope) -> Option<Outgoing> {
-        let (subject, fingerprint) = shared.outgoing(&envelope)?;
+        let subject = shared.outgoing(&envelope)?;
         let js = shared.js.as_ref()?;
         let n = js.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut headers = shared.schema_headers(fingerprint);
+        let mut headers = shared.schema_headers(envelope.type_id);
         headers.insert(MSG_ID_HEADER, format!("{}-{n}", js.publisher_id).as_str());
         Some(Outgoing {
             subject: subject.to_string(),

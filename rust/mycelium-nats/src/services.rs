@@ -69,13 +69,6 @@ impl Shared {
             subject: format!("{}{request}.{reply}", self.service_root),
         })
     }
-
-    /// `schema_headers` for a request or reply of `type_id` (a schema type: routes only
-    /// carry those).
-    fn headers(&self, type_id: u16) -> async_nats::HeaderMap {
-        let fingerprint = self.types.get(&type_id).map_or("", |t| t.1.as_str());
-        self.schema_headers(fingerprint)
-    }
 }
 
 /// Answers the NATS requests of one service served on the local bus, each in its own task.
@@ -145,7 +138,7 @@ async fn answer(shared: &Shared, route: &ServiceRoute, message: async_nats::Mess
     let (headers, payload) = match result {
         Ok(reply) => {
             shared.stats.requests_served.inc();
-            (shared.headers(reply_type), reply)
+            (shared.schema_headers(reply_type), reply)
         }
         Err(reason) => {
             shared.stats.request_failures.inc();
@@ -187,7 +180,7 @@ async fn forward(shared: &Shared, route: &ServiceRoute, request: IncomingRequest
     if remaining.is_zero() {
         return request.leave_unanswered();
     }
-    let mut headers = shared.headers(request_type);
+    let mut headers = shared.schema_headers(request_type);
     headers.insert(TIMEOUT_HEADER, remaining.as_millis().to_string().as_str());
     let nats_request = async_nats::Request::new()
         .headers(headers)

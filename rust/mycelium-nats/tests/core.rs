@@ -5,8 +5,9 @@ mod common;
 
 use bytes::Bytes;
 use common::{eventually, schema, tick, NatsServer};
+use futures_util::StreamExt;
 use mycelium_contracts::TradeTick;
-use mycelium_nats::{NatsBridge, NatsConfig, DIGEST_HEADER, FINGERPRINT_HEADER};
+use mycelium_nats::{NatsBridge, NatsConfig, SCHEMA_HEADER};
 use mycelium_protocol::Message;
 use mycelium_transport::{MessageBus, SubscribeOptions};
 
@@ -91,6 +92,43 @@ async fn subscribes_on_nats_only_while_a_local_subscriber_exists() {
     join.close().await;
 }
 
+/// What a plain NATS client sees of one of our messages: one schema header holding the
+/// shortened fingerprint and digest, and the payload as encoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_carry_one_schema_header_with_fingerprint_and_digest() {
+    let server = NatsServer::start("");
+    let schema = schema();
+    let bus = MessageBus::new();
+    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
+        .await
+        .expect("connect");
+    let plain = async_nats::connect(server.url())
+        .await
+        .expect("plain client");
+    let mut seen = plain.subscribe(subject()).await.expect("subscribe");
+    plain.flush().await.expect("flush");
+    bus.publish(&tick(3)).expect("publish");
+    join.flush().await.expect("flush");
+    let message = tokio::time::timeout(std::time::Duration::from_secs(10), seen.next())
+        .await
+        .expect("a message within 10 s")
+        .expect("subscription open");
+    let headers = message.headers.expect("headers");
+    let value = headers.get(SCHEMA_HEADER).expect("schema header").as_str();
+    let fingerprint = schema.fingerprint("TradeTick").expect("fingerprint");
+    let digest = schema.digest();
+    assert_eq!(value, format!("{} {}", &fingerprint[..32], &digest[..16]));
+    assert_eq!(
+        value,
+        mycelium_nats::schema_header_value(&fingerprint, &digest)
+    );
+    assert_eq!(headers.len(), 1, "one header, nothing else: {headers:?}");
+    let mut payload = Vec::new();
+    tick(3).encode_payload(&mut payload).expect("encode");
+    assert_eq!(&message.payload[..], &payload[..]);
+    join.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_payloads_are_validated_and_mismatching_fingerprints_refused() {
     let server = NatsServer::start("");
@@ -108,8 +146,7 @@ async fn foreign_payloads_are_validated_and_mismatching_fingerprints_refused() {
     tick(7).encode_payload(&mut good).expect("encode");
     // 1. Wrong fingerprint header: refused and counted.
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert(FINGERPRINT_HEADER, "0000");
-    headers.insert(DIGEST_HEADER, "other-schema");
+    headers.insert(SCHEMA_HEADER, "0000 0ther5chema");
     foreign
         .publish_with_headers(subject(), headers, Bytes::from(good.clone()))
         .await
