@@ -2,6 +2,10 @@
 //! TradeTick payloads, a subscriber on another thread counts them) through
 //! `MessageBus::publish_raw` + a Rust receiving thread, and through `mycelium_publish` + a C
 //! callback on the library's delivery thread. Also one-message latency (publish -> callback).
+//!
+//! Criterion takes all of one path's samples, then all of the other's: on a VM whose host moves
+//! the vCPUs (docs/benchmarks.md) the two sets can come from different phases. For the C ABI's
+//! cost over the Rust API use `ffi_paired`, which compares batches taken back to back.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,262 @@
+//! The C ABI's cost over the Rust API, measured in pairs so that the host's placement of the
+//! two vCPUs cannot pass for a difference between the two paths:
+//! `cargo bench -p mycelium-ffi --bench ffi_paired`.
+//!
+//! On the 2-vCPU VMs we run on, the cost of moving a cache line between the two vCPUs changes
+//! by 5-10x for seconds at a time (about 35 ns, 65 ns or 320 ns per round trip: the hypervisor
+//! moves the vCPUs between hyperthreads of one core, cores of one die, and dies). Every
+//! cross-thread hand-off of the bus pays several such transfers, so a batch of 10 000 messages
+//! takes 1.8, 3.2 or 9 ms depending on the phase, on either path. `ffi_vs_rust` (criterion)
+//! runs all the Rust API samples, then all the C ABI ones: a phase change between the two
+//! reads as a 2-3x "C ABI cost" (or gain). Here each round times one batch on each path back
+//! to back (alternating which goes first) and then one cache-line ping-pong between two
+//! threads, so each ratio compares two batches of the same phase; the report gives the
+//! median ratio overall and per phase.
+//!
+//! Workload as `ffi_vs_rust`: 10 000 64-byte `TradeTick` payloads to one subscriber on
+//! another thread. Rust API: `MessageBus::publish_raw` of a copy of the bytes, a Rust thread
+//! draining the queue; C ABI: `mycelium_publish` (which validates the payload) and a batch
+//! callback on the library's delivery thread. `MYCELIUM_BENCH_ROUNDS` (default 600) sets the
+//! number of rounds.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
+use mycelium_ffi::{mycelium_closure, mycelium_message, mycelium_status, Runtime};
+use mycelium_protocol::Schema;
+use mycelium_transport::{MessageBus, SubscribeOptions};
+
+const BATCH: u64 = 10_000;
+/// Cache-line round trips per ping-pong sample.
+const TRIPS: u64 = 5_000;
+
+fn schema() -> Schema {
+    Schema::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../contracts.yaml")).expect("schema")
+}
+
+/// A TradeTick payload of exactly 64 bytes (symbol padded to 39 chars).
+fn payload() -> Vec<u8> {
+    let symbol = "X".repeat(39);
+    let mut v = Vec::new();
+    v.extend_from_slice(&(symbol.len() as u32).to_le_bytes());
+    v.extend_from_slice(symbol.as_bytes());
+    v.extend_from_slice(&1.0f64.to_le_bytes());
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&1u64.to_le_bytes());
+    v.push(0);
+    assert_eq!(v.len(), 64);
+    v
+}
+
+unsafe extern "C" fn count_batch(
+    ctx: *mut c_void,
+    _msgs: *const mycelium_message,
+    n: usize,
+) -> usize {
+    // SAFETY: ctx is the AtomicU64 owned by `main`, alive until unsubscribe returns.
+    unsafe { &*(ctx as *const AtomicU64) }.fetch_add(n as u64, Ordering::Release);
+    0
+}
+
+fn wait_for(counter: &AtomicU64, target: u64) {
+    while counter.load(Ordering::Acquire) < target {
+        std::hint::spin_loop();
+    }
+}
+
+/// Nanoseconds per round trip of one cache line between this thread and a fresh one (on two
+/// vCPUs: between the two), median-free and short: `TRIPS` round trips.
+fn ping_pong() -> f64 {
+    let line = Arc::new(AtomicU64::new(0));
+    let other = Arc::clone(&line);
+    let echo = std::thread::spawn(move || {
+        let mut expect = 1;
+        while expect < 2 * TRIPS {
+            if other.load(Ordering::Acquire) == expect {
+                other.store(expect + 1, Ordering::Release);
+                expect += 2;
+            }
+            std::hint::spin_loop();
+        }
+    });
+    // Let the echo thread start spinning before the clock runs.
+    std::thread::sleep(Duration::from_millis(1));
+    let start = Instant::now();
+    let mut v = 0;
+    for _ in 0..TRIPS {
+        line.store(v + 1, Ordering::Release);
+        while line.load(Ordering::Acquire) != v + 2 {
+            std::hint::spin_loop();
+        }
+        v += 2;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / TRIPS as f64;
+    echo.join().expect("echo thread");
+    ns
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+struct Round {
+    rust_ms: f64,
+    cabi_ms: f64,
+    ping_pong_ns: f64,
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this once, briefly.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds: usize = if smoke {
+        3
+    } else {
+        std::env::var("MYCELIUM_BENCH_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(600)
+    };
+    let schema = schema();
+    let data = payload();
+
+    // Rust API: publish_raw, a Rust thread drains and counts.
+    let bus = MessageBus::new();
+    let sub = bus.subscribe_raw(1, SubscribeOptions::default());
+    let rust_count = Arc::new(AtomicU64::new(0));
+    let drained = Arc::clone(&rust_count);
+    let drainer = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(256);
+        while let Some(first) = sub.recv_blocking() {
+            buf.push(first);
+            sub.drain_into(&mut buf, 255);
+            drained.fetch_add(buf.len() as u64, Ordering::Release);
+            buf.clear();
+        }
+    });
+    let bytes = bytes::Bytes::from(data.clone());
+    let rust_batch = || {
+        let start = Instant::now();
+        let from = rust_count.load(Ordering::Acquire);
+        for _ in 0..BATCH {
+            // the C ABI copies the caller's bytes once; do the same here for parity
+            bus.publish_raw(1, bytes::Bytes::copy_from_slice(&bytes))
+                .expect("publish");
+        }
+        wait_for(&rust_count, from + BATCH);
+        start.elapsed().as_secs_f64() * 1e3
+    };
+
+    // C ABI: mycelium_publish, batch callback on the delivery thread.
+    let rt = Runtime::new(&schema);
+    let cabi_count = AtomicU64::new(0);
+    let closure = mycelium_closure {
+        context: &cabi_count as *const AtomicU64 as *mut c_void,
+        call: None,
+        call_batch: Some(count_batch),
+        drop: None,
+    };
+    let mut id = 0;
+    // SAFETY: valid handle, closure and out pointer; `cabi_count` outlives the subscription.
+    let status = unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
+    assert_eq!(status, mycelium_status::MYCELIUM_OK);
+    let cabi_batch = || {
+        let start = Instant::now();
+        let from = cabi_count.load(Ordering::Acquire);
+        for _ in 0..BATCH {
+            // SAFETY: `data` is a live 64-byte buffer.
+            let status = unsafe { mycelium_publish(rt.as_ptr(), 1, data.as_ptr(), data.len()) };
+            assert_eq!(status, mycelium_status::MYCELIUM_OK);
+        }
+        wait_for(&cabi_count, from + BATCH);
+        start.elapsed().as_secs_f64() * 1e3
+    };
+
+    // Warm-up: both paths, a few batches each.
+    for _ in 0..5 {
+        rust_batch();
+        cabi_batch();
+    }
+    let began = Instant::now();
+    let mut results = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let (rust_ms, cabi_ms) = if round % 2 == 0 {
+            let r = rust_batch();
+            (r, cabi_batch())
+        } else {
+            let c = cabi_batch();
+            (rust_batch(), c)
+        };
+        results.push(Round {
+            rust_ms,
+            cabi_ms,
+            ping_pong_ns: ping_pong(),
+        });
+        if !smoke && (round + 1) % 100 == 0 {
+            eprintln!(
+                "{} / {rounds} rounds, {:.0} s",
+                round + 1,
+                began.elapsed().as_secs_f64()
+            );
+        }
+    }
+    // SAFETY: id is live on this handle.
+    unsafe { mycelium_unsubscribe(rt.as_ptr(), id) };
+    bus.close();
+    drainer.join().expect("drainer thread");
+    assert!(
+        rust_count.load(Ordering::Acquire) >= (rounds as u64 + 5) * BATCH
+            && cabi_count.load(Ordering::Acquire) >= (rounds as u64 + 5) * BATCH,
+        "every message counted on both paths"
+    );
+
+    report(&results);
+}
+
+fn report(results: &[Round]) {
+    let ratio = |r: &Round| r.cabi_ms / r.rust_ms - 1.0;
+    println!(
+        "{} rounds of {BATCH} 64-byte messages per path, back to back (criterion-free)",
+        results.len()
+    );
+    println!();
+    println!(
+        "| cache-line round trip between the vCPUs | rounds | Rust API batch | C ABI batch | C ABI cost (median of per-round ratios) | p10 .. p90 of the ratios |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let phases: [(&str, f64, f64); 4] = [
+        ("all rounds", 0.0, f64::INFINITY),
+        ("under 50 ns (one core)", 0.0, 50.0),
+        ("50-150 ns (one die)", 50.0, 150.0),
+        ("over 150 ns (across dies)", 150.0, f64::INFINITY),
+    ];
+    for (name, low, high) in phases {
+        let rows: Vec<&Round> = results
+            .iter()
+            .filter(|r| r.ping_pong_ns >= low && r.ping_pong_ns < high)
+            .collect();
+        if rows.is_empty() {
+            println!("| {name} | 0 | — | — | — | — |");
+            continue;
+        }
+        let ratios: Vec<f64> = rows.iter().map(|r| ratio(r)).collect();
+        let pp = median(rows.iter().map(|r| r.ping_pong_ns).collect());
+        println!(
+            "| {name} (median {pp:.0} ns) | {} | {:.2} ms | {:.2} ms | {:+.1} % | {:+.1} % .. {:+.1} % |",
+            rows.len(),
+            median(rows.iter().map(|r| r.rust_ms).collect()),
+            median(rows.iter().map(|r| r.cabi_ms).collect()),
+            100.0 * median(ratios.clone()),
+            100.0 * quantile(ratios.clone(), 0.1),
+            100.0 * quantile(ratios, 0.9),
+        );
+    }
+}
