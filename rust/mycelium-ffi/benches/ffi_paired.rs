@@ -17,7 +17,9 @@
 //! another thread. Rust API: `MessageBus::publish_raw` of a copy of the bytes, a Rust thread
 //! draining the queue; C ABI: `mycelium_publish` (which validates the payload) and a batch
 //! callback on the library's delivery thread. `MYCELIUM_BENCH_ROUNDS` (default 600) sets the
-//! number of rounds.
+//! number of rounds. Each round also times 10 000 publish calls on each path with nobody
+//! subscribed: what the call itself costs (the C ABI's validation and dispatch), free of the
+//! hand-off and so of the phases.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,6 +114,10 @@ struct Round {
     rust_ms: f64,
     cabi_ms: f64,
     ping_pong_ns: f64,
+    /// Nanoseconds per publish call on a bus nobody subscribes to: the call's own cost, with
+    /// no hand-off to another thread (so no phase).
+    rust_call_ns: f64,
+    cabi_call_ns: f64,
 }
 
 fn main() {
@@ -180,6 +186,29 @@ fn main() {
         start.elapsed().as_secs_f64() * 1e3
     };
 
+    // The call alone: the same publishes on a bus and a runtime with no subscriber.
+    let idle_bus = MessageBus::new();
+    let idle_rt = Runtime::new(&schema);
+    let rust_calls = || {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            idle_bus
+                .publish_raw(1, bytes::Bytes::copy_from_slice(&bytes))
+                .expect("publish");
+        }
+        start.elapsed().as_nanos() as f64 / BATCH as f64
+    };
+    let cabi_calls = || {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            // SAFETY: `data` is a live 64-byte buffer.
+            let status =
+                unsafe { mycelium_publish(idle_rt.as_ptr(), 1, data.as_ptr(), data.len()) };
+            assert_eq!(status, mycelium_status::MYCELIUM_OK);
+        }
+        start.elapsed().as_nanos() as f64 / BATCH as f64
+    };
+
     // Warm-up: both paths, a few batches each.
     for _ in 0..5 {
         rust_batch();
@@ -195,10 +224,19 @@ fn main() {
             let c = cabi_batch();
             (rust_batch(), c)
         };
+        let (rust_call_ns, cabi_call_ns) = if round % 2 == 0 {
+            let r = rust_calls();
+            (r, cabi_calls())
+        } else {
+            let c = cabi_calls();
+            (rust_calls(), c)
+        };
         results.push(Round {
             rust_ms,
             cabi_ms,
             ping_pong_ns: ping_pong(),
+            rust_call_ns,
+            cabi_call_ns,
         });
         if !smoke && (round + 1) % 100 == 0 {
             eprintln!(
@@ -259,4 +297,19 @@ fn report(results: &[Round]) {
             100.0 * quantile(ratios, 0.9),
         );
     }
+    let calls: Vec<f64> = results
+        .iter()
+        .map(|r| r.cabi_call_ns - r.rust_call_ns)
+        .collect();
+    println!();
+    println!(
+        "One publish call, nobody subscribed (the call's own cost): Rust API {:.1} ns, C ABI \
+         {:.1} ns, C ABI extra {:.1} ns per call (median of per-round differences; p10 .. p90 \
+         {:.1} .. {:.1} ns)",
+        median(results.iter().map(|r| r.rust_call_ns).collect()),
+        median(results.iter().map(|r| r.cabi_call_ns).collect()),
+        median(calls.clone()),
+        quantile(calls.clone(), 0.1),
+        quantile(calls, 0.9),
+    );
 }
