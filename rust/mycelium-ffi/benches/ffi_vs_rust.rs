@@ -7,52 +7,19 @@
 //! the vCPUs (docs/benchmarks.md) the two sets can come from different phases. For the C ABI's
 //! cost over the Rust API use `ffi_paired`, which compares batches taken back to back.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{count_batch, payload, schema, wait_for, BATCH};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
-use mycelium_ffi::{mycelium_closure, mycelium_message, mycelium_status, Runtime};
-use mycelium_protocol::Schema;
+use mycelium_ffi::{mycelium_closure, mycelium_status, Runtime};
 use mycelium_transport::{MessageBus, SubscribeOptions};
-
-const BATCH: u64 = 10_000;
-
-fn schema() -> Schema {
-    Schema::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../../contracts.yaml")).expect("schema")
-}
-
-/// A TradeTick payload of exactly 64 bytes (symbol padded to 39 chars).
-fn payload() -> Vec<u8> {
-    let symbol = "X".repeat(39);
-    let mut v = Vec::new();
-    v.extend_from_slice(&(symbol.len() as u32).to_le_bytes());
-    v.extend_from_slice(symbol.as_bytes());
-    v.extend_from_slice(&1.0f64.to_le_bytes());
-    v.extend_from_slice(&1u32.to_le_bytes());
-    v.extend_from_slice(&1u64.to_le_bytes());
-    v.push(0);
-    assert_eq!(v.len(), 64);
-    v
-}
-
-unsafe extern "C" fn count_batch(
-    ctx: *mut c_void,
-    _msgs: *const mycelium_message,
-    n: usize,
-) -> usize {
-    // SAFETY: ctx is the AtomicU64 owned by the bench, alive until unsubscribe returns.
-    unsafe { &*(ctx as *const AtomicU64) }.fetch_add(n as u64, Ordering::Release);
-    0
-}
-
-fn wait_for(counter: &AtomicU64, target: u64) {
-    while counter.load(Ordering::Acquire) < target {
-        std::hint::spin_loop();
-    }
-}
 
 fn throughput(c: &mut Criterion) {
     let schema = schema();

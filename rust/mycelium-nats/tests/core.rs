@@ -11,6 +11,15 @@ use mycelium_nats::{NatsBridge, NatsConfig, SCHEMA_HEADER};
 use mycelium_protocol::Message;
 use mycelium_transport::{MessageBus, SubscribeOptions};
 
+/// A bus joined to `server` in core mode.
+async fn one_bus(server: &NatsServer) -> (MessageBus, NatsBridge) {
+    let bus = MessageBus::new();
+    let join = NatsBridge::connect(&bus, &schema(), NatsConfig::new(server.url()))
+        .await
+        .expect("connect");
+    (bus, join)
+}
+
 fn subject() -> String {
     format!("mycelium.{}.TradeTick", schema().name)
 }
@@ -72,11 +81,7 @@ async fn three_buses_one_server_no_echo_no_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribes_on_nats_only_while_a_local_subscriber_exists() {
     let server = NatsServer::start("");
-    let schema = schema();
-    let bus = MessageBus::new();
-    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
-        .await
-        .expect("connect");
+    let (bus, join) = one_bus(&server).await;
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(
         join.stats().subscribed.get(),
@@ -98,10 +103,7 @@ async fn subscribes_on_nats_only_while_a_local_subscriber_exists() {
 async fn messages_carry_one_schema_header_with_fingerprint_and_digest() {
     let server = NatsServer::start("");
     let schema = schema();
-    let bus = MessageBus::new();
-    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
-        .await
-        .expect("connect");
+    let (bus, join) = one_bus(&server).await;
     let plain = async_nats::connect(server.url())
         .await
         .expect("plain client");
@@ -132,11 +134,7 @@ async fn messages_carry_one_schema_header_with_fingerprint_and_digest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_payloads_are_validated_and_mismatching_fingerprints_refused() {
     let server = NatsServer::start("");
-    let schema = schema();
-    let bus = MessageBus::new();
-    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
-        .await
-        .expect("connect");
+    let (bus, join) = one_bus(&server).await;
     let sub = bus.subscribe::<TradeTick>(SubscribeOptions::default());
     eventually("subscribed", || join.is_ready()).await;
     let foreign = async_nats::connect(server.url())
@@ -176,11 +174,7 @@ async fn foreign_payloads_are_validated_and_mismatching_fingerprints_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payload_over_server_max_payload_is_counted_not_sent() {
     let server = NatsServer::start("max_payload: 1024");
-    let schema = schema();
-    let bus = MessageBus::new();
-    let join = NatsBridge::connect(&bus, &schema, NatsConfig::new(server.url()))
-        .await
-        .expect("connect");
+    let (bus, join) = one_bus(&server).await;
     let mut big = tick(1);
     big.symbol = "X".repeat(4096);
     bus.publish(&big).expect("the bus itself allows it");
