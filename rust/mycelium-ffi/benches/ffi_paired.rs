@@ -23,60 +23,19 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "../../mycelium-transport/benches/common/phase.rs"]
+mod phase;
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{count_batch, payload, schema, wait_for, BATCH};
 use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
 use mycelium_ffi::{mycelium_closure, mycelium_status, Runtime};
 use mycelium_transport::{MessageBus, SubscribeOptions};
-
-/// Cache-line round trips per ping-pong sample.
-const TRIPS: u64 = 5_000;
-
-/// Nanoseconds per round trip of one cache line between this thread and a fresh one (on two
-/// vCPUs: between the two), median-free and short: `TRIPS` round trips.
-fn ping_pong() -> f64 {
-    let line = Arc::new(AtomicU64::new(0));
-    let other = Arc::clone(&line);
-    let echo = std::thread::spawn(move || {
-        let mut expect = 1;
-        while expect < 2 * TRIPS {
-            if other.load(Ordering::Acquire) == expect {
-                other.store(expect + 1, Ordering::Release);
-                expect += 2;
-            }
-            std::hint::spin_loop();
-        }
-    });
-    // Let the echo thread start spinning before the clock runs.
-    std::thread::sleep(Duration::from_millis(1));
-    let start = Instant::now();
-    let mut v = 0;
-    for _ in 0..TRIPS {
-        line.store(v + 1, Ordering::Release);
-        while line.load(Ordering::Acquire) != v + 2 {
-            std::hint::spin_loop();
-        }
-        v += 2;
-    }
-    let ns = start.elapsed().as_nanos() as f64 / TRIPS as f64;
-    echo.join().expect("echo thread");
-    ns
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * q).round() as usize]
-}
+use phase::{median, ping_pong, quantile, PHASES};
 
 /// (rust(), cabi()), run back to back, the Rust API first in even rounds and second in odd
 /// ones, so neither path always runs right after the other's hand-offs.
@@ -103,14 +62,7 @@ struct Round {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this once, briefly.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let rounds: usize = if smoke {
-        3
-    } else {
-        std::env::var("MYCELIUM_BENCH_ROUNDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(600)
-    };
+    let rounds = phase::rounds(600);
     let schema = schema();
     let data = payload();
 
@@ -238,15 +190,7 @@ fn report(results: &[Round]) {
         "| cache-line round trip between the vCPUs | rounds | Rust API batch | C ABI batch | C ABI cost (median of per-round ratios) | p10 .. p90 of the ratios |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    let phases: [(&str, f64, f64); 5] = [
-        ("all rounds", 0.0, f64::INFINITY),
-        ("under 50 ns (one core)", 0.0, 50.0),
-        ("50-150 ns (one die)", 50.0, 150.0),
-        ("150-1000 ns (across dies)", 150.0, 1000.0),
-        // Microseconds: the echo thread ran on the timing thread's vCPU, no phase measured.
-        ("over 1 µs (ping-pong disturbed)", 1000.0, f64::INFINITY),
-    ];
-    for (name, low, high) in phases {
+    for (name, low, high) in PHASES {
         let rows: Vec<&Round> = results
             .iter()
             .filter(|r| r.ping_pong_ns >= low && r.ping_pong_ns < high)

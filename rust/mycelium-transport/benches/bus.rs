@@ -18,12 +18,15 @@
 //! Run: `cargo bench -p mycelium-transport --bench bus` (about three minutes).
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+#[path = "common/consumers.rs"]
+mod consumers;
+
 use bytes::Bytes;
+use consumers::Consumers;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mycelium_transport::{MessageBus, OverflowPolicy, SubscribeOptions};
 
@@ -96,55 +99,6 @@ fn latency(c: &mut Criterion) {
     group.finish();
 }
 
-/// Consumer threads each bump their counter per message received.
-struct Consumers {
-    counters: Vec<Arc<AtomicU64>>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Consumers {
-    fn spawn<R: Send + 'static>(receivers: Vec<R>, run: fn(R, &AtomicU64)) -> Self {
-        let counters: Vec<_> = receivers
-            .iter()
-            .map(|_| Arc::new(AtomicU64::new(0)))
-            .collect();
-        let threads = receivers
-            .into_iter()
-            .zip(&counters)
-            .map(|(rx, counter)| {
-                let counter = Arc::clone(counter);
-                thread::spawn(move || run(rx, &counter))
-            })
-            .collect();
-        Consumers { counters, threads }
-    }
-
-    /// Publishes `iters` batches and waits until every consumer has seen them.
-    fn timed(&self, iters: u64, mut publish: impl FnMut()) -> Duration {
-        let targets: Vec<u64> = self
-            .counters
-            .iter()
-            .map(|c| c.load(Ordering::Acquire) + iters * BATCH)
-            .collect();
-        let start = Instant::now();
-        for _ in 0..iters * BATCH {
-            publish();
-        }
-        for (counter, target) in self.counters.iter().zip(targets) {
-            while counter.load(Ordering::Acquire) < target {
-                thread::yield_now();
-            }
-        }
-        start.elapsed()
-    }
-
-    fn join(self) {
-        for t in self.threads {
-            t.join().unwrap();
-        }
-    }
-}
-
 fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("throughput");
     group
@@ -169,7 +123,9 @@ fn throughput(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::new("mycelium", id(subs, size)), |b| {
                 b.iter_custom(|iters| {
-                    consumers.timed(iters, || bus.publish_raw(TYPE, data.clone()).unwrap())
+                    consumers.timed(iters * BATCH, || {
+                        bus.publish_raw(TYPE, data.clone()).unwrap()
+                    })
                 })
             });
             bus.close();
@@ -195,7 +151,7 @@ fn throughput(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::new("tokio_broadcast", id(subs, size)), |b| {
                 b.iter_custom(|iters| {
-                    consumers.timed(iters, || {
+                    consumers.timed(iters * BATCH, || {
                         tx.send(data.clone()).unwrap();
                     })
                 })
@@ -213,7 +169,7 @@ fn throughput(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::new("crossbeam", id(subs, size)), |b| {
                 b.iter_custom(|iters| {
-                    consumers.timed(iters, || {
+                    consumers.timed(iters * BATCH, || {
                         for tx in &senders {
                             tx.send(data.clone()).unwrap();
                         }
