@@ -35,7 +35,7 @@ use common::{count_batch, payload, schema, wait_for, BATCH};
 use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
 use mycelium_ffi::{mycelium_closure, mycelium_status, Runtime};
 use mycelium_transport::{MessageBus, SubscribeOptions};
-use phase::{median, ping_pong, quantile, PHASES};
+use phase::{by_phase, median, ping_pong, quantile};
 
 /// (rust(), cabi()), run back to back, the Rust API first in even rounds and second in odd
 /// ones, so neither path always runs right after the other's hand-offs.
@@ -190,17 +190,12 @@ fn report(results: &[Round]) {
         "| cache-line round trip between the vCPUs | rounds | Rust API batch | C ABI batch | C ABI cost (median of per-round ratios) | p10 .. p90 of the ratios |"
     );
     println!("| --- | --- | --- | --- | --- | --- |");
-    for (name, low, high) in PHASES {
-        let rows: Vec<&Round> = results
-            .iter()
-            .filter(|r| r.ping_pong_ns >= low && r.ping_pong_ns < high)
-            .collect();
-        if rows.is_empty() {
+    for (name, rows, pp) in by_phase(results, |r| r.ping_pong_ns) {
+        let Some(pp) = pp else {
             println!("| {name} | 0 | — | — | — | — |");
             continue;
-        }
+        };
         let ratios: Vec<f64> = rows.iter().map(|r| ratio(r)).collect();
-        let pp = median(rows.iter().map(|r| r.ping_pong_ns).collect());
         println!(
             "| {name} (median {pp:.0} ns) | {} | {:.2} ms | {:.2} ms | {:+.1} % | {:+.1} % .. {:+.1} % |",
             rows.len(),

@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use consumers::Consumers;
 use mycelium_transport::{MessageBus, OverflowPolicy, SubscribeOptions};
-use phase::{median, ping_pong, quantile, PHASES};
+use phase::{by_phase, median, ping_pong, quantile};
 
 const CAPACITY: usize = 1024;
 const MESSAGES: u64 = 4096;
@@ -156,15 +156,11 @@ fn report(subs: usize, results: &[Round]) {
         SYSTEMS[0], SYSTEMS[1], SYSTEMS[2]
     );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for (name, low, high) in PHASES {
-        let rows: Vec<&Round> = results
-            .iter()
-            .filter(|r| r.ping_pong_ns >= low && r.ping_pong_ns < high)
-            .collect();
-        if rows.is_empty() {
+    for (name, rows, pp) in by_phase(results, |r| r.ping_pong_ns) {
+        let Some(pp) = pp else {
             println!("| {name} | 0 | — | — | — | — | — |");
             continue;
-        }
+        };
         let col = |i: usize| median(rows.iter().map(|r| r.micros[i]).collect());
         let ratio = |i: usize| {
             let v: Vec<f64> = rows.iter().map(|r| r.micros[0] / r.micros[i]).collect();
@@ -175,7 +171,6 @@ fn report(subs: usize, results: &[Round]) {
                 quantile(v, 0.9)
             )
         };
-        let pp = median(rows.iter().map(|r| r.ping_pong_ns).collect());
         println!(
             "| {name} (median {pp:.0} ns) | {} | {:.0} | {:.0} | {:.0} | {} | {} |",
             rows.len(),

@@ -56,6 +56,26 @@ pub const PHASES: [(&str, f64, f64); 5] = [
     ("over 1 µs (ping-pong disturbed)", 1000.0, f64::INFINITY),
 ];
 
+/// Each row of [`PHASES`] with the rounds whose ping-pong (`ping_pong_ns`) falls in it and
+/// their median ping-pong (`None` when there are none).
+pub fn by_phase<R>(
+    rounds: &[R],
+    ping_pong_ns: impl Fn(&R) -> f64,
+) -> Vec<(&'static str, Vec<&R>, Option<f64>)> {
+    PHASES
+        .iter()
+        .map(|&(name, low, high)| {
+            let rows: Vec<&R> = rounds
+                .iter()
+                .filter(|r| (low..high).contains(&ping_pong_ns(r)))
+                .collect();
+            let pp =
+                (!rows.is_empty()).then(|| median(rows.iter().map(|r| ping_pong_ns(r)).collect()));
+            (name, rows, pp)
+        })
+        .collect()
+}
+
 pub fn median(v: Vec<f64>) -> f64 {
     quantile(v, 0.5)
 }
