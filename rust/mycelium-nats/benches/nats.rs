@@ -352,6 +352,22 @@ async fn bare_round_trips(url: &str, trips: usize, payload: &Bytes) -> Vec<Durat
             }
         }
     });
+    // `flush` only empties the socket: `b`'s subscription may reach the server after `a`'s
+    // first request (one run lost it and waited out its 10 s). Ask until the echo answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        a.publish("bench.req", payload.clone()).await.unwrap();
+        match tokio::time::timeout(Duration::from_millis(100), answers.next()).await {
+            Ok(answer) => {
+                answer.expect("subscription open");
+                break;
+            }
+            Err(_) => assert!(Instant::now() < deadline, "the bare echo never answered"),
+        }
+    }
+    // Answers to the probes sent before the one that got through.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), answers.next()).await {
+    }
     let mut samples = Vec::with_capacity(trips);
     for _ in 0..trips {
         let start = Instant::now();
