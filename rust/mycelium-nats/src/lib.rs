@@ -10,8 +10,9 @@
 //!   the subject the join subscribes to, so the server filters (`subjects.rs`).
 //! - Interest-based: the bus subscribes to a subject only while it has a local subscriber of
 //!   that type (and topic pattern) other than its own forwarders.
-//! - A message whose fingerprint in that header differs from ours is refused and counted, logged once
-//!   per (peer digest, message). Payloads without headers are validated like any publish.
+//! - A message whose fingerprint in that header differs from ours is refused and counted,
+//!   logged once per (peer digest, message). Payloads without it are validated like any
+//!   publish.
 //! - A payload larger than the server's `max_payload` is refused with
 //!   [`NatsError::PayloadTooLarge`] semantics and counted.
 //! - JetStream mode ([`NatsConfig::with_jetstream`], at least once): acked publishes with a
@@ -51,9 +52,9 @@ pub use subjects::MAX_PATTERN_SUBJECTS;
 ///
 /// One short header rather than two full-length ones because async-nats builds and parses a
 /// header map per message, at a cost that grows with each header and each byte: with the
-/// system allocator a bare async-nats pair sending two 64-hex-digit headers ran at 3.4 µs of
-/// client CPU per 64 B message against 1.8-2.0 µs with this one (0.9 µs without headers);
-/// docs/benchmarks.md has the run.
+/// system allocator a bare async-nats pair sending two 64-hex-digit headers used 3.4-4.2 µs of
+/// client CPU per 64 B message against 1.8-2.5 µs with this one (0.9 µs without headers);
+/// docs/benchmarks.md has the runs.
 pub const SCHEMA_HEADER: &str = "Mycelium-Schema";
 /// Hex digits of the message fingerprint in [`SCHEMA_HEADER`] (128 bits: enough to tell
 /// schema versions apart; a payload is still validated against our definition).
@@ -813,9 +814,9 @@ impl Shared {
         }
     }
 
-    /// The subject (its topic's tokens included) a local message goes out with, or `None` when it must not go out: it came from NATS through this join (no
-    /// echo), its type is not the schema's, or it is larger than the server takes (counted
-    /// and logged once per type).
+    /// The subject (its topic's tokens included) a local message goes out with, or `None` when
+    /// it must not go out: it came from NATS through this join (no echo), its type is not the
+    /// schema's, or it is larger than the server takes (counted and logged once per type).
     fn outgoing(&self, envelope: &Envelope) -> Option<Cow<'_, str>> {
         if envelope.origin == self.origin {
             return None; // came from NATS through this connection: no echo
