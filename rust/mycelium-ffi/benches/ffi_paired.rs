@@ -26,14 +26,13 @@ mod common;
 #[path = "../../mycelium-transport/benches/common/phase.rs"]
 mod phase;
 
-use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{count_batch, payload, schema, wait_for, BATCH};
-use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
-use mycelium_ffi::{mycelium_closure, mycelium_status, Runtime};
+use common::{payload, schema, subscribe_counting, wait_for, BATCH};
+use mycelium_ffi::exports::{mycelium_publish, mycelium_unsubscribe};
+use mycelium_ffi::{mycelium_status, Runtime};
 use mycelium_transport::{MessageBus, SubscribeOptions};
 use phase::{by_phase, median, ping_pong, quantile};
 
@@ -96,16 +95,8 @@ fn main() {
     // C ABI: mycelium_publish, batch callback on the delivery thread.
     let rt = Runtime::new(&schema);
     let cabi_count = AtomicU64::new(0);
-    let closure = mycelium_closure {
-        context: &cabi_count as *const AtomicU64 as *mut c_void,
-        call: None,
-        call_batch: Some(count_batch),
-        drop: None,
-    };
-    let mut id = 0;
-    // SAFETY: valid handle, closure and out pointer; `cabi_count` outlives the subscription.
-    let status = unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
-    assert_eq!(status, mycelium_status::MYCELIUM_OK);
+    // SAFETY: `cabi_count` outlives the subscription (unsubscribed below).
+    let id = unsafe { subscribe_counting(&rt, &cabi_count) };
     let cabi_batch = || {
         let start = Instant::now();
         let from = cabi_count.load(Ordering::Acquire);

@@ -10,15 +10,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{count_batch, payload, schema, wait_for, BATCH};
+use common::{payload, schema, subscribe_counting, wait_for, BATCH};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mycelium_ffi::exports::{mycelium_publish, mycelium_subscribe, mycelium_unsubscribe};
-use mycelium_ffi::{mycelium_closure, mycelium_status, Runtime};
+use mycelium_ffi::exports::{mycelium_publish, mycelium_unsubscribe};
+use mycelium_ffi::{mycelium_status, Runtime};
 use mycelium_transport::{MessageBus, SubscribeOptions};
 
 fn throughput(c: &mut Criterion) {
@@ -65,16 +64,8 @@ fn throughput(c: &mut Criterion) {
     {
         let rt = Runtime::new(&schema);
         let counter = AtomicU64::new(0);
-        let closure = mycelium_closure {
-            context: &counter as *const AtomicU64 as *mut c_void,
-            call: None,
-            call_batch: Some(count_batch),
-            drop: None,
-        };
-        let mut id = 0;
-        // SAFETY: valid handle, closure and out pointer; `counter` outlives the subscription.
-        let st = unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
-        assert_eq!(st, mycelium_status::MYCELIUM_OK);
+        // SAFETY: `counter` outlives the subscription (unsubscribed below).
+        let id = unsafe { subscribe_counting(&rt, &counter) };
         group.bench_function(BenchmarkId::new("c_abi", BATCH), |b| {
             b.iter(|| {
                 let start = counter.load(Ordering::Acquire);
@@ -129,15 +120,8 @@ fn latency(c: &mut Criterion) {
     {
         let rt = Runtime::new(&schema);
         let counter = AtomicU64::new(0);
-        let closure = mycelium_closure {
-            context: &counter as *const AtomicU64 as *mut c_void,
-            call: None,
-            call_batch: Some(count_batch),
-            drop: None,
-        };
-        let mut id = 0;
-        // SAFETY: valid handle, closure and out pointer; `counter` outlives the subscription.
-        unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
+        // SAFETY: `counter` outlives the subscription (unsubscribed below).
+        let id = unsafe { subscribe_counting(&rt, &counter) };
         group.bench_function("c_abi", |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;

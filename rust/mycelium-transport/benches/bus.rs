@@ -18,7 +18,6 @@
 //! Run: `cargo bench -p mycelium-transport --bench bus` (about three minutes).
 
 use std::hint::black_box;
-use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -111,16 +110,7 @@ fn throughput(c: &mut Criterion) {
             let data = payload(size);
 
             let bus = MessageBus::new();
-            let queues: Vec<_> = (0..subs)
-                .map(|_| {
-                    bus.subscribe_raw(TYPE, SubscribeOptions::new(CAPACITY, OverflowPolicy::Block))
-                })
-                .collect();
-            let consumers = Consumers::spawn(queues, |q, n| {
-                while q.recv_blocking().is_some() {
-                    n.fetch_add(1, Ordering::Release);
-                }
-            });
+            let consumers = Consumers::of_bus(&bus, TYPE, subs, CAPACITY);
             group.bench_function(BenchmarkId::new("mycelium", id(subs, size)), |b| {
                 b.iter_custom(|iters| {
                     consumers.timed(iters * BATCH, || {
@@ -140,15 +130,7 @@ fn throughput(c: &mut Criterion) {
             }
 
             let (tx, _) = tokio::sync::broadcast::channel::<Bytes>(CAPACITY);
-            let receivers: Vec<_> = (0..subs).map(|_| tx.subscribe()).collect();
-            let consumers = Consumers::spawn(receivers, |mut rx, n| loop {
-                use tokio::sync::broadcast::error::RecvError;
-                match rx.blocking_recv() {
-                    Ok(_) => n.fetch_add(1, Ordering::Release),
-                    Err(RecvError::Lagged(skipped)) => n.fetch_add(skipped, Ordering::Release),
-                    Err(RecvError::Closed) => break,
-                };
-            });
+            let consumers = Consumers::of_broadcast(&tx, subs);
             group.bench_function(BenchmarkId::new("tokio_broadcast", id(subs, size)), |b| {
                 b.iter_custom(|iters| {
                     consumers.timed(iters * BATCH, || {
@@ -159,14 +141,7 @@ fn throughput(c: &mut Criterion) {
             drop(tx);
             consumers.join();
 
-            let (senders, receivers): (Vec<_>, Vec<_>) = (0..subs)
-                .map(|_| crossbeam_channel::bounded::<Bytes>(CAPACITY))
-                .unzip();
-            let consumers = Consumers::spawn(receivers, |rx, n| {
-                while rx.recv().is_ok() {
-                    n.fetch_add(1, Ordering::Release);
-                }
-            });
+            let (senders, consumers) = Consumers::of_crossbeam(subs, CAPACITY);
             group.bench_function(BenchmarkId::new("crossbeam", id(subs, size)), |b| {
                 b.iter_custom(|iters| {
                     consumers.timed(iters * BATCH, || {

@@ -20,12 +20,11 @@ mod consumers;
 #[path = "common/phase.rs"]
 mod phase;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use consumers::Consumers;
-use mycelium_transport::{MessageBus, OverflowPolicy, SubscribeOptions};
+use mycelium_transport::MessageBus;
 use phase::{by_phase, median, ping_pong, quantile};
 
 const CAPACITY: usize = 1024;
@@ -53,34 +52,10 @@ struct Systems {
 impl Systems {
     fn new(subs: usize) -> Systems {
         let bus = MessageBus::new();
-        let queues: Vec<_> = (0..subs)
-            .map(|_| {
-                bus.subscribe_raw(TYPE, SubscribeOptions::new(CAPACITY, OverflowPolicy::Block))
-            })
-            .collect();
-        let bus_consumers = Consumers::spawn(queues, |q, n| {
-            while q.recv_blocking().is_some() {
-                n.fetch_add(1, Ordering::Release);
-            }
-        });
+        let bus_consumers = Consumers::of_bus(&bus, TYPE, subs, CAPACITY);
         let (broadcast, _) = tokio::sync::broadcast::channel::<Bytes>(CAPACITY);
-        let receivers: Vec<_> = (0..subs).map(|_| broadcast.subscribe()).collect();
-        let broadcast_consumers = Consumers::spawn(receivers, |mut rx, n| loop {
-            use tokio::sync::broadcast::error::RecvError;
-            match rx.blocking_recv() {
-                Ok(_) => n.fetch_add(1, Ordering::Release),
-                Err(RecvError::Lagged(skipped)) => n.fetch_add(skipped, Ordering::Release),
-                Err(RecvError::Closed) => break,
-            };
-        });
-        let (crossbeam, receivers): (Vec<_>, Vec<_>) = (0..subs)
-            .map(|_| crossbeam_channel::bounded::<Bytes>(CAPACITY))
-            .unzip();
-        let crossbeam_consumers = Consumers::spawn(receivers, |rx, n| {
-            while rx.recv().is_ok() {
-                n.fetch_add(1, Ordering::Release);
-            }
-        });
+        let broadcast_consumers = Consumers::of_broadcast(&broadcast, subs);
+        let (crossbeam, crossbeam_consumers) = Consumers::of_crossbeam(subs, CAPACITY);
         Systems {
             bus,
             bus_consumers,

@@ -1,10 +1,11 @@
-//! What `ffi_vs_rust` and `ffi_paired` share: the schema, the 64-byte payload, and the C
-//! callback that counts delivered messages.
+//! What `ffi_vs_rust` and `ffi_paired` share: the schema, the 64-byte payload, and a C
+//! subscription that counts delivered messages.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mycelium_ffi::mycelium_message;
+use mycelium_ffi::exports::mycelium_subscribe;
+use mycelium_ffi::{mycelium_closure, mycelium_message, mycelium_status, Runtime};
 use mycelium_protocol::Schema;
 
 /// Messages per timed batch.
@@ -32,7 +33,7 @@ pub fn payload() -> Vec<u8> {
 ///
 /// # Safety
 /// `ctx` points to an `AtomicU64` alive until the subscription is gone.
-pub unsafe extern "C" fn count_batch(
+unsafe extern "C" fn count_batch(
     ctx: *mut c_void,
     _msgs: *const mycelium_message,
     n: usize,
@@ -40,6 +41,26 @@ pub unsafe extern "C" fn count_batch(
     // SAFETY: ctx is the AtomicU64 owned by the bench, alive until unsubscribe returns.
     unsafe { &*(ctx as *const AtomicU64) }.fetch_add(n as u64, Ordering::Release);
     0
+}
+
+/// Subscribes a [`count_batch`] callback on `counter` to type 1 (`TradeTick`) of `rt`; returns
+/// the subscription id.
+///
+/// # Safety
+/// `counter` must outlive the subscription (until `mycelium_unsubscribe` of the id returns, or
+/// the runtime is gone).
+pub unsafe fn subscribe_counting(rt: &Runtime, counter: &AtomicU64) -> u64 {
+    let closure = mycelium_closure {
+        context: counter as *const AtomicU64 as *mut c_void,
+        call: None,
+        call_batch: Some(count_batch),
+        drop: None,
+    };
+    let mut id = 0;
+    // SAFETY: valid handle, closure and out pointer; the caller keeps `counter` alive.
+    let status = unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
+    assert_eq!(status, mycelium_status::MYCELIUM_OK);
+    id
 }
 
 /// Spins until `counter` reaches `target`.
