@@ -27,13 +27,12 @@ mod common;
 mod phase;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use common::{payload, schema, subscribe_counting, wait_for, BATCH};
+use common::{drain_counting, payload, schema, subscribe_counting, wait_for, BATCH};
 use mycelium_ffi::exports::{mycelium_publish, mycelium_unsubscribe};
 use mycelium_ffi::{mycelium_status, Runtime};
-use mycelium_transport::{MessageBus, SubscribeOptions};
+use mycelium_transport::MessageBus;
 use phase::{by_phase, median, ping_pong, quantile};
 
 /// (rust(), cabi()), run back to back, the Rust API first in even rounds and second in odd
@@ -67,18 +66,7 @@ fn main() {
 
     // Rust API: publish_raw, a Rust thread drains and counts.
     let bus = MessageBus::new();
-    let sub = bus.subscribe_raw(1, SubscribeOptions::default());
-    let rust_count = Arc::new(AtomicU64::new(0));
-    let drained = Arc::clone(&rust_count);
-    let drainer = std::thread::spawn(move || {
-        let mut buf = Vec::with_capacity(256);
-        while let Some(first) = sub.recv_blocking() {
-            buf.push(first);
-            sub.drain_into(&mut buf, 255);
-            drained.fetch_add(buf.len() as u64, Ordering::Release);
-            buf.clear();
-        }
-    });
+    let (rust_count, drainer) = drain_counting(&bus);
     let bytes = bytes::Bytes::from(data.clone());
     let rust_batch = || {
         let start = Instant::now();

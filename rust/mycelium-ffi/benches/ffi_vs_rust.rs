@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{payload, schema, subscribe_counting, wait_for, BATCH};
+use common::{drain_counting, payload, schema, subscribe_counting, wait_for, BATCH};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mycelium_ffi::exports::{mycelium_publish, mycelium_unsubscribe};
 use mycelium_ffi::{mycelium_status, Runtime};
@@ -32,18 +32,7 @@ fn throughput(c: &mut Criterion) {
     // Rust API: publish_raw, a Rust thread drains and counts.
     {
         let bus = MessageBus::new();
-        let sub = bus.subscribe_raw(1, SubscribeOptions::default());
-        let counter = Arc::new(AtomicU64::new(0));
-        let c2 = counter.clone();
-        let t = std::thread::spawn(move || {
-            let mut buf = Vec::with_capacity(256);
-            while let Some(first) = sub.recv_blocking() {
-                buf.push(first);
-                sub.drain_into(&mut buf, 255);
-                c2.fetch_add(buf.len() as u64, Ordering::Release);
-                buf.clear();
-            }
-        });
+        let (counter, t) = drain_counting(&bus);
         let bytes = bytes::Bytes::from(data.clone());
         group.bench_function(BenchmarkId::new("rust_api", BATCH), |b| {
             b.iter(|| {

@@ -1,12 +1,15 @@
 //! What `ffi_vs_rust` and `ffi_paired` share: the schema, the 64-byte payload, and a C
-//! subscription that counts delivered messages.
+//! subscription (and a Rust thread) that counts delivered messages.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use mycelium_ffi::exports::mycelium_subscribe;
 use mycelium_ffi::{mycelium_closure, mycelium_message, mycelium_status, Runtime};
 use mycelium_protocol::Schema;
+use mycelium_transport::{MessageBus, SubscribeOptions};
 
 /// Messages per timed batch.
 pub const BATCH: u64 = 10_000;
@@ -61,6 +64,25 @@ pub unsafe fn subscribe_counting(rt: &Runtime, counter: &AtomicU64) -> u64 {
     let status = unsafe { mycelium_subscribe(rt.as_ptr(), 1, std::ptr::null(), &closure, &mut id) };
     assert_eq!(status, mycelium_status::MYCELIUM_OK);
     id
+}
+
+/// The Rust API's counterpart of [`subscribe_counting`]: a subscriber of type 1 on `bus` and a
+/// thread draining it in batches of up to 256 (as the C ABI's delivery thread does), adding
+/// each batch to the returned counter. The thread ends when the bus closes.
+pub fn drain_counting(bus: &MessageBus) -> (Arc<AtomicU64>, JoinHandle<()>) {
+    let sub = bus.subscribe_raw(1, SubscribeOptions::default());
+    let counter = Arc::new(AtomicU64::new(0));
+    let drained = Arc::clone(&counter);
+    let thread = std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(256);
+        while let Some(first) = sub.recv_blocking() {
+            buf.push(first);
+            sub.drain_into(&mut buf, 255);
+            drained.fetch_add(buf.len() as u64, Ordering::Release);
+            buf.clear();
+        }
+    });
+    (counter, thread)
 }
 
 /// Spins until `counter` reaches `target`.
