@@ -12,6 +12,12 @@ everything else, with the GIL released.
 Rows that are compared with pyzmq use the same threads and hops as the pyzmq row next to them
 (stated in the row's name); mycelium additionally validates every payload against the schema and
 keeps per-subscriber metrics (counters and a latency histogram), which pyzmq does not.
+
+The eclipse-zenoh row (issue 16's peer for callback delivery) runs when the ``zenoh`` module is
+installed (``.venv/bin/pip install eclipse-zenoh``); otherwise the row says so. iceoryx2's Python
+binding (0.10.0) is not measured: a publisher with ``RetryUntilDelivered`` and a consumer thread
+polling ``receive`` hung in our try (not investigated), and with ``DiscardData`` a counting
+consumer cannot tell throughput from loss.
 """
 
 from __future__ import annotations
@@ -278,6 +284,47 @@ def zmq_py_to_py(contracts: ModuleType, n: int) -> float:
     return n / elapsed
 
 
+# ---- eclipse-zenoh, one session ----------------------------------------------------------------
+
+
+def zenoh_py_to_py_callback(contracts: ModuleType, n: int) -> float:
+    """Issue 16's zenoh peer: a publisher and a callback subscriber on one zenoh session (no
+    network: scouting off, no listeners), the callback decoding each payload into a dataclass
+    as ours does. Zenoh runs callbacks on its own threads, like our delivery thread."""
+    import zenoh
+
+    config = zenoh.Config()
+    config.insert_json5("scouting/multicast/enabled", "false")
+    config.insert_json5("listen/endpoints", "[]")
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
+    decode = contracts.TradeTick.from_bytes
+    done = threading.Event()
+    count = 0
+
+    def on_sample(sample: Any) -> None:
+        nonlocal count
+        decode(sample.payload.to_bytes())
+        count += 1
+        if count == n:
+            done.set()
+
+    session = zenoh.open(config)
+    try:
+        subscriber = session.declare_subscriber("mycelium/bench/ticks", on_sample)
+        publisher = session.declare_publisher("mycelium/bench/ticks")
+        put = publisher.put
+        start = time.perf_counter()
+        for i in range(n):
+            put(payloads[i & 1023])
+        assert done.wait(60), f"zenoh delivered {count} of {n}"
+        elapsed = time.perf_counter() - start
+        publisher.undeclare()
+        subscriber.undeclare()
+    finally:
+        session.close()
+    return n / elapsed
+
+
 def zmq_round_trip(contracts: ModuleType, n: int) -> List[float]:
     import zmq
 
@@ -352,6 +399,13 @@ def main() -> None:
     rows["Python publish_raw_many, 64 per call -> Python callback (same 2 threads)"] = rate(py_to_py_callback_batched)
     rows["Python publish -> Python pull queue (2 threads: main + consumer thread)"] = rate(py_to_py_pull)
     rows["Python send -> Python recv (pyzmq inproc PUSH/PULL, 2 threads: main + consumer thread)"] = rate(zmq_py_to_py)
+    try:
+        import zenoh  # noqa: F401
+
+        rows["Python put -> Python callback (eclipse-zenoh, one session, callback on zenoh's thread)"] = rate(
+            zenoh_py_to_py_callback)
+    except ImportError:
+        rows["Python put -> Python callback (eclipse-zenoh)"] = "not measured: `pip install eclipse-zenoh` into the venv"
     rows["Round trip, mycelium, echo in a callback (main + delivery thread), p50 / p99"] = latency(py_round_trip)
     rows["Round trip, mycelium, echo thread on a pull queue (main + echo thread), p50 / p99"] = latency(py_round_trip_pull)
     rows["Round trip, pyzmq inproc PAIR, echo thread (main + echo thread), p50 / p99"] = latency(zmq_round_trip)
