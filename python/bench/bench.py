@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
+import importlib.util
 import itertools
 import statistics
 import sys
@@ -399,13 +401,9 @@ def main() -> None:
     rows["Python publish_raw_many, 64 per call -> Python callback (same 2 threads)"] = rate(py_to_py_callback_batched)
     rows["Python publish -> Python pull queue (2 threads: main + consumer thread)"] = rate(py_to_py_pull)
     rows["Python send -> Python recv (pyzmq inproc PUSH/PULL, 2 threads: main + consumer thread)"] = rate(zmq_py_to_py)
-    try:
-        import zenoh  # noqa: F401
-
-        rows["Python put -> Python callback (eclipse-zenoh, one session, callback on zenoh's thread)"] = rate(
-            zenoh_py_to_py_callback)
-    except ImportError:
-        rows["Python put -> Python callback (eclipse-zenoh)"] = "not measured: `pip install eclipse-zenoh` into the venv"
+    has_zenoh = importlib.util.find_spec("zenoh") is not None
+    rows["Python put -> Python callback (eclipse-zenoh, one session, callback on zenoh's thread)"] = (
+        rate(zenoh_py_to_py_callback) if has_zenoh else "not measured: `pip install eclipse-zenoh` into the venv")
     rows["Round trip, mycelium, echo in a callback (main + delivery thread), p50 / p99"] = latency(py_round_trip)
     rows["Round trip, mycelium, echo thread on a pull queue (main + echo thread), p50 / p99"] = latency(py_round_trip_pull)
     rows["Round trip, pyzmq inproc PAIR, echo thread (main + echo thread), p50 / p99"] = latency(zmq_round_trip)
@@ -423,7 +421,10 @@ def main() -> None:
 
     import zmq
 
-    print(f"Python {sys.version.split()[0]}, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}; "
+    peers = f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
+    if has_zenoh:
+        peers += f", eclipse-zenoh {importlib.metadata.version('eclipse-zenoh')}"
+    print(f"Python {sys.version.split()[0]}, {peers}; "
           f"median of {runs} runs, {n:,} messages per throughput run, {rtn:,} round trips per latency run")
     width = max(len(k) for k in rows)
     print(f"| {'benchmark':<{width}} | result |")
