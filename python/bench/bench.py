@@ -13,6 +13,11 @@ Rows that are compared with pyzmq use the same threads and hops as the pyzmq row
 (stated in the row's name); mycelium additionally validates every payload against the schema and
 keeps per-subscriber metrics (counters and a latency histogram), which pyzmq does not.
 
+Every receiver decodes each payload into the generated dataclass. Ours uses the native decoder
+the runtime picks for a flat message (``_native.Decoder``, from the class's ``_WIRE``); the peers
+use the generated ``from_bytes``, which is what their users would have. The pyzmq row is
+repeated with the native decoder, so the transport's share of the difference is visible.
+
 The eclipse-zenoh row (issue 16's peer for callback delivery) runs when the ``zenoh`` module is
 installed (``.venv/bin/pip install eclipse-zenoh``); otherwise the row says so. iceoryx2's Python
 binding (0.10.0) is not measured: a publisher with ``RetryUntilDelivered`` and a consumer thread
@@ -36,6 +41,7 @@ from types import ModuleType
 from typing import Any, Callable, Dict, List, Tuple
 
 from mycelium_native import Runtime, _native
+from mycelium_native._runtime import _decoder_of
 
 
 def median_rate(run: Callable[[], float], runs: int) -> float:
@@ -65,14 +71,22 @@ def py_to_rust_raw(contracts: ModuleType, n: int) -> float:
     return n / elapsed
 
 
-def py_to_rust_dataclass(contracts: ModuleType, n: int) -> float:
+def py_to_rust_dataclass(contracts: ModuleType, n: int, via_to_bytes: bool = False) -> float:
+    """``rt.publish(tick)`` (the native encoder for a flat message), or (``via_to_bytes``)
+    ``rt.publish_raw(TYPE_ID, tick.to_bytes())``, the path ``publish`` took before it."""
     messages = [tick(contracts, i) for i in range(1024)]
     with Runtime(contracts) as rt:
         counter = _native.bench_counter(rt._native, contracts.TradeTick.TYPE_ID, 4096)
         publish = rt.publish
+        if via_to_bytes:
+            publish_raw = rt.publish_raw
+
+            def publish(message: Any, *, topic: Any = None) -> None:
+                publish_raw(message.TYPE_ID, message.to_bytes())
+
         start = time.perf_counter()
         for i in range(n):
-            publish(messages[i & 1023])  # encodes with the generated to_bytes, then publishes
+            publish(messages[i & 1023])
         assert counter.wait_for(n, 60), "the Rust subscriber did not see every message"
         elapsed = time.perf_counter() - start
         counter.close()
@@ -99,7 +113,9 @@ def rust_to_py_callback(contracts: ModuleType, n: int) -> float:
     return n / elapsed
 
 
-def py_to_py_callback(contracts: ModuleType, n: int) -> float:
+def py_to_py_callback(contracts: ModuleType, n: int, generated_decoder: bool = False) -> float:
+    """The callback gets decoded ticks: by the native decoder the runtime picks, or (with
+    ``generated_decoder``) by the generated ``from_bytes``, as before the native decoder."""
     payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
     done = threading.Event()
     count = 0
@@ -111,7 +127,11 @@ def py_to_py_callback(contracts: ModuleType, n: int) -> float:
             done.set()
 
     with Runtime(contracts) as rt:
-        rt.subscribe(contracts.TradeTick, on_tick, capacity=4096)
+        if generated_decoder:
+            # What Runtime.subscribe passed before the native decoder: the class's from_bytes.
+            rt._native.subscribe(contracts.TradeTick.TYPE_ID, on_tick, contracts.TradeTick.from_bytes, 4096)
+        else:
+            rt.subscribe(contracts.TradeTick, on_tick, capacity=4096)
         publish_raw = rt.publish_raw
         type_id = contracts.TradeTick.TYPE_ID
         start = time.perf_counter()
@@ -258,7 +278,9 @@ def rust_round_trip(contracts: ModuleType, n: int) -> List[float]:
 _ENDPOINTS = itertools.count()
 
 
-def zmq_py_to_py(contracts: ModuleType, n: int) -> float:
+def zmq_py_to_py(contracts: ModuleType, n: int, native_decoder: bool = False) -> float:
+    """pyzmq's receiver decodes with the generated ``from_bytes``, or (``native_decoder``) with
+    the native decoder our callbacks use, which separates the transport from the decoder."""
     import zmq
 
     ctx: Any = zmq.Context.instance()
@@ -268,7 +290,7 @@ def zmq_py_to_py(contracts: ModuleType, n: int) -> float:
     pull.bind(endpoint)
     push = ctx.socket(zmq.PUSH)
     push.connect(endpoint)
-    decode = contracts.TradeTick.from_bytes
+    decode = _decoder_of(contracts.TradeTick) if native_decoder else contracts.TradeTick.from_bytes
 
     def receive() -> None:
         for _ in range(n):
@@ -396,11 +418,17 @@ def main() -> None:
 
     rows["Python publish -> Rust subscriber (pre-encoded payloads)"] = rate(py_to_rust_raw)
     rows["Python publish -> Rust subscriber (generated dataclasses)"] = rate(py_to_rust_dataclass)
+    rows["  the same through to_bytes + publish_raw (before the native encoder)"] = rate(
+        lambda c, k: py_to_rust_dataclass(c, k, via_to_bytes=True))
     rows["Rust publish -> Python callback (decoded dataclasses)"] = rate(rust_to_py_callback)
     rows["Python publish -> Python callback (2 threads: main + library delivery thread)"] = rate(py_to_py_callback)
+    rows["  the same decoding with from_bytes (before the native decoder)"] = rate(
+        lambda c, k: py_to_py_callback(c, k, generated_decoder=True))
     rows["Python publish_raw_many, 64 per call -> Python callback (same 2 threads)"] = rate(py_to_py_callback_batched)
     rows["Python publish -> Python pull queue (2 threads: main + consumer thread)"] = rate(py_to_py_pull)
     rows["Python send -> Python recv (pyzmq inproc PUSH/PULL, 2 threads: main + consumer thread)"] = rate(zmq_py_to_py)
+    rows["  the same, decoding with mycelium's native decoder instead of from_bytes"] = rate(
+        lambda c, k: zmq_py_to_py(c, k, native_decoder=True))
     has_zenoh = importlib.util.find_spec("zenoh") is not None
     rows["Python put -> Python callback (eclipse-zenoh, one session, callback on zenoh's thread)"] = (
         rate(zenoh_py_to_py_callback) if has_zenoh else "not measured: `pip install eclipse-zenoh` into the venv")

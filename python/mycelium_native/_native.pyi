@@ -4,7 +4,7 @@ The public, documented API is ``mycelium_native.Runtime`` and friends; these cla
 building blocks. Checked against the built module by ``stubtest`` in scripts/test-python.sh.
 """
 
-from typing import Callable, Iterable, List, Optional, Tuple, final
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union, final
 
 __all__ = [
     "NativeRuntime",
@@ -14,6 +14,8 @@ __all__ = [
     "BenchCounter",
     "NativeBridge",
     "NativeService",
+    "Decoder",
+    "Encoder",
     "_shutdown",
     "abi_version",
     "library_version",
@@ -39,6 +41,7 @@ class NativeRuntime:
     def schema_digest(self) -> str: ...
     def schema_description(self) -> str: ...
     def publish(self, type_id: int, payload: bytes, topic: Optional[str] = None) -> None: ...
+    def publish_message(self, encoder: Encoder, message: object, topic: Optional[str] = None) -> None: ...
     def publish_many(self, items: Iterable[Tuple[int, bytes]], topic: Optional[str] = None) -> int: ...
     def serve(
         self,
@@ -138,6 +141,28 @@ class NativeService:
     @property
     def closed(self) -> bool: ...
     def close(self) -> None: ...
+
+@final
+class Decoder:
+    """Decodes payloads of a generated message class with a flat ``_WIRE`` layout natively;
+    anything malformed goes to ``fallback`` (the class's ``from_bytes``) for its error."""
+
+    def __new__(
+        cls,
+        message_type: type,
+        wire: List[str],
+        fallback: Callable[[bytes], Any],
+        names: Optional[List[str]] = None,
+    ) -> Decoder: ...
+    def __call__(self, data: Union[bytes, bytearray, memoryview]) -> Any: ...
+
+@final
+class Encoder:
+    """Encodes objects of a generated message class with a flat ``_WIRE`` layout natively,
+    for ``NativeRuntime.publish_message``; values it is not sure of are left to ``to_bytes``."""
+
+    def __new__(cls, type_id: int, wire: List[str], names: List[str]) -> Encoder: ...
+    def encode_or_none(self, message: object) -> Optional[bytes]: ...
 
 @final
 class NativeBridge:

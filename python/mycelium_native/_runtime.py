@@ -4,9 +4,11 @@ queues, asyncio streams). A thin typed layer over the compiled ``_native`` modul
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import sys
+import weakref
 from types import TracebackType
 from typing import (
     Any,
@@ -158,6 +160,57 @@ def _spin(value: int) -> int:
     return value
 
 
+_DECODERS: "weakref.WeakKeyDictionary[type, Callable[[bytes], Any]]" = weakref.WeakKeyDictionary()
+
+
+def _decoder_of(message_type: Type[M]) -> Callable[[bytes], M]:
+    """The fastest decoder of a message class: a native ``_native.Decoder`` for a class
+    generated with a flat ``_WIRE`` layout (numbers, bools, strings, byte strings: about 3x
+    faster than the generated ``from_bytes``, and on a callback subscription it reads the
+    payload without copying it into ``bytes`` first), else its ``from_bytes``. The class must
+    define both itself: a subclass keeps ``from_bytes``, which it may have overridden.
+    Malformed payloads still raise the generated decoder's ``DecodeError``."""
+    cached = _DECODERS.get(message_type)
+    if cached is not None:
+        return cached
+    from_bytes: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+    decoder = from_bytes
+    own = vars(message_type)
+    wire = own.get("_WIRE")
+    if isinstance(wire, tuple) and "from_bytes" in own:
+        try:
+            # The generated dataclass's __init__ only sets its fields, so the decoder may set
+            # them itself (in declaration order, which is wire order).
+            names: List[str] = []
+            if dataclasses.is_dataclass(message_type):
+                names = [f.name for f in dataclasses.fields(message_type)]
+            fast = "__post_init__" not in dir(message_type) and len(names) == len(wire)
+            decoder = _native.Decoder(message_type, list(wire), from_bytes, names if fast else None)
+        except (TypeError, ValueError):
+            # A layout token this build does not know (contracts from a newer codegen).
+            decoder = from_bytes
+    _DECODERS[message_type] = decoder
+    return decoder
+
+
+def _encoder_of(message_type: type) -> Optional[_native.Encoder]:
+    """A native ``_native.Encoder`` for a class generated with a flat ``_WIRE`` layout and no
+    f32 field, which defines ``to_bytes`` itself (a subclass may have overridden it); else None
+    (publish then calls ``to_bytes``). The encoder writes exactly the bytes ``to_bytes`` would,
+    and leaves any value it is not sure of (a subclass of int or str, an int where a float
+    goes, a value out of range) to ``to_bytes``, so errors stay the generated ``EncodeError``."""
+    own = vars(message_type)
+    wire = own.get("_WIRE")
+    if not (isinstance(wire, tuple) and "to_bytes" in own and dataclasses.is_dataclass(message_type)):
+        return None
+    names = [f.name for f in dataclasses.fields(message_type)]
+    try:
+        return _native.Encoder(getattr(message_type, "TYPE_ID"), list(wire), names)
+    except (TypeError, ValueError, OverflowError):
+        # An f32 field, or a layout token this build does not know.
+        return None
+
+
 _REQUEST_ERRORS = (NoResponderError, ResponderFailedError, TimedOutError)
 
 
@@ -223,6 +276,8 @@ class Runtime:
             m.type_id: (m.name, m.fingerprint) for m in parse_canonical(description)
         }
         self._checked: Set[type] = set()
+        # Per checked class: its native encoder, or None for `to_bytes` (see `_encoder_of`).
+        self._encoders: Dict[type, Optional[_native.Encoder]] = {}
         for cls in resolved.messages.values():
             self._check_class(cls)
 
@@ -298,9 +353,15 @@ class Runtime:
         get the message as always, and those whose ``pattern`` matches the topic get it too. A
         malformed topic raises InvalidArgumentError naming the reason."""
         cls = type(message)
-        if cls not in self._checked:
+        try:
+            encoder = self._encoders[cls]
+        except KeyError:
             self._check_class(cls)
-        self._native.publish(cls.TYPE_ID, message.to_bytes(), topic)
+            encoder = self._encoders[cls] = _encoder_of(cls)
+        if encoder is None:
+            self._native.publish(cls.TYPE_ID, message.to_bytes(), topic)
+        else:
+            self._native.publish_message(encoder, message, topic)
 
     def publish_many(self, messages: Iterable[Message], *, topic: Optional[str] = None) -> int:
         """Publishes ``messages`` in order, crossing into the library once for the whole batch
@@ -397,7 +458,7 @@ class Runtime:
                 f"callback must be callable (a function taking the message), not {type(callback).__name__}"
             )
         self._check_class(message_type)
-        decode = getattr(message_type, "from_bytes")
+        decode = _decoder_of(message_type)
         native = self._native.subscribe(
             message_type.TYPE_ID,
             callback,
@@ -620,7 +681,7 @@ class Runtime:
             )
         self._check_class(request_type)
         self._check_class(reply_type)
-        decode = getattr(request_type, "from_bytes")
+        decode = _decoder_of(request_type)
 
         def answer(payload: bytes) -> bytes:
             reply = handler(decode(payload))
@@ -665,7 +726,7 @@ class Runtime:
             payload = self._native.request(cls.TYPE_ID, message.to_bytes(), reply_type.TYPE_ID, _timeout(timeout))
         except _REQUEST_ERRORS as e:
             raise _naming(e, cls, reply_type, service) from None
-        reply: Rep = getattr(reply_type, "from_bytes")(payload)
+        reply: Rep = _decoder_of(reply_type)(payload)
         return reply
 
     def request_all(
@@ -686,7 +747,7 @@ class Runtime:
             )
         except _REQUEST_ERRORS as e:
             raise _naming(e, cls, reply_type, None) from None
-        decode = getattr(reply_type, "from_bytes")
+        decode = _decoder_of(reply_type)
         return Gathered([decode(p) for p in payloads], failed, unanswered)
 
     def call(self, service: Any, message: Message, *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> Any:
@@ -910,7 +971,7 @@ class MessageQueue(_PullQueue, Generic[M]):
     def __init__(self, runtime: Runtime, native: _native.NativeReceiver, message_type: Type[M]) -> None:
         super().__init__(runtime, native)
         self.message_type = message_type
-        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+        self._decode: Callable[[bytes], M] = _decoder_of(message_type)
 
     def recv(self, timeout: Optional[float] = None) -> M:
         """The next message, waiting up to ``timeout`` seconds (forever if None) with the GIL
@@ -952,7 +1013,7 @@ class TopicQueue(_PullQueue, Generic[M]):
     def __init__(self, runtime: Runtime, native: _native.NativeReceiver, message_type: Type[M]) -> None:
         super().__init__(runtime, native)
         self.message_type = message_type
-        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+        self._decode: Callable[[bytes], M] = _decoder_of(message_type)
 
     def recv(self, timeout: Optional[float] = None) -> Tuple[M, Optional[str]]:
         """The next message and its topic; waits, raises and honours Ctrl-C as
@@ -1065,7 +1126,7 @@ class MessageStream(_StreamBase[M]):
     def __init__(self, runtime: Runtime, native: _native.NativeStream, message_type: Type[M]) -> None:
         super().__init__(runtime, native)
         self.message_type = message_type
-        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+        self._decode: Callable[[bytes], M] = _decoder_of(message_type)
 
     def _fetch(self, max: int) -> List[M]:
         return [self._decode(data) for data in self._native.recv_many(max)]
@@ -1090,7 +1151,7 @@ class TopicStream(_StreamBase[Tuple[M, Optional[str]]]):
     def __init__(self, runtime: Runtime, native: _native.NativeStream, message_type: Type[M]) -> None:
         super().__init__(runtime, native)
         self.message_type = message_type
-        self._decode: Callable[[bytes], M] = getattr(message_type, "from_bytes")
+        self._decode: Callable[[bytes], M] = _decoder_of(message_type)
 
     def _fetch(self, max: int) -> List[Tuple[M, Optional[str]]]:
         return [(self._decode(data), topic) for data, topic in self._native.recv_many_with_topic(max)]

@@ -1,7 +1,7 @@
 //! Callback subscriptions: the C closure that runs Python callables on a delivery thread.
 //!
 //! Each batch takes the GIL once (`call_batch`), decodes each payload with the message class's
-//! `from_bytes` and calls the user's function. An exception goes to `sys.unraisablehook` and
+//! native [`Decoder`] (or its `from_bytes`) and calls the user's function. An exception goes to `sys.unraisablehook` and
 //! counts as a handler error; delivery goes on with the next message. The closure's `drop` runs
 //! on the delivery thread without the GIL; it attaches only while the interpreter is alive and
 //! otherwise leaks the callables on purpose (see `lifecycle.rs`).
@@ -15,6 +15,7 @@ use mycelium_ffi::{mycelium_closure, mycelium_message};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::decoder::Decoder;
 use crate::lifecycle::{may_retake, python_unavailable};
 use crate::thread_state::{keep_thread_state, release_thread_state};
 
@@ -32,8 +33,11 @@ pub(crate) fn in_callback() -> bool {
 pub(crate) struct CallbackContext {
     callback: Py<PyAny>,
     /// Turns the payload bytes into the object handed to `callback` (a message class's
-    /// `from_bytes`); `None` hands over the bytes themselves.
+    /// `from_bytes`, or its native [`Decoder`]); `None` hands over the bytes themselves.
     decoder: Option<Py<PyAny>>,
+    /// `decoder` when it is a native [`Decoder`]: called with the lent payload directly, with
+    /// no `bytes` object made first.
+    native: Option<Py<Decoder>>,
     /// Set when the subscription is closed; checked before each message of a batch so that a
     /// callback closing its own subscription sees no further call.
     closed: Arc<AtomicBool>,
@@ -45,13 +49,21 @@ pub(crate) struct CallbackContext {
 
 impl CallbackContext {
     pub(crate) fn new(
+        py: Python<'_>,
         callback: Py<PyAny>,
         decoder: Option<Py<PyAny>>,
         closed: Arc<AtomicBool>,
     ) -> Self {
+        let native = decoder.as_ref().and_then(|d| {
+            d.bind(py)
+                .cast::<Decoder>()
+                .ok()
+                .map(|d| d.clone().unbind())
+        });
         CallbackContext {
             callback,
             decoder,
+            native,
             closed,
             topics_from: None,
         }
@@ -93,11 +105,13 @@ impl CallbackContext {
             if self.closed.load(Ordering::SeqCst) {
                 break;
             }
-            let data = PyBytes::new(py, payload(m));
             let outcome = (|| {
-                let arg = match &self.decoder {
-                    Some(decode) => decode.bind(py).call1((data,))?,
-                    None => data.into_any(),
+                let arg = match (&self.native, &self.decoder) {
+                    (Some(native), _) => native.get().decode(py, payload(m))?,
+                    (None, Some(decode)) => {
+                        decode.bind(py).call1((PyBytes::new(py, payload(m)),))?
+                    }
+                    (None, None) => PyBytes::new(py, payload(m)).into_any(),
                 };
                 match self.topics_from {
                     Some(rt) => {
@@ -124,7 +138,7 @@ fn payload(m: &mycelium_message) -> &[u8] {
         &[]
     } else {
         // SAFETY: the C ABI guarantees `payload` points to `len` bytes valid during the callback;
-        // the slice is copied into a Python bytes object before the callback returns.
+        // the slice is decoded, or copied into a Python bytes object, before the callback returns.
         unsafe { std::slice::from_raw_parts(m.payload, m.len) }
     }
 }

@@ -9,6 +9,8 @@ mod bench;
 mod bridge;
 mod callback;
 mod core;
+mod decoder;
+mod encoder;
 mod failure;
 mod lifecycle;
 mod logs;
@@ -27,6 +29,8 @@ use pyo3::prelude::*;
 
 pub use bench::BenchCounter;
 pub use bridge::NativeBridge;
+pub use decoder::Decoder;
+pub use encoder::Encoder;
 pub use pull_queue::NativeReceiver;
 pub use runtime::NativeRuntime;
 pub use service::NativeService;
@@ -76,6 +80,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BenchCounter>()?;
     m.add_class::<NativeBridge>()?;
     m.add_class::<NativeService>()?;
+    m.add_class::<Decoder>()?;
+    m.add_class::<Encoder>()?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(abi_version, m)?)?;
     m.add_function(wrap_pyfunction!(library_version, m)?)?;

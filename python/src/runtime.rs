@@ -27,6 +27,7 @@ use pyo3::types::PyBytes;
 use crate::bridge::{self, NativeBridge, Side};
 use crate::callback::{in_callback, CallbackContext};
 use crate::core::{CallGuard, RuntimeCore};
+use crate::encoder::Encoder;
 use crate::failure::{check, CallResult, Failure, IntoPyResult};
 use crate::lifecycle::{detach, retake_or_hang, shutting_down};
 use crate::notify::Notifier;
@@ -288,6 +289,31 @@ impl NativeRuntime {
         self.publish_one(py, type_id, payload, topic.as_ref())
     }
 
+    /// Publishes `message` (an object of the class `encoder` was made for) as `publish` would
+    /// publish its `to_bytes()`, encoding it natively when every value is one the encoder
+    /// writes exactly as `to_bytes` does, and calling `to_bytes` otherwise (whose
+    /// `EncodeError` then names the field).
+    #[pyo3(signature = (encoder, message, topic=None))]
+    fn publish_message(
+        &self,
+        py: Python<'_>,
+        encoder: &Bound<'_, Encoder>,
+        message: &Bound<'_, PyAny>,
+        topic: Option<&str>,
+    ) -> PyResult<()> {
+        let topic = topic_cstring(topic)?;
+        let encoder = encoder.get();
+        // Per call, not thread-local: a publish waiting for room runs signal handlers, which
+        // may publish again on this thread.
+        let mut payload = Vec::with_capacity(64);
+        if encoder.encode(message, &mut payload) {
+            return self.publish_one(py, encoder.type_id, &payload, topic.as_ref());
+        }
+        let encoded = message.call_method0(pyo3::intern!(py, "to_bytes"))?;
+        let encoded = encoded.cast::<PyBytes>()?;
+        self.publish_one(py, encoder.type_id, encoded.as_bytes(), topic.as_ref())
+    }
+
     /// Publishes `(type_id, payload)` pairs in order in one call: the same checks and waits
     /// as `publish` for each, without a return to Python between messages. Stops at the first
     /// failure and raises it, with the number published before it in the exception's
@@ -342,6 +368,7 @@ impl NativeRuntime {
         };
         let closed = Arc::new(AtomicBool::new(false));
         let closure = CallbackContext::new(
+            py,
             callback.unbind(),
             decoder.map(Bound::unbind),
             closed.clone(),

@@ -49,6 +49,17 @@ def test_stub_signatures_match_the_module() -> None:
             continue
         assert isinstance(node, ast.ClassDef)
         members = {m.name: m for m in node.body if isinstance(m, ast.FunctionDef)}
+        # A constructor (`__new__`, pyo3's `#[new]`) is checked against the class's own
+        # signature; `__call__` only for being there (a slot wrapper has no signature of its
+        # own).
+        init = members.pop("__new__", None)
+        if init is not None:
+            got = runtime_parameters(target)
+            if got != stub_parameters(init):
+                problems.append(f"{name}(): stub {stub_parameters(init)} != module {got}")
+        if "__call__" in members and "__call__" not in vars(target):
+            problems.append(f"{name}: __call__ in the stub, not in the module")
+        members.pop("__call__", None)
         runtime_members = {m for m in vars(target) if not m.startswith("__") or m == "__len__"}
         missing = runtime_members - set(members)
         extra = set(members) - runtime_members

@@ -471,6 +471,13 @@ fn emit_class(w: &mut CodeWriter, schema: &Schema, message: &MessageDef, structs
             "FINGERPRINT: _t.ClassVar[{str}] = {}",
             py_str(&fingerprint(schema, message))
         ));
+        if let Some(wire) = wire_layout(message) {
+            let tokens: Vec<String> = wire.iter().map(|t| format!("{}, ", py_str(t))).collect();
+            w.line(format!(
+                "_WIRE: _t.ClassVar[_t.Tuple[{str}, ...]] = ({})",
+                tokens.concat().trim_end()
+            ));
+        }
         w.line("");
         for field in &message.fields {
             w.line(format!(
@@ -670,3 +677,24 @@ fn emit_all(w: &mut CodeWriter, schema: &Schema) {
 
 #[cfg(test)]
 mod tests;
+
+/// The `_WIRE` tokens of a message whose fields are all flat (numbers, bools, strings, byte
+/// strings, fixed arrays), one per field in wire order, for the Python adapter's native decoder
+/// (`python/src/decoder.rs` reads them); `None` for a message with a nested message or a list,
+/// which keeps its generated `from_bytes`. An empty message has nothing to gain.
+pub(crate) fn wire_layout(message: &MessageDef) -> Option<Vec<String>> {
+    if message.fields.is_empty() {
+        return None;
+    }
+    message
+        .fields
+        .iter()
+        .map(|field| match &field.ty {
+            FieldType::Scalar(scalar) => Some(encode::pack_code(*scalar).to_string()),
+            FieldType::String => Some("S".to_owned()),
+            FieldType::Bytes => Some("Y".to_owned()),
+            FieldType::Array(n) => Some(format!("{n}s")),
+            FieldType::Message(_) | FieldType::List(_) => None,
+        })
+        .collect()
+}

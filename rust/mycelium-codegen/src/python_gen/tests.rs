@@ -222,3 +222,16 @@ print("ok")
     ));
     assert!(python_name_problems(&clash)[0].contains("service FINGERPRINTS"));
 }
+
+#[test]
+fn flat_messages_carry_their_wire_layout_and_nested_ones_do_not() {
+    let s = schema(TRADING);
+    let code = generate_python(&s);
+    assert!(class_body(&code, "PriceLevel")
+        .contains("_WIRE: _t.ClassVar[_t.Tuple[str, ...]] = (\"d\", \"I\",)"));
+    assert!(class_body(&code, "Flag")
+        .contains("_WIRE: _t.ClassVar[_t.Tuple[str, ...]] = (\"?\", \"4s\",)"));
+    // A nested message or a list: the native decoder cannot read it, from_bytes does.
+    assert!(!class_body(&code, "Quote").contains("_WIRE"));
+    assert!(!class_body(&code, "Ping").contains("_WIRE"));
+}
