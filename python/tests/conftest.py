@@ -22,6 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_YAML = REPO_ROOT / "contracts.yaml"
 VECTORS_JSON = REPO_ROOT / "tests" / "vectors" / "contracts.json"
 
+# Prepended to the code of a child Python that a test interrupts with SIGINT: a child started
+# with SIGINT ignored (as by a non-interactive shell's `cmd &`, which CI harnesses may be)
+# inherits that and would never see the signal; this gives it Python's usual handler back.
+RESTORE_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
 
 def _generated_dir(tmp_root: Path) -> Path:
     given = os.environ.get("MYCELIUM_CONTRACTS_DIR")

@@ -27,7 +27,7 @@ from mycelium_native import (
     TimedOutError,
 )
 
-from conftest import CONTRACTS_YAML
+from conftest import CONTRACTS_YAML, RESTORE_SIGINT
 
 
 def sock_path(name: str) -> str:
@@ -268,7 +268,7 @@ sys.exit(1)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", RESTORE_SIGINT + code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None

@@ -17,6 +17,8 @@ import pytest
 
 from mycelium_native import MyceliumError, Runtime
 
+from conftest import RESTORE_SIGINT
+
 Child = Callable[..., subprocess.CompletedProcess]
 
 
@@ -186,7 +188,7 @@ sys.exit(1)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", RESTORE_SIGINT + code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
@@ -289,7 +291,7 @@ def test_ctrl_c_interrupts_a_publish_blocked_on_a_full_queue(contracts_dir: Any,
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C_DURING_A_BLOCKED_PUBLISH, mode],
+        [sys.executable, "-c", RESTORE_SIGINT + CTRL_C_DURING_A_BLOCKED_PUBLISH, mode],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

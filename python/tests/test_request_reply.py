@@ -29,7 +29,7 @@ from mycelium_native import (
     TimedOutError,
 )
 
-from conftest import CONTRACTS_YAML, REPO_ROOT
+from conftest import CONTRACTS_YAML, REPO_ROOT, RESTORE_SIGINT
 
 
 def order(contracts: ModuleType, order_id: int, qty: int = 1) -> Any:
@@ -344,7 +344,7 @@ def test_ctrl_c_interrupts_a_waiting_request(contracts_dir: Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(contracts_dir), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C_DURING_A_REQUEST],
+        [sys.executable, "-c", RESTORE_SIGINT + CTRL_C_DURING_A_REQUEST],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
