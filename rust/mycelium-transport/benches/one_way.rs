@@ -67,6 +67,21 @@ struct Row {
 }
 
 impl Row {
+    fn new(
+        name: &'static str,
+        gap: Option<Duration>,
+        send: Box<dyn FnMut()>,
+        receiver: Receiver,
+    ) -> Row {
+        Row {
+            name,
+            gap,
+            send,
+            receiver,
+            samples: Vec::new(),
+        }
+    }
+
     /// Sends one message and returns its latency in nanoseconds.
     fn one(&mut self, epoch: Instant) -> f64 {
         if let Some(gap) = self.gap {
@@ -100,16 +115,7 @@ fn bus_row(
     let publisher = bus.clone();
     let data = Bytes::from_static(&[0xA5; 16]);
     let send = Box::new(move || publisher.publish_raw(TYPE, data.clone()).unwrap());
-    (
-        Row {
-            name,
-            gap,
-            send,
-            receiver,
-            samples: Vec::new(),
-        },
-        bus,
-    )
+    (Row::new(name, gap, send, receiver), bus)
 }
 
 fn crossbeam_row(epoch: Instant, name: &'static str, gap: Option<Duration>) -> Row {
@@ -118,13 +124,7 @@ fn crossbeam_row(epoch: Instant, name: &'static str, gap: Option<Duration>) -> R
     let data = Bytes::from_static(&[0xA5; 16]);
     // Dropping the closure drops the sender, which ends the receiver.
     let send = Box::new(move || tx.send(data.clone()).unwrap());
-    Row {
-        name,
-        gap,
-        send,
-        receiver,
-        samples: Vec::new(),
-    }
+    Row::new(name, gap, send, receiver)
 }
 
 fn broadcast_row(
@@ -139,16 +139,7 @@ fn broadcast_row(
     let send = Box::new(move || {
         sender.send(data.clone()).unwrap();
     });
-    (
-        Row {
-            name,
-            gap,
-            send,
-            receiver,
-            samples: Vec::new(),
-        },
-        tx,
-    )
+    (Row::new(name, gap, send, receiver), tx)
 }
 
 fn main() {
