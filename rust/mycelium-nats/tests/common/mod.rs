@@ -150,9 +150,22 @@ fn server_binary() -> PathBuf {
     }
 }
 
+/// A loopback port free now and never handed out before in this process. The tests of one
+/// binary run in parallel, and some kill their server and start it again on the same port
+/// (`restart`, `kill` + `start_again`): without the registry another test could be given that
+/// port while it was free, and the two tests' clients would meet on one server, which the
+/// restarting test then kills: the likely cause of a CI run where
+/// `messages_carry_one_schema_header_with_fingerprint_and_digest` never got its message.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }
 
 pub fn schema() -> Schema {
