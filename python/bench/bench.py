@@ -18,11 +18,11 @@ the runtime picks for a flat message (``_native.Decoder``, from the class's ``_W
 use the generated ``from_bytes``, which is what their users would have. The pyzmq row is
 repeated with the native decoder, so the transport's share of the difference is visible.
 
-The eclipse-zenoh row (issue 16's peer for callback delivery) runs when the ``zenoh`` module is
-installed (``.venv/bin/pip install eclipse-zenoh``); otherwise the row says so. iceoryx2's Python
-binding (0.10.0) is not measured: a publisher with ``RetryUntilDelivered`` and a consumer thread
-polling ``receive`` hung in our try (not investigated), and with ``DiscardData`` a counting
-consumer cannot tell throughput from loss.
+The eclipse-zenoh and iceoryx2 rows (issue 16's other peers) run when their modules are
+installed (``.venv/bin/pip install eclipse-zenoh iceoryx2``); otherwise the rows say so. iceoryx2's
+publisher cannot wait for room without holding the GIL (a blocking back-pressure strategy hung
+with the consumer thread in our try), so its row keeps a window of messages in flight itself
+(see ``iceoryx2_py_to_py``).
 """
 
 from __future__ import annotations
@@ -273,6 +273,57 @@ def rust_round_trip(contracts: ModuleType, n: int) -> List[float]:
         )
 
 
+# ---- iceoryx2, one process -----------------------------------------------------------------
+
+
+def iceoryx2_py_to_py(contracts: ModuleType, n: int, window: int = 512) -> float:
+    """iceoryx2's Python binding, publisher and subscriber in one process (a local service of
+    byte slices), a consumer thread polling ``receive`` and decoding each payload. Its
+    publisher cannot wait for room without holding the GIL (our try with a blocking
+    back-pressure strategy hung), so the publisher keeps at most ``window`` messages in flight
+    itself, and both threads yield the GIL (``time.sleep(0)``) while they wait."""
+    import ctypes
+
+    import iceoryx2 as iox2
+
+    payloads = [tick(contracts, i).to_bytes() for i in range(1024)]
+    node = iox2.NodeBuilder.new().create(iox2.ServiceType.Local)
+    service = (
+        node.service_builder(iox2.ServiceName.new(f"mycelium-bench-{next(_ENDPOINTS)}"))
+        .publish_subscribe(iox2.Slice[ctypes.c_uint8])
+        .subscriber_max_buffer_size(window)
+        .history_size(0)
+        .open_or_create()
+    )
+    publisher = service.publisher_builder().initial_max_slice_len(64).create()
+    subscriber = service.subscriber_builder().create()
+    decode = contracts.TradeTick.from_bytes
+    received = 0
+
+    def receive() -> None:
+        nonlocal received
+        while received < n:
+            sample = subscriber.receive()
+            if sample is None:
+                time.sleep(0)
+                continue
+            decode(bytes(sample.payload().as_memory_view()))
+            received += 1
+
+    receiver = threading.Thread(target=receive)
+    start = time.perf_counter()
+    receiver.start()
+    for i in range(n):
+        while i - received >= window - 8:
+            time.sleep(0)
+        data = payloads[i & 1023]
+        sample = publisher.loan_slice_uninit(len(data))
+        ctypes.memmove(sample.payload().data_ptr, data, len(data))
+        sample.assume_init().send()
+    receiver.join()
+    return n / (time.perf_counter() - start)
+
+
 # ---- pyzmq inproc:// ------------------------------------------------------------------------
 
 _ENDPOINTS = itertools.count()
@@ -432,6 +483,9 @@ def main() -> None:
     has_zenoh = importlib.util.find_spec("zenoh") is not None
     rows["Python put -> Python callback (eclipse-zenoh, one session, callback on zenoh's thread)"] = (
         rate(zenoh_py_to_py_callback) if has_zenoh else "not measured: `pip install eclipse-zenoh` into the venv")
+    has_iceoryx2 = importlib.util.find_spec("iceoryx2") is not None
+    rows["Python publish -> Python receive (iceoryx2, one process, polling consumer thread)"] = (
+        rate(iceoryx2_py_to_py) if has_iceoryx2 else "not measured: `pip install iceoryx2` into the venv")
     rows["Round trip, mycelium, echo in a callback (main + delivery thread), p50 / p99"] = latency(py_round_trip)
     rows["Round trip, mycelium, echo thread on a pull queue (main + echo thread), p50 / p99"] = latency(py_round_trip_pull)
     rows["Round trip, pyzmq inproc PAIR, echo thread (main + echo thread), p50 / p99"] = latency(zmq_round_trip)
@@ -452,6 +506,8 @@ def main() -> None:
     peers = f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}"
     if has_zenoh:
         peers += f", eclipse-zenoh {importlib.metadata.version('eclipse-zenoh')}"
+    if has_iceoryx2:
+        peers += f", iceoryx2 {importlib.metadata.version('iceoryx2')}"
     print(f"Python {sys.version.split()[0]}, {peers}; "
           f"median of {runs} runs, {n:,} messages per throughput run, {rtn:,} round trips per latency run")
     width = max(len(k) for k in rows)
