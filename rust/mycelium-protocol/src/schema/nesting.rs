@@ -378,6 +378,9 @@ impl<'a> Scanner<'a> {
                 {
                     break;
                 }
+                // libyaml clears its `leading_blanks` as soon as the scalar goes on after a line
+                // break, so a tab later on that line is no indentation error there either.
+                leading_blanks = false;
                 self.skip();
             }
             if !(self.is_blank(0) || self.is_break(0)) {
@@ -653,6 +656,16 @@ mod tests {
             let depth = max_depth(&text);
             assert!(depth <= 2, "depth {depth} for {text:?}");
         }
+    }
+
+    #[test]
+    fn a_tab_after_a_continued_plain_scalar_is_no_error() {
+        // Found by the nesting fuzz target: libyaml reads `i\t'` as one plain scalar going on
+        // after the line break and then opens two flow sequences (4 deep); the scan kept the
+        // line break's "leading blanks" past the second `i`, took the tab for libyaml's
+        // indentation error and stopped the scalar there, counting 2.
+        assert_eq!(max_depth(" : {i\ni\t'[["), 4);
+        assert_eq!(max_depth(" : {i\ni\t'[[]]}\n"), 4);
     }
 
     #[test]
