@@ -1,8 +1,8 @@
 //! Callback subscriptions: the C closure that runs Python callables on a delivery thread.
 //!
 //! Each batch takes the GIL once (`call_batch`), decodes each payload with the message class's
-//! native [`Decoder`] (or its `from_bytes`) and calls the user's function. An exception goes to `sys.unraisablehook` and
-//! counts as a handler error; delivery goes on with the next message. The closure's `drop` runs
+//! native [`Decoder`] (or its `from_bytes`) and calls the user's function. An exception goes to
+//! `sys.unraisablehook` and counts as a handler error; delivery goes on with the next message. The closure's `drop` runs
 //! on the delivery thread without the GIL; it attaches only while the interpreter is alive and
 //! otherwise leaks the callables on purpose (see `lifecycle.rs`).
 
@@ -30,14 +30,20 @@ pub(crate) fn in_callback() -> bool {
     IN_CALLBACK.with(|c| c.get())
 }
 
+/// How a callback subscription turns a payload into its callback's argument.
+enum Decode {
+    /// A native [`Decoder`]: reads the lent payload directly, no `bytes` object made first.
+    Native(Py<Decoder>),
+    /// Any other decoder (a message class's `from_bytes`), called with a `bytes` copy.
+    Python(Py<PyAny>),
+    /// No decoder: the callback gets the payload bytes themselves.
+    Raw,
+}
+
 pub(crate) struct CallbackContext {
     callback: Py<PyAny>,
-    /// Turns the payload bytes into the object handed to `callback` (a message class's
-    /// `from_bytes`, or its native [`Decoder`]); `None` hands over the bytes themselves.
-    decoder: Option<Py<PyAny>>,
-    /// `decoder` when it is a native [`Decoder`]: called with the lent payload directly, with
-    /// no `bytes` object made first.
-    native: Option<Py<Decoder>>,
+    /// Turns the payload into the object handed to `callback`.
+    decode: Decode,
     /// Set when the subscription is closed; checked before each message of a batch so that a
     /// callback closing its own subscription sees no further call.
     closed: Arc<AtomicBool>,
@@ -54,16 +60,16 @@ impl CallbackContext {
         decoder: Option<Py<PyAny>>,
         closed: Arc<AtomicBool>,
     ) -> Self {
-        let native = decoder.as_ref().and_then(|d| {
-            d.bind(py)
-                .cast::<Decoder>()
-                .ok()
-                .map(|d| d.clone().unbind())
-        });
+        let decode = match decoder {
+            None => Decode::Raw,
+            Some(d) => match d.bind(py).cast::<Decoder>() {
+                Ok(native) => Decode::Native(native.clone().unbind()),
+                Err(_) => Decode::Python(d),
+            },
+        };
         CallbackContext {
             callback,
-            decoder,
-            native,
+            decode,
             closed,
             topics_from: None,
         }
@@ -106,12 +112,12 @@ impl CallbackContext {
                 break;
             }
             let outcome = (|| {
-                let arg = match (&self.native, &self.decoder) {
-                    (Some(native), _) => native.get().decode(py, payload(m))?,
-                    (None, Some(decode)) => {
+                let arg = match &self.decode {
+                    Decode::Native(native) => native.get().decode(py, payload(m))?,
+                    Decode::Python(decode) => {
                         decode.bind(py).call1((PyBytes::new(py, payload(m)),))?
                     }
-                    (None, None) => PyBytes::new(py, payload(m)).into_any(),
+                    Decode::Raw => PyBytes::new(py, payload(m)).into_any(),
                 };
                 match self.topics_from {
                     Some(rt) => {

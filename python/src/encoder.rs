@@ -1,9 +1,10 @@
 //! Native encoding of generated message classes whose fields are all flat: `Encoder(type_id,
 //! wire, names)`, used by `Runtime.publish` through `NativeRuntime.publish_message`.
 //!
-//! The generated `to_bytes` costs ~400 ns for a five-field tick, and the payload it returns is
-//! then copied again by the publish. Here the fields are read off the object and written into
-//! one buffer that the publish takes directly.
+//! The generated `to_bytes` costs ~240 ns for a five-field tick (this encoder ~200 ns in the
+//! same `timeit` loop), and the `bytes` it returns is then copied again by the publish. Here the
+//! fields are read off the object and written into one buffer that the publish takes directly:
+//! a typed publish gained 1.15-1.27x in bench.py's same-run rows.
 //!
 //! The encoder writes only values whose bytes it knows `to_bytes` would write: exact `int`s in
 //! range, exact `float`s, exact `str`s that encode to UTF-8, exact `bytes` (of the right length
